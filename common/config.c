@@ -1,0 +1,930 @@
+#include "common/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/handler.h"
+#include "common/units.h"
+
+enum key_type { K_STR, K_DURATION, K_SIZE, K_COUNT, K_BOOL, K_WORKERS, K_LOGLEVEL, K_LOGFMT };
+
+/* One settable key of [global] or [listen:NAME]; defaults live only here. */
+struct key_def {
+	const char *name;
+	enum key_type type;
+	size_t off;
+	const char *def;             /* NULL: no default (optional or required) */
+	uint64_t min, max;           /* for counts and sizes */
+};
+
+#define G(f) offsetof(struct conf_global, f)
+static const struct key_def global_keys[] = {
+	{ "workers", K_WORKERS, G(workers), "auto", 1, 256 },
+	{ "max_connections", K_COUNT, G(max_connections), "10000", 1, 1000000 },
+	{ "user", K_STR, G(user), NULL, 0, 0 },
+	{ "error_log", K_STR, G(error_log), "stderr", 0, 0 },
+	{ "log_level", K_LOGLEVEL, G(log_level), "info", 0, 0 },
+	{ "access_log", K_STR, G(access_log), "off", 0, 0 },
+	{ "access_log_format", K_LOGFMT, G(access_log_format), "combined", 0, 0 },
+	{ "shutdown_timeout", K_DURATION, G(shutdown_timeout), "10s", 0, 0 },
+	{ "header_timeout", K_DURATION, G(header_timeout), "10s", 1, 0 },
+	{ "body_timeout", K_DURATION, G(body_timeout), "30s", 1, 0 },
+	{ "keepalive_timeout", K_DURATION, G(keepalive_timeout), "60s", 0, 0 },
+	{ "send_timeout", K_DURATION, G(send_timeout), "30s", 1, 0 },
+	{ "linger_timeout", K_DURATION, G(linger_timeout), "2s", 0, 0 },
+	{ "keepalive_requests", K_COUNT, G(keepalive_requests), "1000", 1, 1000000000 },
+	{ "max_request_line", K_SIZE, G(max_request_line), "8k", 64, 1 << 20 },
+	{ "max_header_size", K_SIZE, G(max_header_size), "16k", 256, 1 << 20 },
+	{ "max_headers", K_COUNT, G(max_headers), "100", 1, 256 },
+	{ "max_body_size", K_SIZE, G(max_body_size), "1m", 0, 1ULL << 40 },
+	{ "server_tokens", K_BOOL, G(server_tokens), "on", 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0 },
+};
+#undef G
+
+#define L(f) offsetof(struct conf_listen, f)
+static const struct key_def listen_keys[] = {
+	{ "address", K_STR, L(address), NULL, 0, 0 },
+	{ "backlog", K_COUNT, L(backlog), "511", 1, 65535 },
+	{ NULL, 0, 0, NULL, 0, 0 },
+};
+#undef L
+
+static const char *const route_core_keys[] = { "listen", "host", "path", NULL };
+static const char *const section_kinds[] = { "global", "listen", "route", NULL };
+
+/* Where a key was set, so later checks can point at the line. */
+struct seen {
+	char section[256];
+	char key[64];
+	int line;
+};
+
+struct loader {
+	struct conf_ctx *ctx;
+	struct config *conf;
+	const struct handler_ops *const *handlers;
+	FILE *fp;
+	int lineno;
+	char *linebuf;
+	size_t linecap;
+	char cur_section[256];
+	int cur_kind;                /* index in section_kinds, -1 when bad */
+	void *cur_obj;               /* the listen or route being filled */
+	struct seen *seen;           /* keys given for global and listens */
+	size_t nseen;
+};
+
+void
+conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
+    const char *fmt, ...)
+{
+	char msg[512], *full;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (section != NULL && key != NULL)
+		n = asprintf(&full, "%s:%d: [%s] %s: %s", ctx->file, line, section, key, msg);
+	else if (section != NULL)
+		n = asprintf(&full, "%s:%d: [%s] %s", ctx->file, line, section, msg);
+	else
+		n = asprintf(&full, "%s:%d: %s", ctx->file, line, msg);
+	if (n < 0)
+		return;
+	char **e = realloc(ctx->errors, (ctx->nerrors + 1) * sizeof(*e));
+	if (e == NULL) {
+		free(full);
+		return;
+	}
+	ctx->errors = e;
+	ctx->errors[ctx->nerrors++] = full;
+}
+
+void
+conf_ctx_free(struct conf_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nerrors; i++)
+		free(ctx->errors[i]);
+	free(ctx->errors);
+	ctx->errors = NULL;
+	ctx->nerrors = 0;
+}
+
+unsigned
+conf_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned row[65];
+
+	if (la > 64 || lb > 64)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		unsigned prev = row[0];
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned cur = row[j];
+			unsigned sub = prev + (a[i - 1] != b[j - 1]);
+			unsigned del = row[j] + 1, ins = row[j - 1] + 1;
+			row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+			prev = cur;
+		}
+	}
+	return row[lb];
+}
+
+/* Appends ` (did you mean "x"?)` when a candidate is close enough. */
+static void
+suggest(const char *word, const char *const *cands, char *out, size_t len)
+{
+	const char *best = NULL;
+	unsigned bd = 3;
+
+	out[0] = '\0';
+	for (size_t i = 0; cands[i] != NULL; i++) {
+		unsigned d = conf_distance(word, cands[i]);
+		if (d < bd || (d == bd && best == NULL && d <= strlen(cands[i]) / 3)) {
+			bd = d;
+			best = cands[i];
+		}
+	}
+	if (best != NULL && bd <= 2)
+		snprintf(out, len, " (did you mean \"%s\"?)", best);
+}
+
+int
+conf_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256];
+	const char *colon;
+	uint64_t port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, (size_t)(rb - s - 1));
+		host[rb - s - 1] = '\0';
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+			return -1;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+	}
+	if (units_count(colon + 1, 65535, &port) < 0)
+		return -1;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	if (host[0] == '\0' || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0) {
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		sin->sin_port = htons((uint16_t)port);
+		*len = sizeof(*sin);
+	} else if (strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		if (strcmp(host, "localhost") == 0)
+			sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*len = sizeof(*sin);
+	} else if (s[0] == '[' && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*sin6);
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+/* Stores value into the field def describes.  0, or -1 with *why set. */
+static int
+set_value(const struct key_def *def, void *obj, const char *value, const char **why)
+{
+	char *field = (char *)obj + def->off;
+	uint64_t u;
+	int64_t ms;
+	int b;
+
+	switch (def->type) {
+	case K_STR: {
+		char *copy = strdup(value);
+		if (copy == NULL)
+			return *why = "out of memory", -1;
+		free(*(char **)field);
+		*(char **)field = copy;
+		return 0;
+	}
+	case K_DURATION:
+		if (units_duration(value, &ms) < 0)
+			return *why = "expected a duration such as 500ms, 10s, 5m", -1;
+		if (def->min > 0 && ms < (int64_t)def->min)
+			return *why = "must be greater than zero", -1;
+		*(int64_t *)field = ms;
+		return 0;
+	case K_SIZE:
+		if (units_size(value, &u) < 0)
+			return *why = "expected a size such as 512, 16k, 1m", -1;
+		if (u < def->min || u > def->max)
+			return *why = "size out of range", -1;
+		*(uint64_t *)field = u;
+		return 0;
+	case K_COUNT:
+		if (units_count(value, def->max, &u) < 0 || u < def->min)
+			return *why = "expected a whole number in range", -1;
+		*(uint64_t *)field = u;
+		return 0;
+	case K_BOOL:
+		if (units_bool(value, &b) < 0)
+			return *why = "expected on or off", -1;
+		*(int *)field = b;
+		return 0;
+	case K_WORKERS:
+		if (strcmp(value, "auto") == 0) {
+			*(int *)field = 0;
+			return 0;
+		}
+		if (units_count(value, def->max, &u) < 0 || u < def->min)
+			return *why = "expected auto or a number from 1 to 256", -1;
+		*(int *)field = (int)u;
+		return 0;
+	case K_LOGLEVEL: {
+		enum log_level l;
+		if (log_level_parse(value, &l) < 0)
+			return *why = "expected error, warn, info or debug", -1;
+		*(enum log_level *)field = l;
+		return 0;
+	}
+	case K_LOGFMT:
+		if (strcmp(value, "combined") == 0)
+			*(int *)field = ACCESS_LOG_COMBINED;
+		else if (strcmp(value, "json") == 0)
+			*(int *)field = ACCESS_LOG_JSON;
+		else
+			return *why = "expected combined or json", -1;
+		return 0;
+	}
+	return *why = "bad key type", -1;
+}
+
+static void
+apply_defaults(const struct key_def *defs, void *obj)
+{
+	const char *why;
+
+	for (const struct key_def *d = defs; d->name != NULL; d++)
+		if (d->def != NULL && set_value(d, obj, d->def, &why) < 0)
+			abort(); /* a default that does not parse is a bug in the table */
+}
+
+static const struct key_def *
+find_key(const struct key_def *defs, const char *name)
+{
+	for (const struct key_def *d = defs; d->name != NULL; d++)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	return NULL;
+}
+
+static int
+note_seen(struct loader *ld, const char *key)
+{
+	for (size_t i = 0; i < ld->nseen; i++) {
+		if (strcmp(ld->seen[i].section, ld->cur_section) == 0 &&
+		    strcmp(ld->seen[i].key, key) == 0)
+			return ld->seen[i].line;
+	}
+	struct seen *s = realloc(ld->seen, (ld->nseen + 1) * sizeof(*s));
+	if (s == NULL)
+		return 0;
+	ld->seen = s;
+	snprintf(s[ld->nseen].section, sizeof(s->section), "%s", ld->cur_section);
+	snprintf(s[ld->nseen].key, sizeof(s->key), "%s", key);
+	s[ld->nseen].line = ld->lineno;
+	ld->nseen++;
+	return 0;
+}
+
+static void
+key_list(const struct key_def *defs, const char **out, size_t max)
+{
+	size_t n = 0;
+
+	for (const struct key_def *d = defs; d->name != NULL && n + 1 < max; d++)
+		out[n++] = d->name;
+	out[n] = NULL;
+}
+
+static void
+set_table_key(struct loader *ld, const struct key_def *defs, void *obj,
+    const char *name, const char *value)
+{
+	const struct key_def *d = find_key(defs, name);
+	const char *why, *cands[64];
+	char hint[96];
+	int prev;
+
+	if (d == NULL) {
+		key_list(defs, cands, 64);
+		suggest(name, cands, hint, sizeof(hint));
+		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "unknown key%s", hint);
+		return;
+	}
+	if ((prev = note_seen(ld, name)) != 0) {
+		conf_err(ld->ctx, ld->lineno, ld->cur_section, name,
+		    "given twice (first on line %d)", prev);
+		return;
+	}
+	if (set_value(d, obj, value, &why) < 0)
+		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "%s, not \"%s\"", why, value);
+}
+
+static const struct handler_ops *
+handler_for_key(const struct loader *ld, const char *key, int selector)
+{
+	for (size_t i = 0; ld->handlers[i] != NULL; i++) {
+		const struct handler_ops *h = ld->handlers[i];
+		if (strcmp(h->key, key) == 0)
+			return h;
+		if (!selector && h->keys != NULL)
+			for (size_t j = 0; h->keys[j] != NULL; j++)
+				if (strcmp(h->keys[j], key) == 0)
+					return h;
+	}
+	return NULL;
+}
+
+static void
+route_key(struct loader *ld, struct conf_route *rt, const char *name, const char *value)
+{
+	int core = 0;
+
+	for (size_t i = 0; route_core_keys[i] != NULL; i++)
+		core |= strcmp(route_core_keys[i], name) == 0;
+	if (!core && handler_for_key(ld, name, 0) == NULL) {
+		const char *cands[64];
+		size_t n = 0;
+		char hint[96];
+		for (size_t i = 0; route_core_keys[i] != NULL; i++)
+			cands[n++] = route_core_keys[i];
+		for (size_t i = 0; ld->handlers[i] != NULL && n < 60; i++) {
+			cands[n++] = ld->handlers[i]->key;
+			for (size_t j = 0; ld->handlers[i]->keys != NULL &&
+			    ld->handlers[i]->keys[j] != NULL && n < 62; j++)
+				cands[n++] = ld->handlers[i]->keys[j];
+		}
+		cands[n] = NULL;
+		suggest(name, cands, hint, sizeof(hint));
+		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "unknown key%s", hint);
+		return;
+	}
+	/* host and listen are lists; every other key may be given once. */
+	if (strcmp(name, "host") != 0 && strcmp(name, "listen") != 0) {
+		const struct conf_kv *prev = conf_route_kv(rt, name);
+		if (prev != NULL) {
+			conf_err(ld->ctx, ld->lineno, ld->cur_section, name,
+			    "given twice (first on line %d)", prev->line);
+			return;
+		}
+	}
+	struct conf_kv *kv = realloc(rt->kv, (rt->nkv + 1) * sizeof(*kv));
+	if (kv == NULL)
+		return;
+	rt->kv = kv;
+	kv[rt->nkv].key = strdup(name);
+	kv[rt->nkv].value = strdup(value);
+	kv[rt->nkv].line = ld->lineno;
+	rt->nkv++;
+}
+
+/* Starts a section from its header line "[kind:name]". */
+static void
+begin_section(struct loader *ld, const char *hdr)
+{
+	char kind[64], *colon;
+	const char *name = NULL;
+
+	snprintf(ld->cur_section, sizeof(ld->cur_section), "%s", hdr);
+	ld->cur_kind = -1;
+	ld->cur_obj = NULL;
+	snprintf(kind, sizeof(kind), "%s", hdr);
+	if ((colon = strchr(kind, ':')) != NULL) {
+		*colon = '\0';
+		name = hdr + (colon - kind) + 1;
+	}
+	for (int i = 0; section_kinds[i] != NULL; i++)
+		if (strcmp(kind, section_kinds[i]) == 0)
+			ld->cur_kind = i;
+	if (ld->cur_kind < 0) {
+		char hint[96];
+		suggest(kind, section_kinds, hint, sizeof(hint));
+		conf_err(ld->ctx, ld->lineno, NULL, NULL, "[%s]: unknown section%s", hdr, hint);
+		return;
+	}
+	if (ld->cur_kind == 0) {
+		if (name != NULL)
+			conf_err(ld->ctx, ld->lineno, hdr, NULL, "[global] takes no name");
+		for (size_t i = 0; i < ld->nseen; i++)
+			if (strcmp(ld->seen[i].section, "global") == 0) {
+				conf_err(ld->ctx, ld->lineno, hdr, NULL, "section given twice");
+				break;
+			}
+		ld->cur_obj = &ld->conf->global;
+		snprintf(ld->cur_section, sizeof(ld->cur_section), "global");
+		note_seen(ld, "");
+		return;
+	}
+	if (name == NULL || name[0] == '\0') {
+		conf_err(ld->ctx, ld->lineno, hdr, NULL, "needs a name: [%s:NAME]", kind);
+		ld->cur_kind = -1;
+		return;
+	}
+	for (const char *p = name; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
+			conf_err(ld->ctx, ld->lineno, hdr, NULL,
+			    "a name may hold letters, digits, '-', '_' and '.'");
+			ld->cur_kind = -1;
+			return;
+		}
+	if (ld->cur_kind == 1) {
+		for (size_t i = 0; i < ld->conf->nlistens; i++)
+			if (strcmp(ld->conf->listens[i].name, name) == 0) {
+				conf_err(ld->ctx, ld->lineno, hdr, NULL,
+				    "duplicate name (first on line %d)", ld->conf->listens[i].line);
+				ld->cur_kind = -1;
+				return;
+			}
+		struct conf_listen *l = realloc(ld->conf->listens,
+		    (ld->conf->nlistens + 1) * sizeof(*l));
+		if (l == NULL)
+			return;
+		ld->conf->listens = l;
+		l = &l[ld->conf->nlistens++];
+		memset(l, 0, sizeof(*l));
+		l->name = strdup(name);
+		l->line = ld->lineno;
+		apply_defaults(listen_keys, l);
+		ld->cur_obj = l;
+	} else {
+		for (size_t i = 0; i < ld->conf->nroutes; i++)
+			if (strcmp(ld->conf->routes[i].name, name) == 0) {
+				conf_err(ld->ctx, ld->lineno, hdr, NULL,
+				    "duplicate name (first on line %d)", ld->conf->routes[i].line);
+				ld->cur_kind = -1;
+				return;
+			}
+		struct conf_route *r = realloc(ld->conf->routes,
+		    (ld->conf->nroutes + 1) * sizeof(*r));
+		if (r == NULL)
+			return;
+		ld->conf->routes = r;
+		r = &r[ld->conf->nroutes++];
+		memset(r, 0, sizeof(*r));
+		r->name = strdup(name);
+		r->line = ld->lineno;
+		ld->cur_obj = r;
+	}
+}
+
+/*
+ * inih reader: hands inih one line at a time so we know the line number of
+ * every key, and does the checks inih cannot: over-long lines (Debian's inih
+ * cuts at 200 bytes), section headers (so empty sections are seen), and
+ * lines that are neither.  A line we have dealt with goes to inih as an
+ * empty line.
+ */
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct loader *ld = stream;
+	ssize_t n = getline(&ld->linebuf, &ld->linecap, ld->fp);
+	char *s;
+
+	if (n < 0)
+		return NULL;
+	ld->lineno++;
+	while (n > 0 && (ld->linebuf[n - 1] == '\n' || ld->linebuf[n - 1] == '\r'))
+		ld->linebuf[--n] = '\0';
+	if (memchr(ld->linebuf, '\0', (size_t)n) != NULL) {
+		conf_err(ld->ctx, ld->lineno, NULL, NULL, "NUL byte in line");
+		goto skip;
+	}
+	s = ld->linebuf;
+	if (ld->lineno == 1 && (unsigned char)s[0] == 0xef && (unsigned char)s[1] == 0xbb &&
+	    (unsigned char)s[2] == 0xbf)
+		s += 3;
+	/* Leading blanks would make inih treat the line as a continuation. */
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s == '\0' || *s == ';' || *s == '#')
+		goto skip;
+	if ((int)strlen(s) >= num - 1) {
+		conf_err(ld->ctx, ld->lineno, NULL, NULL, "line longer than %d bytes", num - 2);
+		goto skip;
+	}
+	if (*s == '[') {
+		char *rb = strchr(s, ']');
+		char *rest = rb != NULL ? rb + 1 : NULL;
+		while (rest != NULL && (*rest == ' ' || *rest == '\t'))
+			rest++;
+		if (rb == NULL || (*rest != '\0' && *rest != ';' && *rest != '#')) {
+			conf_err(ld->ctx, ld->lineno, NULL, NULL, "malformed section header");
+			ld->cur_kind = -1;
+			goto skip;
+		}
+		*rb = '\0';
+		begin_section(ld, s + 1);
+		goto skip;
+	}
+	if (strchr(s, '=') == NULL) {
+		conf_err(ld->ctx, ld->lineno, ld->cur_section[0] ? ld->cur_section : NULL, NULL,
+		    "expected \"key = value\"");
+		goto skip;
+	}
+	snprintf(str, (size_t)num, "%s\n", s);
+	return str;
+skip:
+	snprintf(str, (size_t)num, "\n");
+	return str;
+}
+
+static int
+on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct loader *ld = user;
+
+	(void)section; /* we track sections ourselves, see read_line */
+	if (ld->cur_section[0] == '\0') {
+		conf_err(ld->ctx, ld->lineno, NULL, name, "key outside any section");
+		return 1;
+	}
+	if (ld->cur_kind < 0 || ld->cur_obj == NULL)
+		return 1; /* the section header was already reported */
+	if (value[0] == '\0') {
+		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "empty value");
+		return 1;
+	}
+	if (ld->cur_kind == 0)
+		set_table_key(ld, global_keys, ld->cur_obj, name, value);
+	else if (ld->cur_kind == 1)
+		set_table_key(ld, listen_keys, ld->cur_obj, name, value);
+	else
+		route_key(ld, ld->cur_obj, name, value);
+	return 1;
+}
+
+const struct conf_kv *
+conf_route_kv(const struct conf_route *rt, const char *key)
+{
+	for (size_t i = rt->nkv; i-- > 0;)
+		if (strcmp(rt->kv[i].key, key) == 0)
+			return &rt->kv[i];
+	return NULL;
+}
+
+static int
+seen_line(const struct loader *ld, const char *section, const char *key)
+{
+	for (size_t i = 0; i < ld->nseen; i++)
+		if (strcmp(ld->seen[i].section, section) == 0 && strcmp(ld->seen[i].key, key) == 0)
+			return ld->seen[i].line;
+	return 0;
+}
+
+static void
+check_listens(struct loader *ld)
+{
+	struct config *c = ld->conf;
+	char sec[256];
+
+	if (c->nlistens == 0)
+		conf_err(ld->ctx, ld->lineno, NULL, NULL, "no [listen:NAME] section: nothing to serve");
+	if (c->nlistens > CONF_MAX_LISTENS)
+		conf_err(ld->ctx, ld->lineno, NULL, NULL, "more than %d listeners", CONF_MAX_LISTENS);
+	for (size_t i = 0; i < c->nlistens; i++) {
+		struct conf_listen *l = &c->listens[i];
+		snprintf(sec, sizeof(sec), "listen:%s", l->name);
+		if (l->address == NULL) {
+			conf_err(ld->ctx, l->line, sec, "address", "missing (e.g. address = 127.0.0.1:8080)");
+			continue;
+		}
+		int line = seen_line(ld, sec, "address");
+		if (conf_parse_address(l->address, &l->addr, &l->addrlen) < 0) {
+			conf_err(ld->ctx, line, sec, "address",
+			    "expected HOST:PORT, [IPV6]:PORT or :PORT, not \"%s\"", l->address);
+			continue;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (c->listens[j].addrlen == l->addrlen &&
+			    memcmp(&c->listens[j].addr, &l->addr, l->addrlen) == 0 &&
+			    ((struct sockaddr_in *)&l->addr)->sin_port != 0)
+				conf_err(ld->ctx, line, sec, "address",
+				    "same address as [listen:%s]", c->listens[j].name);
+	}
+}
+
+static int
+host_ok(const char *h)
+{
+	if (*h == '\0')
+		return 0;
+	if (h[0] == '*' && (h[1] != '.' || h[2] == '\0'))
+		return 0;
+	for (const char *p = h[0] == '*' ? h + 1 : h; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_' &&
+		    *p != ':' && *p != '[' && *p != ']')
+			return 0;
+	return 1;
+}
+
+static void
+check_route(struct loader *ld, struct conf_route *rt)
+{
+	struct config *c = ld->conf;
+	const struct conf_kv *sel = NULL;
+	char sec[256];
+
+	snprintf(sec, sizeof(sec), "route:%s", rt->name);
+	for (size_t i = 0; i < rt->nkv; i++) {
+		struct conf_kv *kv = &rt->kv[i];
+		if (strcmp(kv->key, "listen") == 0) {
+			size_t j;
+			for (j = 0; j < c->nlistens; j++)
+				if (strcmp(c->listens[j].name, kv->value) == 0)
+					break;
+			if (j == c->nlistens)
+				conf_err(ld->ctx, kv->line, sec, "listen", "no [listen:%s] section", kv->value);
+			else if (j < CONF_MAX_LISTENS)
+				rt->listen_mask |= 1ULL << j;
+		} else if (strcmp(kv->key, "host") == 0) {
+			char *h = strdup(kv->value);
+			for (char *p = h; p != NULL && *p != '\0'; p++)
+				*p = (char)tolower((unsigned char)*p);
+			if (h == NULL || !host_ok(h)) {
+				conf_err(ld->ctx, kv->line, sec, "host",
+				    "expected a host name or *.domain, not \"%s\"", kv->value);
+				free(h);
+				continue;
+			}
+			char **hs = realloc(rt->hosts, (rt->nhosts + 1) * sizeof(*hs));
+			if (hs == NULL) {
+				free(h);
+				continue;
+			}
+			rt->hosts = hs;
+			hs[rt->nhosts++] = h;
+		} else if (strcmp(kv->key, "path") == 0) {
+			if (kv->value[0] != '/' || strpbrk(kv->value, " \t?#") != NULL)
+				conf_err(ld->ctx, kv->line, sec, "path",
+				    "expected a path prefix starting with /, not \"%s\"", kv->value);
+			else {
+				rt->path = strdup(kv->value);
+				rt->path_len = strlen(kv->value);
+			}
+		} else if (handler_for_key(ld, kv->key, 1) != NULL) {
+			if (sel != NULL) {
+				conf_err(ld->ctx, kv->line, sec, kv->key,
+				    "a route has one handler; \"%s\" was given on line %d",
+				    sel->key, sel->line);
+				continue;
+			}
+			sel = kv;
+		}
+	}
+	if (rt->listen_mask == 0)
+		rt->listen_mask = c->nlistens >= 64 ? ~0ULL : (1ULL << c->nlistens) - 1;
+	if (rt->path == NULL) {
+		rt->path = strdup("/");
+		rt->path_len = 1;
+	}
+	if (sel == NULL) {
+		char names[256];
+		size_t n = 0;
+		names[0] = '\0';
+		for (size_t i = 0; ld->handlers[i] != NULL && n < sizeof(names); i++)
+			n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s",
+			    i > 0 ? ", " : "", ld->handlers[i]->key);
+		conf_err(ld->ctx, rt->line, sec, NULL, "no handler: give one of %s", names);
+		return;
+	}
+	rt->handler = handler_for_key(ld, sel->key, 1);
+	for (size_t i = 0; i < rt->nkv; i++) {
+		const struct handler_ops *h = handler_for_key(ld, rt->kv[i].key, 0);
+		if (h != NULL && h != rt->handler)
+			conf_err(ld->ctx, rt->kv[i].line, sec, rt->kv[i].key,
+			    "belongs to \"%s =\" routes, not \"%s =\"", h->key, sel->key);
+	}
+	struct conf_ctx *ctx = ld->ctx;
+	const char *saved = ctx->section;
+	ctx->section = sec;
+	rt->handler->configure(ctx, rt, sel);
+	ctx->section = saved;
+}
+
+/* Host class for ordering: exact names first, then wildcards, then any. */
+static int
+host_rank(const struct conf_route *r)
+{
+	if (r->nhosts == 0)
+		return 0;
+	for (size_t i = 0; i < r->nhosts; i++)
+		if (r->hosts[i][0] != '*')
+			return 2;
+	return 1;
+}
+
+static int
+route_order(const void *a, const void *b)
+{
+	const struct conf_route *x = a, *y = b;
+	int hx = host_rank(x), hy = host_rank(y);
+
+	if (hx != hy)
+		return hy - hx;
+	if (x->path_len != y->path_len)
+		return x->path_len < y->path_len ? 1 : -1;
+	return x->line - y->line;
+}
+
+static void
+check_duplicate_routes(struct loader *ld)
+{
+	struct config *c = ld->conf;
+
+	for (size_t i = 0; i < c->nroutes; i++) {
+		for (size_t j = 0; j < i; j++) {
+			struct conf_route *a = &c->routes[i], *b = &c->routes[j];
+			if (strcmp(a->path, b->path) != 0 || (a->listen_mask & b->listen_mask) == 0)
+				continue;
+			int overlap = a->nhosts == 0 && b->nhosts == 0;
+			for (size_t x = 0; x < a->nhosts; x++)
+				for (size_t y = 0; y < b->nhosts; y++)
+					overlap |= strcmp(a->hosts[x], b->hosts[y]) == 0;
+			if (overlap) {
+				char sec[256];
+				snprintf(sec, sizeof(sec), "route:%s", a->name);
+				conf_err(ld->ctx, a->line, sec, NULL,
+				    "same listener, host and path as [route:%s]", b->name);
+			}
+		}
+	}
+}
+
+struct config *
+config_load(const char *file, const struct handler_ops *const *handlers, struct conf_ctx *ctx)
+{
+	struct loader ld = { .ctx = ctx, .handlers = handlers, .cur_kind = -1 };
+	size_t before = ctx->nerrors;
+
+	ctx->file = file;
+	ld.conf = calloc(1, sizeof(*ld.conf));
+	if (ld.conf == NULL)
+		return NULL;
+	ld.conf->file = strdup(file);
+	apply_defaults(global_keys, &ld.conf->global);
+	ld.fp = fopen(file, "r");
+	if (ld.fp == NULL) {
+		char *msg;
+		if (asprintf(&msg, "%s: cannot open: %s", file, strerror(errno)) >= 0) {
+			char **e = realloc(ctx->errors, (ctx->nerrors + 1) * sizeof(*e));
+			if (e != NULL) {
+				ctx->errors = e;
+				e[ctx->nerrors++] = msg;
+			} else {
+				free(msg);
+			}
+		}
+		goto fail;
+	}
+	ini_parse_stream(read_line, &ld, on_key, &ld);
+	fclose(ld.fp);
+	check_listens(&ld);
+	for (size_t i = 0; i < ld.conf->nroutes; i++)
+		check_route(&ld, &ld.conf->routes[i]);
+	check_duplicate_routes(&ld);
+	if (ctx->nerrors > before)
+		goto fail;
+	qsort(ld.conf->routes, ld.conf->nroutes, sizeof(*ld.conf->routes), route_order);
+	free(ld.linebuf);
+	free(ld.seen);
+	return ld.conf;
+fail:
+	free(ld.linebuf);
+	free(ld.seen);
+	config_free(ld.conf);
+	return NULL;
+}
+
+void
+config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	free(c->file);
+	free(c->global.user);
+	free(c->global.error_log);
+	free(c->global.access_log);
+	for (size_t i = 0; i < c->nlistens; i++) {
+		free(c->listens[i].name);
+		free(c->listens[i].address);
+	}
+	free(c->listens);
+	for (size_t i = 0; i < c->nroutes; i++) {
+		struct conf_route *r = &c->routes[i];
+		if (r->handler != NULL && r->handler->free_conf != NULL && r->hconf != NULL)
+			r->handler->free_conf(r->hconf);
+		for (size_t j = 0; j < r->nhosts; j++)
+			free(r->hosts[j]);
+		free(r->hosts);
+		for (size_t j = 0; j < r->nkv; j++) {
+			free(r->kv[j].key);
+			free(r->kv[j].value);
+		}
+		free(r->kv);
+		free(r->name);
+		free(r->path);
+	}
+	free(c->routes);
+	free(c);
+}
+
+static void
+dump_table(const struct key_def *defs, const void *obj, FILE *out)
+{
+	char buf[64];
+
+	for (const struct key_def *d = defs; d->name != NULL; d++) {
+		const char *field = (const char *)obj + d->off;
+		switch (d->type) {
+		case K_STR:
+			if (*(char *const *)field != NULL)
+				fprintf(out, "%s = %s\n", d->name, *(char *const *)field);
+			break;
+		case K_DURATION:
+			units_format_duration(*(const int64_t *)field, buf, sizeof(buf));
+			fprintf(out, "%s = %s\n", d->name, buf);
+			break;
+		case K_SIZE:
+			units_format_size(*(const uint64_t *)field, buf, sizeof(buf));
+			fprintf(out, "%s = %s\n", d->name, buf);
+			break;
+		case K_COUNT:
+			fprintf(out, "%s = %llu\n", d->name, (unsigned long long)*(const uint64_t *)field);
+			break;
+		case K_BOOL:
+			fprintf(out, "%s = %s\n", d->name, *(const int *)field ? "on" : "off");
+			break;
+		case K_WORKERS:
+			if (*(const int *)field == 0)
+				fprintf(out, "%s = auto\n", d->name);
+			else
+				fprintf(out, "%s = %d\n", d->name, *(const int *)field);
+			break;
+		case K_LOGLEVEL:
+			fprintf(out, "%s = %s\n", d->name, log_level_name(*(const enum log_level *)field));
+			break;
+		case K_LOGFMT:
+			fprintf(out, "%s = %s\n", d->name,
+			    *(const int *)field == ACCESS_LOG_JSON ? "json" : "combined");
+			break;
+		}
+	}
+}
+
+void
+config_dump(const struct config *c, FILE *out)
+{
+	fprintf(out, "# effective configuration of %s\n[global]\n", c->file);
+	dump_table(global_keys, &c->global, out);
+	for (size_t i = 0; i < c->nlistens; i++) {
+		fprintf(out, "\n[listen:%s]\n", c->listens[i].name);
+		dump_table(listen_keys, &c->listens[i], out);
+	}
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct conf_route *r = &c->routes[i];
+		fprintf(out, "\n[route:%s]\n", r->name);
+		for (size_t j = 0; j < c->nlistens; j++)
+			if (r->listen_mask & (1ULL << j))
+				fprintf(out, "listen = %s\n", c->listens[j].name);
+		for (size_t j = 0; j < r->nhosts; j++)
+			fprintf(out, "host = %s\n", r->hosts[j]);
+		fprintf(out, "path = %s\n", r->path);
+		for (size_t j = 0; j < r->nkv; j++) {
+			const char *k = r->kv[j].key;
+			if (strcmp(k, "listen") != 0 && strcmp(k, "host") != 0 && strcmp(k, "path") != 0)
+				fprintf(out, "%s = %s\n", k, r->kv[j].value);
+		}
+	}
+}

@@ -1,0 +1,121 @@
+/*
+ * config: the INI file, read through inih into an immutable snapshot.
+ *
+ * A snapshot is built whole and checked whole before anything uses it:
+ * every error is collected as "FILE:LINE: [section] key: reason" and the
+ * caller decides what to do with the list.  After config_load returns, the
+ * snapshot is never written again, so workers read it without locks.
+ */
+#ifndef PORTICO_CONFIG_H
+#define PORTICO_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+
+struct handler_ops;
+
+#define CONF_MAX_LISTENS 64 /* routes name listeners through a 64-bit mask */
+
+enum access_log_format { ACCESS_LOG_COMBINED, ACCESS_LOG_JSON };
+
+struct conf_global {
+	int workers;                  /* 0 means auto: one per CPU we may run on */
+	uint64_t max_connections;
+	char *user;
+	char *error_log;
+	enum log_level log_level;
+	char *access_log;             /* NULL or "off" means none */
+	int access_log_format;
+	int64_t shutdown_timeout;     /* milliseconds, as all durations */
+	int64_t header_timeout;
+	int64_t body_timeout;
+	int64_t keepalive_timeout;
+	int64_t send_timeout;
+	int64_t linger_timeout;
+	uint64_t keepalive_requests;
+	uint64_t max_request_line;
+	uint64_t max_header_size;
+	uint64_t max_headers;
+	uint64_t max_body_size;
+	int server_tokens;
+};
+
+struct conf_listen {
+	char *name;
+	int line;
+	char *address;                /* as written */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	uint64_t backlog;
+};
+
+/* One key = value line of a route, kept for handlers and for -T. */
+struct conf_kv {
+	char *key;
+	char *value;
+	int line;
+};
+
+struct conf_route {
+	char *name;
+	int line;
+	uint64_t listen_mask;         /* bit i: listens[i]; all bits when not given */
+	char **hosts;                 /* lower case; "*.example.com" for wildcards */
+	size_t nhosts;
+	char *path;                   /* prefix, "/" when not given */
+	size_t path_len;
+	const struct handler_ops *handler;
+	void *hconf;                  /* the handler's own, freed by its free_conf */
+	struct conf_kv *kv;
+	size_t nkv;
+};
+
+struct config {
+	char *file;
+	struct conf_global global;
+	struct conf_listen *listens;
+	size_t nlistens;
+	struct conf_route *routes;    /* in match order, most specific first */
+	size_t nroutes;
+};
+
+/* Collected errors of one load. */
+struct conf_ctx {
+	const char *file;
+	char **errors;
+	size_t nerrors;
+	const char *section;          /* the section being read, for messages */
+};
+
+/*
+ * Reads and validates file.  handlers is a NULL-terminated table of the
+ * handlers a route may select.  Returns a new snapshot owned by the caller
+ * (free with config_free), or NULL after appending at least one message to
+ * ctx->errors (free those with conf_ctx_free).
+ */
+struct config *config_load(const char *file, const struct handler_ops *const *handlers,
+    struct conf_ctx *ctx);
+void config_free(struct config *conf);
+void conf_ctx_free(struct conf_ctx *ctx);
+
+/* Appends "FILE:LINE: [section] key: message" to ctx.  key may be NULL. */
+void conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* The last value given for key in a route, or NULL. */
+const struct conf_kv *conf_route_kv(const struct conf_route *rt, const char *key);
+
+/* Writes the effective configuration, defaults included, as INI (-T). */
+void config_dump(const struct config *conf, FILE *out);
+
+/* Parses "HOST:PORT", "[V6]:PORT", ":PORT" or "*:PORT".  0 or -1. */
+int conf_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+
+/* Levenshtein distance, capped; for "did you mean". */
+unsigned conf_distance(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,773 @@
+#include "common/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/handler.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "common/route.h"
+#include "common/server.h"
+
+/* Stop parsing pipelined requests while this much output waits. */
+#define OUT_HIGH_WATER (64 * 1024)
+
+static void conn_on_event(evutil_socket_t fd, short what, void *arg);
+static void conn_process(struct conn *c);
+static void request_finish(struct conn *c);
+
+const char *
+conn_peer(const struct conn *c, char *buf, size_t len)
+{
+	const struct sockaddr_in6 *s6 = &c->peer;
+
+	if (s6->sin6_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)s6)->sin_addr, buf, (socklen_t)len);
+	else if (s6->sin6_family == AF_INET6)
+		inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+	else
+		snprintf(buf, len, "-");
+	return buf;
+}
+
+/* Arms the connection's one event for reading or writing with timeout tv. */
+static void
+conn_arm(struct conn *c, short mode, const struct timeval *tv)
+{
+	short cur = event_get_events(&c->ev) & (EV_READ | EV_WRITE);
+
+	if (cur != mode) {
+		event_del(&c->ev);
+		event_assign(&c->ev, c->w->base, c->fd, mode | EV_PERSIST, conn_on_event, c);
+	}
+	event_add(&c->ev, tv);
+}
+
+void
+conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+    unsigned listen_idx)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (c == NULL) {
+		log_warnx("out of memory for a new connection");
+		close(fd);
+		worker_conn_closed(w);
+		return;
+	}
+	c->fd = fd;
+	c->w = w;
+	c->listen_idx = listen_idx;
+	if (salen <= sizeof(c->peer))
+		memcpy(&c->peer, sa, salen);
+	/* Responses leave in one write; Nagle would only delay pipelined ones. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	TAILQ_INSERT_TAIL(&w->conns, c, link);
+	w->nconns++;
+	stats_add(&w->stats.connections_total, 1);
+	stats_add(&w->stats.connections_active, 1);
+	event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
+	event_add(&c->ev, w->tv_header);
+}
+
+static void
+release_buffers(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->rbuf != NULL && c->rpos == c->rlen && c->state == CONN_IDLE) {
+		pool_put(&w->rbufs, c->rbuf);
+		c->rbuf = NULL;
+		c->rlen = c->rpos = 0;
+	}
+	if (c->obuf != NULL && c->osent == c->olen) {
+		if (c->ocap == w->rbufs.size)
+			pool_put(&w->rbufs, c->obuf);
+		else
+			free(c->obuf);
+		c->obuf = NULL;
+		c->olen = c->osent = c->ocap = 0;
+	}
+}
+
+void
+conn_close(struct conn *c, const char *reason)
+{
+	struct worker *w = c->w;
+
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char peer[INET6_ADDRSTRLEN];
+		log_debug("conn %d from %s closed: %s", c->fd, conn_peer(c, peer, sizeof(peer)), reason);
+	}
+	if (c->state == CONN_HANDLER && !(c->req.flags & REQ_DONE) && c->req.route != NULL &&
+	    c->req.route->handler->abort != NULL)
+		c->req.route->handler->abort(&c->req);
+	event_del(&c->ev);
+	close(c->fd);
+	TAILQ_REMOVE(&w->conns, c, link);
+	w->nconns--;
+	stats_add(&w->stats.connections_active, (uint64_t)-1);
+	pool_put(&w->heads, c->hr);
+	if (c->rbuf != NULL)
+		pool_put(&w->rbufs, c->rbuf);
+	if (c->obuf != NULL) {
+		if (c->ocap == w->rbufs.size)
+			pool_put(&w->rbufs, c->obuf);
+		else
+			free(c->obuf);
+	}
+	free(c);
+	worker_conn_closed(w);
+}
+
+void
+conn_drain(struct conn *c)
+{
+	if (c->state == CONN_IDLE && c->osent == c->olen && c->rpos == c->rlen)
+		conn_close(c, "shutting down");
+	/* Otherwise the response in progress carries "Connection: close". */
+}
+
+/* Makes room for n more output bytes.  0 or -1 (out of memory). */
+static int
+obuf_reserve(struct conn *c, size_t n)
+{
+	struct worker *w = c->w;
+
+	if (c->obuf == NULL) {
+		if (n <= w->rbufs.size) {
+			c->obuf = pool_get(&w->rbufs);
+			c->ocap = w->rbufs.size;
+		} else {
+			c->obuf = malloc(n);
+			c->ocap = n;
+		}
+		if (c->obuf == NULL) {
+			c->ocap = 0;
+			return -1;
+		}
+		return 0;
+	}
+	if (c->ocap - c->olen >= n)
+		return 0;
+	if (c->osent > 0) {
+		memmove(c->obuf, c->obuf + c->osent, c->olen - c->osent);
+		c->olen -= c->osent;
+		c->osent = 0;
+		if (c->ocap - c->olen >= n)
+			return 0;
+	}
+	size_t cap = c->ocap * 2 > c->olen + n ? c->ocap * 2 : c->olen + n;
+	char *nb = malloc(cap);
+	if (nb == NULL)
+		return -1;
+	memcpy(nb, c->obuf, c->olen);
+	if (c->ocap == w->rbufs.size)
+		pool_put(&w->rbufs, c->obuf);
+	else
+		free(c->obuf);
+	c->obuf = nb;
+	c->ocap = cap;
+	return 0;
+}
+
+static void
+out_append(struct conn *c, const void *p, size_t n)
+{
+	if (obuf_reserve(c, n) < 0) {
+		c->closing = 1; /* cannot frame the rest of the response */
+		return;
+	}
+	memcpy(c->obuf + c->olen, p, n);
+	c->olen += n;
+}
+
+#define OUT_LIT(c, s) out_append((c), (s), sizeof(s) - 1)
+
+static void
+out_str(struct conn *c, const char *s)
+{
+	out_append(c, s, strlen(s));
+}
+
+static void
+out_num(struct conn *c, uint64_t v)
+{
+	char b[24];
+	int i = sizeof(b);
+
+	do {
+		b[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	out_append(c, b + i, sizeof(b) - (size_t)i);
+}
+
+#define REQ_HDR_OPEN 0x100 /* status line and headers queued, blank line not yet */
+
+static int
+status_has_body(int s)
+{
+	return !(s < 200 || s == 204 || s == 304);
+}
+
+void
+http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
+{
+	struct conn *c = r->conn;
+	struct worker *w = c->w;
+	int version = c->hr != NULL && c->hr->version == 10 ? 10 : 11;
+
+	r->status = status;
+	r->flags |= REQ_STARTED | REQ_HDR_OPEN;
+	if (w->draining || c->nrequests >= w->conf->global.keepalive_requests)
+		r->flags |= REQ_CLOSE;
+	worker_update_time(w);
+	OUT_LIT(c, "HTTP/1.1 ");
+	out_num(c, (uint64_t)status);
+	OUT_LIT(c, " ");
+	out_str(c, http_status_text(status));
+	if (w->conf->global.server_tokens)
+		OUT_LIT(c, "\r\nServer: portico/" PORTICO_VERSION "\r\nDate: ");
+	else
+		OUT_LIT(c, "\r\nServer: portico\r\nDate: ");
+	out_str(c, w->date);
+	OUT_LIT(c, "\r\n");
+	if (ctype != NULL && status_has_body(status)) {
+		OUT_LIT(c, "Content-Type: ");
+		out_str(c, ctype);
+		OUT_LIT(c, "\r\n");
+	}
+	r->resp_left = 0;
+	if (!status_has_body(status)) {
+		/* no body and no length: RFC 9110 8.6 */
+	} else if (clen >= 0) {
+		OUT_LIT(c, "Content-Length: ");
+		out_num(c, (uint64_t)clen);
+		OUT_LIT(c, "\r\n");
+		r->resp_left = clen;
+	} else if (version == 11) {
+		OUT_LIT(c, "Transfer-Encoding: chunked\r\n");
+		r->flags |= REQ_CHUNKED_OUT;
+	} else {
+		r->flags |= REQ_CLOSE; /* HTTP/1.0: the body ends when we close */
+	}
+	if (r->flags & REQ_CLOSE)
+		OUT_LIT(c, "Connection: close\r\n");
+	else if (version == 10)
+		OUT_LIT(c, "Connection: keep-alive\r\n");
+}
+
+void
+http_resp_header(struct request *r, const char *name, const char *value)
+{
+	struct conn *c = r->conn;
+
+	if (!(r->flags & REQ_HDR_OPEN))
+		return;
+	out_str(c, name);
+	OUT_LIT(c, ": ");
+	out_str(c, value);
+	OUT_LIT(c, "\r\n");
+}
+
+static void
+close_headers(struct request *r)
+{
+	if (r->flags & REQ_HDR_OPEN) {
+		OUT_LIT(r->conn, "\r\n");
+		r->flags &= ~REQ_HDR_OPEN;
+	}
+}
+
+void
+http_resp_body(struct request *r, const void *data, size_t len)
+{
+	struct conn *c = r->conn;
+
+	close_headers(r);
+	if ((r->flags & REQ_HEAD_ONLY) || len == 0 || !status_has_body(r->status))
+		return;
+	if (r->flags & REQ_CHUNKED_OUT) {
+		char hex[20];
+		int n = snprintf(hex, sizeof(hex), "%zx\r\n", len);
+		out_append(c, hex, (size_t)n);
+		out_append(c, data, len);
+		OUT_LIT(c, "\r\n");
+	} else {
+		if (r->resp_left >= 0 && (int64_t)len > r->resp_left)
+			len = (size_t)r->resp_left; /* never send more than we declared */
+		out_append(c, data, len);
+		r->resp_left -= (int64_t)len;
+	}
+	r->body_bytes += len;
+}
+
+void
+http_resp_end(struct request *r)
+{
+	struct conn *c = r->conn;
+
+	close_headers(r);
+	if ((r->flags & REQ_CHUNKED_OUT) && !(r->flags & REQ_HEAD_ONLY))
+		OUT_LIT(c, "0\r\n\r\n");
+	if (r->resp_left > 0 && !(r->flags & REQ_HEAD_ONLY)) {
+		/* The handler declared more than it sent: the framing is broken. */
+		log_warnx("conn %d: response %d ended %lld bytes short; closing", c->fd,
+		    r->status, (long long)r->resp_left);
+		r->flags |= REQ_CLOSE;
+	}
+	r->flags |= REQ_DONE;
+	request_finish(c);
+}
+
+void
+http_resp_simple(struct request *r, int status, const char *ctype, const char *body,
+    size_t len)
+{
+	http_resp_start(r, status, ctype, (int64_t)len);
+	http_resp_body(r, body, len);
+	http_resp_end(r);
+}
+
+void
+http_resp_error(struct request *r, int status)
+{
+	char body[256];
+	const char *text = http_status_text(status);
+	int n = snprintf(body, sizeof(body),
+	    "<html><head><title>%d %s</title></head><body><h1>%d %s</h1></body></html>\n",
+	    status, text, status, text);
+
+	if (status == 405 && !(r->flags & REQ_STARTED)) {
+		http_resp_start(r, status, "text/html", n);
+		http_resp_header(r, "Allow", "GET, HEAD");
+		http_resp_body(r, body, (size_t)n);
+		http_resp_end(r);
+		return;
+	}
+	http_resp_simple(r, status, "text/html", body, (size_t)n);
+}
+
+/* Appends s to buf with quotes, backslashes and control bytes escaped as
+ * \xHH (as nginx does), so a client cannot forge log lines. */
+static size_t
+log_escape(char *buf, size_t cap, size_t n, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	if (s == NULL || len == 0) {
+		if (n < cap)
+			buf[n++] = '-';
+		return n;
+	}
+	for (size_t i = 0; i < len && n + 4 < cap; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch == '"' || ch == '\\' || ch >= 0x7f) {
+			buf[n++] = '\\';
+			buf[n++] = 'x';
+			buf[n++] = hex[ch >> 4];
+			buf[n++] = hex[ch & 15];
+		} else {
+			buf[n++] = (char)ch;
+		}
+	}
+	return n;
+}
+
+static void
+access_log(struct conn *c, uint64_t usec)
+{
+	struct worker *w = c->w;
+	struct request *r = &c->req;
+	struct http_request *hr = c->hr;
+	const struct http_header *ref = NULL, *ua = NULL;
+	char line[4096], peer[INET6_ADDRSTRLEN];
+	size_t n = 0;
+	int json = w->conf->global.access_log_format == ACCESS_LOG_JSON;
+
+	if (hr != NULL && hr->state != 0) {
+		ref = http_find_header(hr, "referer");
+		ua = http_find_header(hr, "user-agent");
+	}
+	conn_peer(c, peer, sizeof(peer));
+	const char *rl = hr != NULL ? hr->line : NULL;
+	size_t rll = hr != NULL && hr->line != NULL ? hr->line_len : 0;
+	if (json) {
+		n = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\",\"remote_addr\":\"%s\","
+		    "\"request\":\"", w->logtime, peer);
+		n = log_escape(line, sizeof(line) - 200, n, rl, rll);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"status\":%d,\"body_bytes\":%llu,"
+		    "\"request_time_us\":%llu,\"referer\":\"", r->status,
+		    (unsigned long long)r->body_bytes, (unsigned long long)usec);
+		n = log_escape(line, sizeof(line) - 100, n, ref ? ref->value : NULL, ref ? ref->value_len : 0);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"user_agent\":\"");
+		n = log_escape(line, sizeof(line) - 8, n, ua ? ua->value : NULL, ua ? ua->value_len : 0);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "\"}\n");
+	} else {
+		n = (size_t)snprintf(line, sizeof(line), "%s - - [%s] \"", peer, w->logtime);
+		n = log_escape(line, sizeof(line) - 200, n, rl, rll);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "\" %d %llu \"", r->status,
+		    (unsigned long long)r->body_bytes);
+		n = log_escape(line, sizeof(line) - 100, n, ref ? ref->value : NULL, ref ? ref->value_len : 0);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "\" \"");
+		n = log_escape(line, sizeof(line) - 8, n, ua ? ua->value : NULL, ua ? ua->value_len : 0);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "\"\n");
+	}
+	if (n > sizeof(line))
+		n = sizeof(line);
+	worker_access_log(w, line, n);
+}
+
+static uint64_t
+usec_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t us = (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 +
+	    (now.tv_nsec - t0->tv_nsec) / 1000;
+	return us < 0 ? 0 : (uint64_t)us;
+}
+
+/* The response is queued: count it, log it and get ready for the next one. */
+static void
+request_finish(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct request *r = &c->req;
+	uint64_t us = usec_since(&r->start);
+
+	stats_response(&w->stats, r->status, us);
+	if (w->srv->access_log_fd >= 0)
+		access_log(c, us);
+	if (r->flags & REQ_CLOSE)
+		c->closing = 1;
+	if (c->state == CONN_HEAD || c->state == CONN_BODY) {
+		/* Answered before the request was read whole: framing is in doubt. */
+		c->closing = 1;
+	}
+	/* Drop the head (and any body bytes consumed with it) from the buffer. */
+	if (c->rpos < c->rlen && !c->closing) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+	} else {
+		c->rlen = 0;
+	}
+	c->rpos = 0;
+	pool_put(&w->heads, c->hr);
+	c->hr = NULL;
+	c->state = CONN_IDLE;
+}
+
+/* Answers a request we could not parse or accept, then closes. */
+static void
+request_fail(struct conn *c, int status, const char *why)
+{
+	struct request *r = &c->req;
+
+	if (log_enabled(LOG_LVL_INFO)) {
+		char peer[INET6_ADDRSTRLEN];
+		log_info("conn %d from %s: %d: %s", c->fd, conn_peer(c, peer, sizeof(peer)),
+		    status, why);
+	}
+	r->flags |= REQ_CLOSE;
+	if (c->hr != NULL && c->hr->meth == HTTP_M_HEAD)
+		r->flags |= REQ_HEAD_ONLY;
+	c->state = CONN_HEAD; /* framing in doubt: request_finish closes */
+	http_resp_error(r, status);
+}
+
+static void
+request_begin(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->rpos > 0) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+		c->rpos = 0;
+	}
+	c->hr = pool_get(&w->heads);
+	if (c->hr == NULL) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	http_request_reset(c->hr);
+	memset(&c->req, 0, sizeof(c->req));
+	c->req.conn = c;
+	c->req.hr = c->hr;
+	clock_gettime(CLOCK_MONOTONIC, &c->req.start);
+	c->state = CONN_HEAD;
+	c->nrequests++;
+	conn_arm(c, EV_READ, w->tv_header);
+}
+
+static void
+handler_start(struct conn *c)
+{
+	struct request *r = &c->req;
+
+	c->state = CONN_HANDLER;
+	if (r->route == NULL)
+		http_resp_error(r, 404);
+	else
+		r->route->handler->start(r);
+}
+
+/* The head is in: route it, check the body framing, and go on. */
+static void
+dispatch(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct http_request *hr = c->hr;
+	struct request *r = &c->req;
+	char *npath = (char *)(hr + 1);
+
+	if (hr->meth == HTTP_M_HEAD)
+		r->flags |= REQ_HEAD_ONLY;
+	if (!(hr->flags & HTTP_F_KEEPALIVE))
+		r->flags |= REQ_CLOSE;
+	if (hr->meth == HTTP_M_CONNECT || (hr->path_len == 1 && hr->path[0] == '*')) {
+		r->npath = hr->path;
+		r->npath_len = hr->path_len;
+	} else {
+		long n = route_normalize_path(hr->path, hr->path_len, npath);
+		if (n < 0) {
+			request_fail(c, 400, "bad path");
+			return;
+		}
+		r->npath = npath;
+		r->npath_len = (size_t)n;
+	}
+	r->route = route_match(w->conf, c->listen_idx, hr->host, hr->host_len, r->npath,
+	    r->npath_len);
+	if ((hr->flags & HTTP_F_HAS_CL) && (uint64_t)hr->content_length > w->conf->global.max_body_size) {
+		request_fail(c, 413, "request body larger than max_body_size");
+		return;
+	}
+	c->body_left = (hr->flags & HTTP_F_HAS_CL) ? hr->content_length : 0;
+	if (hr->flags & HTTP_F_CHUNKED)
+		http_chunked_init(&c->chunk);
+	if (c->body_left > 0 || (hr->flags & HTTP_F_CHUNKED)) {
+		if ((hr->flags & HTTP_F_EXPECT_100) && hr->version == 11)
+			OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
+		c->state = CONN_BODY;
+		conn_arm(c, EV_READ, w->tv_body);
+		return;
+	}
+	handler_start(c);
+}
+
+/* Reads past the request body.  Returns 1 when it is done, 0 for more, -1 failed. */
+static int
+body_discard(struct conn *c)
+{
+	struct worker *w = c->w;
+	size_t avail = c->rlen - c->rpos;
+
+	if (!(c->hr->flags & HTTP_F_CHUNKED)) {
+		size_t take = (uint64_t)c->body_left < avail ? (size_t)c->body_left : avail;
+		c->rpos += take;
+		c->body_left -= (int64_t)take;
+	} else {
+		while (c->rpos < c->rlen && c->chunk.state != CHUNK_DONE) {
+			size_t off, len;
+			ssize_t n = http_chunked_parse(&c->chunk, c->rbuf + c->rpos, c->rlen - c->rpos,
+			    &off, &len, w->conf->global.max_header_size);
+			if (n < 0) {
+				request_fail(c, 400, "bad chunked framing");
+				return -1;
+			}
+			c->rpos += (size_t)n;
+			if (c->chunk.total > w->conf->global.max_body_size) {
+				request_fail(c, 413, "chunked body larger than max_body_size");
+				return -1;
+			}
+		}
+	}
+	if (c->body_left == 0 && (!(c->hr->flags & HTTP_F_CHUNKED) || c->chunk.state == CHUNK_DONE))
+		return 1;
+	/* Everything read so far was body and is gone: reuse the space after the head. */
+	c->rlen = c->rpos = c->hr->head_len;
+	return 0;
+}
+
+/* Writes pending output.  Returns -1 if the connection was closed. */
+static int
+conn_flush(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	while (c->osent < c->olen) {
+		ssize_t n = send(c->fd, c->obuf + c->osent, c->olen - c->osent, MSG_NOSIGNAL);
+		if (n > 0) {
+			c->osent += (size_t)n;
+			stats_add(&w->stats.bytes_sent, (uint64_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->writing = 1;
+			conn_arm(c, EV_WRITE, w->tv_send);
+			return 0;
+		}
+		conn_close(c, n < 0 ? strerror(errno) : "write returned 0");
+		return -1;
+	}
+	c->writing = 0;
+	if (c->closing) {
+		if (c->state == CONN_IDLE && c->req.status < 400) {
+			conn_close(c, "done");
+			return -1;
+		}
+		/* An error answer: stop sending, but read what the client still
+		 * sends for a moment so our answer is not lost to a reset. */
+		shutdown(c->fd, SHUT_WR);
+		c->state = CONN_LINGER;
+		release_buffers(c);
+		conn_arm(c, EV_READ, w->tv_linger);
+		return 0;
+	}
+	release_buffers(c);
+	switch (c->state) {
+	case CONN_IDLE:
+		conn_arm(c, EV_READ, c->rlen > 0 ? w->tv_header : w->tv_keepalive);
+		break;
+	case CONN_HEAD:
+		conn_arm(c, EV_READ, w->tv_header);
+		break;
+	case CONN_BODY:
+		conn_arm(c, EV_READ, w->tv_body);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static void
+conn_process(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	while (!c->closing && c->olen - c->osent < OUT_HIGH_WATER) {
+		if (c->state == CONN_IDLE) {
+			if (c->rpos == c->rlen)
+				break;
+			request_begin(c);
+			if (c->hr == NULL)
+				return; /* closed */
+		}
+		if (c->state == CONN_HEAD) {
+			ssize_t n = http_parse_request(c->hr, c->rbuf, c->rlen, &w->limits);
+			if (n == 0) {
+				/* Slowloris: the whole head must arrive within header_timeout. */
+				if (usec_since(&c->req.start) / 1000 > (uint64_t)w->conf->global.header_timeout)
+					request_fail(c, 408, "request head too slow");
+				break;
+			}
+			if (n < 0) {
+				request_fail(c, (int)-n, c->hr->error);
+				continue;
+			}
+			c->rpos = (size_t)n;
+			dispatch(c);
+			continue;
+		}
+		if (c->state == CONN_BODY) {
+			int rc = body_discard(c);
+			if (rc == 1)
+				handler_start(c);
+			if (rc == 0)
+				break;
+			continue;
+		}
+		break; /* CONN_HANDLER waits for the handler, CONN_LINGER for EOF */
+	}
+	conn_flush(c);
+}
+
+static void
+conn_on_timeout(struct conn *c)
+{
+	switch (c->state) {
+	case CONN_HEAD:
+		if (c->rlen > 0) {
+			request_fail(c, 408, "request head timed out");
+			conn_flush(c);
+			return;
+		}
+		conn_close(c, "idle");
+		return;
+	case CONN_BODY:
+		request_fail(c, 408, "request body timed out");
+		conn_flush(c);
+		return;
+	case CONN_IDLE:
+		conn_close(c, c->writing ? "send timed out" : "keep-alive timeout");
+		return;
+	default:
+		conn_close(c, c->writing ? "send timed out" : "timed out");
+		return;
+	}
+}
+
+static void
+conn_on_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct worker *w = c->w;
+
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		conn_on_timeout(c);
+		return;
+	}
+	if (what & EV_WRITE) {
+		if (conn_flush(c) == 0 && !c->writing && !c->closing)
+			conn_process(c);
+		return;
+	}
+	if (c->rbuf == NULL) {
+		c->rbuf = pool_get(&w->rbufs);
+		if (c->rbuf == NULL) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		c->rlen = c->rpos = 0;
+	}
+	size_t room = w->rbufs.size - c->rlen;
+	if (room == 0) {
+		/* Only a handler that is not reading leaves the buffer full. */
+		event_del(&c->ev);
+		return;
+	}
+	ssize_t n = recv(c->fd, c->rbuf + c->rlen, room, 0);
+	if (n <= 0) {
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (c->state == CONN_BODY && n == 0)
+			conn_close(c, "client closed during request body");
+		else if (c->state == CONN_HEAD && c->rlen > 0 && n == 0)
+			conn_close(c, "client closed during request head");
+		else
+			conn_close(c, n == 0 ? "client closed" : strerror(errno));
+		return;
+	}
+	stats_add(&w->stats.bytes_received, (uint64_t)n);
+	if (c->state == CONN_LINGER) {
+		c->rlen = 0; /* discard */
+		return;
+	}
+	c->rlen += (size_t)n;
+	conn_process(c);
+}

@@ -1,0 +1,100 @@
+/*
+ * conn: one client connection: reading, parsing, the request/response
+ * exchange, writing, timeouts and keep-alive.  All teardown goes through
+ * conn_close(c, reason).
+ */
+#ifndef PORTICO_CONN_H
+#define PORTICO_CONN_H
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "common/http_parse.h"
+
+struct worker;
+struct conf_route;
+struct conn;
+
+/* One request/response exchange, as a handler sees it. */
+struct request {
+	struct conn *conn;
+	struct http_request *hr;       /* the parsed head: slices of the read buffer */
+	const struct conf_route *route;
+	const char *npath;             /* normalized, decoded path used for routing */
+	size_t npath_len;
+	int status;                    /* of the response, once started */
+	uint64_t body_bytes;           /* response body bytes queued */
+	int64_t resp_left;             /* declared Content-Length not yet queued */
+	unsigned flags;
+	struct timespec start;
+	void *hdata;                   /* the handler's */
+};
+
+#define REQ_HEAD_ONLY   0x01 /* HEAD: headers, no body */
+#define REQ_CLOSE       0x02 /* close the connection after this response */
+#define REQ_STARTED     0x04 /* the status line is queued */
+#define REQ_DONE        0x08 /* the response is complete */
+#define REQ_CHUNKED_OUT 0x10 /* the response body is chunked */
+
+enum conn_state {
+	CONN_IDLE,      /* between requests */
+	CONN_HEAD,      /* reading a request head */
+	CONN_BODY,      /* reading (discarding) a request body before the handler */
+	CONN_HANDLER,   /* the handler has the request */
+	CONN_LINGER,    /* response sent, draining input before close */
+};
+
+struct conn {
+	int fd;
+	enum conn_state state;
+	struct event ev;
+	struct worker *w;
+	unsigned listen_idx;
+	unsigned nrequests;
+	unsigned closing : 1;          /* close once output is flushed */
+	unsigned writing : 1;          /* waiting for EV_WRITE */
+	char *rbuf;                    /* from the worker's buffer pool, NULL while idle */
+	size_t rlen, rpos;             /* bytes in rbuf; start of unparsed input */
+	char *obuf;                    /* pending output, NULL while idle */
+	size_t olen, ocap, osent;
+	int64_t body_left;             /* request body bytes still to read (Content-Length) */
+	struct http_chunked chunk;
+	struct http_request *hr;       /* from the worker's request pool while active */
+	struct request req;
+	struct sockaddr_in6 peer;      /* large enough for IPv4 too */
+	TAILQ_ENTRY(conn) link;
+};
+
+TAILQ_HEAD(conn_list, conn);
+
+/* Takes ownership of fd, a freshly accepted socket. */
+void conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+    unsigned listen_idx);
+/* Tears a connection down and frees it; reason is logged at debug level. */
+void conn_close(struct conn *c, const char *reason);
+/* Graceful shutdown: closes c now if it is idle, else after its response. */
+void conn_drain(struct conn *c);
+/* Formats the peer address ("127.0.0.1" or "::1") into buf. */
+const char *conn_peer(const struct conn *c, char *buf, size_t len);
+
+/* The response writer, for handlers.  Headers go out with the status line. */
+/* Starts a response; content_length -1 means chunked (or close-delimited for HTTP/1.0). */
+void http_resp_start(struct request *r, int status, const char *content_type,
+    int64_t content_length);
+/* Adds a header line; call between start and the first body byte. */
+void http_resp_header(struct request *r, const char *name, const char *value);
+/* Ends the header section and queues body bytes (copied).  Ignored for HEAD. */
+void http_resp_body(struct request *r, const void *data, size_t len);
+/* Completes the response: the connection goes on with the next request. */
+void http_resp_end(struct request *r);
+/* A whole response in one call. */
+void http_resp_simple(struct request *r, int status, const char *content_type,
+    const char *body, size_t len);
+/* A short HTML error page for status. */
+void http_resp_error(struct request *r, int status);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * handler: what a route hands a request to.
+ *
+ * A handler is one const ops table.  The route key named by `key` selects
+ * it (`status = json` selects the status handler); extra route keys the
+ * handler reads are listed in `keys`, so the config loader can tell a
+ * misspelt key from one that belongs to another handler.
+ */
+#ifndef PORTICO_HANDLER_H
+#define PORTICO_HANDLER_H
+
+#include <stddef.h>
+
+struct conf_ctx;
+struct conf_route;
+struct conf_kv;
+struct request;
+
+#define HANDLER_WANTS_BODY 0x1 /* body bytes go to ops->body, else they are discarded */
+
+struct handler_ops {
+	const char *name;
+	const char *key;            /* the route key that selects this handler */
+	const char *const *keys;    /* further route keys it reads, NULL-terminated */
+	unsigned flags;
+	/*
+	 * Checks the route's keys and builds rt->hconf.  Reports problems with
+	 * conf_err and returns -1; 0 on success.
+	 */
+	int (*configure)(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv);
+	void (*free_conf)(void *hconf);
+	/* The request head is in (and the body too, without HANDLER_WANTS_BODY).
+	 * The handler answers now with the resp_* calls, or later. */
+	void (*start)(struct request *req);
+	/* Body bytes, with HANDLER_WANTS_BODY; len 0 marks the end.  0 or -1. */
+	int (*body)(struct request *req, const char *data, size_t len);
+	/* The client went away or the connection is being torn down. */
+	void (*abort)(struct request *req);
+};
+
+#endif

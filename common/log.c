@@ -1,0 +1,155 @@
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * Process-wide logging state.  The fd and level are atomics because workers
+ * log while the main thread may reopen the file; a line written to the old
+ * fd during a reopen is still a whole line.
+ */
+static struct {
+	_Atomic int fd;
+	_Atomic int level;
+	char path[4096];
+} log_state = { .fd = STDERR_FILENO, .level = LOG_LVL_INFO };
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+const char *
+log_level_name(enum log_level l)
+{
+	return level_names[l];
+}
+
+int
+log_level_parse(const char *s, enum log_level *out)
+{
+	for (int i = 0; i <= LOG_LVL_DEBUG; i++) {
+		if (strcmp(s, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+log_enabled(enum log_level l)
+{
+	return (int)l <= atomic_load_explicit(&log_state.level, memory_order_relaxed);
+}
+
+static int
+open_target(const char *path)
+{
+	if (path == NULL || path[0] == '\0' || strcmp(path, "stderr") == 0)
+		return STDERR_FILENO;
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+int
+log_open(const char *path, enum log_level level)
+{
+	int fd = open_target(path);
+
+	if (fd == -1)
+		return -1;
+	int old = atomic_exchange(&log_state.fd, fd);
+	if (old != STDERR_FILENO && old != fd)
+		close(old);
+	snprintf(log_state.path, sizeof(log_state.path), "%s",
+	    path == NULL ? "stderr" : path);
+	atomic_store(&log_state.level, (int)level);
+	return 0;
+}
+
+int
+log_reopen(void)
+{
+	if (strcmp(log_state.path, "stderr") == 0 || log_state.path[0] == '\0')
+		return 0;
+	return log_open(log_state.path, (enum log_level)atomic_load(&log_state.level));
+}
+
+void
+log_close(void)
+{
+	int old = atomic_exchange(&log_state.fd, STDERR_FILENO);
+
+	if (old != STDERR_FILENO)
+		close(old);
+}
+
+static void
+vlog(enum log_level l, int with_errno, const char *fmt, va_list ap)
+{
+	char line[2048];
+	int saved = errno;
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+
+	if (!log_enabled(l))
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+	n += (size_t)snprintf(line + n, sizeof(line) - n, "[%s] ", level_names[l]);
+	int w = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	if (w > 0)
+		n = n + (size_t)w < sizeof(line) ? n + (size_t)w : sizeof(line) - 1;
+	if (with_errno && n < sizeof(line) - 1)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ": %s", strerror(saved));
+	if (n >= sizeof(line) - 1)
+		n = sizeof(line) - 2;
+	/* A hostile client can put anything into a logged field; keep lines single. */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
+			line[i] = '?';
+	line[n++] = '\n';
+	ssize_t r = write(atomic_load_explicit(&log_state.fd, memory_order_relaxed), line, n);
+	(void)r;
+	errno = saved;
+}
+
+#define LOG_FN(name, lvl, en)                      \
+	void name(const char *fmt, ...)            \
+	{                                          \
+		va_list ap;                        \
+		va_start(ap, fmt);                 \
+		vlog(lvl, en, fmt, ap);            \
+		va_end(ap);                        \
+	}
+
+LOG_FN(log_error, LOG_LVL_ERROR, 0)
+LOG_FN(log_warn, LOG_LVL_WARN, 1)
+LOG_FN(log_warnx, LOG_LVL_WARN, 0)
+LOG_FN(log_info, LOG_LVL_INFO, 0)
+LOG_FN(log_debug, LOG_LVL_DEBUG, 0)
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(LOG_LVL_ERROR, 1, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(LOG_LVL_ERROR, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,117 @@
+/*
+ * portico: command line, configuration, start.  This is the one file that
+ * names handlers from both origin/ and proxy/; everything else in common/
+ * knows them only through struct handler_ops.
+ */
+#include <errno.h>
+#include <openssl/opensslv.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/config.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "common/return.h"
+#include "common/server.h"
+#include "origin/health.h"
+#include "origin/status.h"
+
+#ifndef INIH_VERSION
+#define INIH_VERSION "unknown"
+#endif
+#ifndef PORTICO_DEFAULT_CONF
+#define PORTICO_DEFAULT_CONF "/etc/portico/portico.ini"
+#endif
+
+#define EXIT_USAGE 64
+#define EXIT_CONFIG 78
+
+static const struct handler_ops *const handlers[] = {
+	&status_ops, &health_ops, &return_ops, NULL,
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: portico [-tTVh] [-c file]\n"
+	    "  -c file  configuration file (default " PORTICO_DEFAULT_CONF ")\n"
+	    "  -t       check the configuration and exit\n"
+	    "  -T       check the configuration, print it with defaults and exit\n"
+	    "  -V       print versions and exit\n"
+	    "  -h       print this help and exit\n");
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *file = PORTICO_DEFAULT_CONF;
+	int test = 0, dump = 0, ch;
+	struct conf_ctx ctx = { 0 };
+	struct server srv = { 0 };
+
+	while ((ch = getopt(argc, argv, "c:tTVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			file = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'T':
+			dump = 1;
+			break;
+		case 'V':
+			printf("portico %s\nlibevent %s\n%s\ninih r%s\n", PORTICO_VERSION,
+			    event_get_version(), OpenSSL_version(OPENSSL_VERSION), INIH_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "portico: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	struct config *conf = config_load(file, handlers, &ctx);
+	if (conf == NULL) {
+		for (size_t i = 0; i < ctx.nerrors; i++)
+			fprintf(stderr, "%s\n", ctx.errors[i]);
+		fprintf(stderr, "portico: configuration file %s has %zu error%s\n", file,
+		    ctx.nerrors, ctx.nerrors == 1 ? "" : "s");
+		conf_ctx_free(&ctx);
+		return test || dump ? 1 : EXIT_CONFIG;
+	}
+	if (dump) {
+		config_dump(conf, stdout);
+		config_free(conf);
+		return 0;
+	}
+	if (test) {
+		fprintf(stderr, "portico: configuration file %s is valid\n", file);
+		config_free(conf);
+		return 0;
+	}
+	if (log_open(conf->global.error_log, conf->global.log_level) < 0) {
+		fprintf(stderr, "portico: cannot open error_log %s: %s\n", conf->global.error_log,
+		    strerror(errno));
+		config_free(conf);
+		return 1;
+	}
+	srv.conf = conf;
+	srv.conf_file = file;
+	int rc = server_run(&srv);
+	config_free(conf);
+	log_close();
+	return rc;
+}

@@ -1,0 +1,49 @@
+#include "common/pool.h"
+
+#include <stdlib.h>
+
+void
+pool_init(struct pool *p, size_t size, unsigned max)
+{
+	p->size = size < sizeof(void *) ? sizeof(void *) : size;
+	p->max = max;
+	p->nfree = 0;
+	p->free = NULL;
+}
+
+void *
+pool_get(struct pool *p)
+{
+	void *b = p->free;
+
+	if (b == NULL)
+		return malloc(p->size);
+	p->free = *(void **)b;
+	p->nfree--;
+	return b;
+}
+
+void
+pool_put(struct pool *p, void *b)
+{
+	if (b == NULL)
+		return;
+	if (p->nfree >= p->max) {
+		free(b);
+		return;
+	}
+	*(void **)b = p->free;
+	p->free = b;
+	p->nfree++;
+}
+
+void
+pool_destroy(struct pool *p)
+{
+	while (p->free != NULL) {
+		void *next = *(void **)p->free;
+		free(p->free);
+		p->free = next;
+	}
+	p->nfree = 0;
+}

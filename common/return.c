@@ -1,0 +1,146 @@
+#include "common/return.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/config.h"
+#include "common/conn.h"
+#include "common/units.h"
+
+/* A body read from return_file is held in memory; keep it reasonable. */
+#define RETURN_FILE_MAX (8u << 20)
+
+struct return_conf {
+	int status;
+	char *location;      /* for 301, 302, 303, 307, 308 */
+	char *type;
+	char *body;
+	size_t body_len;
+};
+
+static int
+is_redirect(int s)
+{
+	return s == 301 || s == 302 || s == 303 || s == 307 || s == 308;
+}
+
+static int
+read_body_file(struct conf_ctx *ctx, const struct conf_kv *kv, struct return_conf *rc)
+{
+	FILE *fp = fopen(kv->value, "rb");
+	struct stat st;
+
+	if (fp == NULL || fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode)) {
+		conf_err(ctx, kv->line, ctx->section, "return_file", "cannot read %s: %s", kv->value,
+		    fp == NULL ? strerror(errno) : "not a regular file");
+		goto fail;
+	}
+	if ((uint64_t)st.st_size > RETURN_FILE_MAX) {
+		conf_err(ctx, kv->line, ctx->section, "return_file", "%s is larger than 8m", kv->value);
+		goto fail;
+	}
+	rc->body = malloc((size_t)st.st_size + 1);
+	if (rc->body == NULL || fread(rc->body, 1, (size_t)st.st_size, fp) != (size_t)st.st_size) {
+		conf_err(ctx, kv->line, ctx->section, "return_file", "cannot read %s", kv->value);
+		goto fail;
+	}
+	rc->body_len = (size_t)st.st_size;
+	fclose(fp);
+	return 0;
+fail:
+	if (fp != NULL)
+		fclose(fp);
+	return -1;
+}
+
+static void
+return_free(void *p)
+{
+	struct return_conf *rc = p;
+
+	if (rc == NULL)
+		return;
+	free(rc->location);
+	free(rc->type);
+	free(rc->body);
+	free(rc);
+}
+
+static int
+return_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv)
+{
+	struct return_conf *rc = calloc(1, sizeof(*rc));
+	const struct conf_kv *file = conf_route_kv(rt, "return_file");
+	const struct conf_kv *type = conf_route_kv(rt, "return_type");
+	char code[8];
+	const char *rest;
+	uint64_t st;
+
+	if (rc == NULL)
+		return -1;
+	rt->hconf = rc;
+	rest = kv->value + strcspn(kv->value, " \t");
+	snprintf(code, sizeof(code), "%.*s", (int)(rest - kv->value), kv->value);
+	while (*rest == ' ' || *rest == '\t')
+		rest++;
+	if (units_count(code, 999, &st) < 0 || st < 200 || st > 599) {
+		conf_err(ctx, kv->line, ctx->section, "return",
+		    "expected a status from 200 to 599, then an optional text or URL; not \"%s\"",
+		    kv->value);
+		return -1;
+	}
+	rc->status = (int)st;
+	if (is_redirect(rc->status)) {
+		if (*rest == '\0' || file != NULL) {
+			conf_err(ctx, kv->line, ctx->section, "return",
+			    "a redirect needs a URL: return = %d https://example.com/", rc->status);
+			return -1;
+		}
+		rc->location = strdup(rest);
+		rc->type = strdup("text/html");
+		if (asprintf(&rc->body, "<html><body><a href=\"%s\">moved here</a></body></html>\n",
+		    rest) < 0)
+			rc->body = NULL;
+		rc->body_len = rc->body != NULL ? strlen(rc->body) : 0;
+		return 0;
+	}
+	if (*rest != '\0' && file != NULL) {
+		conf_err(ctx, file->line, ctx->section, "return_file",
+		    "give either a text in return or return_file, not both");
+		return -1;
+	}
+	if (file != NULL && read_body_file(ctx, file, rc) < 0)
+		return -1;
+	if (file == NULL) {
+		rc->body = strdup(rest);
+		rc->body_len = strlen(rest);
+	}
+	rc->type = strdup(type != NULL ? type->value : "text/plain; charset=utf-8");
+	return 0;
+}
+
+static void
+return_start(struct request *r)
+{
+	const struct return_conf *rc = r->route->hconf;
+
+	http_resp_start(r, rc->status, rc->body_len > 0 ? rc->type : NULL, (int64_t)rc->body_len);
+	if (rc->location != NULL)
+		http_resp_header(r, "Location", rc->location);
+	http_resp_body(r, rc->body, rc->body_len);
+	http_resp_end(r);
+}
+
+static const char *const return_keys[] = { "return_file", "return_type", NULL };
+
+const struct handler_ops return_ops = {
+	.name = "return",
+	.key = "return",
+	.keys = return_keys,
+	.configure = return_configure,
+	.free_conf = return_free,
+	.start = return_start,
+};

@@ -1,0 +1,94 @@
+/*
+ * server: the process (config, workers, signals, shutdown) and the worker
+ * threads.  Each worker has its own event_base, its own SO_REUSEPORT
+ * listening socket per [listen:NAME], its own connections, pools and
+ * counters; nothing on the request path is shared but the immutable config
+ * and a few atomics.
+ */
+#ifndef PORTICO_SERVER_H
+#define PORTICO_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "common/config.h"
+#include "common/conn.h"
+#include "common/pool.h"
+#include "common/stats.h"
+
+struct server;
+
+struct listener {
+	int fd;
+	struct event *ev;
+	unsigned idx;                  /* index in conf->listens */
+	struct worker *w;              /* owner */
+};
+
+struct worker {
+	int id;
+	pthread_t thread;
+	struct server *srv;
+	const struct config *conf;
+	struct event_base *base;
+	struct listener *listeners;
+	size_t nlisteners;
+	int notify_fd;                 /* eventfd: the main thread asks us to stop */
+	struct event *notify_ev;
+	struct event *resume_ev;       /* re-enables accept after a pause */
+	struct event *tick_ev;         /* once a second: flush logs */
+	int accept_paused;
+	int draining;
+	_Atomic int stop_now;
+	struct conn_list conns;
+	unsigned nconns;
+	struct pool rbufs;             /* read and write buffers */
+	struct pool heads;             /* struct http_request plus its path buffer */
+	struct http_limits limits;
+	const struct timeval *tv_header, *tv_body, *tv_keepalive, *tv_send, *tv_linger;
+	time_t date_sec;               /* second the cached strings were made for */
+	char date[40];                 /* "Fri, 27 Nov 2026 15:00:00 GMT" */
+	char logtime[40];              /* "27/Nov/2026:15:00:00 +0000" */
+	char *alog;                    /* access log lines not yet written */
+	size_t alog_len;
+	struct stats stats;
+};
+
+#define SERVER_RPS_WINDOW 10           /* requests_per_second averages this many seconds */
+
+struct server {
+	struct config *conf;
+	const char *conf_file;
+	struct event_base *base;       /* the main thread's: signals, timers */
+	struct worker *workers;
+	int nworkers;
+	int **listen_fds;              /* [worker][listen] sockets, bound before threads start */
+	_Atomic unsigned nconns;       /* for max_connections */
+	int access_log_fd;             /* -1 when off */
+	time_t start_time;
+	struct timespec start_mono;
+	_Atomic uint64_t rps_ring[SERVER_RPS_WINDOW + 1]; /* requests_total, one per second */
+	_Atomic unsigned rps_pos;
+	_Atomic int rps_filled;
+	struct event *shutdown_timer;  /* set once a graceful stop began */
+	int done_fd;                   /* eventfd: workers tell the main thread they ended */
+	_Atomic int workers_left;
+	int exit_code;
+};
+
+/* Opens listeners, drops privileges, starts workers and runs until a
+ * signal stops the process.  Returns the exit status. */
+int server_run(struct server *srv);
+/* Refreshes the cached Date and log time strings if the second changed. */
+void worker_update_time(struct worker *w);
+/* Sums the counters of every worker into out (zeroed first). */
+void server_stats(struct server *srv, struct stats *out);
+/* Requests per second over the last SERVER_RPS_WINDOW seconds. */
+double server_rps(struct server *srv);
+/* Called by conn when a connection ends, to resume a paused accept. */
+void worker_conn_closed(struct worker *w);
+/* Queues an access log line (written once a second or when 32 KiB gather). */
+void worker_access_log(struct worker *w, const char *line, size_t len);
+
+#endif
