@@ -36,16 +36,25 @@ conn_peer(const struct conn *c, char *buf, size_t len)
 	return buf;
 }
 
-/* Arms the connection's one event for reading or writing with timeout tv. */
+/*
+ * Arms the connection's one event for reading or writing with timeout tv.
+ * A persistent event restarts its timeout whenever it fires, so when
+ * neither the mode nor the timeout changes there is nothing to do: a
+ * keep-alive connection serving one request per read makes no event_add
+ * call at all.
+ */
 static void
 conn_arm(struct conn *c, short mode, const struct timeval *tv)
 {
 	short cur = event_get_events(&c->ev) & (EV_READ | EV_WRITE);
 
+	if (cur == mode && c->ev_tv == tv && event_pending(&c->ev, mode, NULL))
+		return;
 	if (cur != mode) {
 		event_del(&c->ev);
 		event_assign(&c->ev, c->w->base, c->fd, mode | EV_PERSIST, conn_on_event, c);
 	}
+	c->ev_tv = tv;
 	event_add(&c->ev, tv);
 }
 
@@ -74,6 +83,7 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	stats_add(&w->stats.connections_total, 1);
 	stats_add(&w->stats.connections_active, 1);
 	event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
+	c->ev_tv = w->tv_header;
 	event_add(&c->ev, w->tv_header);
 }
 
@@ -106,15 +116,15 @@ conn_close(struct conn *c, const char *reason)
 		char peer[INET6_ADDRSTRLEN];
 		log_debug("conn %d from %s closed: %s", c->fd, conn_peer(c, peer, sizeof(peer)), reason);
 	}
-	if (c->state == CONN_HANDLER && !(c->req.flags & REQ_DONE) && c->req.route != NULL &&
-	    c->req.route->handler->abort != NULL)
-		c->req.route->handler->abort(&c->req);
+	if (c->x != NULL && c->state == CONN_HANDLER && !(c->x->req.flags & REQ_DONE) &&
+	    c->x->req.route != NULL && c->x->req.route->handler->abort != NULL)
+		c->x->req.route->handler->abort(&c->x->req);
 	event_del(&c->ev);
 	close(c->fd);
 	TAILQ_REMOVE(&w->conns, c, link);
 	w->nconns--;
 	stats_add(&w->stats.connections_active, (uint64_t)-1);
-	pool_put(&w->heads, c->hr);
+	pool_put(&w->heads, c->x);
 	if (c->rbuf != NULL)
 		pool_put(&w->rbufs, c->rbuf);
 	if (c->obuf != NULL) {
@@ -223,7 +233,7 @@ http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
 {
 	struct conn *c = r->conn;
 	struct worker *w = c->w;
-	int version = c->hr != NULL && c->hr->version == 10 ? 10 : 11;
+	int version = r->hr->version == 10 ? 10 : 11;
 
 	r->status = status;
 	r->flags |= REQ_STARTED | REQ_HDR_OPEN;
@@ -386,8 +396,8 @@ static void
 access_log(struct conn *c, uint64_t usec)
 {
 	struct worker *w = c->w;
-	struct request *r = &c->req;
-	struct http_request *hr = c->hr;
+	struct request *r = &c->x->req;
+	struct http_request *hr = &c->x->hr;
 	const struct http_header *ref = NULL, *ua = NULL;
 	char line[4096], peer[INET6_ADDRSTRLEN];
 	size_t n = 0;
@@ -442,7 +452,7 @@ static void
 request_finish(struct conn *c)
 {
 	struct worker *w = c->w;
-	struct request *r = &c->req;
+	struct request *r = &c->x->req;
 	uint64_t us = usec_since(&r->start);
 
 	stats_response(&w->stats, r->status, us);
@@ -451,8 +461,10 @@ request_finish(struct conn *c)
 	if (r->flags & REQ_CLOSE)
 		c->closing = 1;
 	if (c->state == CONN_HEAD || c->state == CONN_BODY) {
-		/* Answered before the request was read whole: framing is in doubt. */
+		/* Answered before the request was read whole: framing is in doubt,
+		 * and the client may still be sending. */
 		c->closing = 1;
+		c->linger = 1;
 	}
 	/* Drop the head (and any body bytes consumed with it) from the buffer. */
 	if (c->rpos < c->rlen && !c->closing) {
@@ -462,8 +474,8 @@ request_finish(struct conn *c)
 		c->rlen = 0;
 	}
 	c->rpos = 0;
-	pool_put(&w->heads, c->hr);
-	c->hr = NULL;
+	pool_put(&w->heads, c->x);
+	c->x = NULL;
 	c->state = CONN_IDLE;
 }
 
@@ -471,15 +483,15 @@ request_finish(struct conn *c)
 static void
 request_fail(struct conn *c, int status, const char *why)
 {
-	struct request *r = &c->req;
+	struct request *r = &c->x->req;
 
-	if (log_enabled(LOG_LVL_INFO)) {
+	if (log_enabled(LOG_LVL_INFO) && worker_log_client_error(c->w)) {
 		char peer[INET6_ADDRSTRLEN];
 		log_info("conn %d from %s: %d: %s", c->fd, conn_peer(c, peer, sizeof(peer)),
 		    status, why);
 	}
 	r->flags |= REQ_CLOSE;
-	if (c->hr != NULL && c->hr->meth == HTTP_M_HEAD)
+	if (c->x->hr.meth == HTTP_M_HEAD)
 		r->flags |= REQ_HEAD_ONLY;
 	c->state = CONN_HEAD; /* framing in doubt: request_finish closes */
 	http_resp_error(r, status);
@@ -495,25 +507,24 @@ request_begin(struct conn *c)
 		c->rlen -= c->rpos;
 		c->rpos = 0;
 	}
-	c->hr = pool_get(&w->heads);
-	if (c->hr == NULL) {
+	c->x = pool_get(&w->heads);
+	if (c->x == NULL) {
 		conn_close(c, "out of memory");
 		return;
 	}
-	http_request_reset(c->hr);
-	memset(&c->req, 0, sizeof(c->req));
-	c->req.conn = c;
-	c->req.hr = c->hr;
-	clock_gettime(CLOCK_MONOTONIC, &c->req.start);
+	http_request_reset(&c->x->hr);
+	memset(&c->x->req, 0, sizeof(c->x->req));
+	c->x->req.conn = c;
+	c->x->req.hr = &c->x->hr;
+	clock_gettime(CLOCK_MONOTONIC, &c->x->req.start);
 	c->state = CONN_HEAD;
 	c->nrequests++;
-	conn_arm(c, EV_READ, w->tv_header);
 }
 
 static void
 handler_start(struct conn *c)
 {
-	struct request *r = &c->req;
+	struct request *r = &c->x->req;
 
 	c->state = CONN_HANDLER;
 	if (r->route == NULL)
@@ -527,9 +538,10 @@ static void
 dispatch(struct conn *c)
 {
 	struct worker *w = c->w;
-	struct http_request *hr = c->hr;
-	struct request *r = &c->req;
-	char *npath = (char *)(hr + 1);
+	struct exchange *x = c->x;
+	struct http_request *hr = &x->hr;
+	struct request *r = &x->req;
+	char *npath = (char *)(x + 1);
 
 	if (hr->meth == HTTP_M_HEAD)
 		r->flags |= REQ_HEAD_ONLY;
@@ -553,10 +565,10 @@ dispatch(struct conn *c)
 		request_fail(c, 413, "request body larger than max_body_size");
 		return;
 	}
-	c->body_left = (hr->flags & HTTP_F_HAS_CL) ? hr->content_length : 0;
+	x->body_left = (hr->flags & HTTP_F_HAS_CL) ? hr->content_length : 0;
 	if (hr->flags & HTTP_F_CHUNKED)
-		http_chunked_init(&c->chunk);
-	if (c->body_left > 0 || (hr->flags & HTTP_F_CHUNKED)) {
+		http_chunked_init(&x->chunk);
+	if (x->body_left > 0 || (hr->flags & HTTP_F_CHUNKED)) {
 		if ((hr->flags & HTTP_F_EXPECT_100) && hr->version == 11)
 			OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
 		c->state = CONN_BODY;
@@ -571,32 +583,33 @@ static int
 body_discard(struct conn *c)
 {
 	struct worker *w = c->w;
+	struct exchange *x = c->x;
 	size_t avail = c->rlen - c->rpos;
 
-	if (!(c->hr->flags & HTTP_F_CHUNKED)) {
-		size_t take = (uint64_t)c->body_left < avail ? (size_t)c->body_left : avail;
+	if (!(x->hr.flags & HTTP_F_CHUNKED)) {
+		size_t take = (uint64_t)x->body_left < avail ? (size_t)x->body_left : avail;
 		c->rpos += take;
-		c->body_left -= (int64_t)take;
+		x->body_left -= (int64_t)take;
 	} else {
-		while (c->rpos < c->rlen && c->chunk.state != CHUNK_DONE) {
+		while (c->rpos < c->rlen && x->chunk.state != CHUNK_DONE) {
 			size_t off, len;
-			ssize_t n = http_chunked_parse(&c->chunk, c->rbuf + c->rpos, c->rlen - c->rpos,
+			ssize_t n = http_chunked_parse(&x->chunk, c->rbuf + c->rpos, c->rlen - c->rpos,
 			    &off, &len, w->conf->global.max_header_size);
 			if (n < 0) {
 				request_fail(c, 400, "bad chunked framing");
 				return -1;
 			}
 			c->rpos += (size_t)n;
-			if (c->chunk.total > w->conf->global.max_body_size) {
+			if (x->chunk.total > w->conf->global.max_body_size) {
 				request_fail(c, 413, "chunked body larger than max_body_size");
 				return -1;
 			}
 		}
 	}
-	if (c->body_left == 0 && (!(c->hr->flags & HTTP_F_CHUNKED) || c->chunk.state == CHUNK_DONE))
+	if (x->body_left == 0 && (!(x->hr.flags & HTTP_F_CHUNKED) || x->chunk.state == CHUNK_DONE))
 		return 1;
 	/* Everything read so far was body and is gone: reuse the space after the head. */
-	c->rlen = c->rpos = c->hr->head_len;
+	c->rlen = c->rpos = x->hr.head_len;
 	return 0;
 }
 
@@ -625,7 +638,7 @@ conn_flush(struct conn *c)
 	}
 	c->writing = 0;
 	if (c->closing) {
-		if (c->state == CONN_IDLE && c->req.status < 400) {
+		if (!c->linger) {
 			conn_close(c, "done");
 			return -1;
 		}
@@ -638,6 +651,10 @@ conn_flush(struct conn *c)
 		return 0;
 	}
 	release_buffers(c);
+	if (w->draining && c->state == CONN_IDLE && c->rpos == c->rlen) {
+		conn_close(c, "shutting down");
+		return -1;
+	}
 	switch (c->state) {
 	case CONN_IDLE:
 		conn_arm(c, EV_READ, c->rlen > 0 ? w->tv_header : w->tv_keepalive);
@@ -664,19 +681,21 @@ conn_process(struct conn *c)
 			if (c->rpos == c->rlen)
 				break;
 			request_begin(c);
-			if (c->hr == NULL)
+			if (c->x == NULL)
 				return; /* closed */
 		}
 		if (c->state == CONN_HEAD) {
-			ssize_t n = http_parse_request(c->hr, c->rbuf, c->rlen, &w->limits);
+			ssize_t n = http_parse_request(&c->x->hr, c->rbuf, c->rlen, &w->limits);
 			if (n == 0) {
 				/* Slowloris: the whole head must arrive within header_timeout. */
-				if (usec_since(&c->req.start) / 1000 > (uint64_t)w->conf->global.header_timeout)
+				if (usec_since(&c->x->req.start) / 1000 > (uint64_t)w->conf->global.header_timeout)
 					request_fail(c, 408, "request head too slow");
+				else
+					conn_arm(c, EV_READ, w->tv_header);
 				break;
 			}
 			if (n < 0) {
-				request_fail(c, (int)-n, c->hr->error);
+				request_fail(c, (int)-n, c->x->hr.error);
 				continue;
 			}
 			c->rpos = (size_t)n;

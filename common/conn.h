@@ -52,24 +52,36 @@ struct conn {
 	int fd;
 	enum conn_state state;
 	struct event ev;
+	const struct timeval *ev_tv;   /* the timeout ev is armed with */
 	struct worker *w;
 	unsigned listen_idx;
 	unsigned nrequests;
 	unsigned closing : 1;          /* close once output is flushed */
+	unsigned linger : 1;           /* ... after draining what the client still sends */
 	unsigned writing : 1;          /* waiting for EV_WRITE */
 	char *rbuf;                    /* from the worker's buffer pool, NULL while idle */
 	size_t rlen, rpos;             /* bytes in rbuf; start of unparsed input */
 	char *obuf;                    /* pending output, NULL while idle */
 	size_t olen, ocap, osent;
-	int64_t body_left;             /* request body bytes still to read (Content-Length) */
-	struct http_chunked chunk;
-	struct http_request *hr;       /* from the worker's request pool while active */
-	struct request req;
+	struct exchange *x;            /* the request in progress, NULL between requests */
 	struct sockaddr_in6 peer;      /* large enough for IPv4 too */
 	TAILQ_ENTRY(conn) link;
 };
 
 TAILQ_HEAD(conn_list, conn);
+
+/*
+ * What one request needs while it is in progress.  It comes from the
+ * worker's pool and goes back when the response is queued, so an idle
+ * keep-alive connection costs only its struct conn.  The pool block is
+ * followed by max_request_line + 1 bytes for the normalized path.
+ */
+struct exchange {
+	struct request req;
+	struct http_chunked chunk;
+	int64_t body_left;             /* request body bytes still to read (Content-Length) */
+	struct http_request hr;        /* last: its header array is large */
+};
 
 /* Takes ownership of fd, a freshly accepted socket. */
 void conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,

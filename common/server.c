@@ -161,6 +161,19 @@ on_accept(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+#define CLIENT_ERROR_LOG_PER_SEC 20
+
+int
+worker_log_client_error(struct worker *w)
+{
+	if (w->log_budget > 0) {
+		w->log_budget--;
+		return 1;
+	}
+	w->log_suppressed++;
+	return 0;
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -168,6 +181,11 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (w->log_suppressed > 0)
+		log_info("worker %d: %u more client errors in the last second not logged",
+		    w->id, w->log_suppressed);
+	w->log_suppressed = 0;
+	w->log_budget = CLIENT_ERROR_LOG_PER_SEC;
 	if (w->alog_len > 0)
 		alog_flush(w);
 }
@@ -322,6 +340,7 @@ worker_init(struct server *srv, struct worker *w, int id)
 
 	w->id = id;
 	w->srv = srv;
+	w->log_budget = CLIENT_ERROR_LOG_PER_SEC;
 	w->conf = conf;
 	TAILQ_INIT(&w->conns);
 	if ((w->base = event_base_new()) == NULL)
@@ -331,7 +350,7 @@ worker_init(struct server *srv, struct worker *w, int id)
 	w->limits.max_headers = (unsigned)g->max_headers;
 	/* A buffer always holds a whole head, so the parser's limits decide. */
 	pool_init(&w->rbufs, g->max_request_line + g->max_header_size + 1024, 256);
-	pool_init(&w->heads, sizeof(struct http_request) + g->max_request_line + 1, 256);
+	pool_init(&w->heads, sizeof(struct exchange) + g->max_request_line + 1, 256);
 #define COMMON_TV(dst, ms) do { tv.tv_sec = (ms) / 1000; tv.tv_usec = ((ms) % 1000) * 1000; \
 	dst = event_base_init_common_timeout(w->base, &tv); } while (0)
 	COMMON_TV(w->tv_header, g->header_timeout);

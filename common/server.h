@@ -38,6 +38,8 @@ struct worker {
 	struct event *notify_ev;
 	struct event *resume_ev;       /* re-enables accept after a pause */
 	struct event *tick_ev;         /* once a second: flush logs */
+	unsigned log_budget;           /* client-error log lines left this second */
+	unsigned log_suppressed;       /* ... and how many were dropped */
 	int accept_paused;
 	int draining;
 	_Atomic int stop_now;
@@ -88,6 +90,9 @@ void server_stats(struct server *srv, struct stats *out);
 double server_rps(struct server *srv);
 /* Called by conn when a connection ends, to resume a paused accept. */
 void worker_conn_closed(struct worker *w);
+/* Whether a line about a client's error may be logged now: at most a few
+ * per second per worker, so a hostile client cannot flood the log. */
+int worker_log_client_error(struct worker *w);
 /* Queues an access log line (written once a second or when 32 KiB gather). */
 void worker_access_log(struct worker *w, const char *line, size_t len);
 
