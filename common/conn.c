@@ -20,6 +20,7 @@
 
 static void conn_on_event(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct conn *c);
+static int conn_parse_loop(struct conn *c);
 static void request_finish(struct conn *c);
 
 const char *
@@ -674,6 +675,20 @@ conn_flush(struct conn *c)
 static void
 conn_process(struct conn *c)
 {
+	for (;;) {
+		if (conn_parse_loop(c) < 0 || conn_flush(c) < 0)
+			return;
+		/* Output went out at once: go on with requests already read. */
+		if (c->writing || c->closing || c->state != CONN_IDLE || c->rpos == c->rlen)
+			return;
+	}
+}
+
+/* Handles the requests in the read buffer until output backs up.
+ * Returns -1 if the connection was closed. */
+static int
+conn_parse_loop(struct conn *c)
+{
 	struct worker *w = c->w;
 
 	while (!c->closing && c->olen - c->osent < OUT_HIGH_WATER) {
@@ -682,7 +697,7 @@ conn_process(struct conn *c)
 				break;
 			request_begin(c);
 			if (c->x == NULL)
-				return; /* closed */
+				return -1; /* closed */
 		}
 		if (c->state == CONN_HEAD) {
 			ssize_t n = http_parse_request(&c->x->hr, c->rbuf, c->rlen, &w->limits);
@@ -712,7 +727,7 @@ conn_process(struct conn *c)
 		}
 		break; /* CONN_HANDLER waits for the handler, CONN_LINGER for EOF */
 	}
-	conn_flush(c);
+	return 0;
 }
 
 static void
@@ -766,8 +781,9 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 	}
 	size_t room = w->rbufs.size - c->rlen;
 	if (room == 0) {
-		/* Only a handler that is not reading leaves the buffer full. */
-		event_del(&c->ev);
+		/* The parser's limits fit in the buffer and bodies are consumed as
+		 * they come, so a full buffer means a handler stopped reading. */
+		conn_close(c, "read buffer full");
 		return;
 	}
 	ssize_t n = recv(c->fd, c->rbuf + c->rlen, room, 0);
