@@ -9,7 +9,8 @@ DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev libinih-dev \
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
+# Project flags are kept apart from CFLAGS so `make CFLAGS=...` (asan) keeps them.
+PORTICO_CFLAGS = -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
            -DINIH_VERSION=\"$(shell pkg-config --modversion inih 2>/dev/null)\" \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
@@ -31,15 +32,15 @@ FUZZ_SECONDS ?= 20
 all: portico
 
 portico: $(OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
+	$(CC) $(PORTICO_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
 
 $(BUILD)/%.o: %.c $(wildcard common/*.h origin/*.h proxy/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(PORTICO_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/t/unit/%: t/unit/%.c t/unit/tap.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+	$(CC) $(PORTICO_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
 unit: $(UNIT_BIN)
 
@@ -79,7 +80,7 @@ asan-test: $(BUILD)/portico unit
 	  PORTICO_BIN=$(BUILD)/portico prove $(PROVE_ARGS) $(addprefix ./,$(UNIT_BIN)) t/*.t
 
 $(BUILD)/portico: $(OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
+	$(CC) $(PORTICO_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
 
 # Short libFuzzer run of every target in t/fuzz/ (FUZZ_SECONDS each).
 fuzz: deps
