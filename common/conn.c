@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -108,6 +109,16 @@ release_buffers(struct conn *c)
 	}
 }
 
+static void
+file_out_free(struct conn *c)
+{
+	if (c->fo == NULL)
+		return;
+	close(c->fo->fd);
+	free(c->fo);
+	c->fo = NULL;
+}
+
 void
 conn_close(struct conn *c, const char *reason)
 {
@@ -126,6 +137,7 @@ conn_close(struct conn *c, const char *reason)
 	w->nconns--;
 	stats_add(&w->stats.connections_active, (uint64_t)-1);
 	pool_put(&w->heads, c->x);
+	file_out_free(c);
 	if (c->rbuf != NULL)
 		pool_put(&w->rbufs, c->rbuf);
 	if (c->obuf != NULL) {
@@ -170,6 +182,8 @@ obuf_reserve(struct conn *c, size_t n)
 		return 0;
 	if (c->osent > 0) {
 		memmove(c->obuf, c->obuf + c->osent, c->olen - c->osent);
+		for (unsigned i = c->fo != NULL ? c->fo->cur : 0; c->fo != NULL && i < c->fo->n; i++)
+			c->fo->seg[i].at -= c->osent;
 		c->olen -= c->osent;
 		c->osent = 0;
 		if (c->ocap - c->olen >= n)
@@ -319,6 +333,50 @@ http_resp_body(struct request *r, const void *data, size_t len)
 		r->resp_left -= (int64_t)len;
 	}
 	r->body_bytes += len;
+}
+
+/* Runs of at most this many bytes are copied into the output buffer: one
+ * pread and one send beat a send and a sendfile for small files. */
+#define FILE_COPY_MAX (16 * 1024)
+
+int
+http_resp_file(struct request *r, int fd, off_t off, off_t len)
+{
+	struct conn *c = r->conn;
+
+	close_headers(r);
+	if (c->fo == NULL) {
+		c->fo = malloc(sizeof(*c->fo));
+		if (c->fo == NULL) {
+			close(fd);
+			goto fail;
+		}
+		c->fo->fd = fd;
+		c->fo->n = c->fo->cur = 0;
+	}
+	if ((r->flags & REQ_HEAD_ONLY) || len == 0)
+		return 0;
+	if (len <= FILE_COPY_MAX && obuf_reserve(c, (size_t)len) == 0) {
+		ssize_t n = pread(fd, c->obuf + c->olen, (size_t)len, off);
+		if (n != (ssize_t)len)
+			goto fail;
+		c->olen += (size_t)len;
+	} else {
+		if (c->fo->n == FILE_OUT_SEGS)
+			goto fail;
+		struct file_seg *sg = &c->fo->seg[c->fo->n++];
+		sg->at = c->olen;
+		sg->off = off;
+		sg->len = len;
+	}
+	r->resp_left -= len;
+	r->body_bytes += (uint64_t)len;
+	return 0;
+fail:
+	log_warn("conn %d: cannot queue file body", c->fd);
+	r->flags |= REQ_CLOSE;
+	c->closing = 1;
+	return -1;
 }
 
 void
@@ -620,23 +678,45 @@ conn_flush(struct conn *c)
 {
 	struct worker *w = c->w;
 
-	while (c->osent < c->olen) {
-		ssize_t n = send(c->fd, c->obuf + c->osent, c->olen - c->osent, MSG_NOSIGNAL);
+	for (;;) {
+		struct file_out *fo = c->fo;
+		struct file_seg *sg = fo != NULL && fo->cur < fo->n ? &fo->seg[fo->cur] : NULL;
+		size_t upto = sg != NULL ? sg->at : c->olen;
+		ssize_t n;
+
+		if (c->osent < upto) {
+			/* MSG_MORE: headers and the file data after them share segments. */
+			n = send(c->fd, c->obuf + c->osent, upto - c->osent,
+			    MSG_NOSIGNAL | (sg != NULL ? MSG_MORE : 0));
+			if (n > 0)
+				c->osent += (size_t)n;
+		} else if (sg != NULL) {
+			size_t chunk = sg->len > (1 << 30) ? (1 << 30) : (size_t)sg->len;
+			n = sendfile(c->fd, fo->fd, &sg->off, chunk);
+			if (n > 0 && (sg->len -= n) == 0)
+				fo->cur++;
+			if (n == 0) {
+				conn_close(c, "file shrank while being sent");
+				return -1;
+			}
+		} else {
+			break;
+		}
 		if (n > 0) {
-			c->osent += (size_t)n;
 			stats_add(&w->stats.bytes_sent, (uint64_t)n);
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
+		if (errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			c->writing = 1;
 			conn_arm(c, EV_WRITE, w->tv_send);
 			return 0;
 		}
-		conn_close(c, n < 0 ? strerror(errno) : "write returned 0");
+		conn_close(c, strerror(errno));
 		return -1;
 	}
+	file_out_free(c);
 	c->writing = 0;
 	if (c->closing) {
 		if (!c->linger) {
@@ -691,7 +771,7 @@ conn_parse_loop(struct conn *c)
 {
 	struct worker *w = c->w;
 
-	while (!c->closing && c->olen - c->osent < OUT_HIGH_WATER) {
+	while (!c->closing && c->fo == NULL && c->olen - c->osent < OUT_HIGH_WATER) {
 		if (c->state == CONN_IDLE) {
 			if (c->rpos == c->rlen)
 				break;

@@ -19,6 +19,20 @@ struct worker;
 struct conf_route;
 struct conn;
 
+/* File bytes queued for sendfile: seg[i] goes out once obuf[0..at) has. */
+#define FILE_OUT_SEGS 33
+struct file_seg {
+	size_t at;
+	off_t off;
+	off_t len;
+};
+
+struct file_out {
+	int fd;
+	unsigned n, cur;
+	struct file_seg seg[FILE_OUT_SEGS];
+};
+
 /* One request/response exchange, as a handler sees it. */
 struct request {
 	struct conn *conn;
@@ -63,6 +77,7 @@ struct conn {
 	size_t rlen, rpos;             /* bytes in rbuf; start of unparsed input */
 	char *obuf;                    /* pending output, NULL while idle */
 	size_t olen, ocap, osent;
+	struct file_out *fo;           /* file body in flight, NULL otherwise */
 	struct exchange *x;            /* the request in progress, NULL between requests */
 	struct sockaddr_in6 peer;      /* large enough for IPv4 too */
 	TAILQ_ENTRY(conn) link;
@@ -101,6 +116,15 @@ void http_resp_start(struct request *r, int status, const char *content_type,
 void http_resp_header(struct request *r, const char *name, const char *value);
 /* Ends the header section and queues body bytes (copied).  Ignored for HEAD. */
 void http_resp_body(struct request *r, const void *data, size_t len);
+/*
+ * Queues file bytes [off, off + len) of fd as body at this point of the
+ * response: small runs are read into the output buffer, larger ones go out
+ * with sendfile(2) later.  The connection owns fd from the first call on
+ * (every call of one response passes the same fd) and closes it when the
+ * response is sent or the connection ends.  Returns 0, or -1 if the file
+ * could not be read (the response is then cut and the connection closed).
+ */
+int http_resp_file(struct request *r, int fd, off_t off, off_t len);
 /* Completes the response: the connection goes on with the next request. */
 void http_resp_end(struct request *r);
 /* A whole response in one call. */
