@@ -82,21 +82,36 @@ asan-test: $(BUILD)/portico unit
 $(BUILD)/portico: $(OBJ)
 	$(CC) $(PORTICO_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
 
-# Short libFuzzer run of every target in t/fuzz/ (FUZZ_SECONDS each).
+# Short libFuzzer run of every target in t/fuzz/ (FUZZ_SECONDS each): each
+# t/fuzz/NAME.c is built with the library sources, fed t/fuzz/seed-NAME if
+# present, and grows its corpus in $(BUILD)/fuzz/corpus-NAME.  Crash inputs
+# go to $(BUILD)/fuzz/artifacts-NAME/, the full output to $(BUILD)/fuzz/NAME.log.
+# Every target runs; the recipe fails if any failed to build or found a bug.
 fuzz: deps
 	@mkdir -p $(BUILD)/fuzz
-	@set -e; for f in $(FUZZ_SRC); do \
-	  n=$$(basename $$f .c); \
-	  clang -g -O1 -std=c17 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
-	    $$(pkg-config --cflags $(PKGS)) -o $(BUILD)/fuzz/$$n $$f $(filter-out common/main.c,$(wildcard common/*.c)) \
-	    $$(pkg-config --libs $(PKGS)) -lpthread; \
-	  mkdir -p $(BUILD)/fuzz/corpus-$$n; \
-	  echo "fuzz $$n for $(FUZZ_SECONDS)s"; \
-	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    $(BUILD)/fuzz/corpus-$$n $$( [ -d t/fuzz/seed-$$n ] && echo t/fuzz/seed-$$n ) 2>&1 | \
-	    grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' || true; \
-	  test $${PIPESTATUS[0]:-0} = 0; \
-	done
+	@failed=""; for f in $(FUZZ_SRC); do \
+	  n=$$(basename $$f .c); out=$(BUILD)/fuzz; \
+	  if ! clang -g -O1 -std=c17 -D_GNU_SOURCE -I. -fno-omit-frame-pointer \
+	      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	      $$(pkg-config --cflags $(PKGS)) -o $$out/$$n $$f $(LIB_SRC) \
+	      $$(pkg-config --libs $(PKGS)) -lpthread; then \
+	    echo "fuzz: $$n: build failed"; failed="$$failed $$n"; continue; \
+	  fi; \
+	  mkdir -p $$out/corpus-$$n $$out/artifacts-$$n; \
+	  seed=""; if [ -d t/fuzz/seed-$$n ]; then seed=t/fuzz/seed-$$n; fi; \
+	  echo "fuzz: $$n: running for $(FUZZ_SECONDS)s$${seed:+ with $$seed}"; \
+	  rc=0; UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $$out/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=$$out/artifacts-$$n/ $$out/corpus-$$n $$seed \
+	    >$$out/$$n.log 2>&1 || rc=$$?; \
+	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$out/$$n.log | tail -n 1); \
+	  echo "fuzz: $$n: $${execs:-unknown} executions, exit status $$rc"; \
+	  if [ $$rc != 0 ]; then \
+	    sed -n '/==ERROR\|runtime error\|deadly signal\|Test unit written/,$$p' $$out/$$n.log | head -n 60; \
+	    echo "fuzz: $$n: FAILED; full log in $$out/$$n.log"; failed="$$failed $$n"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi
 
 bench: all
 	t/bench/run

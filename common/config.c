@@ -96,6 +96,8 @@ conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
 		n = asprintf(&full, "%s:%d: [%s] %s: %s", ctx->file, line, section, key, msg);
 	else if (section != NULL)
 		n = asprintf(&full, "%s:%d: [%s] %s", ctx->file, line, section, msg);
+	else if (key != NULL)
+		n = asprintf(&full, "%s:%d: %s: %s", ctx->file, line, key, msg);
 	else
 		n = asprintf(&full, "%s:%d: %s", ctx->file, line, msg);
 	if (n < 0)
@@ -722,7 +724,8 @@ check_route(struct loader *ld, struct conf_route *rt)
 	rt->handler = handler_for_key(ld, sel->key, 1);
 	for (size_t i = 0; i < rt->nkv; i++) {
 		const struct handler_ops *h = handler_for_key(ld, rt->kv[i].key, 0);
-		if (h != NULL && h != rt->handler)
+		/* A second selector was reported above already. */
+		if (h != NULL && h != rt->handler && strcmp(h->key, rt->kv[i].key) != 0)
 			conf_err(ld->ctx, rt->kv[i].line, sec, rt->kv[i].key,
 			    "belongs to \"%s =\" routes, not \"%s =\"", h->key, sel->key);
 	}

@@ -60,6 +60,17 @@ conn_arm(struct conn *c, short mode, const struct timeval *tv)
 	event_add(&c->ev, tv);
 }
 
+/* Arms a one-off read timeout of ms: the rest of an absolute deadline. */
+static void
+arm_deadline(struct conn *c, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	conn_arm(c, EV_READ, NULL);
+	c->ev_tv = NULL; /* not a common timeout: the next conn_arm re-adds */
+	event_add(&c->ev, &tv);
+}
+
 void
 conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
     unsigned listen_idx)
@@ -252,7 +263,8 @@ http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
 
 	r->status = status;
 	r->flags |= REQ_STARTED | REQ_HDR_OPEN;
-	if (w->draining || c->nrequests >= w->conf->global.keepalive_requests)
+	if (w->draining || c->nrequests >= w->conf->global.keepalive_requests ||
+	    w->conf->global.keepalive_timeout == 0)
 		r->flags |= REQ_CLOSE;
 	worker_update_time(w);
 	OUT_LIT(c, "HTTP/1.1 ");
@@ -428,7 +440,7 @@ http_resp_error(struct request *r, int status)
 /* Appends s to buf with quotes, backslashes and control bytes escaped as
  * \xHH (as nginx does), so a client cannot forge log lines. */
 static size_t
-log_escape(char *buf, size_t cap, size_t n, const char *s, size_t len)
+log_escape(char *buf, size_t cap, size_t n, const char *s, size_t len, int json)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
@@ -439,7 +451,15 @@ log_escape(char *buf, size_t cap, size_t n, const char *s, size_t len)
 	}
 	for (size_t i = 0; i < len && n + 4 < cap; i++) {
 		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x20 || ch == '"' || ch == '\\' || ch >= 0x7f) {
+		if (json && (ch < 0x20 || ch == '"' || ch == '\\' || ch >= 0x7f)) {
+			/* \u00XX: valid JSON; bytes >= 0x80 are shown, not decoded */
+			if (n + 7 >= cap)
+				break;
+			memcpy(buf + n, "\\u00", 4);
+			n += 4;
+			buf[n++] = hex[ch >> 4];
+			buf[n++] = hex[ch & 15];
+		} else if (ch < 0x20 || ch == '"' || ch == '\\' || ch >= 0x7f) {
 			buf[n++] = '\\';
 			buf[n++] = 'x';
 			buf[n++] = hex[ch >> 4];
@@ -472,22 +492,22 @@ access_log(struct conn *c, uint64_t usec)
 	if (json) {
 		n = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\",\"remote_addr\":\"%s\","
 		    "\"request\":\"", w->logtime, peer);
-		n = log_escape(line, sizeof(line) - 200, n, rl, rll);
+		n = log_escape(line, sizeof(line) - 200, n, rl, rll, json);
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"status\":%d,\"body_bytes\":%llu,"
 		    "\"request_time_us\":%llu,\"referer\":\"", r->status,
 		    (unsigned long long)r->body_bytes, (unsigned long long)usec);
-		n = log_escape(line, sizeof(line) - 100, n, ref ? ref->value : NULL, ref ? ref->value_len : 0);
+		n = log_escape(line, sizeof(line) - 100, n, ref ? ref->value : NULL, ref ? ref->value_len : 0, json);
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"user_agent\":\"");
-		n = log_escape(line, sizeof(line) - 8, n, ua ? ua->value : NULL, ua ? ua->value_len : 0);
+		n = log_escape(line, sizeof(line) - 8, n, ua ? ua->value : NULL, ua ? ua->value_len : 0, json);
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "\"}\n");
 	} else {
 		n = (size_t)snprintf(line, sizeof(line), "%s - - [%s] \"", peer, w->logtime);
-		n = log_escape(line, sizeof(line) - 200, n, rl, rll);
+		n = log_escape(line, sizeof(line) - 200, n, rl, rll, json);
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "\" %d %llu \"", r->status,
 		    (unsigned long long)r->body_bytes);
-		n = log_escape(line, sizeof(line) - 100, n, ref ? ref->value : NULL, ref ? ref->value_len : 0);
+		n = log_escape(line, sizeof(line) - 100, n, ref ? ref->value : NULL, ref ? ref->value_len : 0, json);
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "\" \"");
-		n = log_escape(line, sizeof(line) - 8, n, ua ? ua->value : NULL, ua ? ua->value_len : 0);
+		n = log_escape(line, sizeof(line) - 8, n, ua ? ua->value : NULL, ua ? ua->value_len : 0, json);
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "\"\n");
 	}
 	if (n > sizeof(line))
@@ -783,10 +803,12 @@ conn_parse_loop(struct conn *c)
 			ssize_t n = http_parse_request(&c->x->hr, c->rbuf, c->rlen, &w->limits);
 			if (n == 0) {
 				/* Slowloris: the whole head must arrive within header_timeout. */
-				if (usec_since(&c->x->req.start) / 1000 > (uint64_t)w->conf->global.header_timeout)
+				uint64_t ms = usec_since(&c->x->req.start) / 1000;
+				uint64_t limit = (uint64_t)w->conf->global.header_timeout;
+				if (ms >= limit)
 					request_fail(c, 408, "request head too slow");
 				else
-					conn_arm(c, EV_READ, w->tv_header);
+					arm_deadline(c, limit - ms);
 				break;
 			}
 			if (n < 0) {

@@ -14,4 +14,11 @@ const char *http_status_text(int status);
 /* Formats t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into buf (>= 30 bytes). */
 void http_date(time_t t, char *buf, size_t len);
 
+/*
+ * Parses an HTTP date in any of the three forms RFC 9110 section 5.6.7
+ * requires recipients to accept (IMF-fixdate, RFC 850, asctime).  Returns 0
+ * and stores the time, or -1 if s[0..len) is not such a date.
+ */
+int http_parse_date(const char *s, size_t len, time_t *out);
+
 #endif

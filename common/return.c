@@ -8,6 +8,7 @@
 
 #include "common/config.h"
 #include "common/conn.h"
+#include "common/sbuf.h"
 #include "common/units.h"
 
 /* A body read from return_file is held in memory; keep it reasonable. */
@@ -99,12 +100,18 @@ return_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 			    "a redirect needs a URL: return = %d https://example.com/", rc->status);
 			return -1;
 		}
+		struct sbuf b = { 0 };
 		rc->location = strdup(rest);
 		rc->type = strdup("text/html");
-		if (asprintf(&rc->body, "<html><body><a href=\"%s\">moved here</a></body></html>\n",
-		    rest) < 0)
-			rc->body = NULL;
-		rc->body_len = rc->body != NULL ? strlen(rc->body) : 0;
+		sbuf_str(&b, "<html><body><a href=\"");
+		sbuf_html(&b, rest);
+		sbuf_str(&b, "\">moved here</a></body></html>\n");
+		if (sbuf_failed(&b) || rc->location == NULL || rc->type == NULL) {
+			sbuf_free(&b);
+			return -1;
+		}
+		rc->body = b.p;
+		rc->body_len = b.len;
 		return 0;
 	}
 	if (*rest != '\0' && file != NULL) {

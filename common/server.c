@@ -478,7 +478,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGUSR1:
 		if (log_reopen() < 0)
 			log_warn("cannot reopen error_log");
-		if (srv->access_log_fd >= 0 && srv->conf->global.access_log != NULL) {
+		if (srv->access_log_fd >= 0 && strcmp(srv->conf->global.access_log, "stdout") != 0 &&
+		    strcmp(srv->conf->global.access_log, "stderr") != 0) {
 			int fd = open(srv->conf->global.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 			if (fd < 0) {
 				log_warn("cannot reopen access_log %s", srv->conf->global.access_log);
@@ -574,7 +575,11 @@ server_run(struct server *srv)
 			fatalx("cannot set up worker %d", i);
 	if (open_listeners(srv) < 0)
 		goto out;
-	if (g->access_log != NULL && strcmp(g->access_log, "off") != 0) {
+	if (g->access_log != NULL && strcmp(g->access_log, "stdout") == 0) {
+		srv->access_log_fd = dup(STDOUT_FILENO);
+	} else if (g->access_log != NULL && strcmp(g->access_log, "stderr") == 0) {
+		srv->access_log_fd = dup(STDERR_FILENO);
+	} else if (g->access_log != NULL && strcmp(g->access_log, "off") != 0) {
 		srv->access_log_fd = open(g->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 		if (srv->access_log_fd < 0) {
 			log_warn("cannot open access_log %s", g->access_log);

@@ -53,14 +53,17 @@ status_start(struct request *r)
 	    (unsigned long long)stats_get(&s.responses[1]), (unsigned long long)stats_get(&s.responses[2]),
 	    (unsigned long long)stats_get(&s.responses[3]), (unsigned long long)stats_get(&s.responses[4]),
 	    (unsigned long long)stats_get(&s.responses[5]));
+	/* Cumulative counts, as the "le" (less or equal) labels say. */
+	uint64_t cum = 0;
 	for (int i = 0; i <= STATS_BUCKETS && n < sizeof(body); i++) {
+		cum += stats_get(&s.latency[i]);
 		if (i < STATS_BUCKETS)
 			n += (size_t)snprintf(body + n, sizeof(body) - n, "%s{\"le\":%llu,\"count\":%llu}",
 			    i ? "," : "", (unsigned long long)stats_bucket_us[i],
-			    (unsigned long long)stats_get(&s.latency[i]));
+			    (unsigned long long)cum);
 		else
 			n += (size_t)snprintf(body + n, sizeof(body) - n, ",{\"le\":\"+Inf\",\"count\":%llu}",
-			    (unsigned long long)stats_get(&s.latency[i]));
+			    (unsigned long long)cum);
 	}
 	if (n < sizeof(body))
 		n += (size_t)snprintf(body + n, sizeof(body) - n, "]}}\n");
