@@ -785,8 +785,9 @@ check_duplicate_routes(struct loader *ld)
 	}
 }
 
-struct config *
-config_load(const char *file, const struct handler_ops *const *handlers, struct conf_ctx *ctx)
+static struct config *
+load(const char *file, const char *text, const struct handler_ops *const *handlers,
+    struct conf_ctx *ctx)
 {
 	struct loader ld = { .ctx = ctx, .handlers = handlers, .cur_kind = -1 };
 	size_t before = ctx->nerrors;
@@ -797,7 +798,7 @@ config_load(const char *file, const struct handler_ops *const *handlers, struct 
 		return NULL;
 	ld.conf->file = strdup(file);
 	apply_defaults(global_keys, &ld.conf->global);
-	ld.fp = fopen(file, "r");
+	ld.fp = text != NULL ? fmemopen((void *)text, strlen(text), "r") : fopen(file, "r");
 	if (ld.fp == NULL) {
 		char *msg;
 		if (asprintf(&msg, "%s: cannot open: %s", file, strerror(errno)) >= 0) {
@@ -828,6 +829,19 @@ fail:
 	free(ld.seen);
 	config_free(ld.conf);
 	return NULL;
+}
+
+struct config *
+config_load(const char *file, const struct handler_ops *const *handlers, struct conf_ctx *ctx)
+{
+	return load(file, NULL, handlers, ctx);
+}
+
+struct config *
+config_load_string(const char *name, const char *text,
+    const struct handler_ops *const *handlers, struct conf_ctx *ctx)
+{
+	return load(name, text, handlers, ctx);
 }
 
 void

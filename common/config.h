@@ -99,6 +99,9 @@ struct conf_ctx {
  */
 struct config *config_load(const char *file, const struct handler_ops *const *handlers,
     struct conf_ctx *ctx);
+/* The same for INI text in memory; name stands for the file in messages. */
+struct config *config_load_string(const char *name, const char *text,
+    const struct handler_ops *const *handlers, struct conf_ctx *ctx);
 void config_free(struct config *conf);
 void conf_ctx_free(struct conf_ctx *ctx);
 

@@ -19,6 +19,7 @@
 #include "common/return.h"
 #include "common/server.h"
 #include "origin/health.h"
+#include "origin/static.h"
 #include "origin/status.h"
 
 #ifndef INIH_VERSION
@@ -28,11 +29,12 @@
 #define PORTICO_DEFAULT_CONF "/etc/portico/portico.ini"
 #endif
 
+#define QUICK_ADDRESS "127.0.0.1:8000"
 #define EXIT_USAGE 64
 #define EXIT_CONFIG 78
 
 static const struct handler_ops *const handlers[] = {
-	&status_ops, &health_ops, &return_ops, NULL,
+	&status_ops, &health_ops, &return_ops, &static_ops, NULL,
 };
 
 static void
@@ -40,7 +42,10 @@ usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: portico [-tTVh] [-c file]\n"
+	    "       portico -r dir [-l address]\n"
 	    "  -c file  configuration file (default " PORTICO_DEFAULT_CONF ")\n"
+	    "  -r dir   serve the files in dir, with no configuration file\n"
+	    "  -l addr  with -r: listen on addr (default " QUICK_ADDRESS ")\n"
 	    "  -t       check the configuration and exit\n"
 	    "  -T       check the configuration, print it with defaults and exit\n"
 	    "  -V       print versions and exit\n"
@@ -50,13 +55,20 @@ usage(FILE *out)
 int
 main(int argc, char *argv[])
 {
-	const char *file = PORTICO_DEFAULT_CONF;
+	const char *file = PORTICO_DEFAULT_CONF, *root = NULL, *listen_addr = NULL;
+	char *quick = NULL;
 	int test = 0, dump = 0, ch;
 	struct conf_ctx ctx = { 0 };
 	struct server srv = { 0 };
 
-	while ((ch = getopt(argc, argv, "c:tTVh")) != -1) {
+	while ((ch = getopt(argc, argv, "c:l:r:tTVh")) != -1) {
 		switch (ch) {
+		case 'l':
+			listen_addr = optarg;
+			break;
+		case 'r':
+			root = optarg;
+			break;
 		case 'c':
 			file = optarg;
 			break;
@@ -83,7 +95,30 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	struct config *conf = config_load(file, handlers, &ctx);
+	if (listen_addr != NULL && root == NULL) {
+		fprintf(stderr, "portico: -l needs -r\n");
+		return EXIT_USAGE;
+	}
+	struct config *conf;
+	if (root != NULL) {
+		/* Quick mode: the same configuration path as a file would take. */
+		char port[16];
+		if (listen_addr == NULL)
+			listen_addr = QUICK_ADDRESS;
+		else if (strspn(listen_addr, "0123456789") == strlen(listen_addr)) {
+			snprintf(port, sizeof(port), "127.0.0.1:%s", listen_addr);
+			listen_addr = port;
+		}
+		if (asprintf(&quick, "[listen:quick]\naddress = %s\n[route:files]\nroot = %s\n"
+		    "index = index.html\nprecompressed = br, gzip\nautoindex = off\n",
+		    listen_addr, root) < 0)
+			return 1;
+		file = "(command line)";
+		conf = config_load_string(file, quick, handlers, &ctx);
+		free(quick);
+	} else {
+		conf = config_load(file, handlers, &ctx);
+	}
 	if (conf == NULL) {
 		for (size_t i = 0; i < ctx.nerrors; i++)
 			fprintf(stderr, "%s\n", ctx.errors[i]);

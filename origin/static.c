@@ -1,0 +1,790 @@
+#include "origin/static.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/conn.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "common/sbuf.h"
+#include "common/units.h"
+#include "origin/health.h"
+#include "origin/mime.h"
+#include "origin/range.h"
+
+#define STATIC_PATH_MAX 4000     /* longer decoded paths: 414 */
+#define STATIC_INDEX_MAX 8
+#define LISTING_MAX_ENTRIES 10000
+
+enum symlinks { SYMLINKS_INSIDE, SYMLINKS_OUTSIDE, SYMLINKS_OFF };
+enum coding { CODING_BR, CODING_GZIP };
+
+struct static_conf {
+	char *root;                       /* absolute, resolved */
+	char *index[STATIC_INDEX_MAX];
+	unsigned nindex;
+	int autoindex;
+	char *cache_control;
+	struct mime_table mime;
+	enum coding pre[2];               /* precompressed sidecars, in order of preference */
+	unsigned npre;
+	enum symlinks symlinks;
+};
+
+/* One file picked to answer with. */
+struct file {
+	int fd;
+	struct stat st;
+	const char *name;                 /* for the media type */
+	size_t name_len;
+	const char *encoding;             /* of a sidecar, or NULL */
+};
+
+static void
+static_free(void *p)
+{
+	struct static_conf *sc = p;
+
+	if (sc == NULL)
+		return;
+	free(sc->root);
+	for (unsigned i = 0; i < sc->nindex; i++)
+		free(sc->index[i]);
+	free(sc->cache_control);
+	mime_free(&sc->mime);
+	free(sc);
+}
+
+static int
+parse_index(struct conf_ctx *ctx, struct static_conf *sc, const struct conf_kv *kv)
+{
+	char *copy = strdup(kv->value), *save = NULL, *tok;
+
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+		if (strchr(tok, '/') != NULL || tok[0] == '.' || sc->nindex == STATIC_INDEX_MAX) {
+			conf_err(ctx, kv->line, ctx->section, "index",
+			    "expected up to %d plain file names, not \"%s\"", STATIC_INDEX_MAX, tok);
+			free(copy);
+			return -1;
+		}
+		sc->index[sc->nindex++] = strdup(tok);
+	}
+	free(copy);
+	return 0;
+}
+
+static int
+parse_precompressed(struct conf_ctx *ctx, struct static_conf *sc, const struct conf_kv *kv)
+{
+	char *copy = strdup(kv->value), *save = NULL, *tok;
+	int rc = 0;
+
+	if (strcmp(kv->value, "off") == 0) {
+		free(copy);
+		return 0;
+	}
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+		enum coding c;
+		if (strcmp(tok, "br") == 0)
+			c = CODING_BR;
+		else if (strcmp(tok, "gzip") == 0)
+			c = CODING_GZIP;
+		else {
+			conf_err(ctx, kv->line, ctx->section, "precompressed",
+			    "expected off or a list of br and gzip, not \"%s\"", tok);
+			rc = -1;
+			break;
+		}
+		for (unsigned i = 0; i < sc->npre; i++)
+			if (sc->pre[i] == c)
+				goto next;
+		sc->pre[sc->npre++] = c;
+next:;
+	}
+	free(copy);
+	return rc;
+}
+
+static int
+static_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv)
+{
+	struct static_conf *sc = calloc(1, sizeof(*sc));
+	const struct conf_kv *k;
+	char err[512];
+	struct stat st;
+	int rc = 0;
+
+	if (sc == NULL)
+		return -1;
+	rt->hconf = sc;
+	sc->root = realpath(kv->value, NULL);
+	if (sc->root == NULL || stat(sc->root, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		conf_err(ctx, kv->line, ctx->section, "root", "%s: %s", kv->value,
+		    sc->root == NULL ? strerror(errno) : "not a directory");
+		return -1;
+	}
+	if ((k = conf_route_kv(rt, "index")) != NULL)
+		rc |= parse_index(ctx, sc, k);
+	else
+		sc->index[sc->nindex++] = strdup("index.html");
+	if ((k = conf_route_kv(rt, "autoindex")) != NULL && units_bool(k->value, &sc->autoindex) < 0) {
+		conf_err(ctx, k->line, ctx->section, "autoindex", "expected on or off, not \"%s\"", k->value);
+		rc = -1;
+	}
+	if ((k = conf_route_kv(rt, "cache_control")) != NULL)
+		sc->cache_control = strdup(k->value);
+	if ((k = conf_route_kv(rt, "precompressed")) != NULL)
+		rc |= parse_precompressed(ctx, sc, k);
+	if ((k = conf_route_kv(rt, "mime_types")) != NULL &&
+	    mime_load(&sc->mime, k->value, err, sizeof(err)) < 0) {
+		conf_err(ctx, k->line, ctx->section, "mime_types", "%s", err);
+		rc = -1;
+	}
+	if ((k = conf_route_kv(rt, "follow_symlinks")) != NULL) {
+		if (strcmp(k->value, "inside") == 0)
+			sc->symlinks = SYMLINKS_INSIDE;
+		else if (strcmp(k->value, "outside") == 0)
+			sc->symlinks = SYMLINKS_OUTSIDE;
+		else if (strcmp(k->value, "off") == 0)
+			sc->symlinks = SYMLINKS_OFF;
+		else {
+			conf_err(ctx, k->line, ctx->section, "follow_symlinks",
+			    "expected inside, outside or off, not \"%s\"", k->value);
+			rc = -1;
+		}
+	}
+	return rc ? -1 : 0;
+}
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static int
+utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = s[i];
+		size_t len;
+		unsigned min, cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) { len = 2; min = 0x80; cp = c & 0x1f; }
+		else if ((c & 0xf0) == 0xe0) { len = 3; min = 0x800; cp = c & 0x0f; }
+		else if ((c & 0xf8) == 0xf0) { len = 4; min = 0x10000; cp = c & 0x07; }
+		else return 0;
+		if (i + len > n)
+			return 0;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+int
+static_check_path(const char *raw, size_t raw_len, const char *norm, size_t norm_len)
+{
+	for (size_t i = 0; i + 2 < raw_len; i++)
+		if (raw[i] == '%' && ((raw[i + 1] == '2' && (raw[i + 2] == 'f' || raw[i + 2] == 'F')) ||
+		    (raw[i + 1] == '5' && (raw[i + 2] == 'c' || raw[i + 2] == 'C'))))
+			return 400;
+	if (memchr(norm, '\\', norm_len) != NULL || !utf8_ok((const unsigned char *)norm, norm_len))
+		return 400;
+	if (norm_len > STATIC_PATH_MAX)
+		return 414;
+	for (size_t i = 0; i + 1 < norm_len; i++) {
+		if (norm[i] != '/' || norm[i + 1] != '.')
+			continue;
+		/* "/.well-known" is the one dot-directory served (RFC 8615), and only at the top. */
+		if (i == 0 && norm_len >= 12 && memcmp(norm, "/.well-known", 12) == 0 &&
+		    (norm_len == 12 || norm[12] == '/'))
+			continue;
+		return 404;
+	}
+	return 0;
+}
+
+/* Opens path (relative) beneath the directory rootfd, refusing to leave it. */
+static int
+open_beneath(const struct static_conf *sc, int rootfd, const char *path, int flags)
+{
+	struct open_how how = { .flags = (uint64_t)flags };
+
+	if (sc->symlinks == SYMLINKS_OUTSIDE)
+		return openat(rootfd, path, flags);
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+	if (sc->symlinks == SYMLINKS_OFF)
+		how.resolve |= RESOLVE_NO_SYMLINKS;
+	int fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+	if (fd >= 0 || errno != ENOSYS)
+		return fd;
+	/* Kernels before 5.6: open, then check where the descriptor really is. */
+	fd = openat(rootfd, path, flags | (sc->symlinks == SYMLINKS_OFF ? O_NOFOLLOW : 0));
+	if (fd < 0)
+		return -1;
+	char link[64], real[PATH_MAX];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, real, sizeof(real) - 1);
+	size_t rl = strlen(sc->root);
+	if (n < 0 || (size_t)n < rl || memcmp(real, sc->root, rl) != 0 ||
+	    ((size_t)n > rl && real[rl] != '/' && rl > 1)) {
+		close(fd);
+		errno = EXDEV;
+		return -1;
+	}
+	return fd;
+}
+
+/* errno to status, in one place: missing is 404, forbidden is 403, the rest is 500. */
+static int
+errno_status(int e)
+{
+	switch (e) {
+	case ENOENT:
+	case ENOTDIR:
+	case EXDEV:   /* a symlink out of the root: as if it were not there */
+	case ELOOP:
+		return 404;
+	case EACCES:
+	case EPERM:
+		return 403;
+	case ENAMETOOLONG:
+		return 414;
+	default:
+		return 500;
+	}
+}
+
+static void
+fail_errno(struct request *r, const char *what, int e)
+{
+	int st = errno_status(e);
+
+	if (st == 500)
+		log_warnx("static: %s: %s", what, strerror(e));
+	http_resp_error(r, st);
+}
+
+/* Whether the client accepts coding (q > 0) in Accept-Encoding. */
+static int
+accepts(const struct http_header *ae, const char *coding)
+{
+	const char *p, *end;
+	size_t cl = strlen(coding);
+
+	if (ae == NULL)
+		return 0;
+	p = ae->value;
+	end = p + ae->value_len;
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		const char *name = p;
+		while (p < end && *p != ',' && *p != ';' && *p != ' ' && *p != '\t')
+			p++;
+		size_t nl = (size_t)(p - name);
+		int q0 = 0;
+		while (p < end && *p != ',') {
+			if (*p == 'q' && p + 1 < end && p[1] == '=') {
+				const char *q = p + 2;
+				q0 = *q == '0';
+				for (q++; q0 && q < end && *q != ',' && *q != ';' && *q != ' '; q++)
+					if (*q != '.' && *q != '0')
+						q0 = 0;
+			}
+			p++;
+		}
+		if (((nl == cl && strncasecmp(name, coding, cl) == 0) || (nl == 1 && *name == '*')) && !q0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+make_etag(const struct stat *st, char *buf, size_t len)
+{
+	snprintf(buf, len, "\"%llx-%llx-%llx\"", (unsigned long long)st->st_mtime,
+	    (unsigned long long)st->st_size, (unsigned long long)st->st_ino);
+}
+
+/* Does the list in h match etag?  weak: W/ prefixes are ignored (RFC 9110 8.8.3.2). */
+static int
+etag_list_matches(const struct http_header *h, const char *etag, int weak)
+{
+	const char *p = h->value, *end = p + h->value_len;
+	size_t el = strlen(etag);
+
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		if (p < end && *p == '*')
+			return 1;
+		int is_weak = 0;
+		if (end - p > 2 && p[0] == 'W' && p[1] == '/') {
+			is_weak = 1;
+			p += 2;
+		}
+		const char *s = p;
+		if (p < end && *p == '"') {
+			p++;
+			while (p < end && *p != '"')
+				p++;
+			if (p < end)
+				p++;
+		} else {
+			while (p < end && *p != ',')
+				p++;
+		}
+		if ((size_t)(p - s) == el && memcmp(s, etag, el) == 0 && (weak || !is_weak))
+			return 1;
+	}
+	return 0;
+}
+
+static int
+header_date(const struct http_request *hr, const char *name, time_t *t)
+{
+	const struct http_header *h = http_find_header(hr, name);
+
+	return h != NULL && http_parse_date(h->value, h->value_len, t) == 0;
+}
+
+/*
+ * RFC 9110 section 13.2.2: the preconditions in their order.  Returns 0 to
+ * go on, or the status (304, 412) to answer with.
+ */
+static int
+preconditions(const struct http_request *hr, const struct stat *st, const char *etag)
+{
+	const struct http_header *h;
+	time_t t;
+
+	if ((h = http_find_header(hr, "if-match")) != NULL) {
+		if (!etag_list_matches(h, etag, 0))
+			return 412;
+	} else if (header_date(hr, "if-unmodified-since", &t) && st->st_mtime > t) {
+		return 412;
+	}
+	if ((h = http_find_header(hr, "if-none-match")) != NULL) {
+		if (etag_list_matches(h, etag, 1))
+			return 304; /* GET and HEAD only reach here */
+	} else if (header_date(hr, "if-modified-since", &t) && st->st_mtime <= t) {
+		return 304;
+	}
+	return 0;
+}
+
+/* If-Range: a strong validator equal to ours, or our exact Last-Modified date. */
+static int
+if_range_holds(const struct http_request *hr, const struct stat *st, const char *etag)
+{
+	const struct http_header *h = http_find_header(hr, "if-range");
+	time_t t;
+
+	if (h == NULL)
+		return 1;
+	if (h->value_len > 0 && h->value[0] == '"')
+		return h->value_len == strlen(etag) && memcmp(h->value, etag, h->value_len) == 0;
+	return http_parse_date(h->value, h->value_len, &t) == 0 && t == st->st_mtime;
+}
+
+static void
+common_headers(struct request *r, const struct static_conf *sc, const char *etag,
+    const char *lastmod, const struct file *f)
+{
+	http_resp_header(r, "Last-Modified", lastmod);
+	http_resp_header(r, "ETag", etag);
+	if (sc->cache_control != NULL)
+		http_resp_header(r, "Cache-Control", sc->cache_control);
+	if (sc->npre > 0)
+		http_resp_header(r, "Vary", "Accept-Encoding");
+	if (f != NULL && f->encoding != NULL)
+		http_resp_header(r, "Content-Encoding", f->encoding);
+}
+
+static void common_headers(struct request *r, const struct static_conf *sc, const char *etag,
+    const char *lastmod, const struct file *f);
+
+static void
+send_multipart(struct request *r, const struct static_conf *sc, struct file *f, const char *type,
+    const struct byte_range *rg, unsigned n, const char *etag, const char *lastmod)
+{
+	char boundary[40], part[512];
+	uint64_t size = (uint64_t)f->st.st_size, total = 0;
+	int plen;
+
+	snprintf(boundary, sizeof(boundary), "%016llx%08llx", (unsigned long long)f->st.st_ino,
+	    (unsigned long long)f->st.st_mtime);
+	/* Two passes over the part headers: first to count, then to send. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < n; i++) {
+			plen = snprintf(part, sizeof(part), "%s--%s\r\nContent-Type: %s\r\n"
+			    "Content-Range: bytes %llu-%llu/%llu\r\n\r\n", i ? "\r\n" : "", boundary, type,
+			    (unsigned long long)rg[i].first, (unsigned long long)rg[i].last,
+			    (unsigned long long)size);
+			if (pass == 0) {
+				total += (uint64_t)plen + rg[i].last - rg[i].first + 1;
+			} else {
+				http_resp_body(r, part, (size_t)plen);
+				if (!(r->flags & REQ_HEAD_ONLY) &&
+				    http_resp_file(r, f->fd, (off_t)rg[i].first,
+				    (off_t)(rg[i].last - rg[i].first + 1)) < 0)
+					return;
+			}
+		}
+		plen = snprintf(part, sizeof(part), "\r\n--%s--\r\n", boundary);
+		if (pass == 0) {
+			char ctype[96];
+			total += (uint64_t)plen;
+			snprintf(ctype, sizeof(ctype), "multipart/byteranges; boundary=%s", boundary);
+			http_resp_start(r, 206, ctype, (int64_t)total);
+			common_headers(r, sc, etag, lastmod, f);
+		} else {
+			http_resp_body(r, part, (size_t)plen);
+		}
+	}
+	if (r->flags & REQ_HEAD_ONLY)
+		close(f->fd);
+}
+
+/* Answers with f (whose fd the connection takes), honouring preconditions and Range. */
+static void
+serve_file(struct request *r, const struct static_conf *sc, struct file *f)
+{
+	const struct http_request *hr = r->hr;
+	char etag[64], lastmod[40], cr[96];
+	const char *type = mime_lookup(&sc->mime, f->name, f->name_len);
+	uint64_t size = (uint64_t)f->st.st_size;
+	struct byte_range rg[RANGE_MAX];
+	unsigned n = 0;
+	enum range_result rr = RANGE_NONE;
+	int st;
+
+	make_etag(&f->st, etag, sizeof(etag));
+	http_date(f->st.st_mtime, lastmod, sizeof(lastmod));
+	if ((st = preconditions(hr, &f->st, etag)) != 0) {
+		close(f->fd);
+		if (st == 412) {
+			http_resp_error(r, 412);
+			return;
+		}
+		http_resp_start(r, 304, NULL, -1);
+		common_headers(r, sc, etag, lastmod, f);
+		http_resp_end(r);
+		return;
+	}
+	const struct http_header *range = http_find_header(hr, "range");
+	if (range != NULL && hr->meth == HTTP_M_GET && if_range_holds(hr, &f->st, etag))
+		rr = range_parse(range->value, range->value_len, size, rg, &n);
+	if (rr == RANGE_UNSATISFIABLE) {
+		close(f->fd);
+		snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
+		http_resp_start(r, 416, "text/html", 0);
+		http_resp_header(r, "Content-Range", cr);
+		common_headers(r, sc, etag, lastmod, NULL);
+		http_resp_end(r);
+		return;
+	}
+	if (rr == RANGE_OK && n > 1) {
+		send_multipart(r, sc, f, type, rg, n, etag, lastmod);
+		http_resp_end(r);
+		return;
+	}
+	if (rr == RANGE_OK) {
+		http_resp_start(r, 206, type, (int64_t)(rg[0].last - rg[0].first + 1));
+		snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)rg[0].first,
+		    (unsigned long long)rg[0].last, (unsigned long long)size);
+		http_resp_header(r, "Content-Range", cr);
+	} else {
+		rg[0].first = 0;
+		rg[0].last = size - 1;
+		http_resp_start(r, 200, type, (int64_t)size);
+	}
+	http_resp_header(r, "Accept-Ranges", "bytes");
+	common_headers(r, sc, etag, lastmod, f);
+	if (size == 0 || (r->flags & REQ_HEAD_ONLY))
+		close(f->fd);
+	else if (http_resp_file(r, f->fd, (off_t)rg[0].first, (off_t)(rg[0].last - rg[0].first + 1)) < 0)
+		return;
+	http_resp_end(r);
+}
+
+/* Swaps f for a br/gzip sidecar the client accepts, if one is fresh. */
+static void
+pick_sidecar(const struct static_conf *sc, const struct request *r, int rootfd,
+    const char *rel, struct file *f)
+{
+	const struct http_header *ae = http_find_header(r->hr, "accept-encoding");
+	char path[STATIC_PATH_MAX + 8];
+
+	if (ae == NULL)
+		return;
+	for (unsigned i = 0; i < sc->npre; i++) {
+		const char *coding = sc->pre[i] == CODING_BR ? "br" : "gzip";
+		if (!accepts(ae, coding))
+			continue;
+		snprintf(path, sizeof(path), "%s.%s", rel, sc->pre[i] == CODING_BR ? "br" : "gz");
+		int fd = open_beneath(sc, rootfd, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		struct stat st;
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_mtime < f->st.st_mtime) {
+			close(fd);
+			continue;
+		}
+		close(f->fd);
+		f->fd = fd;
+		f->st = st;
+		f->encoding = coding;
+		return;
+	}
+}
+
+struct entry {
+	char *name;
+	int dir;
+	off_t size;
+	time_t mtime;
+};
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	if (x->dir != y->dir)
+		return y->dir - x->dir; /* directories first */
+	return strcmp(x->name, y->name);
+}
+
+/* Directory listing of dirfd (which it closes), HTML or ?format=json. */
+static void
+listing(struct request *r, int dirfd)
+{
+	const struct http_request *hr = r->hr;
+	struct entry *v = NULL;
+	size_t n = 0;
+	struct sbuf b = { 0 };
+	struct dirent *de;
+	DIR *d = fdopendir(dirfd);
+	int json = hr->query != NULL && hr->query_len >= 11 &&
+	    memmem(hr->query, hr->query_len, "format=json", 11) != NULL;
+	char path[STATIC_PATH_MAX + 1];
+
+	if (d == NULL) {
+		close(dirfd);
+		fail_errno(r, "opendir", errno);
+		return;
+	}
+	snprintf(path, sizeof(path), "%.*s", (int)r->npath_len, r->npath);
+	while ((de = readdir(d)) != NULL && n < LISTING_MAX_ENTRIES) {
+		struct stat st;
+		if (de->d_name[0] == '.' || fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+			continue;
+		struct entry *nv = realloc(v, (n + 1) * sizeof(*v));
+		if (nv == NULL)
+			break;
+		v = nv;
+		v[n].name = strdup(de->d_name);
+		v[n].dir = S_ISDIR(st.st_mode);
+		v[n].size = st.st_size;
+		v[n].mtime = st.st_mtime;
+		if (v[n].name != NULL)
+			n++;
+	}
+	closedir(d);
+	qsort(v, n, sizeof(*v), entry_cmp);
+	if (json) {
+		sbuf_str(&b, "[");
+		for (size_t i = 0; i < n; i++) {
+			char t[32];
+			struct tm tm;
+			gmtime_r(&v[i].mtime, &tm);
+			strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			sbuf_str(&b, i ? ",{\"name\":\"" : "{\"name\":\"");
+			sbuf_json(&b, v[i].name);
+			sbuf_printf(&b, "\",\"type\":\"%s\",\"size\":%lld,\"mtime\":\"%s\"}",
+			    v[i].dir ? "directory" : "file", (long long)(v[i].dir ? 0 : v[i].size), t);
+		}
+		sbuf_str(&b, "]\n");
+	} else {
+		sbuf_str(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
+		sbuf_html(&b, path);
+		sbuf_str(&b, "</title></head>\n<body><h1>Index of ");
+		sbuf_html(&b, path);
+		sbuf_str(&b, "</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Last modified</th></tr>\n");
+		if (strcmp(path, "/") != 0)
+			sbuf_str(&b, "<tr><td><a href=\"../\">../</a></td><td>-</td><td></td></tr>\n");
+		for (size_t i = 0; i < n; i++) {
+			char t[32];
+			struct tm tm;
+			gmtime_r(&v[i].mtime, &tm);
+			strftime(t, sizeof(t), "%Y-%m-%d %H:%M", &tm);
+			sbuf_str(&b, "<tr><td><a href=\"");
+			sbuf_urlpath(&b, v[i].name);
+			sbuf_str(&b, v[i].dir ? "/\">" : "\">");
+			sbuf_html(&b, v[i].name);
+			sbuf_str(&b, v[i].dir ? "/" : "");
+			if (v[i].dir)
+				sbuf_printf(&b, "</a></td><td>-</td><td>%s</td></tr>\n", t);
+			else
+				sbuf_printf(&b, "</a></td><td>%lld</td><td>%s</td></tr>\n", (long long)v[i].size, t);
+		}
+		sbuf_str(&b, "</table>\n</body></html>\n");
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	if (sbuf_failed(&b)) {
+		sbuf_free(&b);
+		http_resp_error(r, 500);
+		return;
+	}
+	http_resp_start(r, 200, json ? "application/json" : "text/html; charset=utf-8", (int64_t)b.len);
+	http_resp_header(r, "Cache-Control", "no-cache");
+	http_resp_body(r, b.p, b.len);
+	http_resp_end(r);
+	sbuf_free(&b);
+}
+
+/* A directory without its trailing slash: send the client to the one with it. */
+static void
+redirect_slash(struct request *r)
+{
+	const struct http_request *hr = r->hr;
+	struct sbuf b = { 0 };
+
+	sbuf_add(&b, hr->path, hr->path_len);
+	sbuf_str(&b, "/");
+	if (hr->query != NULL) {
+		sbuf_str(&b, "?");
+		sbuf_add(&b, hr->query, hr->query_len);
+	}
+	if (sbuf_failed(&b)) {
+		http_resp_error(r, 500);
+		return;
+	}
+	http_resp_start(r, 301, "text/html", 0);
+	http_resp_header(r, "Location", b.p);
+	http_resp_end(r);
+	sbuf_free(&b);
+}
+
+static void
+static_start(struct request *r)
+{
+	const struct static_conf *sc = r->route->hconf;
+	const struct http_request *hr = r->hr;
+	char rel[STATIC_PATH_MAX + 64];
+	struct file f = { .fd = -1 };
+	int st, rootfd;
+
+	if (origin_only_get(r) == 0)
+		return;
+	if ((st = static_check_path(hr->path, hr->path_len, r->npath, r->npath_len)) != 0) {
+		http_resp_error(r, st);
+		return;
+	}
+	/* openat2 wants a relative path: "." for the root itself. */
+	snprintf(rel, sizeof(rel), "%.*s", (int)(r->npath_len - 1), r->npath + 1);
+	if (rel[0] == '\0')
+		strcpy(rel, ".");
+	rootfd = open(sc->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0) {
+		fail_errno(r, sc->root, errno);
+		return;
+	}
+	f.fd = open_beneath(sc, rootfd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (f.fd < 0 || fstat(f.fd, &f.st) < 0) {
+		int e = errno;
+		if (f.fd >= 0)
+			close(f.fd);
+		close(rootfd);
+		fail_errno(r, rel, e);
+		return;
+	}
+	f.name = r->npath;
+	f.name_len = r->npath_len;
+	if (S_ISDIR(f.st.st_mode)) {
+		size_t rl = strlen(rel);
+		if (r->npath[r->npath_len - 1] != '/') {
+			close(f.fd);
+			close(rootfd);
+			redirect_slash(r);
+			return;
+		}
+		for (unsigned i = 0; i < sc->nindex; i++) {
+			snprintf(rel + rl, sizeof(rel) - rl, "%s%s", strcmp(rel, ".") == 0 ? "/" : "",
+			    sc->index[i]);
+			int fd = open_beneath(sc, rootfd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+			struct stat ist;
+			if (fd < 0)
+				continue;
+			if (fstat(fd, &ist) < 0 || !S_ISREG(ist.st_mode)) {
+				close(fd);
+				continue;
+			}
+			close(f.fd);
+			f.fd = fd;
+			f.st = ist;
+			f.name = sc->index[i];
+			f.name_len = strlen(sc->index[i]);
+			goto regular;
+		}
+		rel[rl] = '\0';
+		close(rootfd);
+		if (sc->autoindex) {
+			listing(r, f.fd);
+			return;
+		}
+		close(f.fd);
+		http_resp_error(r, 403);
+		return;
+	}
+	if (!S_ISREG(f.st.st_mode)) {
+		/* FIFOs, devices and sockets are never served. */
+		close(f.fd);
+		close(rootfd);
+		http_resp_error(r, 404);
+		return;
+	}
+regular:
+	if (sc->npre > 0)
+		pick_sidecar(sc, r, rootfd, rel, &f);
+	close(rootfd);
+	serve_file(r, sc, &f);
+}
+
+static const char *const static_keys[] = {
+	"index", "autoindex", "cache_control", "precompressed", "mime_types", "follow_symlinks", NULL,
+};
+
+const struct handler_ops static_ops = {
+	.name = "static",
+	.key = "root",
+	.keys = static_keys,
+	.configure = static_configure,
+	.free_conf = static_free,
+	.start = static_start,
+};
