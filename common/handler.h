@@ -36,6 +36,10 @@ struct handler_ops {
 	int (*body)(struct request *req, const char *data, size_t len);
 	/* The client went away or the connection is being torn down. */
 	void (*abort)(struct request *req);
+	/* Optional per-worker state (caches), made on first use by
+	 * worker_handler_state and freed with the worker. */
+	void *(*worker_new)(void);
+	void (*worker_free)(void *state);
 };
 
 #endif

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/handler.h"
 #include "common/http.h"
 #include "common/log.h"
 
@@ -376,9 +377,28 @@ worker_init(struct server *srv, struct worker *w, int id)
 	return 0;
 }
 
+void *
+worker_handler_state(struct worker *w, const struct handler_ops *ops)
+{
+	for (unsigned i = 0; i < w->nhstate; i++)
+		if (w->hstate[i].ops == ops)
+			return w->hstate[i].state;
+	if (ops->worker_new == NULL || w->nhstate == sizeof(w->hstate) / sizeof(w->hstate[0]))
+		return NULL;
+	void *st = ops->worker_new();
+	if (st == NULL)
+		return NULL;
+	w->hstate[w->nhstate].ops = ops;
+	w->hstate[w->nhstate].state = st;
+	w->nhstate++;
+	return st;
+}
+
 static void
 worker_free(struct worker *w)
 {
+	for (unsigned i = 0; i < w->nhstate; i++)
+		w->hstate[i].ops->worker_free(w->hstate[i].state);
 	for (size_t i = 0; i < w->nlisteners; i++) {
 		if (w->listeners[i].ev != NULL)
 			event_free(w->listeners[i].ev);
@@ -562,7 +582,8 @@ server_run(struct server *srv)
 	signal(SIGPIPE, SIG_IGN);
 	srv->access_log_fd = -1;
 	srv->nworkers = g->workers > 0 ? g->workers : cpu_count();
-	raise_fd_limit(g->max_connections + (uint64_t)srv->nworkers * srv->conf->nlistens + 64);
+	/* Connections, listeners, and the open-file caches (FCACHE_SLOTS files each). */
+	raise_fd_limit(g->max_connections + (uint64_t)srv->nworkers * (srv->conf->nlistens + 3 * 1024) + 64);
 	time(&srv->start_time);
 	clock_gettime(CLOCK_MONOTONIC, &srv->start_mono);
 	if ((srv->base = event_base_new()) == NULL)

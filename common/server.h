@@ -55,6 +55,11 @@ struct worker {
 	char *alog;                    /* access log lines not yet written */
 	size_t alog_len;
 	struct stats stats;
+	struct {
+		const struct handler_ops *ops;
+		void *state;
+	} hstate[8];                   /* per-worker handler state, see worker_handler_state */
+	unsigned nhstate;
 };
 
 #define SERVER_RPS_WINDOW 10           /* requests_per_second averages this many seconds */
@@ -93,6 +98,9 @@ void worker_conn_closed(struct worker *w);
 /* Whether a line about a client's error may be logged now: at most a few
  * per second per worker, so a hostile client cannot flood the log. */
 int worker_log_client_error(struct worker *w);
+/* The calling worker's state for handler ops (made with ops->worker_new
+ * on first use), or NULL if it could not be made. */
+void *worker_handler_state(struct worker *w, const struct handler_ops *ops);
 /* Queues an access log line (written once a second or when 32 KiB gather). */
 void worker_access_log(struct worker *w, const char *line, size_t len);
 

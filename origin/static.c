@@ -18,9 +18,11 @@
 #include "common/conn.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "common/server.h"
 #include "common/sbuf.h"
 #include "common/units.h"
 #include "origin/health.h"
+#include "origin/fcache.h"
 #include "origin/mime.h"
 #include "origin/range.h"
 
@@ -41,15 +43,6 @@ struct static_conf {
 	enum coding pre[2];               /* precompressed sidecars, in order of preference */
 	unsigned npre;
 	enum symlinks symlinks;
-};
-
-/* One file picked to answer with. */
-struct file {
-	int fd;
-	struct stat st;
-	const char *name;                 /* for the media type */
-	size_t name_len;
-	const char *encoding;             /* of a sidecar, or NULL */
 };
 
 static void
@@ -319,13 +312,6 @@ accepts(const struct http_header *ae, const char *coding)
 	return 0;
 }
 
-static void
-make_etag(const struct stat *st, char *buf, size_t len)
-{
-	snprintf(buf, len, "\"%llx-%llx-%llx\"", (unsigned long long)st->st_mtime,
-	    (unsigned long long)st->st_size, (unsigned long long)st->st_ino);
-}
-
 /* Does the list in h match etag?  weak: W/ prefixes are ignored (RFC 9110 8.8.3.2). */
 static int
 etag_list_matches(const struct http_header *h, const char *etag, int weak)
@@ -373,21 +359,21 @@ header_date(const struct http_request *hr, const char *name, time_t *t)
  * go on, or the status (304, 412) to answer with.
  */
 static int
-preconditions(const struct http_request *hr, const struct stat *st, const char *etag)
+preconditions(const struct http_request *hr, const struct fc_file *f)
 {
 	const struct http_header *h;
 	time_t t;
 
 	if ((h = http_find_header(hr, "if-match")) != NULL) {
-		if (!etag_list_matches(h, etag, 0))
+		if (!etag_list_matches(h, f->etag, 0))
 			return 412;
-	} else if (header_date(hr, "if-unmodified-since", &t) && st->st_mtime > t) {
+	} else if (header_date(hr, "if-unmodified-since", &t) && f->st.st_mtime > t) {
 		return 412;
 	}
 	if ((h = http_find_header(hr, "if-none-match")) != NULL) {
-		if (etag_list_matches(h, etag, 1))
+		if (etag_list_matches(h, f->etag, 1))
 			return 304; /* GET and HEAD only reach here */
-	} else if (header_date(hr, "if-modified-since", &t) && st->st_mtime <= t) {
+	} else if (header_date(hr, "if-modified-since", &t) && f->st.st_mtime <= t) {
 		return 304;
 	}
 	return 0;
@@ -395,7 +381,7 @@ preconditions(const struct http_request *hr, const struct stat *st, const char *
 
 /* If-Range: a strong validator equal to ours, or our exact Last-Modified date. */
 static int
-if_range_holds(const struct http_request *hr, const struct stat *st, const char *etag)
+if_range_holds(const struct http_request *hr, const struct fc_file *f)
 {
 	const struct http_header *h = http_find_header(hr, "if-range");
 	time_t t;
@@ -403,34 +389,54 @@ if_range_holds(const struct http_request *hr, const struct stat *st, const char 
 	if (h == NULL)
 		return 1;
 	if (h->value_len > 0 && h->value[0] == '"')
-		return h->value_len == strlen(etag) && memcmp(h->value, etag, h->value_len) == 0;
-	return http_parse_date(h->value, h->value_len, &t) == 0 && t == st->st_mtime;
+		return h->value_len == strlen(f->etag) && memcmp(h->value, f->etag, h->value_len) == 0;
+	return http_parse_date(h->value, h->value_len, &t) == 0 && t == f->st.st_mtime;
 }
 
+static const char *const variant_coding[FC_VARIANTS] = { NULL, "br", "gzip" };
+
 static void
-common_headers(struct request *r, const struct static_conf *sc, const char *etag,
-    const char *lastmod, const struct file *f)
+common_headers(struct request *r, const struct static_conf *sc, const struct fc_file *f, int v)
 {
-	http_resp_header(r, "Last-Modified", lastmod);
-	http_resp_header(r, "ETag", etag);
+	http_resp_header(r, "Last-Modified", f->lastmod);
+	http_resp_header(r, "ETag", f->etag);
 	if (sc->cache_control != NULL)
 		http_resp_header(r, "Cache-Control", sc->cache_control);
 	if (sc->npre > 0)
 		http_resp_header(r, "Vary", "Accept-Encoding");
-	if (f != NULL && f->encoding != NULL)
-		http_resp_header(r, "Content-Encoding", f->encoding);
+	if (variant_coding[v] != NULL)
+		http_resp_header(r, "Content-Encoding", variant_coding[v]);
 }
 
-static void common_headers(struct request *r, const struct static_conf *sc, const char *etag,
-    const char *lastmod, const struct file *f);
+/*
+ * Queues bytes [off, off + len) of f: from memory when the cache holds the
+ * contents, else through a descriptor of our own (*fd, dup'ed once per
+ * response, then owned by the connection).
+ */
+static int
+send_bytes(struct request *r, const struct fc_file *f, int *fd, uint64_t off, uint64_t len)
+{
+	if (r->flags & REQ_HEAD_ONLY)
+		return 0;
+	if (f->data != NULL) {
+		http_resp_body(r, f->data + off, (size_t)len);
+		return 0;
+	}
+	if (*fd < 0 && (*fd = dup(f->fd)) < 0) {
+		log_warn("static: dup");
+		return -1;
+	}
+	return http_resp_file(r, *fd, (off_t)off, (off_t)len);
+}
 
 static void
-send_multipart(struct request *r, const struct static_conf *sc, struct file *f, const char *type,
-    const struct byte_range *rg, unsigned n, const char *etag, const char *lastmod)
+send_multipart(struct request *r, const struct static_conf *sc, const struct fc_entry *e, int v,
+    const struct byte_range *rg, unsigned n)
 {
+	const struct fc_file *f = &e->v[v];
 	char boundary[40], part[512];
 	uint64_t size = (uint64_t)f->st.st_size, total = 0;
-	int plen;
+	int plen, fd = -1;
 
 	snprintf(boundary, sizeof(boundary), "%016llx%08llx", (unsigned long long)f->st.st_ino,
 	    (unsigned long long)f->st.st_mtime);
@@ -438,16 +444,14 @@ send_multipart(struct request *r, const struct static_conf *sc, struct file *f, 
 	for (int pass = 0; pass < 2; pass++) {
 		for (unsigned i = 0; i < n; i++) {
 			plen = snprintf(part, sizeof(part), "%s--%s\r\nContent-Type: %s\r\n"
-			    "Content-Range: bytes %llu-%llu/%llu\r\n\r\n", i ? "\r\n" : "", boundary, type,
+			    "Content-Range: bytes %llu-%llu/%llu\r\n\r\n", i ? "\r\n" : "", boundary, e->type,
 			    (unsigned long long)rg[i].first, (unsigned long long)rg[i].last,
 			    (unsigned long long)size);
 			if (pass == 0) {
 				total += (uint64_t)plen + rg[i].last - rg[i].first + 1;
 			} else {
 				http_resp_body(r, part, (size_t)plen);
-				if (!(r->flags & REQ_HEAD_ONLY) &&
-				    http_resp_file(r, f->fd, (off_t)rg[i].first,
-				    (off_t)(rg[i].last - rg[i].first + 1)) < 0)
+				if (send_bytes(r, f, &fd, rg[i].first, rg[i].last - rg[i].first + 1) < 0)
 					return;
 			}
 		}
@@ -457,105 +461,104 @@ send_multipart(struct request *r, const struct static_conf *sc, struct file *f, 
 			total += (uint64_t)plen;
 			snprintf(ctype, sizeof(ctype), "multipart/byteranges; boundary=%s", boundary);
 			http_resp_start(r, 206, ctype, (int64_t)total);
-			common_headers(r, sc, etag, lastmod, f);
+			common_headers(r, sc, f, v);
 		} else {
 			http_resp_body(r, part, (size_t)plen);
 		}
 	}
-	if (r->flags & REQ_HEAD_ONLY)
-		close(f->fd);
+	http_resp_end(r);
 }
 
-/* Answers with f (whose fd the connection takes), honouring preconditions and Range. */
+/* Answers with variant v of e, honouring preconditions and Range. */
 static void
-serve_file(struct request *r, const struct static_conf *sc, struct file *f)
+serve(struct request *r, const struct static_conf *sc, const struct fc_entry *e, int v)
 {
 	const struct http_request *hr = r->hr;
-	char etag[64], lastmod[40], cr[96];
-	const char *type = mime_lookup(&sc->mime, f->name, f->name_len);
+	const struct fc_file *f = &e->v[v];
 	uint64_t size = (uint64_t)f->st.st_size;
 	struct byte_range rg[RANGE_MAX];
-	unsigned n = 0;
 	enum range_result rr = RANGE_NONE;
-	int st;
+	unsigned n = 0;
+	char cr[96];
+	int st, fd = -1;
 
-	make_etag(&f->st, etag, sizeof(etag));
-	http_date(f->st.st_mtime, lastmod, sizeof(lastmod));
-	if ((st = preconditions(hr, &f->st, etag)) != 0) {
-		close(f->fd);
+	if ((st = preconditions(hr, f)) != 0) {
 		if (st == 412) {
 			http_resp_error(r, 412);
 			return;
 		}
 		http_resp_start(r, 304, NULL, -1);
-		common_headers(r, sc, etag, lastmod, f);
+		common_headers(r, sc, f, v);
 		http_resp_end(r);
 		return;
 	}
-	const struct http_header *range = http_find_header(hr, "range");
-	if (range != NULL && hr->meth == HTTP_M_GET && if_range_holds(hr, &f->st, etag))
+	const struct http_header *range = hr->nheaders > 0 ? http_find_header(hr, "range") : NULL;
+	if (range != NULL && hr->meth == HTTP_M_GET && if_range_holds(hr, f))
 		rr = range_parse(range->value, range->value_len, size, rg, &n);
 	if (rr == RANGE_UNSATISFIABLE) {
-		close(f->fd);
 		snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
 		http_resp_start(r, 416, "text/html", 0);
 		http_resp_header(r, "Content-Range", cr);
-		common_headers(r, sc, etag, lastmod, NULL);
 		http_resp_end(r);
 		return;
 	}
 	if (rr == RANGE_OK && n > 1) {
-		send_multipart(r, sc, f, type, rg, n, etag, lastmod);
-		http_resp_end(r);
+		send_multipart(r, sc, e, v, rg, n);
 		return;
 	}
 	if (rr == RANGE_OK) {
-		http_resp_start(r, 206, type, (int64_t)(rg[0].last - rg[0].first + 1));
+		http_resp_start(r, 206, e->type, (int64_t)(rg[0].last - rg[0].first + 1));
 		snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)rg[0].first,
 		    (unsigned long long)rg[0].last, (unsigned long long)size);
 		http_resp_header(r, "Content-Range", cr);
 	} else {
 		rg[0].first = 0;
 		rg[0].last = size - 1;
-		http_resp_start(r, 200, type, (int64_t)size);
+		http_resp_start(r, 200, e->type, (int64_t)size);
 	}
 	http_resp_header(r, "Accept-Ranges", "bytes");
-	common_headers(r, sc, etag, lastmod, f);
-	if (size == 0 || (r->flags & REQ_HEAD_ONLY))
-		close(f->fd);
-	else if (http_resp_file(r, f->fd, (off_t)rg[0].first, (off_t)(rg[0].last - rg[0].first + 1)) < 0)
+	common_headers(r, sc, f, v);
+	if (size > 0 && send_bytes(r, f, &fd, rg[0].first, rg[0].last - rg[0].first + 1) < 0)
 		return;
 	http_resp_end(r);
 }
 
-/* Swaps f for a br/gzip sidecar the client accepts, if one is fresh. */
-static void
-pick_sidecar(const struct static_conf *sc, const struct request *r, int rootfd,
-    const char *rel, struct file *f)
+/* The variant to send: the first configured sidecar the client accepts. */
+static int
+pick_variant(const struct static_conf *sc, const struct request *r, const struct fc_entry *e)
 {
-	const struct http_header *ae = http_find_header(r->hr, "accept-encoding");
-	char path[STATIC_PATH_MAX + 8];
+	const struct http_header *ae;
 
-	if (ae == NULL)
-		return;
+	if (sc->npre == 0 || (ae = http_find_header(r->hr, "accept-encoding")) == NULL)
+		return FC_IDENTITY;
 	for (unsigned i = 0; i < sc->npre; i++) {
-		const char *coding = sc->pre[i] == CODING_BR ? "br" : "gzip";
-		if (!accepts(ae, coding))
-			continue;
-		snprintf(path, sizeof(path), "%s.%s", rel, sc->pre[i] == CODING_BR ? "br" : "gz");
-		int fd = open_beneath(sc, rootfd, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		int v = sc->pre[i] == CODING_BR ? FC_BR : FC_GZIP;
+		if (e->v[v].fd >= 0 && accepts(ae, variant_coding[v]))
+			return v;
+	}
+	return FC_IDENTITY;
+}
+
+/* Adds the br/gzip sidecars of rel that exist and are not older than the file. */
+static void
+find_sidecars(const struct static_conf *sc, struct fcache *fc, struct fc_entry *e, int rootfd,
+    const char *rel)
+{
+	char path[STATIC_PATH_MAX + 80];
+
+	for (unsigned i = 0; i < sc->npre; i++) {
+		int v = sc->pre[i] == CODING_BR ? FC_BR : FC_GZIP;
 		struct stat st;
+		snprintf(path, sizeof(path), "%s.%s", rel, v == FC_BR ? "br" : "gz");
+		int fd = open_beneath(sc, rootfd, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 		if (fd < 0)
 			continue;
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_mtime < f->st.st_mtime) {
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    st.st_mtime < e->v[FC_IDENTITY].st.st_mtime) {
 			close(fd);
 			continue;
 		}
-		close(f->fd);
-		f->fd = fd;
-		f->st = st;
-		f->encoding = coding;
-		return;
+		fcache_fill(fc, e, v, fd, &st);
 	}
 }
 
@@ -575,7 +578,6 @@ entry_cmp(const void *a, const void *b)
 		return y->dir - x->dir; /* directories first */
 	return strcmp(x->name, y->name);
 }
-
 /* Directory listing of dirfd (which it closes), HTML or ?format=json. */
 static void
 listing(struct request *r, int dirfd)
@@ -691,21 +693,19 @@ redirect_slash(struct request *r)
 	sbuf_free(&b);
 }
 
-static void
-static_start(struct request *r)
+/*
+ * Resolves the request path on disk: answers redirects, 403, listings and
+ * errors itself (returning NULL), or caches and returns what to serve.
+ */
+static struct fc_entry *
+resolve(struct request *r, const struct static_conf *sc, struct fcache *fc, time_t now)
 {
-	const struct static_conf *sc = r->route->hconf;
-	const struct http_request *hr = r->hr;
 	char rel[STATIC_PATH_MAX + 64];
-	struct file f = { .fd = -1 };
-	int st, rootfd;
+	const char *name = r->npath;
+	size_t name_len = r->npath_len;
+	struct stat st;
+	int fd, rootfd;
 
-	if (origin_only_get(r) == 0)
-		return;
-	if ((st = static_check_path(hr->path, hr->path_len, r->npath, r->npath_len)) != 0) {
-		http_resp_error(r, st);
-		return;
-	}
 	/* openat2 wants a relative path: "." for the root itself. */
 	snprintf(rel, sizeof(rel), "%.*s", (int)(r->npath_len - 1), r->npath + 1);
 	if (rel[0] == '\0')
@@ -713,67 +713,110 @@ static_start(struct request *r)
 	rootfd = open(sc->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0) {
 		fail_errno(r, sc->root, errno);
-		return;
+		return NULL;
 	}
-	f.fd = open_beneath(sc, rootfd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (f.fd < 0 || fstat(f.fd, &f.st) < 0) {
+	fd = open_beneath(sc, rootfd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		int e = errno;
-		if (f.fd >= 0)
-			close(f.fd);
+		if (fd >= 0)
+			close(fd);
 		close(rootfd);
 		fail_errno(r, rel, e);
-		return;
+		return NULL;
 	}
-	f.name = r->npath;
-	f.name_len = r->npath_len;
-	if (S_ISDIR(f.st.st_mode)) {
+	if (S_ISDIR(st.st_mode)) {
 		size_t rl = strlen(rel);
 		if (r->npath[r->npath_len - 1] != '/') {
-			close(f.fd);
+			close(fd);
 			close(rootfd);
 			redirect_slash(r);
-			return;
+			return NULL;
 		}
 		for (unsigned i = 0; i < sc->nindex; i++) {
 			snprintf(rel + rl, sizeof(rel) - rl, "%s%s", strcmp(rel, ".") == 0 ? "/" : "",
 			    sc->index[i]);
-			int fd = open_beneath(sc, rootfd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+			int ifd = open_beneath(sc, rootfd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 			struct stat ist;
-			if (fd < 0)
+			if (ifd < 0)
 				continue;
-			if (fstat(fd, &ist) < 0 || !S_ISREG(ist.st_mode)) {
-				close(fd);
+			if (fstat(ifd, &ist) < 0 || !S_ISREG(ist.st_mode)) {
+				close(ifd);
 				continue;
 			}
-			close(f.fd);
-			f.fd = fd;
-			f.st = ist;
-			f.name = sc->index[i];
-			f.name_len = strlen(sc->index[i]);
+			close(fd);
+			fd = ifd;
+			st = ist;
+			name = sc->index[i];
+			name_len = strlen(name);
 			goto regular;
 		}
-		rel[rl] = '\0';
 		close(rootfd);
 		if (sc->autoindex) {
-			listing(r, f.fd);
-			return;
+			listing(r, fd);
+			return NULL;
 		}
-		close(f.fd);
+		close(fd);
 		http_resp_error(r, 403);
-		return;
+		return NULL;
 	}
-	if (!S_ISREG(f.st.st_mode)) {
+	if (!S_ISREG(st.st_mode)) {
 		/* FIFOs, devices and sockets are never served. */
-		close(f.fd);
+		close(fd);
 		close(rootfd);
 		http_resp_error(r, 404);
+		return NULL;
+	}
+regular:;
+	struct fc_entry *e = fcache_put(fc, sc, r->npath, r->npath_len, now);
+	if (e == NULL) {
+		close(fd);
+		close(rootfd);
+		http_resp_error(r, 500);
+		return NULL;
+	}
+	e->type = mime_lookup(&sc->mime, name, name_len);
+	fcache_fill(fc, e, FC_IDENTITY, fd, &st);
+	if (sc->npre > 0)
+		find_sidecars(sc, fc, e, rootfd, rel);
+	close(rootfd);
+	return e;
+}
+
+static void *
+static_worker_new(void)
+{
+	return fcache_new();
+}
+
+static void
+static_worker_free(void *p)
+{
+	fcache_free(p);
+}
+
+static void
+static_start(struct request *r)
+{
+	const struct static_conf *sc = r->route->hconf;
+	const struct http_request *hr = r->hr;
+	struct fcache *fc = worker_handler_state(r->conn->w, &static_ops);
+	struct fc_entry *e;
+	int st;
+
+	if (origin_only_get(r) == 0)
+		return;
+	if ((st = static_check_path(hr->path, hr->path_len, r->npath, r->npath_len)) != 0) {
+		http_resp_error(r, st);
 		return;
 	}
-regular:
-	if (sc->npre > 0)
-		pick_sidecar(sc, r, rootfd, rel, &f);
-	close(rootfd);
-	serve_file(r, sc, &f);
+	if (fc == NULL) {
+		http_resp_error(r, 500);
+		return;
+	}
+	e = fcache_get(fc, sc, r->npath, r->npath_len, r->start.tv_sec);
+	if (e == NULL && (e = resolve(r, sc, fc, r->start.tv_sec)) == NULL)
+		return;
+	serve(r, sc, e, pick_variant(sc, r, e));
 }
 
 static const char *const static_keys[] = {
@@ -787,4 +830,6 @@ const struct handler_ops static_ops = {
 	.configure = static_configure,
 	.free_conf = static_free,
 	.start = static_start,
+	.worker_new = static_worker_new,
+	.worker_free = static_worker_free,
 };
