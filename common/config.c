@@ -578,6 +578,13 @@ on_key(void *user, const char *section, const char *name, const char *value)
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "empty value");
 		return 1;
 	}
+	/* Values end up in headers and logs: a CR or other control byte never belongs. */
+	for (const char *p = value; *p != '\0'; p++)
+		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f) {
+			conf_err(ld->ctx, ld->lineno, ld->cur_section, name,
+			    "control character (0x%02x) in value", (unsigned char)*p);
+			return 1;
+		}
 	if (ld->cur_kind == 0)
 		set_table_key(ld, global_keys, ld->cur_obj, name, value);
 	else if (ld->cur_kind == 1)
