@@ -17,12 +17,13 @@
 #include "common/server.h"
 
 /* Stop parsing pipelined requests while this much output waits. */
-#define OUT_HIGH_WATER (64 * 1024)
+#define OUT_HIGH_WATER HTTP_OUT_HIGH_WATER
 
 static void conn_on_event(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct conn *c);
 static int conn_parse_loop(struct conn *c);
 static void request_finish(struct conn *c);
+static void kick(struct conn *c);
 
 const char *
 conn_peer(const struct conn *c, char *buf, size_t len)
@@ -345,6 +346,7 @@ http_resp_body(struct request *r, const void *data, size_t len)
 		r->resp_left -= (int64_t)len;
 	}
 	r->body_bytes += len;
+	kick(c);
 }
 
 /* Runs of at most this many bytes are copied into the output buffer: one
@@ -391,6 +393,44 @@ fail:
 	return -1;
 }
 
+/* Output queued from outside conn_process (an answer that came later):
+ * have the loop flush it. */
+static void
+kick(struct conn *c)
+{
+	if (!c->in_loop)
+		event_active(&c->ev, EV_WRITE, 0);
+}
+
+size_t
+http_resp_pending(const struct request *r)
+{
+	const struct conn *c = r->conn;
+
+	return c->olen - c->osent + (c->fo != NULL ? 1 : 0);
+}
+
+void
+http_resp_abort(struct request *r, const char *reason)
+{
+	struct conn *c = r->conn;
+
+	r->flags |= REQ_DONE; /* no abort callback: the handler is the one asking */
+	conn_close(c, reason);
+}
+
+void
+http_req_resume(struct request *r)
+{
+	struct conn *c = r->conn;
+
+	if (c->x == NULL || !c->x->body_paused)
+		return;
+	c->x->body_paused = 0;
+	conn_arm(c, EV_READ, c->w->tv_body);
+	kick(c);
+}
+
 void
 http_resp_end(struct request *r)
 {
@@ -407,6 +447,7 @@ http_resp_end(struct request *r)
 	}
 	r->flags |= REQ_DONE;
 	request_finish(c);
+	kick(c);
 }
 
 void
@@ -539,7 +580,8 @@ request_finish(struct conn *c)
 		access_log(c, us);
 	if (r->flags & REQ_CLOSE)
 		c->closing = 1;
-	if (c->state == CONN_HEAD || c->state == CONN_BODY) {
+	if (c->state == CONN_HEAD || c->state == CONN_BODY ||
+	    (c->state == CONN_HANDLER && !c->x->body_done)) {
 		/* Answered before the request was read whole: framing is in doubt,
 		 * and the client may still be sending. */
 		c->closing = 1;
@@ -645,51 +687,106 @@ dispatch(struct conn *c)
 		return;
 	}
 	x->body_left = (hr->flags & HTTP_F_HAS_CL) ? hr->content_length : 0;
+	x->body_done = 1;
+	x->body_paused = 0;
 	if (hr->flags & HTTP_F_CHUNKED)
 		http_chunked_init(&x->chunk);
 	if (x->body_left > 0 || (hr->flags & HTTP_F_CHUNKED)) {
+		x->body_done = 0;
 		if ((hr->flags & HTTP_F_EXPECT_100) && hr->version == 11)
 			OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
-		c->state = CONN_BODY;
 		conn_arm(c, EV_READ, w->tv_body);
+		if (r->route != NULL && (r->route->handler->flags & HANDLER_WANTS_BODY)) {
+			/* The handler takes the body as it comes (conn_parse_loop). */
+			handler_start(c);
+			return;
+		}
+		c->state = CONN_BODY;
 		return;
 	}
 	handler_start(c);
 }
 
-/* Reads past the request body.  Returns 1 when it is done, 0 for more, -1 failed. */
+/* Bad body framing: answer if nothing was sent yet (-1), else cut the
+ * connection (-2: it is gone). */
 static int
-body_discard(struct conn *c)
+body_error(struct conn *c, int status, const char *why)
+{
+	struct request *r = &c->x->req;
+
+	if (c->state == CONN_HANDLER) {
+		const struct handler_ops *h = r->route->handler;
+		if (h->abort != NULL)
+			h->abort(r);
+		if (r->flags & REQ_STARTED) {
+			r->flags |= REQ_DONE;
+			conn_close(c, why);
+			return -2;
+		}
+	}
+	request_fail(c, status, why);
+	return -1;
+}
+
+/*
+ * Reads request body bytes from the buffer, handing them to the handler
+ * when it takes them (else dropping them).  Returns 1 when the body is
+ * complete, 0 when more must be read, 2 when the handler paused, -1 when
+ * the exchange ended (answered), or -2 when the connection was closed.
+ */
+static int
+body_feed(struct conn *c)
 {
 	struct worker *w = c->w;
 	struct exchange *x = c->x;
-	size_t avail = c->rlen - c->rpos;
+	struct request *r = &x->req;
+	int deliver = c->state == CONN_HANDLER;
+	int rc = 0;
 
-	if (!(x->hr.flags & HTTP_F_CHUNKED)) {
-		size_t take = (uint64_t)x->body_left < avail ? (size_t)x->body_left : avail;
-		c->rpos += take;
-		x->body_left -= (int64_t)take;
-	} else {
-		while (c->rpos < c->rlen && x->chunk.state != CHUNK_DONE) {
-			size_t off, len;
+	while (!x->body_done && c->rpos < c->rlen) {
+		size_t off = 0, len;
+		if (!(x->hr.flags & HTTP_F_CHUNKED)) {
+			size_t avail = c->rlen - c->rpos;
+			len = (uint64_t)x->body_left < avail ? (size_t)x->body_left : avail;
+			x->body_left -= (int64_t)len;
+			c->rpos += len;
+			off = c->rpos - len;
+			x->body_done = x->body_left == 0;
+		} else {
+			size_t doff;
 			ssize_t n = http_chunked_parse(&x->chunk, c->rbuf + c->rpos, c->rlen - c->rpos,
-			    &off, &len, w->conf->global.max_header_size);
-			if (n < 0) {
-				request_fail(c, 400, "bad chunked framing");
-				return -1;
-			}
+			    &doff, &len, w->conf->global.max_header_size);
+			if (n < 0)
+				return body_error(c, 400, "bad chunked framing");
+			off = c->rpos + doff;
 			c->rpos += (size_t)n;
-			if (x->chunk.total > w->conf->global.max_body_size) {
-				request_fail(c, 413, "chunked body larger than max_body_size");
-				return -1;
+			if (x->chunk.total > w->conf->global.max_body_size)
+				return body_error(c, 413, "chunked body larger than max_body_size");
+			x->body_done = x->chunk.state == CHUNK_DONE;
+		}
+		if (deliver && (len > 0 || x->body_done)) {
+			if (len > 0)
+				rc = r->route->handler->body(r, c->rbuf + off, len);
+			if (rc == 0 && x->body_done && c->x == x)
+				rc = r->route->handler->body(r, NULL, 0);
+			if (c->x != x)
+				return -1; /* answered and finished inside the callback */
+			if (rc < 0) {
+				deliver = 0; /* the handler answered; drop the rest */
+				continue;
+			}
+			if (rc == 1) {
+				x->body_paused = 1;
+				break;
 			}
 		}
 	}
-	if (x->body_left == 0 && (!(x->hr.flags & HTTP_F_CHUNKED) || x->chunk.state == CHUNK_DONE))
+	if (x->body_done)
 		return 1;
-	/* Everything read so far was body and is gone: reuse the space after the head. */
-	c->rlen = c->rpos = x->hr.head_len;
-	return 0;
+	/* Everything read so far was body and is handled: reuse the space after the head. */
+	if (c->rpos == c->rlen)
+		c->rlen = c->rpos = x->hr.head_len;
+	return x->body_paused ? 2 : 0;
 }
 
 /* Writes pending output.  Returns -1 if the connection was closed. */
@@ -766,6 +863,19 @@ conn_flush(struct conn *c)
 	case CONN_BODY:
 		conn_arm(c, EV_READ, w->tv_body);
 		break;
+	case CONN_HANDLER:
+		/* Waiting for the handler: read the body if it wants more, else only
+		 * watch for the client going away (its own timeouts apply). */
+		if (c->x->body_done)
+			conn_arm(c, EV_READ, NULL);
+		else if (c->x->body_paused)
+			event_del(&c->ev);
+		else
+			conn_arm(c, EV_READ, w->tv_body);
+		if (c->x->req.route != NULL && c->x->req.route->handler->writable != NULL &&
+		    (c->x->req.flags & REQ_STARTED))
+			c->x->req.route->handler->writable(&c->x->req);
+		break;
 	default:
 		break;
 	}
@@ -776,7 +886,12 @@ static void
 conn_process(struct conn *c)
 {
 	for (;;) {
-		if (conn_parse_loop(c) < 0 || conn_flush(c) < 0)
+		c->in_loop = 1;
+		int rc = conn_parse_loop(c);
+		if (rc < 0)
+			return;
+		c->in_loop = 0;
+		if (conn_flush(c) < 0)
 			return;
 		/* Output went out at once: go on with requests already read. */
 		if (c->writing || c->closing || c->state != CONN_IDLE || c->rpos == c->rlen)
@@ -820,10 +935,20 @@ conn_parse_loop(struct conn *c)
 			continue;
 		}
 		if (c->state == CONN_BODY) {
-			int rc = body_discard(c);
+			int rc = body_feed(c);
+			if (rc == -2)
+				return -1;
 			if (rc == 1)
 				handler_start(c);
 			if (rc == 0)
+				break;
+			continue;
+		}
+		if (c->state == CONN_HANDLER && !c->x->body_done && !c->x->body_paused) {
+			int rc = body_feed(c);
+			if (rc == -2)
+				return -1;
+			if (rc == 0 || rc == 2)
 				break;
 			continue;
 		}
@@ -884,7 +1009,12 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 	size_t room = w->rbufs.size - c->rlen;
 	if (room == 0) {
 		/* The parser's limits fit in the buffer and bodies are consumed as
-		 * they come, so a full buffer means a handler stopped reading. */
+		 * they come: only a handler still at work (with pipelined requests
+		 * behind it) fills it.  Read again once it is done. */
+		if (c->state == CONN_HANDLER) {
+			event_del(&c->ev);
+			return;
+		}
 		conn_close(c, "read buffer full");
 		return;
 	}

@@ -73,6 +73,7 @@ struct conn {
 	unsigned closing : 1;          /* close once output is flushed */
 	unsigned linger : 1;           /* ... after draining what the client still sends */
 	unsigned writing : 1;          /* waiting for EV_WRITE */
+	unsigned in_loop : 1;          /* inside conn_process: output is flushed on the way out */
 	char *rbuf;                    /* from the worker's buffer pool, NULL while idle */
 	size_t rlen, rpos;             /* bytes in rbuf; start of unparsed input */
 	char *obuf;                    /* pending output, NULL while idle */
@@ -95,6 +96,8 @@ struct exchange {
 	struct request req;
 	struct http_chunked chunk;
 	int64_t body_left;             /* request body bytes still to read (Content-Length) */
+	unsigned body_done : 1;        /* the whole request body has been read */
+	unsigned body_paused : 1;      /* the handler asked for no more body for now */
 	struct http_request hr;        /* last: its header array is large */
 };
 
@@ -127,6 +130,17 @@ void http_resp_body(struct request *r, const void *data, size_t len);
 int http_resp_file(struct request *r, int fd, off_t off, off_t len);
 /* Completes the response: the connection goes on with the next request. */
 void http_resp_end(struct request *r);
+/*
+ * Handlers that answer later (HANDLER_WANTS_BODY or not): body bytes stop
+ * coming after ops->body returns 1, until http_req_resume.
+ */
+void http_req_resume(struct request *r);
+/* Output bytes queued and not yet sent: a handler stops producing above
+ * HTTP_OUT_HIGH_WATER and goes on when ops->writable is called. */
+size_t http_resp_pending(const struct request *r);
+#define HTTP_OUT_HIGH_WATER (64 * 1024)
+/* Ends the exchange by closing the client connection (a response cut short). */
+void http_resp_abort(struct request *r, const char *reason);
 /* A whole response in one call. */
 void http_resp_simple(struct request *r, int status, const char *content_type,
     const char *body, size_t len);

@@ -32,8 +32,15 @@ struct handler_ops {
 	/* The request head is in (and the body too, without HANDLER_WANTS_BODY).
 	 * The handler answers now with the resp_* calls, or later. */
 	void (*start)(struct request *req);
-	/* Body bytes, with HANDLER_WANTS_BODY; len 0 marks the end.  0 or -1. */
+	/*
+	 * Body bytes, with HANDLER_WANTS_BODY, copied or sent on before
+	 * returning; len 0 marks the end.  Returns 0 for more, 1 to pause
+	 * (until http_req_resume), or -1 when the handler has answered and
+	 * wants no more.
+	 */
 	int (*body)(struct request *req, const char *data, size_t len);
+	/* The response output drained below the high-water mark. */
+	void (*writable)(struct request *req);
 	/* The client went away or the connection is being torn down. */
 	void (*abort)(struct request *req);
 	/* Optional per-worker state (caches), made on first use by
