@@ -58,6 +58,7 @@ static const struct key_def listen_keys[] = {
 
 static const char *const route_core_keys[] = { "listen", "host", "path", NULL };
 static const char *const section_kinds[] = { "global", "listen", "route", NULL };
+#define KIND_HANDLER 3 /* a section kind some handler owns */
 
 /* Where a key was set, so later checks can point at the line. */
 struct seen {
@@ -75,7 +76,7 @@ struct loader {
 	char *linebuf;
 	size_t linecap;
 	char cur_section[256];
-	int cur_kind;                /* index in section_kinds, -1 when bad */
+	int cur_kind;                /* index in section_kinds, KIND_HANDLER, or -1 when bad */
 	void *cur_obj;               /* the listen or route being filled */
 	struct seen *seen;           /* keys given for global and listens */
 	size_t nseen;
@@ -429,9 +430,23 @@ begin_section(struct loader *ld, const char *hdr)
 	for (int i = 0; section_kinds[i] != NULL; i++)
 		if (strcmp(kind, section_kinds[i]) == 0)
 			ld->cur_kind = i;
+	const struct handler_ops *owner = NULL;
+	for (size_t i = 0; ld->cur_kind < 0 && ld->handlers[i] != NULL; i++)
+		if (ld->handlers[i]->section != NULL && strcmp(ld->handlers[i]->section, kind) == 0) {
+			owner = ld->handlers[i];
+			ld->cur_kind = KIND_HANDLER;
+		}
 	if (ld->cur_kind < 0) {
+		const char *kinds[16];
+		size_t n = 0;
 		char hint[96];
-		suggest(kind, section_kinds, hint, sizeof(hint));
+		for (size_t i = 0; section_kinds[i] != NULL; i++)
+			kinds[n++] = section_kinds[i];
+		for (size_t i = 0; ld->handlers[i] != NULL && n < 15; i++)
+			if (ld->handlers[i]->section != NULL)
+				kinds[n++] = ld->handlers[i]->section;
+		kinds[n] = NULL;
+		suggest(kind, kinds, hint, sizeof(hint));
 		conf_err(ld->ctx, ld->lineno, NULL, NULL, "[%s]: unknown section%s", hdr, hint);
 		return;
 	}
@@ -460,6 +475,27 @@ begin_section(struct loader *ld, const char *hdr)
 			ld->cur_kind = -1;
 			return;
 		}
+	if (ld->cur_kind == KIND_HANDLER) {
+		if (conf_section_find(ld->conf, kind, name) != NULL) {
+			conf_err(ld->ctx, ld->lineno, hdr, NULL, "duplicate name (first on line %d)",
+			    conf_section_find(ld->conf, kind, name)->line);
+			ld->cur_kind = -1;
+			return;
+		}
+		struct conf_section *sv = realloc(ld->conf->sections,
+		    (ld->conf->nsections + 1) * sizeof(*sv));
+		if (sv == NULL)
+			return;
+		ld->conf->sections = sv;
+		sv = &sv[ld->conf->nsections++];
+		memset(sv, 0, sizeof(*sv));
+		sv->kind = strdup(kind);
+		sv->name = strdup(name);
+		sv->line = ld->lineno;
+		sv->owner = owner;
+		ld->cur_obj = sv;
+		return;
+	}
 	if (ld->cur_kind == 1) {
 		for (size_t i = 0; i < ld->conf->nlistens; i++)
 			if (strcmp(ld->conf->listens[i].name, name) == 0) {
@@ -562,6 +598,20 @@ skip:
 	return str;
 }
 
+static void
+section_key(struct conf_section *sec, const char *name, const char *value, int line)
+{
+	struct conf_kv *kv = realloc(sec->kv, (sec->nkv + 1) * sizeof(*kv));
+
+	if (kv == NULL)
+		return;
+	sec->kv = kv;
+	kv[sec->nkv].key = strdup(name);
+	kv[sec->nkv].value = strdup(value);
+	kv[sec->nkv].line = line;
+	sec->nkv++;
+}
+
 static int
 on_key(void *user, const char *section, const char *name, const char *value)
 {
@@ -589,9 +639,41 @@ on_key(void *user, const char *section, const char *name, const char *value)
 		set_table_key(ld, global_keys, ld->cur_obj, name, value);
 	else if (ld->cur_kind == 1)
 		set_table_key(ld, listen_keys, ld->cur_obj, name, value);
+	else if (ld->cur_kind == KIND_HANDLER)
+		section_key(ld->cur_obj, name, value, ld->lineno);
 	else
 		route_key(ld, ld->cur_obj, name, value);
 	return 1;
+}
+
+struct conf_section *
+conf_section_find(const struct config *conf, const char *kind, const char *name)
+{
+	for (size_t i = 0; i < conf->nsections; i++)
+		if (strcmp(conf->sections[i].kind, kind) == 0 && strcmp(conf->sections[i].name, name) == 0)
+			return &conf->sections[i];
+	return NULL;
+}
+
+int
+conf_check_keys(struct conf_ctx *ctx, const struct conf_section *sec, const char *const *known)
+{
+	char secname[256], hint[96];
+	int bad = 0;
+
+	snprintf(secname, sizeof(secname), "%s:%s", sec->kind, sec->name);
+	for (size_t i = 0; i < sec->nkv; i++) {
+		size_t k;
+		for (k = 0; known[k] != NULL; k++)
+			if (strcmp(known[k], sec->kv[i].key) == 0)
+				break;
+		if (known[k] != NULL)
+			continue;
+		suggest(sec->kv[i].key, known, hint, sizeof(hint));
+		conf_err(ctx, sec->kv[i].line, secname, sec->kv[i].key, "unknown key%s", hint);
+		bad++;
+	}
+	return bad;
 }
 
 const struct conf_kv *
@@ -822,6 +904,15 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 	ini_parse_stream(read_line, &ld, on_key, &ld);
 	fclose(ld.fp);
 	check_listens(&ld);
+	ctx->conf = ld.conf;
+	for (size_t i = 0; i < ld.conf->nsections; i++) {
+		struct conf_section *sec = &ld.conf->sections[i];
+		char name[256];
+		snprintf(name, sizeof(name), "%s:%s", sec->kind, sec->name);
+		ctx->section = name;
+		sec->owner->configure_section(ctx, sec);
+		ctx->section = NULL;
+	}
 	for (size_t i = 0; i < ld.conf->nroutes; i++)
 		check_route(&ld, &ld.conf->routes[i]);
 	check_duplicate_routes(&ld);
@@ -881,6 +972,19 @@ config_free(struct config *c)
 		free(r->path);
 	}
 	free(c->routes);
+	for (size_t i = 0; i < c->nsections; i++) {
+		struct conf_section *sec = &c->sections[i];
+		if (sec->data != NULL && sec->owner->free_section != NULL)
+			sec->owner->free_section(sec->data);
+		for (size_t j = 0; j < sec->nkv; j++) {
+			free(sec->kv[j].key);
+			free(sec->kv[j].value);
+		}
+		free(sec->kv);
+		free(sec->kind);
+		free(sec->name);
+	}
+	free(c->sections);
 	free(c);
 }
 
@@ -935,6 +1039,12 @@ config_dump(const struct config *c, FILE *out)
 	for (size_t i = 0; i < c->nlistens; i++) {
 		fprintf(out, "\n[listen:%s]\n", c->listens[i].name);
 		dump_table(listen_keys, &c->listens[i], out);
+	}
+	for (size_t i = 0; i < c->nsections; i++) {
+		const struct conf_section *sec = &c->sections[i];
+		fprintf(out, "\n[%s:%s]\n", sec->kind, sec->name);
+		for (size_t j = 0; j < sec->nkv; j++)
+			fprintf(out, "%s = %s\n", sec->kv[j].key, sec->kv[j].value);
 	}
 	for (size_t i = 0; i < c->nroutes; i++) {
 		const struct conf_route *r = &c->routes[i];

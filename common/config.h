@@ -74,8 +74,21 @@ struct conf_route {
 	size_t nkv;
 };
 
+/* A named section owned by a handler ([pool:NAME] for the proxy). */
+struct conf_section {
+	char *kind;
+	char *name;
+	int line;
+	struct conf_kv *kv;           /* keys as written, in order */
+	size_t nkv;
+	const struct handler_ops *owner;
+	void *data;                   /* the owner's, freed by its free_section */
+};
+
 struct config {
 	char *file;
+	struct conf_section *sections;
+	size_t nsections;
 	struct conf_global global;
 	struct conf_listen *listens;
 	size_t nlistens;
@@ -89,6 +102,7 @@ struct conf_ctx {
 	char **errors;
 	size_t nerrors;
 	const char *section;          /* the section being read, for messages */
+	struct config *conf;          /* the snapshot being built */
 };
 
 /*
@@ -111,6 +125,14 @@ void conf_err(struct conf_ctx *ctx, int line, const char *section, const char *k
 
 /* The last value given for key in a route, or NULL. */
 const struct conf_kv *conf_route_kv(const struct conf_route *rt, const char *key);
+
+/* The handler-owned section [kind:name], or NULL. */
+struct conf_section *conf_section_find(const struct config *conf, const char *kind,
+    const char *name);
+/* Reports every key of sec not in known (NULL-terminated), with a did-you-mean.
+ * Returns the number reported. */
+int conf_check_keys(struct conf_ctx *ctx, const struct conf_section *sec,
+    const char *const *known);
 
 /* Writes the effective configuration, defaults included, as INI (-T). */
 void config_dump(const struct config *conf, FILE *out);

@@ -14,6 +14,7 @@
 struct conf_ctx;
 struct conf_route;
 struct conf_kv;
+struct conf_section;
 struct request;
 
 #define HANDLER_WANTS_BODY 0x1 /* body bytes go to ops->body, else they are discarded */
@@ -29,6 +30,12 @@ struct handler_ops {
 	 */
 	int (*configure)(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv);
 	void (*free_conf)(void *hconf);
+	/* A section kind this handler owns ("pool" for [pool:NAME]), or NULL.
+	 * configure_section checks one (all are done before any route) and
+	 * sets sec->data; free_section frees that. */
+	const char *section;
+	int (*configure_section)(struct conf_ctx *ctx, struct conf_section *sec);
+	void (*free_section)(void *data);
 	/* The request head is in (and the body too, without HANDLER_WANTS_BODY).
 	 * The handler answers now with the resp_* calls, or later. */
 	void (*start)(struct request *req);
