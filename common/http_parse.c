@@ -396,25 +396,24 @@ finish_head(struct http_request *r)
 	return 0;
 }
 
-static int
-parse_header_line(struct http_request *r, const char *p, size_t n,
-    const struct http_limits *lim)
+/* Splits one header line into name and OWS-trimmed value, checking the
+ * characters RFC 9110/9112 allow.  Returns NULL, or why the line is bad. */
+static const char *
+header_syntax(const char *p, size_t n, struct http_header *h)
 {
 	const char *end = p + n, *c = p, *v, *ve;
 
 	if (*p == ' ' || *p == '\t')
-		return fail(r, 400, "obsolete line folding");
+		return "obsolete line folding";
 	while (c < end && tchar[(unsigned char)*c])
 		c++;
 	if (c == end || *c != ':') {
 		if (c < end && (*c == ' ' || *c == '\t'))
-			return fail(r, 400, "whitespace before colon");
-		return fail(r, 400, "malformed header field");
+			return "whitespace before colon";
+		return "malformed header field";
 	}
 	if (c == p)
-		return fail(r, 400, "empty header name");
-	if (r->nheaders >= lim->max_headers || r->nheaders >= HTTP_MAX_HEADERS)
-		return fail(r, 431, "too many header fields");
+		return "empty header name";
 	v = c + 1;
 	while (v < end && (*v == ' ' || *v == '\t'))
 		v++;
@@ -424,15 +423,29 @@ parse_header_line(struct http_request *r, const char *p, size_t n,
 	for (const char *q = v; q < ve; q++) {
 		unsigned char ch = (unsigned char)*q;
 		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-			return fail(r, 400, ch == '\r' ? "bare CR in header" :
-			    ch == 0 ? "NUL in header" : "control character in header");
+			return ch == '\r' ? "bare CR in header" :
+			    ch == 0 ? "NUL in header" : "control character in header";
 	}
-	struct http_header *h = &r->headers[r->nheaders++];
 	h->name = p;
 	h->name_len = (uint32_t)(c - p);
 	h->value = v;
 	h->value_len = (uint32_t)(ve - v);
-	return note_header(r, h);
+	return NULL;
+}
+
+static int
+parse_header_line(struct http_request *r, const char *p, size_t n,
+    const struct http_limits *lim)
+{
+	struct http_header h;
+	const char *why = header_syntax(p, n, &h);
+
+	if (why != NULL)
+		return fail(r, 400, why);
+	if (r->nheaders >= lim->max_headers || r->nheaders >= HTTP_MAX_HEADERS)
+		return fail(r, 431, "too many header fields");
+	r->headers[r->nheaders] = h;
+	return note_header(r, &r->headers[r->nheaders++]);
 }
 
 ssize_t
@@ -680,4 +693,166 @@ http_chunked_parse(struct http_chunked *c, const char *buf, size_t len,
 		}
 	}
 	return (ssize_t)i;
+}
+
+void
+http_response_reset(struct http_response *r)
+{
+	memset(r, 0, offsetof(struct http_response, headers));
+	r->content_length = -1;
+}
+
+static ssize_t
+resp_fail(struct http_response *r, const char *why)
+{
+	r->error = why;
+	return -1;
+}
+
+/* Notes the framing and connection fields of a response header. */
+static const char *
+note_response_header(struct http_response *r, const struct http_header *h)
+{
+	const char *v = h->value, *end = v + h->value_len;
+
+	if (h->name_len == 14 && http_token_eq(h->name, 14, "content-length")) {
+		int64_t val = 0;
+		const char *p = v;
+		if (p == end)
+			return "empty Content-Length";
+		while (p < end) {
+			int64_t one = 0;
+			const char *st = p;
+			while (p < end && *p >= '0' && *p <= '9') {
+				if (one > (INT64_MAX - 9) / 10)
+					return "Content-Length too large";
+				one = one * 10 + (*p++ - '0');
+			}
+			if (p == st)
+				return "malformed Content-Length";
+			if ((r->flags & HTTP_F_HAS_CL) && one != val)
+				return "conflicting Content-Length values";
+			val = one;
+			r->flags |= HTTP_F_HAS_CL;
+			while (p < end && (*p == ' ' || *p == '\t'))
+				p++;
+			if (p < end && *p++ != ',')
+				return "malformed Content-Length";
+			while (p < end && (*p == ' ' || *p == '\t'))
+				p++;
+		}
+		r->content_length = val;
+	} else if (h->name_len == 17 && http_token_eq(h->name, 17, "transfer-encoding")) {
+		/* Only "chunked" as the final coding frames the body; remember what came last. */
+		const char *p = v, *last = NULL;
+		size_t last_len = 0;
+		while (p < end) {
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			const char *st = p;
+			while (p < end && *p != ',')
+				p++;
+			const char *e = p;
+			while (e > st && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			if (e > st) {
+				last = st;
+				last_len = (size_t)(e - st);
+			}
+		}
+		if (last == NULL)
+			return "empty Transfer-Encoding";
+		r->flags |= HTTP_F_HAS_TE;
+		if (http_token_eq(last, last_len, "chunked"))
+			r->flags |= HTTP_F_CHUNKED;
+		else
+			r->flags &= ~HTTP_F_CHUNKED;
+	} else if (h->name_len == 10 && http_token_eq(h->name, 10, "connection")) {
+		const char *p = v;
+		while (p < end) {
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			const char *st = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if (http_token_eq(st, (size_t)(p - st), "close"))
+				r->flags |= HTTP_F_CONN_CLOSE;
+			else if (http_token_eq(st, (size_t)(p - st), "keep-alive"))
+				r->flags |= HTTP_F_CONN_KA;
+			else if (http_token_eq(st, (size_t)(p - st), "upgrade"))
+				r->flags |= HTTP_F_UPGRADE;
+			while (p < end && *p != ',')
+				p++;
+		}
+	}
+	return NULL;
+}
+
+ssize_t
+http_parse_response(struct http_response *r, const char *buf, size_t len,
+    const struct http_limits *lim)
+{
+	const char *p = buf + r->pos, *end = buf + len, *next;
+	ssize_t n;
+
+	if (r->state == ST_LINE) {
+		n = line_end(p, end, &next);
+		if (n < 0)
+			return (size_t)(end - p) > lim->max_request_line ? resp_fail(r, "status line too long") : 0;
+		if ((size_t)n > lim->max_request_line)
+			return resp_fail(r, "status line too long");
+		/* HTTP/1.x SP 3DIGIT SP reason (the reason may be empty, and so may its SP) */
+		if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+		    p[8] != ' ' || p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
+		    p[11] < '0' || p[11] > '9' || (n > 12 && p[12] != ' '))
+			return resp_fail(r, "malformed status line");
+		for (ssize_t i = 13; i < n; i++) {
+			unsigned char ch = (unsigned char)p[i];
+			if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+				return resp_fail(r, "control character in reason phrase");
+		}
+		r->version = p[7] == '1' ? 11 : 10;
+		r->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+		r->reason = n > 13 ? p + 13 : p + n;
+		r->reason_len = n > 13 ? (uint32_t)(n - 13) : 0;
+		p = next;
+		r->hdr_start = (size_t)(p - buf);
+		r->state = ST_HEADERS;
+	}
+	for (;;) {
+		n = line_end(p, end, &next);
+		if (n < 0) {
+			if ((size_t)(end - buf) - r->hdr_start > lim->max_header_size)
+				return resp_fail(r, "header section too large");
+			r->pos = (size_t)(p - buf);
+			return 0;
+		}
+		if ((size_t)(next - buf) - r->hdr_start > lim->max_header_size)
+			return resp_fail(r, "header section too large");
+		if (n == 0)
+			break;
+		struct http_header h;
+		const char *why = header_syntax(p, (size_t)n, &h);
+		if (why == NULL && memchr(p, '\r', (size_t)n) != NULL)
+			why = "bare CR in header";
+		if (why != NULL)
+			return resp_fail(r, why);
+		if (r->nheaders >= lim->max_headers || r->nheaders >= HTTP_MAX_HEADERS)
+			return resp_fail(r, "too many header fields");
+		r->headers[r->nheaders] = h;
+		if ((why = note_response_header(r, &r->headers[r->nheaders++])) != NULL)
+			return resp_fail(r, why);
+		p = next;
+	}
+	/* Both framings at once is how responses get smuggled: refuse. */
+	if ((r->flags & HTTP_F_HAS_TE) && (r->flags & HTTP_F_HAS_CL))
+		return resp_fail(r, "both Content-Length and Transfer-Encoding");
+	if (r->version == 11)
+		r->flags |= (r->flags & HTTP_F_CONN_CLOSE) ? 0 : HTTP_F_KEEPALIVE;
+	else if ((r->flags & HTTP_F_CONN_KA) && !(r->flags & HTTP_F_CONN_CLOSE))
+		r->flags |= HTTP_F_KEEPALIVE;
+	r->state = ST_DONE;
+	r->head_len = (size_t)(next - buf);
+	r->pos = r->head_len;
+	return (ssize_t)r->head_len;
 }

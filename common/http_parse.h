@@ -99,6 +99,35 @@ const struct http_header *http_find_header(const struct http_request *r, const c
 /* Case-insensitive comparison of a slice with a NUL-terminated lower-case token. */
 int http_token_eq(const char *s, size_t len, const char *lower);
 
+/* A response head from a backend (RFC 9112 section 4). */
+struct http_response {
+	size_t pos;               /* private */
+	int state;
+	size_t hdr_start;
+	int version;              /* 10 or 11 */
+	int status;               /* 100..599 */
+	const char *reason;
+	uint32_t reason_len;
+	unsigned flags;           /* HTTP_F_CHUNKED, HAS_CL, HAS_TE, KEEPALIVE, CONN_CLOSE, UPGRADE */
+	int64_t content_length;   /* -1 when none */
+	size_t head_len;
+	const char *error;
+	unsigned nheaders;
+	struct http_header headers[HTTP_MAX_HEADERS];
+};
+
+void http_response_reset(struct http_response *r);
+/*
+ * Parses a response head in buf[0..len), incrementally like
+ * http_parse_request.  Returns the head length, 0 for more, or -1 when the
+ * response is invalid (r->error says why): a proxy answers 502 and never
+ * passes such a response on.  Both Content-Length and Transfer-Encoding is
+ * invalid; a Transfer-Encoding whose last coding is not chunked leaves
+ * HTTP_F_CHUNKED clear (the body then runs until the connection closes).
+ */
+ssize_t http_parse_response(struct http_response *r, const char *buf, size_t len,
+    const struct http_limits *lim);
+
 /* Chunked transfer coding decoder (RFC 9112 section 7.1). */
 enum http_chunked_state {
 	CHUNK_SIZE, CHUNK_SIZE_WS, CHUNK_EXT, CHUNK_SIZE_LF, CHUNK_DATA, CHUNK_DATA_CR,
