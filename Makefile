@@ -13,7 +13,7 @@ CFLAGS  ?= -O2 -g
 PORTICO_CFLAGS = -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
            -DINIH_VERSION=\"$(shell pkg-config --modversion inih 2>/dev/null)\" \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 BUILD   ?= build
 
 SRC      = $(wildcard common/*.c origin/*.c proxy/*.c)
@@ -94,7 +94,7 @@ fuzz: deps
 	  if ! clang -g -O1 -std=c17 -D_GNU_SOURCE -I. -fno-omit-frame-pointer \
 	      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	      $$(pkg-config --cflags $(PKGS)) -o $$out/$$n $$f $(LIB_SRC) \
-	      $$(pkg-config --libs $(PKGS)) -lpthread; then \
+	      $(LDLIBS); then \
 	    echo "fuzz: $$n: build failed"; failed="$$failed $$n"; continue; \
 	  fi; \
 	  mkdir -p $$out/corpus-$$n $$out/artifacts-$$n; \

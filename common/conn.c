@@ -107,13 +107,13 @@ release_buffers(struct conn *c)
 	struct worker *w = c->w;
 
 	if (c->rbuf != NULL && c->rpos == c->rlen && c->state == CONN_IDLE) {
-		pool_put(&w->rbufs, c->rbuf);
+		freelist_put(&w->rbufs, c->rbuf);
 		c->rbuf = NULL;
 		c->rlen = c->rpos = 0;
 	}
 	if (c->obuf != NULL && c->osent == c->olen) {
 		if (c->ocap == w->rbufs.size)
-			pool_put(&w->rbufs, c->obuf);
+			freelist_put(&w->rbufs, c->obuf);
 		else
 			free(c->obuf);
 		c->obuf = NULL;
@@ -148,13 +148,13 @@ conn_close(struct conn *c, const char *reason)
 	TAILQ_REMOVE(&w->conns, c, link);
 	w->nconns--;
 	stats_add(&w->stats.connections_active, (uint64_t)-1);
-	pool_put(&w->heads, c->x);
+	freelist_put(&w->heads, c->x);
 	file_out_free(c);
 	if (c->rbuf != NULL)
-		pool_put(&w->rbufs, c->rbuf);
+		freelist_put(&w->rbufs, c->rbuf);
 	if (c->obuf != NULL) {
 		if (c->ocap == w->rbufs.size)
-			pool_put(&w->rbufs, c->obuf);
+			freelist_put(&w->rbufs, c->obuf);
 		else
 			free(c->obuf);
 	}
@@ -178,7 +178,7 @@ obuf_reserve(struct conn *c, size_t n)
 
 	if (c->obuf == NULL) {
 		if (n <= w->rbufs.size) {
-			c->obuf = pool_get(&w->rbufs);
+			c->obuf = freelist_get(&w->rbufs);
 			c->ocap = w->rbufs.size;
 		} else {
 			c->obuf = malloc(n);
@@ -207,7 +207,7 @@ obuf_reserve(struct conn *c, size_t n)
 		return -1;
 	memcpy(nb, c->obuf, c->olen);
 	if (c->ocap == w->rbufs.size)
-		pool_put(&w->rbufs, c->obuf);
+		freelist_put(&w->rbufs, c->obuf);
 	else
 		free(c->obuf);
 	c->obuf = nb;
@@ -595,7 +595,7 @@ request_finish(struct conn *c)
 		c->rlen = 0;
 	}
 	c->rpos = 0;
-	pool_put(&w->heads, c->x);
+	freelist_put(&w->heads, c->x);
 	c->x = NULL;
 	c->state = CONN_IDLE;
 }
@@ -628,7 +628,7 @@ request_begin(struct conn *c)
 		c->rlen -= c->rpos;
 		c->rpos = 0;
 	}
-	c->x = pool_get(&w->heads);
+	c->x = freelist_get(&w->heads);
 	if (c->x == NULL) {
 		conn_close(c, "out of memory");
 		return;
@@ -999,7 +999,7 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->rbuf == NULL) {
-		c->rbuf = pool_get(&w->rbufs);
+		c->rbuf = freelist_get(&w->rbufs);
 		if (c->rbuf == NULL) {
 			conn_close(c, "out of memory");
 			return;

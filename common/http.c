@@ -152,8 +152,15 @@ http_parse_date(const char *s, size_t len, time_t *out)
 		if (year < 0 || c[11] != ' ' || hms(c + 12, &h, &mi, &sec) < 0 ||
 		    strcmp(c + 20, " GMT") != 0)
 			return -1;
-		/* RFC 9110: a two-digit year more than 50 years ahead is in the past century. */
-		year += year < 70 ? 2000 : 1900;
+		/* RFC 9110 5.6.7: a two-digit year that would be more than 50 years
+		 * in the future means the most recent past year with those digits. */
+		time_t now = time(NULL);
+		struct tm tmnow;
+		gmtime_r(&now, &tmnow);
+		int cur = tmnow.tm_year + 1900;
+		year += cur - cur % 100;
+		if (year > cur + 50)
+			year -= 100;
 	}
 	if (day < 1 || day > 31)
 		return -1;

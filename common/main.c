@@ -21,6 +21,7 @@
 #include "origin/health.h"
 #include "origin/static.h"
 #include "origin/status.h"
+#include "proxy/proxy.h"
 
 #ifndef INIH_VERSION
 #define INIH_VERSION "unknown"
@@ -34,7 +35,7 @@
 #define EXIT_CONFIG 78
 
 static const struct handler_ops *const handlers[] = {
-	&status_ops, &health_ops, &return_ops, &static_ops, NULL,
+	&status_ops, &health_ops, &return_ops, &static_ops, &proxy_ops, NULL,
 };
 
 static void

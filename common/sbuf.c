@@ -105,7 +105,7 @@ sbuf_urlpath(struct sbuf *b, const char *s)
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    strchr("-._~!$&'()*+,;=:@", c) != NULL) {
+		    (c != '\0' && strchr("-._~!$()*+,;=:@/", c) != NULL)) {
 			sbuf_add(b, s, 1);
 		} else {
 			char e[3] = { '%', hex[c >> 4], hex[c & 15] };

@@ -22,7 +22,8 @@ void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(pri
 void sbuf_html(struct sbuf *b, const char *s);
 /* Appends s as the inside of a JSON string. */
 void sbuf_json(struct sbuf *b, const char *s);
-/* Appends s percent-encoded for a URL path segment. */
+/* Appends s percent-encoded for a URL path ('/' kept; '&' and quotes encoded, so the
+ * result is safe inside an HTML attribute too). */
 void sbuf_urlpath(struct sbuf *b, const char *s);
 int sbuf_failed(const struct sbuf *b);
 void sbuf_free(struct sbuf *b);

@@ -350,8 +350,8 @@ worker_init(struct server *srv, struct worker *w, int id)
 	w->limits.max_header_size = g->max_header_size;
 	w->limits.max_headers = (unsigned)g->max_headers;
 	/* A buffer always holds a whole head, so the parser's limits decide. */
-	pool_init(&w->rbufs, g->max_request_line + g->max_header_size + 1024, 256);
-	pool_init(&w->heads, sizeof(struct exchange) + g->max_request_line + 1, 256);
+	freelist_init(&w->rbufs, g->max_request_line + g->max_header_size + 1024, 256);
+	freelist_init(&w->heads, sizeof(struct exchange) + g->max_request_line + 1, 256);
 #define COMMON_TV(dst, ms) do { tv.tv_sec = (ms) / 1000; tv.tv_usec = ((ms) % 1000) * 1000; \
 	dst = event_base_init_common_timeout(w->base, &tv); } while (0)
 	COMMON_TV(w->tv_header, g->header_timeout);
@@ -414,8 +414,8 @@ worker_free(struct worker *w)
 		event_free(w->tick_ev);
 	if (w->notify_fd > 0)
 		close(w->notify_fd);
-	pool_destroy(&w->rbufs);
-	pool_destroy(&w->heads);
+	freelist_destroy(&w->rbufs);
+	freelist_destroy(&w->heads);
 	free(w->alog);
 	if (w->base != NULL)
 		event_base_free(w->base);

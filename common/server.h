@@ -14,7 +14,7 @@
 
 #include "common/config.h"
 #include "common/conn.h"
-#include "common/pool.h"
+#include "common/freelist.h"
 #include "common/stats.h"
 
 struct server;
@@ -45,8 +45,8 @@ struct worker {
 	_Atomic int stop_now;
 	struct conn_list conns;
 	unsigned nconns;
-	struct pool rbufs;             /* read and write buffers */
-	struct pool heads;             /* struct http_request plus its path buffer */
+	struct freelist rbufs;             /* read and write buffers */
+	struct freelist heads;             /* struct http_request plus its path buffer */
 	struct http_limits limits;
 	const struct timeval *tv_header, *tv_body, *tv_keepalive, *tv_send, *tv_linger;
 	time_t date_sec;               /* second the cached strings were made for */

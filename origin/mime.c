@@ -1,6 +1,7 @@
 #include "origin/mime.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,15 @@ entry_cmp(const void *a, const void *b)
 	return strcmp(((const struct mime_entry *)a)->ext, ((const struct mime_entry *)b)->ext);
 }
 
+static int
+entry_seq_cmp(const void *a, const void *b)
+{
+	const struct mime_entry *x = a, *y = b;
+	int c = strcmp(x->ext, y->ext);
+
+	return c != 0 ? c : (x->seq < y->seq ? -1 : x->seq > y->seq);
+}
+
 /* Text types get a charset unless the file named one. */
 static char *
 with_charset(const char *type)
@@ -114,7 +124,7 @@ mime_load(struct mime_table *t, const char *path, char *err, size_t errlen)
 	int lineno = 0;
 
 	if (fp == NULL) {
-		snprintf(err, errlen, "cannot open %s", path);
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	while (getline(&line, &cap, fp) >= 0) {
@@ -153,8 +163,21 @@ mime_load(struct mime_table *t, const char *path, char *err, size_t errlen)
 	}
 	free(line);
 	fclose(fp);
-	/* Stable for duplicates is not needed: the last one wins below. */
-	qsort(t->v, t->n, sizeof(*t->v), entry_cmp);
+	/* Keep the last line's type for an extension given twice: a stable
+	 * order by (ext, line) and then the last of each run. */
+	for (size_t i = 0; i < t->n; i++)
+		t->v[i].seq = i;
+	qsort(t->v, t->n, sizeof(*t->v), entry_seq_cmp);
+	size_t k = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		if (i + 1 < t->n && strcmp(t->v[i].ext, t->v[i + 1].ext) == 0) {
+			free(t->v[i].ext);
+			free(t->v[i].type);
+			continue;
+		}
+		t->v[k++] = t->v[i];
+	}
+	t->n = k;
 	return 0;
 oom:
 	snprintf(err, errlen, "%s: out of memory", path);

@@ -11,6 +11,7 @@
 struct mime_entry {
 	char *ext;
 	char *type;
+	size_t seq;     /* line order while loading */
 };
 
 struct mime_table {

@@ -33,8 +33,7 @@ range_parse(const char *v, size_t len, uint64_t size, struct byte_range *out, un
 	/* Room for what a client may send before merging; more is an abuse. */
 	struct byte_range tmp[RANGE_MAX * 4];
 	const char *p = v, *end = v + len;
-	unsigned k = 0;
-	int any = 0;
+	unsigned k = 0, specs = 0;
 
 	*n = 0;
 	if (len < 6 || strncasecmp(v, "bytes=", 6) != 0)
@@ -42,8 +41,12 @@ range_parse(const char *v, size_t len, uint64_t size, struct byte_range *out, un
 	p += 6;
 	for (;;) {
 		uint64_t a, b;
-		while (p < end && (*p == ' ' || *p == '\t'))
+		/* Empty list elements are allowed (RFC 9110 5.6.1.2). */
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
 			p++;
+		if (p == end)
+			break;
+		specs++;
 		if (p < end && *p == '-') {
 			p++;
 			if (number(&p, end, &b) < 0)
@@ -53,7 +56,7 @@ range_parse(const char *v, size_t len, uint64_t size, struct byte_range *out, un
 				b = size - 1;
 				goto add;
 			}
-			any = 1; /* "-0" or an empty file: syntactically fine, unsatisfiable */
+			/* "-0" or an empty file: syntactically fine, unsatisfiable */
 		} else {
 			if (number(&p, end, &a) < 0 || p >= end || *p++ != '-')
 				return RANGE_NONE;
@@ -68,7 +71,6 @@ range_parse(const char *v, size_t len, uint64_t size, struct byte_range *out, un
 					b = size - 1;
 				goto add;
 			}
-			any = 1;
 		}
 		goto next;
 add:
@@ -85,7 +87,8 @@ next:
 		if (*p++ != ',')
 			return RANGE_NONE;
 	}
-	(void)any;
+	if (specs == 0)
+		return RANGE_NONE;
 	if (k == 0)
 		return RANGE_UNSATISFIABLE;
 	qsort(tmp, k, sizeof(tmp[0]), by_first);

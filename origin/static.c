@@ -200,7 +200,8 @@ static_check_path(const char *raw, size_t raw_len, const char *norm, size_t norm
 		if (raw[i] == '%' && ((raw[i + 1] == '2' && (raw[i + 2] == 'f' || raw[i + 2] == 'F')) ||
 		    (raw[i + 1] == '5' && (raw[i + 2] == 'c' || raw[i + 2] == 'C'))))
 			return 400;
-	if (memchr(norm, '\\', norm_len) != NULL || !utf8_ok((const unsigned char *)norm, norm_len))
+	if (memchr(norm, '\\', norm_len) != NULL || memchr(norm, '\0', norm_len) != NULL ||
+	    !utf8_ok((const unsigned char *)norm, norm_len))
 		return 400;
 	if (norm_len > STATIC_PATH_MAX)
 		return 414;
@@ -260,8 +261,8 @@ errno_status(int e)
 	case EACCES:
 	case EPERM:
 		return 403;
-	case ENAMETOOLONG:
-		return 414;
+	case ENAMETOOLONG:  /* a name longer than the file system allows: no such file */
+		return 404;
 	default:
 		return 500;
 	}
@@ -277,12 +278,16 @@ fail_errno(struct request *r, const char *what, int e)
 	http_resp_error(r, st);
 }
 
-/* Whether the client accepts coding (q > 0) in Accept-Encoding. */
+/*
+ * Whether Accept-Encoding allows coding: named with q > 0, or not named and
+ * "*" with q > 0 (RFC 9110 12.5.3).
+ */
 static int
 accepts(const struct http_header *ae, const char *coding)
 {
 	const char *p, *end;
 	size_t cl = strlen(coding);
+	int star = 0;
 
 	if (ae == NULL)
 		return 0;
@@ -297,19 +302,21 @@ accepts(const struct http_header *ae, const char *coding)
 		size_t nl = (size_t)(p - name);
 		int q0 = 0;
 		while (p < end && *p != ',') {
-			if (*p == 'q' && p + 1 < end && p[1] == '=') {
+			if ((*p == 'q' || *p == 'Q') && p + 1 < end && p[1] == '=') {
 				const char *q = p + 2;
-				q0 = *q == '0';
+				q0 = q < end && *q == '0';
 				for (q++; q0 && q < end && *q != ',' && *q != ';' && *q != ' '; q++)
 					if (*q != '.' && *q != '0')
 						q0 = 0;
 			}
 			p++;
 		}
-		if (((nl == cl && strncasecmp(name, coding, cl) == 0) || (nl == 1 && *name == '*')) && !q0)
-			return 1;
+		if (nl == cl && strncasecmp(name, coding, cl) == 0)
+			return !q0;
+		if (nl == 1 && *name == '*')
+			star = q0 ? -1 : 1;
 	}
-	return 0;
+	return star > 0;
 }
 
 /* Does the list in h match etag?  weak: W/ prefixes are ignored (RFC 9110 8.8.3.2). */
@@ -677,7 +684,9 @@ redirect_slash(struct request *r)
 	const struct http_request *hr = r->hr;
 	struct sbuf b = { 0 };
 
-	sbuf_add(&b, hr->path, hr->path_len);
+	/* From the normalized path, so "//evil.example/.." cannot become a
+	 * protocol-relative Location pointing elsewhere. */
+	sbuf_urlpath(&b, r->npath);
 	sbuf_str(&b, "/");
 	if (hr->query != NULL) {
 		sbuf_str(&b, "?");

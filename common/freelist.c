@@ -1,9 +1,9 @@
-#include "common/pool.h"
+#include "common/freelist.h"
 
 #include <stdlib.h>
 
 void
-pool_init(struct pool *p, size_t size, unsigned max)
+freelist_init(struct freelist *p, size_t size, unsigned max)
 {
 	p->size = size < sizeof(void *) ? sizeof(void *) : size;
 	p->max = max;
@@ -12,7 +12,7 @@ pool_init(struct pool *p, size_t size, unsigned max)
 }
 
 void *
-pool_get(struct pool *p)
+freelist_get(struct freelist *p)
 {
 	void *b = p->free;
 
@@ -24,7 +24,7 @@ pool_get(struct pool *p)
 }
 
 void
-pool_put(struct pool *p, void *b)
+freelist_put(struct freelist *p, void *b)
 {
 	if (b == NULL)
 		return;
@@ -38,7 +38,7 @@ pool_put(struct pool *p, void *b)
 }
 
 void
-pool_destroy(struct pool *p)
+freelist_destroy(struct freelist *p)
 {
 	while (p->free != NULL) {
 		void *next = *(void **)p->free;

@@ -1,0 +1,472 @@
+#include "proxy/pool.h"
+
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/config.h"
+#include "common/units.h"
+
+int64_t
+pool_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t
+pool_hash(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 1099511628211ULL;
+	}
+	/* FNV's low bits are weak; finish with a 64-bit mix (splitmix). */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
+static uint64_t
+next_rand(struct pool_worker *pw)
+{
+	/* xorshift64*: per worker, no locks, good enough to spread load */
+	uint64_t x = pw->rng != 0 ? pw->rng : 0x9e3779b97f4a7c15ULL;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	pw->rng = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* Smooth weighted round-robin (as nginx does): weights 5:1:1 give
+ * a a b a c a a, not a a a a a b c. */
+static int
+rr_select(struct pool_worker *pw, const struct pool *p, uint64_t allowed, uint64_t key)
+{
+	int64_t total = 0;
+	int best = -1;
+
+	(void)key;
+	for (unsigned i = 0; i < p->nservers; i++) {
+		if (!(allowed & (1ULL << i)))
+			continue;
+		pw->cw[i] += p->servers[i].weight;
+		total += p->servers[i].weight;
+		if (best < 0 || pw->cw[i] > pw->cw[best])
+			best = (int)i;
+	}
+	if (best >= 0)
+		pw->cw[best] -= total;
+	return best;
+}
+
+/* Fewest requests in flight per unit of weight; ties go round-robin. */
+static int
+lc_select(struct pool_worker *pw, const struct pool *p, uint64_t allowed, uint64_t key)
+{
+	uint64_t ties = 0;
+	int best = -1;
+
+	for (unsigned i = 0; i < p->nservers; i++) {
+		if (!(allowed & (1ULL << i)))
+			continue;
+		uint64_t ai = (uint64_t)atomic_load(&p->servers[i].active);
+		if (best >= 0) {
+			uint64_t ab = (uint64_t)atomic_load(&p->servers[best].active);
+			uint64_t l = ai * p->servers[best].weight, r = ab * p->servers[i].weight;
+			if (l > r)
+				continue;
+			if (l < r)
+				ties = 0;
+		}
+		best = (int)i;
+		ties |= 1ULL << i;
+	}
+	return best < 0 ? -1 : rr_select(pw, p, ties, key);
+}
+
+/* Weighted random choice among allowed. */
+static int
+weighted_random(struct pool_worker *pw, const struct pool *p, uint64_t allowed)
+{
+	uint64_t total = 0;
+
+	for (unsigned i = 0; i < p->nservers; i++)
+		if (allowed & (1ULL << i))
+			total += p->servers[i].weight;
+	if (total == 0)
+		return -1;
+	uint64_t x = next_rand(pw) % total;
+	for (unsigned i = 0; i < p->nservers; i++) {
+		if (!(allowed & (1ULL << i)))
+			continue;
+		if (x < p->servers[i].weight)
+			return (int)i;
+		x -= p->servers[i].weight;
+	}
+	return -1;
+}
+
+/* Power of two choices: two random servers, the less busy one wins. */
+static int
+random_select(struct pool_worker *pw, const struct pool *p, uint64_t allowed, uint64_t key)
+{
+	int a = weighted_random(pw, p, allowed), b;
+
+	(void)key;
+	if (a < 0)
+		return -1;
+	b = weighted_random(pw, p, allowed & ~(1ULL << a));
+	if (b < 0)
+		return a;
+	return atomic_load(&p->servers[b].active) < atomic_load(&p->servers[a].active) ? b : a;
+}
+
+/*
+ * Rendezvous (highest random weight) hashing: each server scores the key
+ * and the highest score wins, so removing a server moves only the keys it
+ * had.  Weighted as -w / ln(u).  O(servers), and servers are few.
+ */
+static int
+hash_select(struct pool_worker *pw, const struct pool *p, uint64_t allowed, uint64_t key)
+{
+	double best_score = -1;
+	int best = -1;
+
+	(void)pw;
+	for (unsigned i = 0; i < p->nservers; i++) {
+		if (!(allowed & (1ULL << i)))
+			continue;
+		uint64_t mix[2] = { key, pool_hash(p->servers[i].name, strlen(p->servers[i].name)) };
+		uint64_t h = pool_hash(mix, sizeof(mix));
+		double u = ((double)(h >> 11) + 0.5) / 9007199254740992.0; /* (0,1) */
+		double score = -(double)p->servers[i].weight / log(u);
+		if (score > best_score) {
+			best_score = score;
+			best = (int)i;
+		}
+	}
+	return best;
+}
+
+static const struct balance_ops balance_round_robin = { "round_robin", rr_select, 0 };
+static const struct balance_ops balance_least_conn = { "least_conn", lc_select, 0 };
+static const struct balance_ops balance_random = { "random", random_select, 0 };
+static const struct balance_ops balance_ip_hash = { "ip_hash", hash_select, 1 };
+static const struct balance_ops balance_hash = { "hash", hash_select, 1 };
+
+static const struct balance_ops *const balancers[] = {
+	&balance_round_robin, &balance_least_conn, &balance_random, &balance_ip_hash, &balance_hash, NULL,
+};
+
+int
+pool_server_up(const struct pool *p, unsigned i, int64_t now)
+{
+	const struct backend *b = &p->servers[i];
+
+	return !b->disabled && !atomic_load(&b->health_down) && atomic_load(&b->down_until) <= now &&
+	    b->addrlen > 0;
+}
+
+int
+pool_select(struct pool_worker *pw, uint64_t tried, uint64_t key)
+{
+	const struct pool *p = pw->pool;
+	int64_t now = pool_now_ms();
+	uint64_t primary = 0, backup = 0;
+
+	for (unsigned i = 0; i < p->nservers; i++) {
+		const struct backend *b = &p->servers[i];
+		if ((tried & (1ULL << i)) || !pool_server_up(p, i, now))
+			continue;
+		if (b->max_conns > 0 && (unsigned)atomic_load(&b->active) >= b->max_conns)
+			continue;
+		if (b->backup)
+			backup |= 1ULL << i;
+		else
+			primary |= 1ULL << i;
+	}
+	/* Backups serve only while no primary can. */
+	if (primary != 0)
+		return p->balance->select(pw, p, primary, key);
+	if (backup != 0)
+		return p->balance->select(pw, p, backup, key);
+	return -1;
+}
+
+void
+pool_server_failed(const struct pool *p, unsigned i)
+{
+	struct backend *b = &p->servers[i];
+	int64_t now = pool_now_ms();
+
+	atomic_fetch_add(&b->failures, 1);
+	if (p->max_fails == 0)
+		return;
+	/* Failures count within one fail_timeout window (nginx's max_fails). */
+	if (now - atomic_load(&b->fail_window) > p->fail_timeout) {
+		atomic_store(&b->fail_window, now);
+		atomic_store(&b->fails, 0);
+	}
+	if (atomic_fetch_add(&b->fails, 1) + 1 >= p->max_fails) {
+		atomic_store(&b->down_until, now + p->fail_timeout);
+		atomic_store(&b->fails, 0);
+	}
+}
+
+void
+pool_server_ok(const struct pool *p, unsigned i)
+{
+	atomic_store(&p->servers[i].fails, 0);
+}
+
+/* Resolves HOST:PORT (numeric or a name, at load time).  0 or -1. */
+static int
+resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *len, const char **why)
+{
+	char host[256], port[24];
+	const char *colon;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+
+	if (hostport[0] == '[') {
+		const char *rb = strchr(hostport, ']');
+		if (rb == NULL || rb[1] != ':' || (size_t)(rb - hostport - 1) >= sizeof(host))
+			return *why = "expected HOST:PORT or [IPV6]:PORT", -1;
+		snprintf(host, sizeof(host), "%.*s", (int)(rb - hostport - 1), hostport + 1);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(hostport, ':');
+		if (colon == NULL || colon == hostport || (size_t)(colon - hostport) >= sizeof(host))
+			return *why = "expected HOST:PORT", -1;
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
+	}
+	uint64_t pn;
+	if (units_count(colon + 1, 65535, &pn) < 0 || pn == 0)
+		return *why = "bad port", -1;
+	snprintf(port, sizeof(port), "%llu", (unsigned long long)pn);
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0 || res == NULL) {
+		*why = gai_strerror(rc);
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int
+parse_server(struct conf_ctx *ctx, const struct conf_kv *kv, struct backend *b)
+{
+	char *copy = strdup(kv->value), *save = NULL;
+	char *tok = strtok_r(copy, " \t", &save);
+	const char *why = NULL;
+	uint64_t v;
+	int rc = 0;
+
+	b->weight = 1;
+	b->name = strdup(tok);
+	if (resolve(tok, &b->addr, &b->addrlen, &why) < 0) {
+		if (why != NULL && strncmp(why, "expected", 8) != 0 && strcmp(why, "bad port") != 0) {
+			/* A name that does not resolve now: the server stays down. */
+			b->addrlen = 0;
+		} else {
+			conf_err(ctx, kv->line, ctx->section, "server", "%s, not \"%s\"", why, tok);
+			rc = -1;
+		}
+	}
+	while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+		if (strncmp(tok, "weight=", 7) == 0 && units_count(tok + 7, 1000, &v) == 0 && v > 0)
+			b->weight = (unsigned)v;
+		else if (strncmp(tok, "max_conns=", 10) == 0 && units_count(tok + 10, 1000000, &v) == 0)
+			b->max_conns = (unsigned)v;
+		else if (strcmp(tok, "backup") == 0)
+			b->backup = 1;
+		else if (strcmp(tok, "down") == 0)
+			b->disabled = 1;
+		else {
+			conf_err(ctx, kv->line, ctx->section, "server",
+			    "unknown parameter \"%s\" (weight=N, max_conns=N, backup, down)", tok);
+			rc = -1;
+		}
+	}
+	free(copy);
+	return rc;
+}
+
+/* "GET /healthz every 2s [expect 200-399]" */
+static int
+parse_health(struct conf_ctx *ctx, const struct conf_kv *kv, struct pool *p)
+{
+	char m[16], path[160], every[8], dur[32], exp[8], range[32];
+	int n = sscanf(kv->value, "%15s %159s %7s %31s %7s %31s", m, path, every, dur, exp, range);
+
+	if ((n != 4 && n != 6) || strcmp(every, "every") != 0 || path[0] != '/' ||
+	    units_duration(dur, &p->hc_interval) < 0 || p->hc_interval < 100 ||
+	    (n == 6 && (strcmp(exp, "expect") != 0 ||
+	    sscanf(range, "%d-%d", &p->hc_lo, &p->hc_hi) != 2 || p->hc_lo < 100 ||
+	    p->hc_hi > 599 || p->hc_lo > p->hc_hi))) {
+		conf_err(ctx, kv->line, ctx->section, "health_check",
+		    "expected \"METHOD /path every DURATION [expect 200-399]\", not \"%s\"", kv->value);
+		return -1;
+	}
+	for (char *c = m; *c != '\0'; c++)
+		if (*c < 'A' || *c > 'Z') {
+			conf_err(ctx, kv->line, ctx->section, "health_check", "bad method \"%s\"", m);
+			return -1;
+		}
+	if (n == 4) {
+		p->hc_lo = 200;
+		p->hc_hi = 399;
+	}
+	p->hc_method = strdup(m);
+	p->hc_path = strdup(path);
+	return 0;
+}
+
+static const char *const pool_keys[] = {
+	"server", "balance", "keepalive", "keepalive_timeout", "connect_timeout", "send_timeout",
+	"read_timeout", "retries", "max_fails", "fail_timeout", "health_check", "rise", "fall", NULL,
+};
+
+static int
+kv_duration(struct conf_ctx *ctx, const struct conf_kv *kv, int64_t *out)
+{
+	if (units_duration(kv->value, out) == 0 && *out > 0)
+		return 0;
+	conf_err(ctx, kv->line, ctx->section, kv->key, "expected a duration such as 5s, not \"%s\"",
+	    kv->value);
+	return -1;
+}
+
+static int
+kv_count(struct conf_ctx *ctx, const struct conf_kv *kv, uint64_t max, unsigned *out)
+{
+	uint64_t v;
+
+	if (units_count(kv->value, max, &v) == 0) {
+		*out = (unsigned)v;
+		return 0;
+	}
+	conf_err(ctx, kv->line, ctx->section, kv->key, "expected a number up to %llu, not \"%s\"",
+	    (unsigned long long)max, kv->value);
+	return -1;
+}
+
+int
+pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
+{
+	struct pool *p = calloc(1, sizeof(*p));
+	int rc = 0;
+
+	if (p == NULL)
+		return -1;
+	sec->data = p;
+	p->name = strdup(sec->name);
+	p->balance = &balance_round_robin;
+	p->keepalive = 32;
+	p->keepalive_timeout = 60000;
+	p->connect_timeout = 5000;
+	p->send_timeout = 30000;
+	p->read_timeout = 30000;
+	p->retries = 1;
+	p->max_fails = 1;
+	p->fail_timeout = 10000;
+	p->rise = 2;
+	p->fall = 3;
+	if (conf_check_keys(ctx, sec, pool_keys) > 0)
+		rc = -1;
+	for (size_t i = 0; i < sec->nkv; i++) {
+		const struct conf_kv *kv = &sec->kv[i];
+		const char *k = kv->key;
+		if (strcmp(k, "server") == 0) {
+			if (p->nservers == POOL_MAX_SERVERS) {
+				conf_err(ctx, kv->line, ctx->section, k, "at most %d servers", POOL_MAX_SERVERS);
+				rc = -1;
+				continue;
+			}
+			struct backend *nb = realloc(p->servers, (p->nservers + 1) * sizeof(*nb));
+			if (nb == NULL)
+				return -1;
+			p->servers = nb;
+			memset(&nb[p->nservers], 0, sizeof(*nb));
+			if (parse_server(ctx, kv, &nb[p->nservers]) < 0)
+				rc = -1;
+			p->nservers++;
+		} else if (strcmp(k, "balance") == 0) {
+			char name[32], arg[64] = "";
+			int n = sscanf(kv->value, "%31s %63s", name, arg);
+			p->balance = NULL;
+			for (size_t j = 0; balancers[j] != NULL; j++)
+				if (strcmp(balancers[j]->name, name) == 0)
+					p->balance = balancers[j];
+			if (p->balance == NULL || (p->balance == &balance_hash) != (n == 2)) {
+				conf_err(ctx, kv->line, ctx->section, k, "expected round_robin, least_conn, "
+				    "random, ip_hash or hash HEADER, not \"%s\"", kv->value);
+				p->balance = &balance_round_robin;
+				rc = -1;
+			} else if (n == 2) {
+				p->hash_header = strdup(arg);
+			}
+		} else if (strcmp(k, "keepalive") == 0) {
+			rc |= kv_count(ctx, kv, 10000, &p->keepalive);
+		} else if (strcmp(k, "keepalive_timeout") == 0) {
+			rc |= kv_duration(ctx, kv, &p->keepalive_timeout);
+		} else if (strcmp(k, "connect_timeout") == 0) {
+			rc |= kv_duration(ctx, kv, &p->connect_timeout);
+		} else if (strcmp(k, "send_timeout") == 0) {
+			rc |= kv_duration(ctx, kv, &p->send_timeout);
+		} else if (strcmp(k, "read_timeout") == 0) {
+			rc |= kv_duration(ctx, kv, &p->read_timeout);
+		} else if (strcmp(k, "retries") == 0) {
+			rc |= kv_count(ctx, kv, POOL_MAX_SERVERS, &p->retries);
+		} else if (strcmp(k, "max_fails") == 0) {
+			rc |= kv_count(ctx, kv, 1000, &p->max_fails);
+		} else if (strcmp(k, "fail_timeout") == 0) {
+			rc |= kv_duration(ctx, kv, &p->fail_timeout);
+		} else if (strcmp(k, "health_check") == 0) {
+			rc |= parse_health(ctx, kv, p);
+		} else if (strcmp(k, "rise") == 0) {
+			rc |= kv_count(ctx, kv, 100, &p->rise);
+		} else if (strcmp(k, "fall") == 0) {
+			rc |= kv_count(ctx, kv, 100, &p->fall);
+		}
+	}
+	if (p->nservers == 0) {
+		conf_err(ctx, sec->line, ctx->section, NULL, "no server: give server = HOST:PORT");
+		rc = -1;
+	}
+	if (p->rise == 0)
+		p->rise = 1;
+	if (p->fall == 0)
+		p->fall = 1;
+	return rc ? -1 : 0;
+}
+
+void
+pool_free(void *arg)
+{
+	struct pool *p = arg;
+
+	if (p == NULL)
+		return;
+	for (unsigned i = 0; i < p->nservers; i++)
+		free(p->servers[i].name);
+	free(p->servers);
+	free(p->name);
+	free(p->hash_header);
+	free(p->hc_method);
+	free(p->hc_path);
+	free(p);
+}

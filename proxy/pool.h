@@ -1,0 +1,105 @@
+/*
+ * pool: upstream pools ([pool:NAME]) and how a request picks a server.
+ *
+ * A pool's configuration is immutable; its servers' health (down flags,
+ * failure counts) is shared by all workers through atomics; everything
+ * else (balancing cursors, idle keep-alive connections) is per worker, so
+ * exact round-robin order holds within one worker.
+ */
+#ifndef PORTICO_POOL_H
+#define PORTICO_POOL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#define POOL_MAX_SERVERS 64 /* a request's tried set is a 64-bit mask */
+
+struct backend {
+	char *name;                        /* HOST:PORT as written */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	unsigned weight;
+	unsigned max_conns;                /* 0: no limit */
+	int backup;
+	int disabled;                      /* "down" in the config */
+	/* Shared between workers. */
+	_Atomic int64_t down_until;        /* monotonic ms; passive health */
+	_Atomic int health_down;           /* active health checks said so */
+	_Atomic unsigned fails;            /* failures in the current window */
+	_Atomic int64_t fail_window;       /* when that window started (ms) */
+	_Atomic int active;                /* requests in flight, all workers */
+	_Atomic uint64_t requests;
+	_Atomic uint64_t failures;
+	_Atomic uint64_t latency_us_total;
+	_Atomic unsigned hc_ok, hc_fail;   /* consecutive health check results */
+};
+
+struct pool;
+struct pool_worker;
+
+/* A balancing policy: picks a server index among those allowed, or -1. */
+struct balance_ops {
+	const char *name;
+	int (*select)(struct pool_worker *pw, const struct pool *p, uint64_t allowed,
+	    uint64_t key);
+	int needs_key;                      /* ip_hash and hash: the caller supplies a key */
+};
+
+struct pool {
+	char *name;
+	struct backend *servers;
+	unsigned nservers;
+	const struct balance_ops *balance;
+	char *hash_header;                  /* balance = hash HEADER */
+	unsigned keepalive;
+	int64_t keepalive_timeout;
+	int64_t connect_timeout;
+	int64_t send_timeout;
+	int64_t read_timeout;
+	unsigned retries;
+	unsigned max_fails;
+	int64_t fail_timeout;
+	/* health_check = METHOD PATH every DURATION [expect LO-HI] */
+	char *hc_method, *hc_path;
+	int64_t hc_interval;
+	int hc_lo, hc_hi;
+	unsigned rise, fall;
+};
+
+struct upstream;
+LIST_HEAD(upstream_list, upstream);
+
+/* What one worker keeps for one pool. */
+struct pool_worker {
+	const struct pool *pool;
+	int64_t cw[POOL_MAX_SERVERS];       /* smooth weighted round-robin state */
+	unsigned active[POOL_MAX_SERVERS];  /* this worker's requests per server */
+	struct upstream_list idle[POOL_MAX_SERVERS];
+	unsigned nidle[POOL_MAX_SERVERS];
+	uint64_t rng;
+};
+
+struct conf_ctx;
+struct conf_section;
+
+/* Parses a [pool:NAME] section into sec->data.  0 or -1 (errors reported). */
+int pool_configure(struct conf_ctx *ctx, struct conf_section *sec);
+void pool_free(void *p);
+/* Monotonic milliseconds. */
+int64_t pool_now_ms(void);
+/*
+ * Picks a server for a request: usable servers not in tried, primaries
+ * before backups.  key feeds the hash policies.  Returns the index or -1.
+ */
+int pool_select(struct pool_worker *pw, uint64_t tried, uint64_t key);
+/* Whether server i may take requests now (not disabled, not marked down). */
+int pool_server_up(const struct pool *p, unsigned i, int64_t now);
+/* Records a failure of server i (passive health: max_fails within fail_timeout). */
+void pool_server_failed(const struct pool *p, unsigned i);
+void pool_server_ok(const struct pool *p, unsigned i);
+/* 64-bit hash of bytes (for hash keys). */
+uint64_t pool_hash(const void *data, size_t len);
+
+#endif

@@ -1,0 +1,1042 @@
+#include "proxy/proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "common/config.h"
+#include "common/conn.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "common/sbuf.h"
+#include "common/server.h"
+#include "common/units.h"
+#include "proxy/pool.h"
+
+#define UPSTREAM_IN_SIZE (32 * 1024)
+#define MAX_TRUSTED 16
+
+struct cidr {
+	int family;
+	unsigned char addr[16];
+	unsigned bits;
+};
+
+struct proxy_conf {
+	struct pool *pool;
+	char *strip;                 /* the route's path prefix, when strip_prefix = yes */
+	size_t strip_len;
+	int host_backend;            /* host_header = backend */
+	int forwarded;               /* add an RFC 7239 Forwarded header */
+	struct cidr trusted[MAX_TRUSTED];
+	unsigned ntrusted;
+};
+
+enum ustate { U_CONNECTING, U_ACTIVE, U_IDLE };
+enum rstate { R_HEAD, R_LENGTH, R_CHUNKED, R_CLOSE, R_DONE };
+
+struct proxy_req;
+
+/* One connection to a backend. */
+struct upstream {
+	int fd;
+	struct event ev;
+	struct event_base *base;
+	struct pool_worker *pw;
+	unsigned idx;
+	enum ustate state;
+	int reused;                  /* came from the idle pool */
+	struct proxy_req *pr;        /* the request using it; NULL while idle */
+	struct sbuf out;             /* bytes for the backend */
+	size_t osent;
+	char *in;                    /* bytes from the backend */
+	size_t inlen;
+	LIST_ENTRY(upstream) link;
+};
+
+/* One proxied request: the client side is r, the backend side is u. */
+struct proxy_req {
+	struct request *r;
+	const struct proxy_conf *pc;
+	struct pool_worker *pw;
+	struct upstream *u;
+	uint64_t tried;
+	unsigned attempts;
+	int fresh_retry;             /* retried once after a reused connection was dead */
+	struct sbuf head;            /* the request head as sent, kept for retries */
+	int body_chunked;            /* the body goes to the backend chunked */
+	int body_done;               /* the client's body is all queued */
+	int body_written;            /* some body byte reached a backend */
+	int client_paused;
+	int reading_paused;          /* client output is backed up */
+	enum rstate rs;
+	int64_t resp_left;
+	struct http_chunked ch;
+	int resp_started;
+	int64_t t0;
+	struct http_response resp;   /* last: large */
+};
+
+/* Each worker's pools, found by pointer (a handful per config). */
+struct proxy_worker {
+	struct pool_worker **pws;
+	size_t n;
+};
+
+static void u_on_event(evutil_socket_t fd, short what, void *arg);
+static void attempt(struct proxy_req *pr);
+static void response_bytes(struct proxy_req *pr);
+
+/* ---- configuration ---- */
+
+static int
+parse_cidr(const char *s, struct cidr *c)
+{
+	char buf[64];
+	const char *slash = strchr(s, '/');
+	uint64_t bits;
+
+	snprintf(buf, sizeof(buf), "%.*s", slash ? (int)(slash - s) : (int)strlen(s), s);
+	if (inet_pton(AF_INET, buf, c->addr) == 1) {
+		c->family = AF_INET;
+		c->bits = 32;
+	} else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
+		c->family = AF_INET6;
+		c->bits = 128;
+	} else {
+		return -1;
+	}
+	if (slash != NULL) {
+		if (units_count(slash + 1, c->bits, &bits) < 0)
+			return -1;
+		c->bits = (unsigned)bits;
+	}
+	return 0;
+}
+
+static int
+cidr_match(const struct cidr *c, const struct sockaddr_in6 *peer)
+{
+	const unsigned char *a;
+
+	if (peer->sin6_family != c->family)
+		return 0;
+	a = c->family == AF_INET ? (const unsigned char *)&((const struct sockaddr_in *)peer)->sin_addr :
+	    (const unsigned char *)&peer->sin6_addr;
+	for (unsigned i = 0; i < c->bits; i++) {
+		unsigned byte = i / 8, bit = 7 - i % 8;
+		if (((a[byte] >> bit) & 1) != ((c->addr[byte] >> bit) & 1))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+proxy_free_conf(void *p)
+{
+	struct proxy_conf *pc = p;
+
+	if (pc == NULL)
+		return;
+	free(pc->strip);
+	free(pc);
+}
+
+static int
+proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv)
+{
+	struct proxy_conf *pc = calloc(1, sizeof(*pc));
+	const struct conf_kv *k;
+	struct conf_section *sec;
+	int on, rc = 0;
+
+	if (pc == NULL)
+		return -1;
+	rt->hconf = pc;
+	sec = conf_section_find(ctx->conf, "pool", kv->value);
+	if (sec == NULL) {
+		conf_err(ctx, kv->line, ctx->section, "pool", "no [pool:%s] section", kv->value);
+		return -1;
+	}
+	if (sec->data == NULL)
+		return -1; /* its own errors were reported */
+	pc->pool = sec->data;
+	if ((k = conf_route_kv(rt, "strip_prefix")) != NULL) {
+		if (units_bool(k->value, &on) < 0) {
+			conf_err(ctx, k->line, ctx->section, "strip_prefix", "expected yes or no");
+			rc = -1;
+		} else if (on && strcmp(rt->path, "/") != 0) {
+			pc->strip = strdup(rt->path);
+			pc->strip_len = strlen(rt->path);
+			/* "/app/" strips "/app", so "/app/x" goes out as "/x" */
+			if (pc->strip_len > 1 && pc->strip[pc->strip_len - 1] == '/')
+				pc->strip[--pc->strip_len] = '\0';
+		}
+	}
+	if ((k = conf_route_kv(rt, "host_header")) != NULL) {
+		if (strcmp(k->value, "backend") == 0)
+			pc->host_backend = 1;
+		else if (strcmp(k->value, "client") != 0) {
+			conf_err(ctx, k->line, ctx->section, "host_header", "expected client or backend");
+			rc = -1;
+		}
+	}
+	if ((k = conf_route_kv(rt, "forwarded")) != NULL && units_bool(k->value, &pc->forwarded) < 0) {
+		conf_err(ctx, k->line, ctx->section, "forwarded", "expected on or off");
+		rc = -1;
+	}
+	if ((k = conf_route_kv(rt, "trusted_proxies")) != NULL) {
+		char *copy = strdup(k->value), *save = NULL, *tok;
+		for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+			if (pc->ntrusted == MAX_TRUSTED || parse_cidr(tok, &pc->trusted[pc->ntrusted]) < 0) {
+				conf_err(ctx, k->line, ctx->section, "trusted_proxies",
+				    "expected up to %d addresses or CIDR blocks, not \"%s\"", MAX_TRUSTED, tok);
+				rc = -1;
+				break;
+			}
+			pc->ntrusted++;
+		}
+		free(copy);
+	}
+	return rc;
+}
+
+static int
+proxy_configure_section(struct conf_ctx *ctx, struct conf_section *sec)
+{
+	return pool_configure(ctx, sec);
+}
+
+/* ---- per-worker state ---- */
+
+static void *
+proxy_worker_new(void)
+{
+	return calloc(1, sizeof(struct proxy_worker));
+}
+
+static void
+upstream_free(struct upstream *u)
+{
+	event_del(&u->ev);
+	close(u->fd);
+	sbuf_free(&u->out);
+	free(u->in);
+	free(u);
+}
+
+static void
+proxy_worker_free(void *p)
+{
+	struct proxy_worker *pxw = p;
+
+	for (size_t i = 0; i < pxw->n; i++) {
+		struct pool_worker *pw = pxw->pws[i];
+		for (unsigned s = 0; s < POOL_MAX_SERVERS; s++) {
+			struct upstream *u;
+			while ((u = LIST_FIRST(&pw->idle[s])) != NULL) {
+				LIST_REMOVE(u, link);
+				upstream_free(u);
+			}
+		}
+		free(pw);
+	}
+	free(pxw->pws);
+	free(pxw);
+}
+
+static struct pool_worker *
+pool_worker_for(struct request *r, const struct pool *pool)
+{
+	struct proxy_worker *pxw = worker_handler_state(r->conn->w, &proxy_ops);
+
+	if (pxw == NULL)
+		return NULL;
+	for (size_t i = 0; i < pxw->n; i++)
+		if (pxw->pws[i]->pool == pool)
+			return pxw->pws[i];
+	struct pool_worker **v = realloc(pxw->pws, (pxw->n + 1) * sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	pxw->pws = v;
+	struct pool_worker *pw = calloc(1, sizeof(*pw));
+	if (pw == NULL)
+		return NULL;
+	pw->pool = pool;
+	pw->rng = (uint64_t)(uintptr_t)pw ^ (uint64_t)pool_now_ms();
+	for (unsigned s = 0; s < POOL_MAX_SERVERS; s++)
+		LIST_INIT(&pw->idle[s]);
+	v[pxw->n++] = pw;
+	return pw;
+}
+
+/* ---- the request head for the backend ---- */
+
+static int
+is_hop_header(const struct http_header *h, const struct http_request *hr)
+{
+	static const char *const hop[] = {
+		"connection", "keep-alive", "te", "trailer", "upgrade", "transfer-encoding",
+		"content-length", "host", "expect", "proxy-connection", "proxy-authorization",
+		"proxy-authenticate", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+		NULL,
+	};
+	for (size_t i = 0; hop[i] != NULL; i++)
+		if (http_token_eq(h->name, h->name_len, hop[i]))
+			return 1;
+	/* And whatever the Connection header names (RFC 9110 7.6.1). */
+	for (unsigned i = 0; i < hr->nheaders; i++) {
+		const struct http_header *c = &hr->headers[i];
+		if (!http_token_eq(c->name, c->name_len, "connection"))
+			continue;
+		const char *p = c->value, *end = p + c->value_len;
+		while (p < end) {
+			while (p < end && (*p == ' ' || *p == ',' || *p == '\t'))
+				p++;
+			const char *s = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if ((size_t)(p - s) == h->name_len && strncasecmp(s, h->name, h->name_len) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Appends the path for the backend: the target as sent, or with the route prefix stripped. */
+static void
+add_target(struct sbuf *b, const struct request *r, const struct proxy_conf *pc)
+{
+	const struct http_request *hr = r->hr;
+
+	if (pc->strip == NULL) {
+		sbuf_add(b, hr->path, hr->path_len);
+	} else {
+		/* Strip from the normalized path, then escape what must be. */
+		const char *p = r->npath + pc->strip_len;
+		size_t n = r->npath_len - pc->strip_len;
+		static const char hex[] = "0123456789ABCDEF";
+		if (n == 0 || p[0] != '/')
+			sbuf_str(b, "/");
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)p[i];
+			if (c <= 0x20 || c >= 0x7f || c == '%' || c == '?' || c == '#') {
+				char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+				sbuf_add(b, e, 3);
+			} else {
+				sbuf_add(b, p + i, 1);
+			}
+		}
+	}
+	if (hr->query != NULL) {
+		sbuf_str(b, "?");
+		sbuf_add(b, hr->query, hr->query_len);
+	}
+}
+
+static void
+build_head(struct proxy_req *pr)
+{
+	struct request *r = pr->r;
+	const struct http_request *hr = r->hr;
+	const struct proxy_conf *pc = pr->pc;
+	struct sbuf *b = &pr->head;
+	char peer[INET6_ADDRSTRLEN];
+	const struct http_header *xff = NULL, *rid = NULL;
+	int trusted = 0;
+
+	conn_peer(r->conn, peer, sizeof(peer));
+	for (unsigned i = 0; i < pc->ntrusted && !trusted; i++)
+		trusted = cidr_match(&pc->trusted[i], &r->conn->peer);
+	sbuf_add(b, hr->method, hr->method_len);
+	sbuf_str(b, " ");
+	add_target(b, r, pc);
+	sbuf_str(b, " HTTP/1.1\r\nHost: ");
+	if (pc->host_backend || hr->host == NULL || hr->host_len == 0)
+		sbuf_str(b, pc->pool->servers[pr->u != NULL ? pr->u->idx : 0].name);
+	else
+		sbuf_add(b, hr->host, hr->host_len);
+	sbuf_str(b, "\r\n");
+	for (unsigned i = 0; i < hr->nheaders; i++) {
+		const struct http_header *h = &hr->headers[i];
+		if (http_token_eq(h->name, h->name_len, "x-forwarded-for"))
+			xff = h;
+		if (http_token_eq(h->name, h->name_len, "x-request-id")) {
+			rid = h;
+			continue;
+		}
+		if (is_hop_header(h, hr) || (pc->forwarded && http_token_eq(h->name, h->name_len, "forwarded")))
+			continue;
+		sbuf_add(b, h->name, h->name_len);
+		sbuf_str(b, ": ");
+		sbuf_add(b, h->value, h->value_len);
+		sbuf_str(b, "\r\n");
+	}
+	/* X-Forwarded-For grows only behind proxies we trust; else a client could forge it. */
+	sbuf_str(b, "X-Forwarded-For: ");
+	if (trusted && xff != NULL) {
+		sbuf_add(b, xff->value, xff->value_len);
+		sbuf_str(b, ", ");
+	}
+	sbuf_printf(b, "%s\r\nX-Forwarded-Proto: http\r\n", peer);
+	if (hr->host != NULL && hr->host_len > 0) {
+		sbuf_str(b, "X-Forwarded-Host: ");
+		sbuf_add(b, hr->host, hr->host_len);
+		sbuf_str(b, "\r\n");
+	}
+	if (pc->forwarded) {
+		int v6 = strchr(peer, ':') != NULL;
+		sbuf_printf(b, "Forwarded: for=%s%s%s;proto=http", v6 ? "\"[" : "", peer, v6 ? "]\"" : "");
+		if (hr->host != NULL && hr->host_len > 0) {
+			sbuf_str(b, ";host=\"");
+			sbuf_add(b, hr->host, hr->host_len);
+			sbuf_str(b, "\"");
+		}
+		sbuf_str(b, "\r\n");
+	}
+	sbuf_str(b, "X-Request-Id: ");
+	if (rid != NULL && rid->value_len > 0 && rid->value_len <= 128) {
+		sbuf_add(b, rid->value, rid->value_len);
+	} else {
+		struct { const void *p; struct timespec t; uint64_t n; } seed = { pr, r->start, pr->pw->rng++ };
+		sbuf_printf(b, "%016llx", (unsigned long long)pool_hash(&seed, sizeof(seed)));
+	}
+	sbuf_str(b, "\r\n");
+	if (hr->flags & HTTP_F_CHUNKED) {
+		sbuf_str(b, "Transfer-Encoding: chunked\r\n");
+		pr->body_chunked = 1;
+	} else if (hr->flags & HTTP_F_HAS_CL) {
+		sbuf_printf(b, "Content-Length: %lld\r\n", (long long)hr->content_length);
+	}
+	if (pc->pool->keepalive == 0)
+		sbuf_str(b, "Connection: close\r\n");
+	sbuf_str(b, "\r\n");
+}
+
+/* ---- upstream connections ---- */
+
+static void
+u_arm(struct upstream *u)
+{
+	const struct pool *p = u->pw->pool;
+	short mode = EV_READ | EV_PERSIST;
+	int64_t ms = p->read_timeout;
+	struct timeval tv;
+
+	if (u->state == U_CONNECTING) {
+		mode = EV_WRITE | EV_PERSIST;
+		ms = p->connect_timeout;
+	} else if (u->state == U_IDLE) {
+		ms = p->keepalive_timeout;
+	} else {
+		if (u->osent < u->out.len) {
+			mode |= EV_WRITE;
+			ms = p->send_timeout;
+		}
+		if (u->pr != NULL && u->pr->reading_paused)
+			mode &= ~EV_READ;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	event_del(&u->ev);
+	event_assign(&u->ev, u->base, u->fd, mode, u_on_event, u);
+	event_add(&u->ev, &tv);
+}
+
+static struct upstream *
+u_connect(struct proxy_req *pr, unsigned idx)
+{
+	const struct backend *b = &pr->pw->pool->servers[idx];
+	struct upstream *u = calloc(1, sizeof(*u));
+	int one = 1;
+
+	if (u == NULL)
+		return NULL;
+	u->fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (u->fd < 0) {
+		free(u);
+		return NULL;
+	}
+	setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	u->base = pr->r->conn->w->base;
+	u->pw = pr->pw;
+	u->idx = idx;
+	event_assign(&u->ev, u->base, u->fd, EV_WRITE, u_on_event, u);
+	/* Refused at once (loopback does that) or in progress: either way the
+	 * socket turns writable and u_on_event looks at the outcome. */
+	(void)connect(u->fd, (const struct sockaddr *)&b->addr, b->addrlen);
+	u->state = U_CONNECTING;
+	return u;
+}
+
+/* Puts u back into its worker's idle list, or closes it. */
+static void
+u_release(struct upstream *u, int reusable)
+{
+	struct pool_worker *pw = u->pw;
+	const struct pool *p = pw->pool;
+
+	u->pr = NULL;
+	if (!reusable || pw->nidle[u->idx] >= p->keepalive || u->inlen > 0) {
+		upstream_free(u);
+		return;
+	}
+	u->state = U_IDLE;
+	u->out.len = 0;
+	u->osent = 0;
+	LIST_INSERT_HEAD(&pw->idle[u->idx], u, link);
+	pw->nidle[u->idx]++;
+	u_arm(u);
+}
+
+/* ---- the exchange ---- */
+
+static void
+pr_free(struct proxy_req *pr)
+{
+	sbuf_free(&pr->head);
+	free(pr);
+}
+
+static void
+count_done(struct proxy_req *pr, int ok)
+{
+	if (pr->u == NULL)
+		return;
+	struct backend *b = &pr->pw->pool->servers[pr->u->idx];
+	atomic_fetch_sub(&b->active, 1);
+	pr->pw->active[pr->u->idx]--;
+	if (ok) {
+		atomic_fetch_add(&b->requests, 1);
+		atomic_fetch_add(&b->latency_us_total, (uint64_t)(pool_now_ms() - pr->t0) * 1000);
+		pool_server_ok(pr->pw->pool, pr->u->idx);
+	}
+}
+
+/* The response is complete: hand the connection back and finish the client side. */
+static void
+finish(struct proxy_req *pr, int reusable)
+{
+	struct request *r = pr->r;
+	struct upstream *u = pr->u;
+
+	count_done(pr, 1);
+	pr->u = NULL;
+	r->hdata = NULL;
+	u_release(u, reusable && pr->body_done);
+	pr_free(pr);
+	http_resp_end(r);
+}
+
+/* Gives up: an error answer if nothing was sent yet, else cut the client off. */
+static void
+fail(struct proxy_req *pr, int status, const char *why)
+{
+	struct request *r = pr->r;
+
+	if (pr->u != NULL) {
+		count_done(pr, 0);
+		upstream_free(pr->u);
+		pr->u = NULL;
+	}
+	log_warnx("proxy [pool:%s] %.*s: %d: %s", pr->pw->pool->name, (int)r->hr->line_len,
+	    r->hr->line, status, why);
+	r->hdata = NULL;
+	int started = pr->resp_started;
+	pr_free(pr);
+	if (started) {
+		http_resp_abort(r, why);
+		return;
+	}
+	if (status == 503) {
+		http_resp_start(r, 503, "text/html", 0);
+		http_resp_header(r, "Retry-After", "1");
+		http_resp_end(r);
+		return;
+	}
+	http_resp_error(r, status);
+}
+
+static int
+idempotent(const struct http_request *hr)
+{
+	switch (hr->meth) {
+	case HTTP_M_GET: case HTTP_M_HEAD: case HTTP_M_PUT: case HTTP_M_DELETE:
+	case HTTP_M_OPTIONS: case HTTP_M_TRACE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * A backend failed before answering.  Another server gets the request if
+ * retries remain and replaying is safe: nothing was sent (connect failed),
+ * or the method is idempotent and no body byte went out.
+ */
+static void
+backend_failed(struct proxy_req *pr, int status, const char *why, int nothing_sent)
+{
+	const struct pool *p = pr->pw->pool;
+	unsigned idx = pr->u->idx;
+
+	pool_server_failed(p, idx);
+	log_warnx("proxy [pool:%s] server %s: %s", p->name, p->servers[idx].name, why);
+	if (!pr->resp_started && pr->attempts <= p->retries &&
+	    (nothing_sent || (idempotent(pr->r->hr) && !pr->body_written))) {
+		/* Keep the queued body bytes: nothing of them was sent. */
+		struct sbuf rest = { 0 };
+		if (pr->u->out.len > pr->head.len)
+			sbuf_add(&rest, pr->u->out.p + pr->head.len, pr->u->out.len - pr->head.len);
+		count_done(pr, 0);
+		upstream_free(pr->u);
+		pr->u = NULL;
+		attempt(pr);
+		if (pr->u != NULL && rest.len > 0)
+			sbuf_add(&pr->u->out, rest.p, rest.len);
+		sbuf_free(&rest);
+		return;
+	}
+	fail(pr, status, why);
+}
+
+static void
+attempt(struct proxy_req *pr)
+{
+	struct pool_worker *pw = pr->pw;
+	const struct pool *p = pw->pool;
+	uint64_t key = 0;
+	int idx;
+
+	if (p->balance->needs_key) {
+		if (p->hash_header == NULL) {
+			const struct sockaddr_in6 *a = &pr->r->conn->peer;
+			key = a->sin6_family == AF_INET ?
+			    pool_hash(&((const struct sockaddr_in *)a)->sin_addr, 4) :
+			    pool_hash(&a->sin6_addr, 16);
+		} else {
+			const struct http_header *h = http_find_header(pr->r->hr, p->hash_header);
+			key = h != NULL ? pool_hash(h->value, h->value_len) : 0;
+		}
+	}
+	idx = pool_select(pw, pr->tried, key);
+	if (idx < 0) {
+		fail(pr, 503, "no server available");
+		return;
+	}
+	pr->tried |= 1ULL << idx;
+	pr->attempts++;
+	struct upstream *u = LIST_FIRST(&pw->idle[idx]);
+	if (u != NULL && !pr->fresh_retry) {
+		LIST_REMOVE(u, link);
+		pw->nidle[idx]--;
+		u->reused = 1;
+		u->state = U_ACTIVE;
+	} else if ((u = u_connect(pr, (unsigned)idx)) == NULL) {
+		pr->u = NULL;
+		pool_server_failed(p, (unsigned)idx);
+		fail(pr, 502, "cannot create a socket");
+		return;
+	}
+	u->pr = pr;
+	pr->u = u;
+	pw->active[idx]++;
+	atomic_fetch_add(&p->servers[idx].active, 1);
+	/* Built per attempt: with host_header = backend the Host names the server. */
+	pr->head.len = 0;
+	build_head(pr);
+	if (sbuf_failed(&pr->head)) {
+		fail(pr, 500, "out of memory");
+		return;
+	}
+	u->out.len = 0;
+	u->osent = 0;
+	sbuf_add(&u->out, pr->head.p, pr->head.len);
+	u_arm(u);
+}
+
+/* Writes what is queued for the backend.  Returns -1 if pr ended. */
+static int
+u_write(struct upstream *u)
+{
+	struct proxy_req *pr = u->pr;
+
+	while (u->osent < u->out.len) {
+		ssize_t n = send(u->fd, u->out.p + u->osent, u->out.len - u->osent, MSG_NOSIGNAL);
+		if (n > 0) {
+			u->osent += (size_t)n;
+			if (u->osent > pr->head.len)
+				pr->body_written = 1;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (u->reused && pr->attempts == 1 && !pr->fresh_retry && u->inlen == 0) {
+			/* A kept-alive connection the backend had closed: once more, fresh. */
+			pr->fresh_retry = 1;
+			pr->tried &= ~(1ULL << u->idx);
+			pr->attempts--;
+			count_done(pr, 0);
+			upstream_free(u);
+			pr->u = NULL;
+			attempt(pr);
+			return -1;
+		}
+		backend_failed(pr, 502, n < 0 ? strerror(errno) : "send returned 0", 0);
+		return -1;
+	}
+	u->out.len = 0;
+	u->osent = 0;
+	if (pr->client_paused) {
+		pr->client_paused = 0;
+		http_req_resume(pr->r);
+	}
+	return 0;
+}
+
+/* Copies response headers the client should see. */
+static void
+copy_response_headers(struct proxy_req *pr)
+{
+	static const char *const skip[] = {
+		"connection", "keep-alive", "te", "trailer", "transfer-encoding", "content-length",
+		"upgrade", "proxy-connection", "date", "server", NULL,
+	};
+	const struct http_response *rs = &pr->resp;
+	char name[256], value[8192];
+
+	for (unsigned i = 0; i < rs->nheaders; i++) {
+		const struct http_header *h = &rs->headers[i];
+		size_t k;
+		for (k = 0; skip[k] != NULL; k++)
+			if (http_token_eq(h->name, h->name_len, skip[k]))
+				break;
+		if (skip[k] != NULL || h->name_len >= sizeof(name) || h->value_len >= sizeof(value))
+			continue;
+		memcpy(name, h->name, h->name_len);
+		name[h->name_len] = '\0';
+		memcpy(value, h->value, h->value_len);
+		value[h->value_len] = '\0';
+		http_resp_header(pr->r, name, value);
+	}
+}
+
+/* The response head is in: start the client's response.  Returns -1 if pr ended. */
+static int
+response_head(struct proxy_req *pr, size_t head_len)
+{
+	struct http_response *rs = &pr->resp;
+	struct request *r = pr->r;
+	struct upstream *u = pr->u;
+	int64_t clen = -1;
+
+	if (rs->status >= 100 && rs->status < 200) {
+		/* Interim answers (100 Continue, 103) are ours to give or not: drop them. */
+		memmove(u->in, u->in + head_len, u->inlen - head_len);
+		u->inlen -= head_len;
+		http_response_reset(rs);
+		if (rs->status == 101)
+			return backend_failed(pr, 502, "unexpected 101 Switching Protocols", 0), -1;
+		return 0;
+	}
+	if (r->hr->meth == HTTP_M_HEAD || rs->status == 204 || rs->status == 304) {
+		pr->rs = R_DONE;
+		if (rs->flags & HTTP_F_HAS_CL)
+			clen = rs->content_length;
+	} else if (rs->flags & HTTP_F_CHUNKED) {
+		pr->rs = R_CHUNKED;
+		http_chunked_init(&pr->ch);
+	} else if (rs->flags & HTTP_F_HAS_TE) {
+		pr->rs = R_CLOSE; /* a coding we do not frame: the body runs to the close */
+	} else if (rs->flags & HTTP_F_HAS_CL) {
+		pr->rs = rs->content_length > 0 ? R_LENGTH : R_DONE;
+		pr->resp_left = clen = rs->content_length;
+	} else {
+		pr->rs = R_CLOSE;
+	}
+	http_resp_start(r, rs->status, NULL, clen);
+	copy_response_headers(pr);
+	pr->resp_started = 1;
+	memmove(u->in, u->in + head_len, u->inlen - head_len);
+	u->inlen -= head_len;
+	return 0;
+}
+
+/* Moves response bytes from the backend to the client. */
+static void
+response_bytes(struct proxy_req *pr)
+{
+	struct upstream *u = pr->u;
+	struct request *r = pr->r;
+	struct worker *w = r->conn->w;
+
+	while (!pr->reading_paused) {
+		if (pr->rs == R_HEAD) {
+			if (u->inlen == 0)
+				return;
+			ssize_t n = http_parse_response(&pr->resp, u->in, u->inlen, &w->limits);
+			if (n == 0) {
+				if (u->inlen == UPSTREAM_IN_SIZE)
+					backend_failed(pr, 502, "response head too large", 0);
+				return;
+			}
+			if (n < 0) {
+				backend_failed(pr, 502, pr->resp.error, 0);
+				return;
+			}
+			if (response_head(pr, (size_t)n) < 0)
+				return;
+			continue;
+		}
+		if (pr->rs == R_DONE) {
+			finish(pr, (pr->resp.flags & HTTP_F_KEEPALIVE) && !(pr->resp.flags & HTTP_F_HAS_TE &&
+			    !(pr->resp.flags & HTTP_F_CHUNKED)));
+			return;
+		}
+		if (u->inlen == 0)
+			return;
+		size_t used = 0;
+		if (pr->rs == R_LENGTH) {
+			size_t n = (uint64_t)pr->resp_left < u->inlen ? (size_t)pr->resp_left : u->inlen;
+			http_resp_body(r, u->in, n);
+			pr->resp_left -= (int64_t)n;
+			used = n;
+			if (pr->resp_left == 0)
+				pr->rs = R_DONE;
+		} else if (pr->rs == R_CHUNKED) {
+			size_t off, len;
+			ssize_t n = http_chunked_parse(&pr->ch, u->in, u->inlen, &off, &len, 64 * 1024);
+			if (n < 0) {
+				fail(pr, 502, "bad chunked framing from backend");
+				return;
+			}
+			if (len > 0)
+				http_resp_body(r, u->in + off, len);
+			used = (size_t)n;
+			if (pr->ch.state == CHUNK_DONE)
+				pr->rs = R_DONE;
+		} else {
+			http_resp_body(r, u->in, u->inlen);
+			used = u->inlen;
+		}
+		memmove(u->in, u->in + used, u->inlen - used);
+		u->inlen -= used;
+		/* Client output backed up: stop reading the backend until it drains. */
+		if (http_resp_pending(r) > HTTP_OUT_HIGH_WATER) {
+			pr->reading_paused = 1;
+			u_arm(u);
+		}
+	}
+}
+
+static void
+u_read(struct upstream *u)
+{
+	struct proxy_req *pr = u->pr;
+
+	if (u->in == NULL && (u->in = malloc(UPSTREAM_IN_SIZE)) == NULL) {
+		fail(pr, 502, "out of memory");
+		return;
+	}
+	ssize_t n = recv(u->fd, u->in + u->inlen, UPSTREAM_IN_SIZE - u->inlen, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		if (pr->rs == R_CLOSE) {
+			pr->rs = R_DONE;
+			response_bytes(pr);
+			if (pr->u == u) /* finish() would not reuse a close-delimited one */
+				finish(pr, 0);
+			return;
+		}
+		if (pr->rs == R_HEAD && pr->resp.pos == 0 && u->inlen == 0 && u->reused &&
+		    !pr->fresh_retry && pr->attempts == 1) {
+			/* The idle connection was closed under us: once more on a fresh one. */
+			pr->fresh_retry = 1;
+			pr->tried &= ~(1ULL << u->idx);
+			pr->attempts--;
+			count_done(pr, 0);
+			struct sbuf rest = { 0 };
+			if (u->out.len > pr->head.len)
+				sbuf_add(&rest, u->out.p + pr->head.len, u->out.len - pr->head.len);
+			upstream_free(u);
+			pr->u = NULL;
+			attempt(pr);
+			if (pr->u != NULL && rest.len > 0)
+				sbuf_add(&pr->u->out, rest.p, rest.len);
+			sbuf_free(&rest);
+			return;
+		}
+		if (pr->rs == R_HEAD)
+			backend_failed(pr, 502, n == 0 ? "closed before answering" : strerror(errno), 0);
+		else
+			fail(pr, 502, "backend closed mid-response");
+		return;
+	}
+	u->inlen += (size_t)n;
+	response_bytes(pr);
+}
+
+static void
+u_on_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *u = arg;
+	struct proxy_req *pr = u->pr;
+
+	(void)fd;
+	if (u->state == U_IDLE) {
+		/* An idle connection spoke or closed, or timed out: drop it. */
+		LIST_REMOVE(u, link);
+		u->pw->nidle[u->idx]--;
+		upstream_free(u);
+		return;
+	}
+	if (what & EV_TIMEOUT) {
+		if (u->state == U_CONNECTING)
+			backend_failed(pr, 504, "connect timed out", 1);
+		else if (pr->rs == R_HEAD)
+			backend_failed(pr, 504, u->osent < u->out.len ? "send timed out" : "read timed out", 0);
+		else
+			fail(pr, 504, "read timed out mid-response");
+		return;
+	}
+	if (u->state == U_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+			backend_failed(pr, 502, strerror(err ? err : errno), 1);
+			return;
+		}
+		struct sockaddr_storage ss;
+		len = sizeof(ss);
+		if (getpeername(u->fd, (struct sockaddr *)&ss, &len) < 0) {
+			backend_failed(pr, 502, "connection refused", 1);
+			return;
+		}
+		u->state = U_ACTIVE;
+		what |= EV_WRITE;
+	}
+	if ((what & EV_WRITE) && u_write(u) < 0)
+		return;
+	if (what & EV_READ) {
+		u_read(u);
+		if (u->pr != pr || pr->u != u)
+			return; /* finished or moved on */
+	}
+	u_arm(u);
+}
+
+/* ---- handler ops ---- */
+
+static void
+proxy_start(struct request *r)
+{
+	const struct proxy_conf *pc = r->route->hconf;
+	struct proxy_req *pr = calloc(1, sizeof(*pr));
+
+	if (pr == NULL || (pr->pw = pool_worker_for(r, pc->pool)) == NULL) {
+		free(pr);
+		http_resp_error(r, 500);
+		return;
+	}
+	pr->r = r;
+	pr->pc = pc;
+	pr->t0 = pool_now_ms();
+	http_response_reset(&pr->resp);
+	pr->body_done = !(r->hr->flags & HTTP_F_CHUNKED) && r->hr->content_length <= 0;
+	r->hdata = pr;
+	attempt(pr);
+}
+
+static int
+proxy_body(struct request *r, const char *data, size_t len)
+{
+	struct proxy_req *pr = r->hdata;
+
+	if (pr == NULL || pr->u == NULL)
+		return -1; /* already answered */
+	struct sbuf *out = &pr->u->out;
+	if (len == 0) {
+		if (pr->body_chunked)
+			sbuf_str(out, "0\r\n\r\n");
+		pr->body_done = 1;
+	} else if (pr->body_chunked) {
+		sbuf_printf(out, "%zx\r\n", len);
+		sbuf_add(out, data, len);
+		sbuf_str(out, "\r\n");
+	} else {
+		sbuf_add(out, data, len);
+	}
+	if (sbuf_failed(out)) {
+		fail(pr, 500, "out of memory");
+		return -1;
+	}
+	if (pr->u->state == U_ACTIVE)
+		u_arm(pr->u);
+	if (out->len - pr->u->osent > HTTP_OUT_HIGH_WATER) {
+		pr->client_paused = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void
+proxy_writable(struct request *r)
+{
+	struct proxy_req *pr = r->hdata;
+
+	if (pr == NULL || !pr->reading_paused || pr->u == NULL)
+		return;
+	pr->reading_paused = 0;
+	response_bytes(pr);
+	if (r->hdata == pr && pr->u != NULL)
+		u_arm(pr->u);
+}
+
+static void
+proxy_abort(struct request *r)
+{
+	struct proxy_req *pr = r->hdata;
+
+	if (pr == NULL)
+		return;
+	if (pr->u != NULL) {
+		count_done(pr, 0);
+		upstream_free(pr->u);
+	}
+	r->hdata = NULL;
+	pr_free(pr);
+}
+
+static const char *const proxy_keys[] = {
+	"strip_prefix", "host_header", "forwarded", "trusted_proxies", NULL,
+};
+
+const struct handler_ops proxy_ops = {
+	.name = "proxy",
+	.key = "pool",
+	.keys = proxy_keys,
+	.flags = HANDLER_WANTS_BODY,
+	.configure = proxy_configure,
+	.free_conf = proxy_free_conf,
+	.section = "pool",
+	.configure_section = proxy_configure_section,
+	.free_section = pool_free,
+	.start = proxy_start,
+	.body = proxy_body,
+	.writable = proxy_writable,
+	.abort = proxy_abort,
+	.worker_new = proxy_worker_new,
+	.worker_free = proxy_worker_free,
+};
