@@ -191,6 +191,8 @@ conf_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 		return -1;
 	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	if (s[0] == '[' && strchr(host, ':') == NULL)
+		return -1; /* brackets hold an IPv6 address, nothing else */
 	if (host[0] == '\0' || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0) {
 		sin->sin_family = AF_INET;
 		sin->sin_addr.s_addr = htonl(INADDR_ANY);
@@ -202,7 +204,9 @@ conf_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons((uint16_t)port);
 		*len = sizeof(*sin);
-	} else if (s[0] == '[' && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+	} else if (s[0] == '[') {
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return -1;
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons((uint16_t)port);
 		*len = sizeof(*sin6);
@@ -777,9 +781,11 @@ check_route(struct loader *ld, struct conf_route *rt)
 			rt->hosts = hs;
 			hs[rt->nhosts++] = h;
 		} else if (strcmp(kv->key, "path") == 0) {
-			if (kv->value[0] != '/' || strpbrk(kv->value, " \t?#") != NULL)
+			if (kv->value[0] != '/' || strpbrk(kv->value, " \t?#") != NULL) {
 				conf_err(ld->ctx, kv->line, sec, "path",
 				    "expected a path prefix starting with /, not \"%s\"", kv->value);
+				rt->invalid = 1;
+			}
 			else {
 				rt->path = strdup(kv->value);
 				rt->path_len = strlen(kv->value);
@@ -858,7 +864,7 @@ check_duplicate_routes(struct loader *ld)
 	for (size_t i = 0; i < c->nroutes; i++) {
 		for (size_t j = 0; j < i; j++) {
 			struct conf_route *a = &c->routes[i], *b = &c->routes[j];
-			if (strcmp(a->path, b->path) != 0 || (a->listen_mask & b->listen_mask) == 0)
+			if (a->invalid || b->invalid || strcmp(a->path, b->path) != 0 || (a->listen_mask & b->listen_mask) == 0)
 				continue;
 			int overlap = a->nhosts == 0 && b->nhosts == 0;
 			for (size_t x = 0; x < a->nhosts; x++)
@@ -918,7 +924,8 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 	check_duplicate_routes(&ld);
 	if (ctx->nerrors > before)
 		goto fail;
-	qsort(ld.conf->routes, ld.conf->nroutes, sizeof(*ld.conf->routes), route_order);
+	if (ld.conf->nroutes > 0)
+		qsort(ld.conf->routes, ld.conf->nroutes, sizeof(*ld.conf->routes), route_order);
 	free(ld.linebuf);
 	free(ld.seen);
 	return ld.conf;
@@ -988,6 +995,14 @@ config_free(struct config *c)
 	free(c);
 }
 
+/* "key = value", or "key =value" when a blank before the value would make
+ * it read back as a comment. */
+static void
+dump_kv(FILE *out, const char *key, const char *value)
+{
+	fprintf(out, "%s =%s%s\n", key, value[0] == ';' || value[0] == '#' ? "" : " ", value);
+}
+
 static void
 dump_table(const struct key_def *defs, const void *obj, FILE *out)
 {
@@ -998,7 +1013,7 @@ dump_table(const struct key_def *defs, const void *obj, FILE *out)
 		switch (d->type) {
 		case K_STR:
 			if (*(char *const *)field != NULL)
-				fprintf(out, "%s = %s\n", d->name, *(char *const *)field);
+				dump_kv(out, d->name, *(char *const *)field);
 			break;
 		case K_DURATION:
 			units_format_duration(*(const int64_t *)field, buf, sizeof(buf));
@@ -1044,7 +1059,7 @@ config_dump(const struct config *c, FILE *out)
 		const struct conf_section *sec = &c->sections[i];
 		fprintf(out, "\n[%s:%s]\n", sec->kind, sec->name);
 		for (size_t j = 0; j < sec->nkv; j++)
-			fprintf(out, "%s = %s\n", sec->kv[j].key, sec->kv[j].value);
+			dump_kv(out, sec->kv[j].key, sec->kv[j].value);
 	}
 	for (size_t i = 0; i < c->nroutes; i++) {
 		const struct conf_route *r = &c->routes[i];
@@ -1058,7 +1073,7 @@ config_dump(const struct config *c, FILE *out)
 		for (size_t j = 0; j < r->nkv; j++) {
 			const char *k = r->kv[j].key;
 			if (strcmp(k, "listen") != 0 && strcmp(k, "host") != 0 && strcmp(k, "path") != 0)
-				fprintf(out, "%s = %s\n", k, r->kv[j].value);
+				dump_kv(out, k, r->kv[j].value);
 		}
 	}
 }

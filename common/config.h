@@ -72,6 +72,7 @@ struct conf_route {
 	void *hconf;                  /* the handler's own, freed by its free_conf */
 	struct conf_kv *kv;
 	size_t nkv;
+	int invalid;                  /* its path was refused: skip further checks */
 };
 
 /* A named section owned by a handler ([pool:NAME] for the proxy). */

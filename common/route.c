@@ -68,15 +68,15 @@ route_normalize_path(const char *path, size_t len, char *out)
 }
 
 /* Matches a lower-case pattern ("example.com" or "*.example.com") against a
- * host of any case, port already stripped. */
+ * host of any case, port already stripped.  2 exact, 1 wildcard, 0 no match. */
 static int
 host_matches(const char *pat, const char *h, size_t n)
 {
 	if (pat[0] == '*') {
 		size_t pl = strlen(pat + 1); /* ".example.com" */
-		return n > pl && strncasecmp(h + n - pl, pat + 1, pl) == 0;
+		return n > pl && strncasecmp(h + n - pl, pat + 1, pl) == 0 ? 1 : 0;
 	}
-	return strlen(pat) == n && strncasecmp(pat, h, n) == 0;
+	return strlen(pat) == n && strncasecmp(pat, h, n) == 0 ? 2 : 0;
 }
 
 const struct conf_route *
@@ -84,6 +84,8 @@ route_match(const struct config *conf, unsigned listen_idx, const char *host,
     size_t host_len, const char *path, size_t path_len)
 {
 	uint64_t bit = 1ULL << listen_idx;
+	const struct conf_route *best = NULL;
+	int best_class = -1;
 	size_t hl = 0;
 
 	if (host != NULL) {
@@ -97,15 +99,23 @@ route_match(const struct config *conf, unsigned listen_idx, const char *host,
 		if (hl > 0 && host[hl - 1] == '.')
 			hl--;
 	}
+	/*
+	 * The best match: an exact host beats a wildcard beats no host, then
+	 * the longer path prefix wins.  Routes are sorted that way already, so
+	 * this usually ends at the first match; the class is per matching host
+	 * because one route may list both kinds.
+	 */
 	for (size_t i = 0; i < conf->nroutes; i++) {
 		const struct conf_route *r = &conf->routes[i];
+		int cls = 0;
 		if (!(r->listen_mask & bit))
 			continue;
 		if (r->nhosts > 0) {
-			int ok = 0;
-			for (size_t j = 0; j < r->nhosts && !ok; j++)
-				ok = host != NULL && host_matches(r->hosts[j], host, hl);
-			if (!ok)
+			for (size_t j = 0; j < r->nhosts && host != NULL; j++) {
+				int m = host_matches(r->hosts[j], host, hl);
+				cls = m > cls ? m : cls;
+			}
+			if (cls == 0)
 				continue;
 		}
 		if (path_len < r->path_len || memcmp(path, r->path, r->path_len) != 0)
@@ -114,7 +124,12 @@ route_match(const struct config *conf, unsigned listen_idx, const char *host,
 		if (r->path[r->path_len - 1] != '/' && path_len > r->path_len &&
 		    path[r->path_len] != '/')
 			continue;
-		return r;
+		if (cls > best_class || (cls == best_class && r->path_len > best->path_len)) {
+			best = r;
+			best_class = cls;
+		}
+		if (best_class == 2)
+			break; /* nothing later can beat an exact host with a longer prefix */
 	}
-	return NULL;
+	return best;
 }
