@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+# Configuration loading: -t, -T, -V, exit codes, and the FILE:LINE error messages.
+import glob
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True  # no __pycache__ in t/lib
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from portico import *  # noqa: E402,F403
+
+TMP = tempfile.mkdtemp(prefix="portico-t-conf-")
+
+VALID = """\
+; a valid file
+[global]
+workers = 1
+header_timeout = 5s
+
+[listen:http]
+address = 127.0.0.1:18080
+
+[route:status]
+path = /status
+status = json
+
+[route:health]
+path = /healthz
+health = on
+
+[route:home]
+path = /
+return = 200 hello
+"""
+
+# Every error line: FILE:LINE: [section] key: reason, or FILE:LINE: [section] reason
+# for a problem with a whole section, or FILE:LINE: reason for a line in no section.
+ERR_RE = r"^(?P<file>[^:]+):(?P<line>\d+): (?:\[(?P<sec>[^\]]+)\](?: (?P<key>[a-z_]+))?:? )?(?P<why>.+)$"
+
+
+def write(name, text):
+    p = os.path.join(TMP, name)
+    with open(p, "w", newline="") as f:
+        f.write(text)
+    return p
+
+
+def errors(err, path):
+    """The error lines of a failed -t run (without the summary line)."""
+    return [l for l in err.splitlines() if l.startswith(path + ":")]
+
+
+def check(path):
+    return portico(["-t", "-c", path])
+
+
+def one_error(text, name, expect_line, expect_msg):
+    """A file with one mistake: -t exits 1 and prints exactly that message."""
+    p = write(name + ".ini", text)
+    rc, out, err = check(p)
+    is_(rc, 1, "%s: -t exits 1" % name)
+    is_(errors(err, p), ["%s:%d: %s" % (p, expect_line, expect_msg)], "%s: the one error, at line %d" % (name, expect_line))
+    like(err, r"(?m)^portico: configuration file %s has 1 error$" % re.escape(p), "%s: summary line" % name)
+
+
+def main():
+    # --- valid file
+    good = write("good.ini", VALID)
+    rc, out, err = check(good)
+    is_(rc, 0, "-t on a valid file exits 0")
+    is_(err, "portico: configuration file %s is valid\n" % good, "-t says the file is valid")
+    is_(out, "", "-t prints nothing on stdout")
+
+    crlf = write("crlf.ini", "\ufeff" + VALID.replace("\n", "\r\n"))
+    rc, out, err = check(crlf)
+    is_(rc, 0, "a file with a BOM and CRLF line ends is valid")
+
+    # --- every shipped example passes
+    examples = sorted(glob.glob(os.path.join(REPO, "etc", "*.ini")))
+    ok(len(examples) > 0, "etc/ holds example configurations")
+    for p in examples:
+        rc, out, err = check(p)
+        is_(rc, 0, "portico -t %s" % os.path.relpath(p, REPO))
+        if rc != 0:
+            diag(err)
+
+    # --- invalid: -t exits 1, without -t 78, and nothing starts
+    bad = write("bad.ini", VALID.replace("header_timeout = 5s", "header_timeout = 5 parsecs"))
+    rc, out, err = check(bad)
+    is_(rc, 1, "-t on an invalid file exits 1")
+    rc, out, err = portico(["-c", bad], timeout=10)
+    is_(rc, 78, "an invalid file without -t exits 78")
+    is_(errors(err, bad), ['%s:4: [global] header_timeout: expected a duration such as 500ms, 10s, 5m, not "5 parsecs"' % bad],
+        "without -t the same error is printed")
+    unlike(err, r"listening|started", "nothing was started")
+    rc, out, err = portico(["-T", "-c", bad])
+    is_(rc, 1, "-T on an invalid file exits 1")
+
+    # --- several errors in one run, each on its line, each in the standard form
+    multi = write("multi.ini", """\
+[global]
+workers = many
+keepalive_timout = 5s
+max_body_size = 1q
+
+[listen:http]
+address = 127.0.0.1:notaport
+
+[route:x]
+listen = nowhere
+path = /x
+return = 200 x
+""")
+    rc, out, err = check(multi)
+    is_(rc, 1, "several errors: -t exits 1")
+    lines = errors(err, multi)
+    is_(lines, [
+        '%s:2: [global] workers: expected auto or a number from 1 to 256, not "many"' % multi,
+        '%s:3: [global] keepalive_timout: unknown key (did you mean "keepalive_timeout"?)' % multi,
+        '%s:4: [global] max_body_size: expected a size such as 512, 16k, 1m, not "1q"' % multi,
+        '%s:7: [listen:http] address: expected HOST:PORT, [IPV6]:PORT or :PORT, not "127.0.0.1:notaport"' % multi,
+        '%s:10: [route:x] listen: no [listen:nowhere] section' % multi,
+    ], "several errors: all five reported, in file order, with their lines")
+    for l in lines:
+        m = re.match(ERR_RE, l)
+        ok(m is not None and m.group("sec") is not None and m.group("key") is not None,
+           "form FILE:LINE: [section] key: reason: %s" % l[len(TMP) + 1:])
+    like(err, r"(?m)^portico: configuration file %s has 5 errors$" % re.escape(multi), "summary counts 5 errors")
+    is_(len(err.splitlines()), 6, "nothing else on stderr")
+
+    # --- one mistake at a time, exact messages and lines
+    one_error(VALID.replace("header_timeout = 5s", "keepalive_timout = 5s"), "typo", 4,
+              '[global] keepalive_timout: unknown key (did you mean "keepalive_timeout"?)')
+    one_error(VALID + "\n[lisen:other]\naddress = 127.0.0.1:18081\n", "unknown-section", 21,
+              '[lisen:other]: unknown section (did you mean "listen"?)')
+    one_error(VALID + "\n[frobnicate:x]\nfoo = bar\n", "unknown-section-far", 21,
+              '[frobnicate:x]: unknown section')
+    one_error(VALID + "\n[listen:http]\naddress = 127.0.0.1:18081\n", "dup-listen", 21,
+              '[listen:http] duplicate name (first on line 6)')
+    one_error(VALID + "\n[route:home]\npath = /other\nreturn = 204\n", "dup-route", 21,
+              '[route:home] duplicate name (first on line 17)')
+    one_error(VALID + "\n[global]\nbody_timeout = 2s\n", "dup-global", 21, '[global] section given twice')
+    one_error(VALID.replace("path = /status\n", "path = /status\nlisten = nope\n"), "dangling-listen", 11,
+              '[route:status] listen: no [listen:nope] section')
+    one_error(VALID.replace("header_timeout = 5s", "header_timeout = 5y"), "bad-duration", 4,
+              '[global] header_timeout: expected a duration such as 500ms, 10s, 5m, not "5y"')
+    one_error(VALID.replace("header_timeout = 5s", "header_timeout = 0"), "zero-duration", 4,
+              '[global] header_timeout: must be greater than zero, not "0"')
+    one_error(VALID.replace("header_timeout = 5s", "max_body_size = 10 MB"), "bad-size", 4,
+              '[global] max_body_size: expected a size such as 512, 16k, 1m, not "10 MB"')
+    one_error(VALID.replace("header_timeout = 5s", "max_request_line = 10"), "size-range", 4,
+              '[global] max_request_line: size out of range, not "10"')
+    one_error(VALID.replace("header_timeout = 5s", "workers = 1"), "twice", 4,
+              '[global] workers: given twice (first on line 3)')
+    one_error(VALID.replace("path = /\n", "pth = /\n"), "route-typo", 18,
+              '[route:home] pth: unknown key (did you mean "path"?)')
+    one_error(VALID.replace("return = 200 hello", "return = 200 hello\nstatus = json"), "two-handlers", 20,
+              '[route:home] status: a route has one handler; "return" was given on line 19')
+    one_error("workers = 1\n" + VALID, "outside", 1, 'workers: key outside any section')
+
+    one_error(VALID.replace("[global]", "[global:x]"), "named-global", 2, '[global:x] [global] takes no name')
+    one_error(VALID.replace("workers = 1", "workers = 257"), "workers-range", 3,
+              '[global] workers: expected auto or a number from 1 to 256, not "257"')
+    one_error(VALID.replace("address = 127.0.0.1:18080\n", ""), "no-address", 6,
+              '[listen:http] address: missing (e.g. address = 127.0.0.1:8080)')
+    one_error(VALID + "\n[listen:again]\naddress = 127.0.0.1:18080\n", "same-address", 22,
+              '[listen:again] address: same address as [listen:http]')
+    one_error(VALID + "\n[route:home2]\npath = /\nreturn = 204\n", "same-route", 21,
+              '[route:home2] same listener, host and path as [route:home]')
+
+    # --- values that would reach the wire must not hold control characters
+    for name, text, line, key in (
+            ("cr-in-redirect", VALID + "\n[route:r]\npath = /r\nreturn = 302 https://example.com/\rX-Injected: 1\n", 23, "return"),
+            ("cr-in-return-type", VALID + "\n[route:r]\npath = /r\nreturn = 200 x\nreturn_type = text/plain\rX-Injected: 1\n", 24, "return_type"),
+            ("ctl-in-return-text", VALID + "\n[route:r]\npath = /r\nreturn = 302 https://example.com/\x01\n", 23, "return")):
+        p = write(name + ".ini", text)
+        rc, out, err = check(p)
+        is_(rc, 1, "%s: -t exits 1" % name)
+        like(err, r"(?m)^%s:%d: \[route:r\] %s: " % (re.escape(p), line, key), "%s: error names line %d and the key" % (name, line))
+
+    # --- return_file
+    body = os.path.join(TMP, "body.txt")
+    with open(body, "w") as f:
+        f.write("file body\n")
+    p = write("rfile.ini", VALID + "\n[route:f]\npath = /f\nreturn = 200\nreturn_file = %s\n" % body)
+    is_(check(p)[0], 0, "return_file naming a readable file: valid")
+    one_error(VALID + "\n[route:f]\npath = /f\nreturn = 200\nreturn_file = %s/nope.txt\n" % TMP, "return-file-missing", 24,
+              '[route:f] return_file: cannot read %s/nope.txt: No such file or directory' % TMP)
+    one_error(VALID + "\n[route:f]\npath = /f\nreturn = 200 text\nreturn_file = %s\n" % body, "return-file-and-text", 24,
+              '[route:f] return_file: give either a text in return or return_file, not both')
+    one_error(VALID + "\n[route:f]\npath = /f\nreturn = 302\n", "redirect-without-url", 23,
+              '[route:f] return: a redirect needs a URL: return = 302 https://example.com/')
+    one_error(VALID + "\n[route:f]\npath = /f\nreturn = 200\nreturn_type = text/html\nstatus = json\n", "status-and-return", 25,
+              '[route:f] status: a route has one handler; "return" was given on line 23')
+    one_error(VALID.replace("status = json", "status = json\nreturn_type = text/html"), "foreign-key", 12,
+              '[route:status] return_type: belongs to "return =" routes, not "status ="')
+
+    # --- value syntax: compound durations, size suffixes, comments
+    p = write("syntax.ini", VALID.replace("header_timeout = 5s", "header_timeout = 1m30s\nmax_body_size = 2MB\n"
+                                          "keepalive_timeout = 1500ms ; a comment\nbody_timeout = 7")
+              .replace("return = 200 hello", "return = 200 a#b;c"))
+    rc, out, err = portico(["-T", "-c", p])
+    is_(rc, 0, "compound duration, MB suffix, inline comment: valid")
+    for want in ("header_timeout = 90s", "max_body_size = 2m", "keepalive_timeout = 1500ms", "body_timeout = 7s",
+                 "return = 200 a#b;c"):
+        like(out, r"(?m)^%s$" % re.escape(want), "-T shows %s" % want)
+
+    # --- over-long line: the message states the limit; it is exact both ways
+    p = write("long.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\nhost = " + "x" * 300 + "\n")
+    rc, out, err = check(p)
+    is_(rc, 1, "line of 307 bytes: -t exits 1")
+    lines = errors(err, p)
+    ok(len(lines) == 1 and re.fullmatch(re.escape(p) + r":24: line longer than \d+ bytes", lines[0]) is not None,
+       "line of 307 bytes: the one error names line 24")
+    if lines:
+        diag(lines[0][len(TMP) + 1:])
+    m = re.search(r"line longer than (\d+) bytes", err)
+    limit = int(m.group(1)) if m else 198
+    prefix = "host = "
+    at = write("at-limit.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\n" + prefix + "x" * (limit - len(prefix)) + "\n")
+    rc, out, err = check(at)
+    is_(rc, 0, "a line of exactly %d bytes is accepted" % limit)
+    over = write("over-limit.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\n" + prefix + "x" * (limit + 1 - len(prefix)) + "\n")
+    rc, out, err = check(over)
+    is_(errors(err, over), ["%s:24: line longer than %d bytes" % (over, limit)], "a line of %d bytes is refused" % (limit + 1))
+
+    # --- file does not exist
+    missing = os.path.join(TMP, "does-not-exist.ini")
+    rc, out, err = check(missing)
+    is_(rc, 1, "missing file: -t exits 1")
+    like(err, r"(?m)^%s: cannot open: No such file or directory$" % re.escape(missing), "missing file: says it cannot open it")
+    rc, out, err = portico(["-c", missing])
+    is_(rc, 78, "missing file without -t exits 78")
+
+    # --- -T prints the effective configuration with defaults
+    rc, out, err = portico(["-T", "-c", good])
+    is_(rc, 0, "-T exits 0")
+    ok(out.startswith("# effective configuration of %s\n[global]\n" % good), "-T starts with a header and [global]")
+    for want in ("workers = 1", "header_timeout = 5s", "keepalive_timeout = 1m", "body_timeout = 30s",
+                 "shutdown_timeout = 10s", "max_connections = 10000", "max_request_line = 8k",
+                 "max_header_size = 16k", "max_headers = 100", "max_body_size = 1m",
+                 "access_log_format = combined", "server_tokens = on", "log_level = info"):
+        like(out, r"(?m)^%s$" % re.escape(want), "-T shows %s" % want)
+    like(out, r"(?m)^\[listen:http\]\naddress = 127\.0\.0\.1:18080\nbacklog = 511$", "-T shows the listener with its default backlog")
+    like(out, r"(?m)^\[route:home\]\nlisten = http\npath = /\nreturn = 200 hello$", "-T shows a route with its listener")
+    # the dump is itself a valid file that says the same
+    again = write("dumped.ini", out)
+    rc2, out2, err2 = portico(["-T", "-c", again])
+    is_(rc2, 0, "the -T output is a valid configuration")
+    is_(out2.split("\n", 1)[1], out.split("\n", 1)[1], "-T of the -T output is the same")
+
+    # --- -V, -h, bad options
+    rc, out, err = portico(["-V"])
+    is_(rc, 0, "-V exits 0")
+    lines = out.splitlines()
+    ok(len(lines) == 4, "-V prints four lines")
+    like(out, r"\Aportico \d+\.\d+\.\d+\nlibevent \d+\.\d+\.\d+\S*\nOpenSSL \d+\.\d+\.\d+.*\ninih r\d+\n\Z", "-V names portico, libevent, OpenSSL and inih versions")
+    rc, out, err = portico(["-h"])
+    is_(rc, 0, "-h exits 0")
+    like(out, r"^usage: portico", "-h prints usage on stdout")
+    rc, out, err = portico(["-x"])
+    is_(rc, 64, "an unknown option exits 64")
+    like(err, r"(?m)^usage: portico", "an unknown option prints usage on stderr")
+    rc, out, err = portico(["-c"])
+    is_(rc, 64, "-c without a file exits 64")
+    rc, out, err = portico(["-t", "-c", good, "extra"])
+    is_(rc, 64, "a stray argument exits 64")
+    like(err, r'unexpected argument "extra"', "a stray argument is named")
+
+
+try:
+    run(main)
+finally:
+    if os.environ.get("PORTICO_LEAVE") == "1":
+        print("# kept %s" % TMP)
+    else:
+        shutil.rmtree(TMP, ignore_errors=True)
