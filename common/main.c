@@ -17,6 +17,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/return.h"
+#include "common/sbuf.h"
 #include "common/server.h"
 #include "origin/health.h"
 #include "origin/static.h"
@@ -44,9 +45,12 @@ usage(FILE *out)
 	fprintf(out,
 	    "usage: portico [-tTVh] [-c file]\n"
 	    "       portico -r dir [-l address]\n"
+	    "       portico -b backend [-b backend ...] [-l address]\n"
 	    "  -c file  configuration file (default " PORTICO_DEFAULT_CONF ")\n"
 	    "  -r dir   serve the files in dir, with no configuration file\n"
-	    "  -l addr  with -r: listen on addr (default " QUICK_ADDRESS ")\n"
+	    "  -b addr  proxy to the backend at addr (HOST:PORT), round-robin, with no\n"
+	    "           configuration file; repeat for more backends\n"
+	    "  -l addr  with -r or -b: listen on addr (default " QUICK_ADDRESS ")\n"
 	    "  -t       check the configuration and exit\n"
 	    "  -T       check the configuration, print it with defaults and exit\n"
 	    "  -V       print versions and exit\n"
@@ -57,13 +61,16 @@ int
 main(int argc, char *argv[])
 {
 	const char *file = PORTICO_DEFAULT_CONF, *root = NULL, *listen_addr = NULL;
-	char *quick = NULL;
+	struct sbuf backends = { 0 };
 	int test = 0, dump = 0, ch;
 	struct conf_ctx ctx = { 0 };
 	struct server srv = { 0 };
 
-	while ((ch = getopt(argc, argv, "c:l:r:tTVh")) != -1) {
+	while ((ch = getopt(argc, argv, "b:c:l:r:tTVh")) != -1) {
 		switch (ch) {
+		case 'b':
+			sbuf_printf(&backends, "server = %s\n", optarg);
+			break;
 		case 'l':
 			listen_addr = optarg;
 			break;
@@ -96,13 +103,18 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (listen_addr != NULL && root == NULL) {
-		fprintf(stderr, "portico: -l needs -r\n");
+	if (listen_addr != NULL && root == NULL && backends.len == 0) {
+		fprintf(stderr, "portico: -l needs -r or -b\n");
+		return EXIT_USAGE;
+	}
+	if (root != NULL && backends.len > 0) {
+		fprintf(stderr, "portico: -r and -b do not go together; write a configuration file\n");
 		return EXIT_USAGE;
 	}
 	struct config *conf;
-	if (root != NULL) {
+	if (root != NULL || backends.len > 0) {
 		/* Quick mode: the same configuration path as a file would take. */
+		struct sbuf q = { 0 };
 		char port[16];
 		if (listen_addr == NULL)
 			listen_addr = QUICK_ADDRESS;
@@ -110,13 +122,18 @@ main(int argc, char *argv[])
 			snprintf(port, sizeof(port), "127.0.0.1:%s", listen_addr);
 			listen_addr = port;
 		}
-		if (asprintf(&quick, "[listen:quick]\naddress = %s\n[route:files]\nroot = %s\n"
-		    "index = index.html\nprecompressed = br, gzip\nautoindex = off\n",
-		    listen_addr, root) < 0)
+		sbuf_printf(&q, "[listen:quick]\naddress = %s\n", listen_addr);
+		if (root != NULL)
+			sbuf_printf(&q, "[route:files]\nroot = %s\nindex = index.html\n"
+			    "precompressed = br, gzip\nautoindex = off\n", root);
+		else
+			sbuf_printf(&q, "[pool:backends]\n%s[route:proxy]\npool = backends\n", backends.p);
+		if (sbuf_failed(&q))
 			return 1;
 		file = "(command line)";
-		conf = config_load_string(file, quick, handlers, &ctx);
-		free(quick);
+		conf = config_load_string(file, q.p, handlers, &ctx);
+		sbuf_free(&q);
+		sbuf_free(&backends);
 	} else {
 		conf = config_load(file, handlers, &ctx);
 	}
