@@ -15,6 +15,9 @@ struct conf_ctx;
 struct conf_route;
 struct conf_kv;
 struct conf_section;
+struct config;
+struct event_base;
+struct sbuf;
 struct request;
 
 #define HANDLER_WANTS_BODY 0x1 /* body bytes go to ops->body, else they are discarded */
@@ -36,6 +39,12 @@ struct handler_ops {
 	const char *section;
 	int (*configure_section)(struct conf_ctx *ctx, struct conf_section *sec);
 	void (*free_section)(void *data);
+	/* Appends the JSON value describing a section's state (for /status). */
+	void (*section_status)(const struct conf_section *sec, struct sbuf *out);
+	/* Work of the main thread (health checks): started once before the
+	 * workers, stopped after them. */
+	void *(*main_start)(struct event_base *base, const struct config *conf);
+	void (*main_stop)(void *state);
 	/* The request head is in (and the body too, without HANDLER_WANTS_BODY).
 	 * The handler answers now with the resp_* calls, or later. */
 	void (*start)(struct request *req);

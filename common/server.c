@@ -622,6 +622,18 @@ server_run(struct server *srv)
 		sigev[i] = evsignal_new(srv->base, sigs[i], on_signal, srv);
 		event_add(sigev[i], NULL);
 	}
+	/* Main-thread work of the handlers owning sections (health checks). */
+	for (size_t i = 0; i < srv->conf->nsections; i++) {
+		const struct handler_ops *h = srv->conf->sections[i].owner;
+		unsigned k;
+		for (k = 0; k < srv->nmstate && srv->mstate[k].ops != h; k++)
+			;
+		if (k < srv->nmstate || h->main_start == NULL || srv->nmstate == 8)
+			continue;
+		srv->mstate[srv->nmstate].ops = h;
+		srv->mstate[srv->nmstate].state = h->main_start(srv->base, srv->conf);
+		srv->nmstate++;
+	}
 	sec_ev = event_new(srv->base, -1, EV_PERSIST, on_second, srv);
 	event_add(sec_ev, &second);
 	/* Workers block every signal; the main thread takes them all. */
@@ -649,6 +661,9 @@ server_run(struct server *srv)
 		pthread_join(srv->workers[i].thread, NULL);
 	log_info("portico stopped");
 out:
+	for (unsigned i = 0; i < srv->nmstate; i++)
+		if (srv->mstate[i].ops->main_stop != NULL)
+			srv->mstate[i].ops->main_stop(srv->mstate[i].state);
 	for (size_t i = 0; i < 5; i++)
 		if (sigev[i] != NULL)
 			event_free(sigev[i]);

@@ -79,6 +79,11 @@ struct server {
 	_Atomic unsigned rps_pos;
 	_Atomic int rps_filled;
 	struct event *shutdown_timer;  /* set once a graceful stop began */
+	struct {
+		const struct handler_ops *ops;
+		void *state;
+	} mstate[8];                   /* main-thread work of handlers (main_start) */
+	unsigned nmstate;
 	int done_fd;                   /* eventfd: workers tell the main thread they ended */
 	_Atomic int workers_left;
 	int exit_code;

@@ -8,6 +8,7 @@
 #include "common/config.h"
 #include "common/conn.h"
 #include "common/http.h"
+#include "common/sbuf.h"
 #include "common/server.h"
 
 static int
@@ -19,6 +20,33 @@ status_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 		return -1;
 	}
 	return 0;
+}
+
+/* Appends ,"<kind>s":{"<name>":{...},...} for each kind of section that
+ * reports a state (",\"pools\":{\"app\":{...}}"). */
+static void
+status_sections(const struct config *conf, struct sbuf *out)
+{
+	for (size_t i = 0; i < conf->nsections; i++) {
+		const struct conf_section *sec = &conf->sections[i];
+		size_t j;
+		if (sec->owner->section_status == NULL)
+			continue;
+		for (j = 0; j < i && strcmp(conf->sections[j].kind, sec->kind) != 0; j++)
+			;
+		if (j < i)
+			continue; /* this kind is done */
+		sbuf_printf(out, ",\"%ss\":{", sec->kind);
+		for (size_t k = i; k < conf->nsections; k++) {
+			if (strcmp(conf->sections[k].kind, sec->kind) != 0)
+				continue;
+			sbuf_str(out, k == i ? "\"" : ",\"");
+			sbuf_json(out, conf->sections[k].name);
+			sbuf_str(out, "\":");
+			sec->owner->section_status(&conf->sections[k], out);
+		}
+		sbuf_str(out, "}");
+	}
 }
 
 static void
@@ -66,13 +94,25 @@ status_start(struct request *r)
 			    (unsigned long long)cum);
 	}
 	if (n < sizeof(body))
-		n += (size_t)snprintf(body + n, sizeof(body) - n, "]}}\n");
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "]}");
 	if (n >= sizeof(body))
 		n = sizeof(body) - 1;
-	http_resp_start(r, 200, "application/json", (int64_t)n);
+	/* Sections with a state of their own ("pools": {"app": {...}}). */
+	struct sbuf out = { 0 };
+	const struct config *conf = r->conn->w->conf;
+	sbuf_add(&out, body, n);
+	status_sections(conf, &out);
+	sbuf_str(&out, "}\n");
+	if (sbuf_failed(&out)) {
+		sbuf_free(&out);
+		http_resp_error(r, 500);
+		return;
+	}
+	http_resp_start(r, 200, "application/json", (int64_t)out.len);
 	http_resp_header(r, "Cache-Control", "no-store");
-	http_resp_body(r, body, n);
+	http_resp_body(r, out.p, out.len);
 	http_resp_end(r);
+	sbuf_free(&out);
 }
 
 const struct handler_ops status_ops = {

@@ -20,6 +20,7 @@
 #include "common/sbuf.h"
 #include "common/server.h"
 #include "common/units.h"
+#include "proxy/health.h"
 #include "proxy/pool.h"
 
 #define UPSTREAM_IN_SIZE (32 * 1024)
@@ -1019,6 +1020,35 @@ proxy_abort(struct request *r)
 	pr_free(pr);
 }
 
+/* {"servers":[{"name":..., "state":"up|down|disabled", ...}]} for /status */
+static void
+proxy_section_status(const struct conf_section *sec, struct sbuf *out)
+{
+	const struct pool *p = sec->data;
+	int64_t now = pool_now_ms();
+
+	if (p == NULL) {
+		sbuf_str(out, "null");
+		return;
+	}
+	sbuf_printf(out, "{\"balance\":\"%s\",\"servers\":[", p->balance->name);
+	for (unsigned i = 0; i < p->nservers; i++) {
+		const struct backend *b = &p->servers[i];
+		uint64_t req = atomic_load(&b->requests);
+		const char *state = b->disabled ? "disabled" : b->addrlen == 0 ? "unresolved" :
+		    atomic_load(&b->health_down) ? "down" :
+		    atomic_load(&b->down_until) > now ? "failed" : "up";
+		sbuf_str(out, i ? ",{\"name\":\"" : "{\"name\":\"");
+		sbuf_json(out, b->name);
+		sbuf_printf(out, "\",\"state\":\"%s\",\"backup\":%s,\"weight\":%u,"
+		    "\"active\":%d,\"requests\":%llu,\"failures\":%llu,\"avg_latency_ms\":%.3f}",
+		    state, b->backup ? "true" : "false", b->weight, atomic_load(&b->active),
+		    (unsigned long long)req, (unsigned long long)atomic_load(&b->failures),
+		    req ? (double)atomic_load(&b->latency_us_total) / 1000.0 / (double)req : 0.0);
+	}
+	sbuf_str(out, "]}");
+}
+
 static const char *const proxy_keys[] = {
 	"strip_prefix", "host_header", "forwarded", "trusted_proxies", NULL,
 };
@@ -1033,6 +1063,9 @@ const struct handler_ops proxy_ops = {
 	.section = "pool",
 	.configure_section = proxy_configure_section,
 	.free_section = pool_free,
+	.section_status = proxy_section_status,
+	.main_start = health_start,
+	.main_stop = health_stop,
 	.start = proxy_start,
 	.body = proxy_body,
 	.writable = proxy_writable,

@@ -1,0 +1,240 @@
+#include "proxy/health.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "proxy/pool.h"
+
+struct probe {
+	struct pool_check *pc;
+	unsigned idx;
+	int fd;                       /* -1 when no check is in flight */
+	int armed;                    /* ev is assigned and may be pending */
+	struct event ev;
+	char req[256];
+	size_t reqlen, sent;
+	char resp[64];
+	size_t resplen;
+};
+
+struct pool_check {
+	const struct pool *pool;
+	struct event_base *base;
+	struct event *timer;
+	struct probe *probes;
+};
+
+struct checker {
+	struct pool_check *pools;
+	size_t n;
+};
+
+static void
+set_result(struct probe *pb, int ok, const char *why)
+{
+	const struct pool *p = pb->pc->pool;
+	struct backend *b = &p->servers[pb->idx];
+
+	if (ok) {
+		atomic_store(&b->hc_fail, 0);
+		unsigned n = atomic_fetch_add(&b->hc_ok, 1) + 1;
+		if (atomic_load(&b->health_down) && n >= p->rise) {
+			atomic_store(&b->health_down, 0);
+			log_info("[pool:%s] server %s is up: %u checks passed", p->name, b->name, n);
+		}
+	} else {
+		atomic_store(&b->hc_ok, 0);
+		unsigned n = atomic_fetch_add(&b->hc_fail, 1) + 1;
+		if (!atomic_load(&b->health_down) && n >= p->fall) {
+			atomic_store(&b->health_down, 1);
+			log_warnx("[pool:%s] server %s is down: %s (%u checks failed)", p->name, b->name,
+			    why, n);
+		}
+	}
+}
+
+static void
+probe_end(struct probe *pb, int ok, const char *why)
+{
+	event_del(&pb->ev);
+	pb->armed = 0;
+	close(pb->fd);
+	pb->fd = -1;
+	set_result(pb, ok, why);
+}
+
+static void probe_event(evutil_socket_t fd, short what, void *arg);
+
+static void
+probe_wait(struct probe *pb, short what)
+{
+	const struct pool *p = pb->pc->pool;
+	int64_t ms = p->hc_interval < p->read_timeout ? p->hc_interval : p->read_timeout;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (pb->armed)
+		event_del(&pb->ev);
+	event_assign(&pb->ev, pb->pc->base, pb->fd, what | EV_PERSIST, probe_event, pb);
+	event_add(&pb->ev, &tv);
+	pb->armed = 1;
+}
+
+static void
+probe_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe *pb = arg;
+	const struct pool *p = pb->pc->pool;
+
+	if (what & EV_TIMEOUT) {
+		probe_end(pb, 0, "timed out");
+		return;
+	}
+	if (what & EV_WRITE) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (pb->sent == 0 && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0)) {
+			probe_end(pb, 0, strerror(err ? err : errno));
+			return;
+		}
+		ssize_t n = send(fd, pb->req + pb->sent, pb->reqlen - pb->sent, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				probe_end(pb, 0, strerror(errno));
+			return;
+		}
+		pb->sent += (size_t)n;
+		if (pb->sent == pb->reqlen)
+			probe_wait(pb, EV_READ);
+		return;
+	}
+	ssize_t n = recv(fd, pb->resp + pb->resplen, sizeof(pb->resp) - 1 - pb->resplen, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		probe_end(pb, 0, n == 0 ? "closed before answering" : strerror(errno));
+		return;
+	}
+	pb->resplen += (size_t)n;
+	pb->resp[pb->resplen] = '\0';
+	if (pb->resplen < 12 && strchr(pb->resp, '\n') == NULL)
+		return;
+	int status = 0;
+	if (sscanf(pb->resp, "HTTP/1.%*1[01] %3d", &status) != 1) {
+		probe_end(pb, 0, "not an HTTP response");
+		return;
+	}
+	if (status >= p->hc_lo && status <= p->hc_hi) {
+		probe_end(pb, 1, NULL);
+	} else {
+		char why[48];
+		snprintf(why, sizeof(why), "status %d", status);
+		probe_end(pb, 0, why);
+	}
+}
+
+static void
+probe_start(struct probe *pb)
+{
+	const struct pool *p = pb->pc->pool;
+	const struct backend *b = &p->servers[pb->idx];
+
+	if (pb->fd >= 0)
+		return; /* the last one has not finished: its own timeout will tell */
+	pb->fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (pb->fd < 0) {
+		log_warn("[pool:%s] health check socket", p->name);
+		return;
+	}
+	pb->sent = pb->resplen = 0;
+	int n = snprintf(pb->req, sizeof(pb->req), "%s %s HTTP/1.1\r\nHost: %s\r\n"
+	    "User-Agent: portico-health-check\r\nConnection: close\r\n\r\n", p->hc_method, p->hc_path,
+	    b->name);
+	pb->reqlen = n > 0 && (size_t)n < sizeof(pb->req) ? (size_t)n : 0;
+	(void)connect(pb->fd, (const struct sockaddr *)&b->addr, b->addrlen);
+	probe_wait(pb, EV_WRITE);
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool_check *pc = arg;
+
+	(void)fd;
+	(void)what;
+	for (unsigned i = 0; i < pc->pool->nservers; i++)
+		if (!pc->pool->servers[i].disabled && pc->pool->servers[i].addrlen > 0)
+			probe_start(&pc->probes[i]);
+}
+
+void *
+health_start(struct event_base *base, const struct config *conf)
+{
+	struct checker *ck = calloc(1, sizeof(*ck));
+
+	if (ck == NULL)
+		return NULL;
+	for (size_t i = 0; i < conf->nsections; i++) {
+		const struct conf_section *sec = &conf->sections[i];
+		const struct pool *p = sec->data;
+		if (strcmp(sec->kind, "pool") != 0 || p == NULL || p->hc_path == NULL)
+			continue;
+		struct pool_check *v = realloc(ck->pools, (ck->n + 1) * sizeof(*v));
+		if (v == NULL)
+			break;
+		ck->pools = v;
+		struct pool_check *pc = &v[ck->n];
+		pc->pool = p;
+		pc->base = base;
+		pc->probes = calloc(p->nservers, sizeof(*pc->probes));
+		if (pc->probes == NULL)
+			break;
+		for (unsigned s = 0; s < p->nservers; s++) {
+			pc->probes[s].idx = s;
+			pc->probes[s].fd = -1;
+		}
+		ck->n++;
+	}
+	/* The pool_check array is final now: hand out pointers to it. */
+	for (size_t i = 0; i < ck->n; i++) {
+		struct pool_check *pc = &ck->pools[i];
+		struct timeval tv = { pc->pool->hc_interval / 1000, (pc->pool->hc_interval % 1000) * 1000 };
+		for (unsigned s = 0; s < pc->pool->nservers; s++)
+			pc->probes[s].pc = pc;
+		pc->timer = event_new(base, -1, EV_PERSIST, on_tick, pc);
+		event_add(pc->timer, &tv);
+		on_tick(-1, 0, pc); /* check at once, not one interval from now */
+	}
+	return ck;
+}
+
+void
+health_stop(void *state)
+{
+	struct checker *ck = state;
+
+	if (ck == NULL)
+		return;
+	for (size_t i = 0; i < ck->n; i++) {
+		struct pool_check *pc = &ck->pools[i];
+		for (unsigned s = 0; s < pc->pool->nservers; s++)
+			if (pc->probes[s].fd >= 0) {
+				if (pc->probes[s].armed)
+					event_del(&pc->probes[s].ev);
+				close(pc->probes[s].fd);
+			}
+		if (pc->timer != NULL)
+			event_free(pc->timer);
+		free(pc->probes);
+	}
+	free(ck->pools);
+	free(ck);
+}
