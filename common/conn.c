@@ -24,6 +24,8 @@ static void conn_process(struct conn *c);
 static int conn_parse_loop(struct conn *c);
 static void request_finish(struct conn *c);
 static void kick(struct conn *c);
+static uint64_t usec_since(const struct timespec *t0);
+static void access_log(struct conn *c, uint64_t usec);
 
 const char *
 conn_peer(const struct conn *c, char *buf, size_t len)
@@ -140,7 +142,8 @@ conn_close(struct conn *c, const char *reason)
 		char peer[INET6_ADDRSTRLEN];
 		log_debug("conn %d from %s closed: %s", c->fd, conn_peer(c, peer, sizeof(peer)), reason);
 	}
-	if (c->x != NULL && c->state == CONN_HANDLER && !(c->x->req.flags & REQ_DONE) &&
+	if (c->x != NULL && (c->state == CONN_HANDLER || c->state == CONN_TUNNEL) &&
+	    !(c->x->req.flags & REQ_DONE) &&
 	    c->x->req.route != NULL && c->x->req.route->handler->abort != NULL)
 		c->x->req.route->handler->abort(&c->x->req);
 	event_del(&c->ev);
@@ -297,6 +300,8 @@ http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
 	} else {
 		r->flags |= REQ_CLOSE; /* HTTP/1.0: the body ends when we close */
 	}
+	if (status == 101)
+		return; /* the handler names the protocol: Connection: upgrade */
 	if (r->flags & REQ_CLOSE)
 		OUT_LIT(c, "Connection: close\r\n");
 	else if (version == 10)
@@ -393,6 +398,47 @@ fail:
 	return -1;
 }
 
+void
+http_tunnel_start(struct request *r)
+{
+	struct conn *c = r->conn;
+	struct worker *w = c->w;
+
+	close_headers(r);
+	stats_response(&w->stats, r->status, usec_since(&r->start));
+	if (w->srv->access_log_fd >= 0)
+		access_log(c, usec_since(&r->start));
+	c->state = CONN_TUNNEL;
+	c->x->body_done = 0;
+	c->x->body_paused = 0;
+	/* Bytes the client sent after the head already belong to the tunnel. */
+	if (c->rpos < c->rlen) {
+		const struct handler_ops *h = r->route->handler;
+		if (h->body(r, c->rbuf + c->rpos, c->rlen - c->rpos) == 1)
+			c->x->body_paused = 1;
+	}
+	c->rlen = c->rpos = c->x->hr.head_len;
+	kick(c);
+}
+
+void
+http_tunnel_write(struct request *r, const void *data, size_t len)
+{
+	out_append(r->conn, data, len);
+	kick(r->conn);
+}
+
+void
+http_tunnel_close(struct request *r)
+{
+	struct conn *c = r->conn;
+
+	r->flags |= REQ_DONE;
+	c->closing = 1;
+	c->linger = 0;
+	kick(c);
+}
+
 /* Output queued from outside conn_process (an answer that came later):
  * have the loop flush it. */
 static void
@@ -427,7 +473,7 @@ http_req_resume(struct request *r)
 	if (c->x == NULL || !c->x->body_paused)
 		return;
 	c->x->body_paused = 0;
-	conn_arm(c, EV_READ, c->w->tv_body);
+	conn_arm(c, EV_READ, c->state == CONN_TUNNEL ? NULL : c->w->tv_body);
 	kick(c);
 }
 
@@ -575,9 +621,11 @@ request_finish(struct conn *c)
 	struct request *r = &c->x->req;
 	uint64_t us = usec_since(&r->start);
 
-	stats_response(&w->stats, r->status, us);
-	if (w->srv->access_log_fd >= 0)
-		access_log(c, us);
+	if (c->state != CONN_TUNNEL) { /* a tunnel was counted when it opened */
+		stats_response(&w->stats, r->status, us);
+		if (w->srv->access_log_fd >= 0)
+			access_log(c, us);
+	}
 	if (r->flags & REQ_CLOSE)
 		c->closing = 1;
 	if (c->state == CONN_HEAD || c->state == CONN_BODY ||
@@ -863,6 +911,14 @@ conn_flush(struct conn *c)
 	case CONN_BODY:
 		conn_arm(c, EV_READ, w->tv_body);
 		break;
+	case CONN_TUNNEL:
+		if (c->x->body_done || c->x->body_paused)
+			event_del(&c->ev);
+		else
+			conn_arm(c, EV_READ, NULL);
+		if (c->x->req.route->handler->writable != NULL)
+			c->x->req.route->handler->writable(&c->x->req);
+		break;
 	case CONN_HANDLER:
 		/* Waiting for the handler: read the body if it wants more, else only
 		 * watch for the client going away (its own timeouts apply). */
@@ -1022,6 +1078,13 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
+		if (c->state == CONN_TUNNEL && n == 0 && !c->x->body_done) {
+			/* The client is done sending; the other way may go on. */
+			c->x->body_done = 1;
+			event_del(&c->ev);
+			c->x->req.route->handler->body(&c->x->req, NULL, 0);
+			return;
+		}
 		if (c->state == CONN_BODY && n == 0)
 			conn_close(c, "client closed during request body");
 		else if (c->state == CONN_HEAD && c->rlen > 0 && n == 0)
@@ -1031,6 +1094,17 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	stats_add(&w->stats.bytes_received, (uint64_t)n);
+	if (c->state == CONN_TUNNEL) {
+		const struct handler_ops *h = c->x->req.route->handler;
+		/* The buffer keeps the head: tunnel bytes go after it and are
+		 * handed over at once. */
+		int rc = h->body(&c->x->req, c->rbuf + c->rlen, (size_t)n);
+		if (rc == 1) {
+			c->x->body_paused = 1;
+			event_del(&c->ev);
+		}
+		return;
+	}
 	if (c->state == CONN_LINGER) {
 		c->rlen = 0; /* discard */
 		return;

@@ -60,6 +60,7 @@ enum conn_state {
 	CONN_BODY,      /* reading (discarding) a request body before the handler */
 	CONN_HANDLER,   /* the handler has the request */
 	CONN_LINGER,    /* response sent, draining input before close */
+	CONN_TUNNEL,    /* after a 101: raw bytes both ways through the handler */
 };
 
 struct conn {
@@ -141,6 +142,16 @@ size_t http_resp_pending(const struct request *r);
 #define HTTP_OUT_HIGH_WATER (64 * 1024)
 /* Ends the exchange by closing the client connection (a response cut short). */
 void http_resp_abort(struct request *r, const char *reason);
+/*
+ * Upgrade: after http_resp_start(r, 101, ...) and its headers, turns the
+ * connection into a byte tunnel.  The response is logged now; from here on
+ * client bytes go to ops->body (len 0 when the client closed its side) and
+ * the handler sends with http_tunnel_write.  http_tunnel_close sends what
+ * is queued, then closes; http_resp_abort closes at once.
+ */
+void http_tunnel_start(struct request *r);
+void http_tunnel_write(struct request *r, const void *data, size_t len);
+void http_tunnel_close(struct request *r);
 /* A whole response in one call. */
 void http_resp_simple(struct request *r, int status, const char *content_type,
     const char *body, size_t len);

@@ -337,7 +337,7 @@ parse_health(struct conf_ctx *ctx, const struct conf_kv *kv, struct pool *p)
 
 static const char *const pool_keys[] = {
 	"server", "balance", "keepalive", "keepalive_timeout", "connect_timeout", "send_timeout",
-	"read_timeout", "retries", "max_fails", "fail_timeout", "health_check", "rise", "fall", NULL,
+	"read_timeout", "tunnel_timeout", "retries", "max_fails", "fail_timeout", "health_check", "rise", "fall", NULL,
 };
 
 static int
@@ -380,6 +380,7 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	p->connect_timeout = 5000;
 	p->send_timeout = 30000;
 	p->read_timeout = 30000;
+	p->tunnel_timeout = 3600000;
 	p->retries = 1;
 	p->max_fails = 1;
 	p->fail_timeout = 10000;
@@ -429,6 +430,8 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 			rc |= kv_duration(ctx, kv, &p->send_timeout);
 		} else if (strcmp(k, "read_timeout") == 0) {
 			rc |= kv_duration(ctx, kv, &p->read_timeout);
+		} else if (strcmp(k, "tunnel_timeout") == 0) {
+			rc |= kv_duration(ctx, kv, &p->tunnel_timeout);
 		} else if (strcmp(k, "retries") == 0) {
 			rc |= kv_count(ctx, kv, POOL_MAX_SERVERS, &p->retries);
 		} else if (strcmp(k, "max_fails") == 0) {

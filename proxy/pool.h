@@ -58,6 +58,7 @@ struct pool {
 	int64_t connect_timeout;
 	int64_t send_timeout;
 	int64_t read_timeout;
+	int64_t tunnel_timeout;             /* idle limit of an upgraded (WebSocket) connection */
 	unsigned retries;
 	unsigned max_fails;
 	int64_t fail_timeout;

@@ -43,7 +43,7 @@ struct proxy_conf {
 };
 
 enum ustate { U_CONNECTING, U_ACTIVE, U_IDLE };
-enum rstate { R_HEAD, R_LENGTH, R_CHUNKED, R_CLOSE, R_DONE };
+enum rstate { R_HEAD, R_LENGTH, R_CHUNKED, R_CLOSE, R_DONE, R_TUNNEL };
 
 struct proxy_req;
 
@@ -78,6 +78,7 @@ struct proxy_req {
 	int body_done;               /* the client's body is all queued */
 	int body_written;            /* some body byte reached a backend */
 	int client_paused;
+	int client_eof;              /* tunnel: the client closed its sending side */
 	int reading_paused;          /* client output is backed up */
 	enum rstate rs;
 	int64_t resp_left;
@@ -418,8 +419,15 @@ build_head(struct proxy_req *pr)
 	} else if (hr->flags & HTTP_F_HAS_CL) {
 		sbuf_printf(b, "Content-Length: %lld\r\n", (long long)hr->content_length);
 	}
-	if (pc->pool->keepalive == 0)
+	const struct http_header *up = (hr->flags & HTTP_F_UPGRADE) ? http_find_header(hr, "upgrade") : NULL;
+	if (up != NULL) {
+		/* A protocol switch (WebSocket) is asked for: pass it on, hop by hop. */
+		sbuf_str(b, "Connection: upgrade\r\nUpgrade: ");
+		sbuf_add(b, up->value, up->value_len);
+		sbuf_str(b, "\r\n");
+	} else if (pc->pool->keepalive == 0) {
 		sbuf_str(b, "Connection: close\r\n");
+	}
 	sbuf_str(b, "\r\n");
 }
 
@@ -439,6 +447,8 @@ u_arm(struct upstream *u)
 	} else if (u->state == U_IDLE) {
 		ms = p->keepalive_timeout;
 	} else {
+		if (u->pr != NULL && u->pr->rs == R_TUNNEL)
+			ms = p->tunnel_timeout;
 		if (u->osent < u->out.len) {
 			mode |= EV_WRITE;
 			ms = p->send_timeout;
@@ -699,6 +709,8 @@ u_write(struct upstream *u)
 	}
 	u->out.len = 0;
 	u->osent = 0;
+	if (pr->client_eof)
+		shutdown(u->fd, SHUT_WR);
 	if (pr->client_paused) {
 		pr->client_paused = 0;
 		http_req_resume(pr->r);
@@ -733,6 +745,38 @@ copy_response_headers(struct proxy_req *pr)
 	}
 }
 
+/* The backend switched protocols: answer 101 and relay bytes both ways. */
+static int
+tunnel_begin(struct proxy_req *pr, size_t head_len)
+{
+	struct request *r = pr->r;
+	const struct http_header *up = NULL;
+
+	for (unsigned i = 0; i < pr->resp.nheaders; i++)
+		if (http_token_eq(pr->resp.headers[i].name, pr->resp.headers[i].name_len, "upgrade"))
+			up = &pr->resp.headers[i];
+	http_resp_start(r, 101, NULL, -1);
+	http_resp_header(r, "Connection", "upgrade");
+	if (up != NULL) {
+		char v[256];
+		snprintf(v, sizeof(v), "%.*s", (int)up->value_len, up->value);
+		http_resp_header(r, "Upgrade", v);
+	}
+	copy_response_headers(pr);
+	memmove(pr->u->in, pr->u->in + head_len, pr->u->inlen - head_len);
+	pr->u->inlen -= head_len;
+	pr->resp_started = 1;
+	pr->rs = R_TUNNEL;
+	pr->body_done = 1;
+	count_done(pr, 1);
+	atomic_fetch_add(&pr->pw->pool->servers[pr->u->idx].active, 1); /* still busy */
+	pr->pw->active[pr->u->idx]++;
+	http_tunnel_start(r);
+	if (r->hdata != pr)
+		return -1;
+	return 0;
+}
+
 /* The response head is in: start the client's response.  Returns -1 if pr ended. */
 static int
 response_head(struct proxy_req *pr, size_t head_len)
@@ -742,13 +786,16 @@ response_head(struct proxy_req *pr, size_t head_len)
 	struct upstream *u = pr->u;
 	int64_t clen = -1;
 
+	if (rs->status == 101) {
+		if (!(r->hr->flags & HTTP_F_UPGRADE))
+			return backend_failed(pr, 502, "101 Switching Protocols not asked for", 0), -1;
+		return tunnel_begin(pr, head_len);
+	}
 	if (rs->status >= 100 && rs->status < 200) {
 		/* Interim answers (100 Continue, 103) are ours to give or not: drop them. */
 		memmove(u->in, u->in + head_len, u->inlen - head_len);
 		u->inlen -= head_len;
 		http_response_reset(rs);
-		if (rs->status == 101)
-			return backend_failed(pr, 502, "unexpected 101 Switching Protocols", 0), -1;
 		return 0;
 	}
 	if (r->hr->meth == HTTP_M_HEAD || rs->status == 204 || rs->status == 304) {
@@ -808,7 +855,10 @@ response_bytes(struct proxy_req *pr)
 		if (u->inlen == 0)
 			return;
 		size_t used = 0;
-		if (pr->rs == R_LENGTH) {
+		if (pr->rs == R_TUNNEL) {
+			http_tunnel_write(r, u->in, u->inlen);
+			used = u->inlen;
+		} else if (pr->rs == R_LENGTH) {
 			size_t n = (uint64_t)pr->resp_left < u->inlen ? (size_t)pr->resp_left : u->inlen;
 			http_resp_body(r, u->in, n);
 			pr->resp_left -= (int64_t)n;
@@ -854,6 +904,17 @@ u_read(struct upstream *u)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
+		if (pr->rs == R_TUNNEL) {
+			/* The backend is done: the client gets what is queued, then the close. */
+			struct request *r = pr->r;
+			count_done(pr, 0);
+			upstream_free(u);
+			pr->u = NULL;
+			r->hdata = NULL;
+			pr_free(pr);
+			http_tunnel_close(r);
+			return;
+		}
 		if (pr->rs == R_CLOSE) {
 			pr->rs = R_DONE;
 			response_bytes(pr);
@@ -968,7 +1029,15 @@ proxy_body(struct request *r, const char *data, size_t len)
 	if (pr == NULL || pr->u == NULL)
 		return -1; /* already answered */
 	struct sbuf *out = &pr->u->out;
-	if (len == 0) {
+	if (pr->rs == R_TUNNEL) {
+		if (len == 0) {
+			pr->client_eof = 1;
+			if (pr->u->osent == out->len)
+				shutdown(pr->u->fd, SHUT_WR);
+			return 0;
+		}
+		sbuf_add(out, data, len);
+	} else if (len == 0) {
 		if (pr->body_chunked)
 			sbuf_str(out, "0\r\n\r\n");
 		pr->body_done = 1;
