@@ -80,6 +80,7 @@ struct proxy_req {
 	int client_paused;
 	int client_eof;              /* tunnel: the client closed its sending side */
 	int reading_paused;          /* client output is backed up */
+	int framed;                  /* the response has a length or is chunked */
 	enum rstate rs;
 	int64_t resp_left;
 	struct http_chunked ch;
@@ -96,7 +97,8 @@ struct proxy_worker {
 
 static void u_on_event(evutil_socket_t fd, short what, void *arg);
 static void attempt(struct proxy_req *pr);
-static void response_bytes(struct proxy_req *pr);
+static int response_bytes(struct proxy_req *pr);
+static void retry_fresh(struct proxy_req *pr);
 
 /* ---- configuration ---- */
 
@@ -559,8 +561,9 @@ fail(struct proxy_req *pr, int status, const char *why)
 		upstream_free(pr->u);
 		pr->u = NULL;
 	}
-	log_warnx("proxy [pool:%s] %.*s: %d: %s", pr->pw->pool->name, (int)r->hr->line_len,
-	    r->hr->line, status, why);
+	if (worker_log_client_error(r->conn->w))
+		log_warnx("proxy [pool:%s] %.*s: %d: %s", pr->pw->pool->name, (int)r->hr->line_len,
+		    r->hr->line, status, why);
 	r->hdata = NULL;
 	int started = pr->resp_started;
 	pr_free(pr);
@@ -601,7 +604,8 @@ backend_failed(struct proxy_req *pr, int status, const char *why, int nothing_se
 	unsigned idx = pr->u->idx;
 
 	pool_server_failed(p, idx);
-	log_warnx("proxy [pool:%s] server %s: %s", p->name, p->servers[idx].name, why);
+	if (worker_log_client_error(pr->r->conn->w))
+		log_warnx("proxy [pool:%s] server %s: %s", p->name, p->servers[idx].name, why);
 	if (!pr->resp_started && pr->attempts <= p->retries &&
 	    (nothing_sent || (idempotent(pr->r->hr) && !pr->body_written))) {
 		/* Keep the queued body bytes: nothing of them was sent. */
@@ -695,13 +699,7 @@ u_write(struct upstream *u)
 			return 0;
 		if (u->reused && pr->attempts == 1 && !pr->fresh_retry && u->inlen == 0) {
 			/* A kept-alive connection the backend had closed: once more, fresh. */
-			pr->fresh_retry = 1;
-			pr->tried &= ~(1ULL << u->idx);
-			pr->attempts--;
-			count_done(pr, 0);
-			upstream_free(u);
-			pr->u = NULL;
-			attempt(pr);
+			retry_fresh(pr);
 			return -1;
 		}
 		backend_failed(pr, 502, n < 0 ? strerror(errno) : "send returned 0", 0);
@@ -813,6 +811,7 @@ response_head(struct proxy_req *pr, size_t head_len)
 	} else {
 		pr->rs = R_CLOSE;
 	}
+	pr->framed = pr->rs != R_CLOSE;
 	http_resp_start(r, rs->status, NULL, clen);
 	copy_response_headers(pr);
 	pr->resp_started = 1;
@@ -821,8 +820,9 @@ response_head(struct proxy_req *pr, size_t head_len)
 	return 0;
 }
 
-/* Moves response bytes from the backend to the client. */
-static void
+/* Moves response bytes from the backend to the client.  Returns -1 once
+ * pr has ended (finished, failed or moved to another server). */
+static int
 response_bytes(struct proxy_req *pr)
 {
 	struct upstream *u = pr->u;
@@ -832,28 +832,29 @@ response_bytes(struct proxy_req *pr)
 	while (!pr->reading_paused) {
 		if (pr->rs == R_HEAD) {
 			if (u->inlen == 0)
-				return;
+				return 0;
 			ssize_t n = http_parse_response(&pr->resp, u->in, u->inlen, &w->limits);
 			if (n == 0) {
-				if (u->inlen == UPSTREAM_IN_SIZE)
-					backend_failed(pr, 502, "response head too large", 0);
-				return;
+				if (u->inlen < UPSTREAM_IN_SIZE)
+					return 0;
+				backend_failed(pr, 502, "response head too large", 0);
+				return -1;
 			}
 			if (n < 0) {
 				backend_failed(pr, 502, pr->resp.error, 0);
-				return;
+				return -1;
 			}
 			if (response_head(pr, (size_t)n) < 0)
-				return;
+				return -1;
 			continue;
 		}
 		if (pr->rs == R_DONE) {
-			finish(pr, (pr->resp.flags & HTTP_F_KEEPALIVE) && !(pr->resp.flags & HTTP_F_HAS_TE &&
-			    !(pr->resp.flags & HTTP_F_CHUNKED)));
-			return;
+			/* Reusable only when the response framed itself and said keep-alive. */
+			finish(pr, pr->framed && (pr->resp.flags & HTTP_F_KEEPALIVE));
+			return -1;
 		}
 		if (u->inlen == 0)
-			return;
+			return 0;
 		size_t used = 0;
 		if (pr->rs == R_TUNNEL) {
 			http_tunnel_write(r, u->in, u->inlen);
@@ -870,7 +871,7 @@ response_bytes(struct proxy_req *pr)
 			ssize_t n = http_chunked_parse(&pr->ch, u->in, u->inlen, &off, &len, 64 * 1024);
 			if (n < 0) {
 				fail(pr, 502, "bad chunked framing from backend");
-				return;
+				return -1;
 			}
 			if (len > 0)
 				http_resp_body(r, u->in + off, len);
@@ -889,65 +890,74 @@ response_bytes(struct proxy_req *pr)
 			u_arm(u);
 		}
 	}
+	return 0;
 }
 
+/* Retries on a fresh connection to the same server after a kept-alive one
+ * turned out closed, keeping any queued body bytes. */
 static void
+retry_fresh(struct proxy_req *pr)
+{
+	struct upstream *u = pr->u;
+	struct sbuf rest = { 0 };
+
+	pr->fresh_retry = 1;
+	pr->tried &= ~(1ULL << u->idx);
+	pr->attempts--;
+	count_done(pr, 0);
+	if (u->out.len > pr->head.len)
+		sbuf_add(&rest, u->out.p + pr->head.len, u->out.len - pr->head.len);
+	upstream_free(u);
+	pr->u = NULL;
+	attempt(pr);
+	if (pr->u != NULL && rest.len > 0)
+		sbuf_add(&pr->u->out, rest.p, rest.len);
+	sbuf_free(&rest);
+}
+
+/* Reads from the backend.  Returns -1 once pr has ended or moved on. */
+static int
 u_read(struct upstream *u)
 {
 	struct proxy_req *pr = u->pr;
 
 	if (u->in == NULL && (u->in = malloc(UPSTREAM_IN_SIZE)) == NULL) {
 		fail(pr, 502, "out of memory");
-		return;
+		return -1;
 	}
 	ssize_t n = recv(u->fd, u->in + u->inlen, UPSTREAM_IN_SIZE - u->inlen, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	if (n <= 0) {
-		if (pr->rs == R_TUNNEL) {
-			/* The backend is done: the client gets what is queued, then the close. */
-			struct request *r = pr->r;
-			count_done(pr, 0);
-			upstream_free(u);
-			pr->u = NULL;
-			r->hdata = NULL;
-			pr_free(pr);
-			http_tunnel_close(r);
-			return;
-		}
-		if (pr->rs == R_CLOSE) {
-			pr->rs = R_DONE;
-			response_bytes(pr);
-			if (pr->u == u) /* finish() would not reuse a close-delimited one */
-				finish(pr, 0);
-			return;
-		}
-		if (pr->rs == R_HEAD && pr->resp.pos == 0 && u->inlen == 0 && u->reused &&
-		    !pr->fresh_retry && pr->attempts == 1) {
-			/* The idle connection was closed under us: once more on a fresh one. */
-			pr->fresh_retry = 1;
-			pr->tried &= ~(1ULL << u->idx);
-			pr->attempts--;
-			count_done(pr, 0);
-			struct sbuf rest = { 0 };
-			if (u->out.len > pr->head.len)
-				sbuf_add(&rest, u->out.p + pr->head.len, u->out.len - pr->head.len);
-			upstream_free(u);
-			pr->u = NULL;
-			attempt(pr);
-			if (pr->u != NULL && rest.len > 0)
-				sbuf_add(&pr->u->out, rest.p, rest.len);
-			sbuf_free(&rest);
-			return;
-		}
-		if (pr->rs == R_HEAD)
-			backend_failed(pr, 502, n == 0 ? "closed before answering" : strerror(errno), 0);
-		else
-			fail(pr, 502, "backend closed mid-response");
-		return;
+		return 0;
+	if (n > 0) {
+		u->inlen += (size_t)n;
+		return response_bytes(pr);
 	}
-	u->inlen += (size_t)n;
-	response_bytes(pr);
+	if (pr->rs == R_TUNNEL) {
+		/* The backend is done: the client gets what is queued, then the close. */
+		struct request *r = pr->r;
+		count_done(pr, 0);
+		upstream_free(u);
+		pr->u = NULL;
+		r->hdata = NULL;
+		pr_free(pr);
+		http_tunnel_close(r);
+		return -1;
+	}
+	if (pr->rs == R_CLOSE) {
+		/* The close ends a close-delimited body. */
+		pr->rs = R_DONE;
+		return response_bytes(pr);
+	}
+	if (pr->rs == R_HEAD && pr->resp.pos == 0 && u->inlen == 0 && u->reused &&
+	    !pr->fresh_retry && pr->attempts == 1) {
+		retry_fresh(pr);
+		return -1;
+	}
+	if (pr->rs == R_HEAD)
+		backend_failed(pr, 502, n == 0 ? "closed before answering" : strerror(errno), 0);
+	else
+		fail(pr, 502, "backend closed mid-response");
+	return -1;
 }
 
 static void
@@ -991,11 +1001,8 @@ u_on_event(evutil_socket_t fd, short what, void *arg)
 	}
 	if ((what & EV_WRITE) && u_write(u) < 0)
 		return;
-	if (what & EV_READ) {
-		u_read(u);
-		if (u->pr != pr || pr->u != u)
-			return; /* finished or moved on */
-	}
+	if ((what & EV_READ) && u_read(u) < 0)
+		return; /* finished or moved on */
 	u_arm(u);
 }
 
@@ -1069,8 +1076,7 @@ proxy_writable(struct request *r)
 	if (pr == NULL || !pr->reading_paused || pr->u == NULL)
 		return;
 	pr->reading_paused = 0;
-	response_bytes(pr);
-	if (r->hdata == pr && pr->u != NULL)
+	if (response_bytes(pr) == 0)
 		u_arm(pr->u);
 }
 
