@@ -25,6 +25,7 @@
 
 #define UPSTREAM_IN_SIZE (32 * 1024)
 #define MAX_TRUSTED 16
+#define REPLAY_MAX (64 * 1024)  /* request body kept for retries */
 
 struct cidr {
 	int family;
@@ -77,6 +78,11 @@ struct proxy_req {
 	int body_chunked;            /* the body goes to the backend chunked */
 	int body_done;               /* the client's body is all queued */
 	int body_written;            /* some body byte reached a backend */
+	struct sbuf replay;          /* the body so far, for a retry (up to REPLAY_MAX) */
+	int replay_lost;             /* the body outgrew it: no retry once any is sent */
+	size_t replay_mark;          /* where the bytes being queued start in u->out */
+	int last_status;             /* of the last failed attempt, for the final answer */
+	const char *last_why;
 	int client_paused;
 	int client_eof;              /* tunnel: the client closed its sending side */
 	int reading_paused;          /* client output is backed up */
@@ -290,13 +296,14 @@ is_hop_header(const struct http_header *h, const struct http_request *hr)
 {
 	static const char *const hop[] = {
 		"connection", "keep-alive", "te", "trailer", "upgrade", "transfer-encoding",
-		"content-length", "host", "expect", "proxy-connection", "proxy-authorization",
-		"proxy-authenticate", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+		"content-length", "host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
 		NULL,
 	};
 	for (size_t i = 0; hop[i] != NULL; i++)
 		if (http_token_eq(h->name, h->name_len, hop[i]))
 			return 1;
+	if (h->name_len >= 6 && strncasecmp(h->name, "proxy-", 6) == 0)
+		return 1; /* Proxy-* is for the proxy, not the origin */
 	/* And whatever the Connection header names (RFC 9110 7.6.1). */
 	for (unsigned i = 0; i < hr->nheaders; i++) {
 		const struct http_header *c = &hr->headers[i];
@@ -372,8 +379,10 @@ build_head(struct proxy_req *pr)
 	sbuf_str(b, "\r\n");
 	for (unsigned i = 0; i < hr->nheaders; i++) {
 		const struct http_header *h = &hr->headers[i];
-		if (http_token_eq(h->name, h->name_len, "x-forwarded-for"))
+		if (http_token_eq(h->name, h->name_len, "x-forwarded-for")) {
 			xff = h;
+			continue;
+		}
 		if (http_token_eq(h->name, h->name_len, "x-request-id")) {
 			rid = h;
 			continue;
@@ -387,9 +396,13 @@ build_head(struct proxy_req *pr)
 	}
 	/* X-Forwarded-For grows only behind proxies we trust; else a client could forge it. */
 	sbuf_str(b, "X-Forwarded-For: ");
-	if (trusted && xff != NULL) {
-		sbuf_add(b, xff->value, xff->value_len);
-		sbuf_str(b, ", ");
+	for (unsigned i = 0; trusted && xff != NULL && i < hr->nheaders; i++) {
+		/* Every X-Forwarded-For line, in order (RFC 9110 5.3: one list). */
+		const struct http_header *h = &hr->headers[i];
+		if (http_token_eq(h->name, h->name_len, "x-forwarded-for") && h->value_len > 0) {
+			sbuf_add(b, h->value, h->value_len);
+			sbuf_str(b, ", ");
+		}
 	}
 	sbuf_printf(b, "%s\r\nX-Forwarded-Proto: http\r\n", peer);
 	if (hr->host != NULL && hr->host_len > 0) {
@@ -517,6 +530,7 @@ static void
 pr_free(struct proxy_req *pr)
 {
 	sbuf_free(&pr->head);
+	sbuf_free(&pr->replay);
 	free(pr);
 }
 
@@ -580,6 +594,21 @@ fail(struct proxy_req *pr, int status, const char *why)
 	http_resp_error(r, status);
 }
 
+static int idempotent(const struct http_request *hr);
+
+/*
+ * Whether the request may go out again: no response byte reached the
+ * client, the body sent so far is still at hand, and either nothing was
+ * sent at all or the method is idempotent (RFC 9110 9.2.2).
+ */
+static int
+may_replay(const struct proxy_req *pr, int nothing_sent)
+{
+	if (pr->resp_started || (pr->replay_lost && pr->body_written))
+		return 0;
+	return nothing_sent || idempotent(pr->r->hr);
+}
+
 static int
 idempotent(const struct http_request *hr)
 {
@@ -606,22 +635,26 @@ backend_failed(struct proxy_req *pr, int status, const char *why, int nothing_se
 	pool_server_failed(p, idx);
 	if (worker_log_client_error(pr->r->conn->w))
 		log_warnx("proxy [pool:%s] server %s: %s", p->name, p->servers[idx].name, why);
-	if (!pr->resp_started && pr->attempts <= p->retries &&
-	    (nothing_sent || (idempotent(pr->r->hr) && !pr->body_written))) {
-		/* Keep the queued body bytes: nothing of them was sent. */
-		struct sbuf rest = { 0 };
-		if (pr->u->out.len > pr->head.len)
-			sbuf_add(&rest, pr->u->out.p + pr->head.len, pr->u->out.len - pr->head.len);
+	pr->last_status = status;
+	pr->last_why = why;
+	if (pr->attempts <= p->retries && may_replay(pr, nothing_sent)) {
 		count_done(pr, 0);
 		upstream_free(pr->u);
 		pr->u = NULL;
 		attempt(pr);
-		if (pr->u != NULL && rest.len > 0)
-			sbuf_add(&pr->u->out, rest.p, rest.len);
-		sbuf_free(&rest);
 		return;
 	}
 	fail(pr, status, why);
+}
+
+/* An idle connection the backend has not closed: no EOF or data waiting. */
+static int
+idle_alive(struct upstream *u)
+{
+	char c;
+	ssize_t n = recv(u->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 static void
@@ -645,12 +678,23 @@ attempt(struct proxy_req *pr)
 	}
 	idx = pool_select(pw, pr->tried, key);
 	if (idx < 0) {
-		fail(pr, 503, "no server available");
+		if (pr->last_status != 0)
+			fail(pr, pr->last_status, pr->last_why); /* every server tried failed */
+		else
+			fail(pr, 503, "no server available");
 		return;
 	}
 	pr->tried |= 1ULL << idx;
 	pr->attempts++;
 	struct upstream *u = LIST_FIRST(&pw->idle[idx]);
+	while (u != NULL && !idempotent(pr->r->hr) && !idle_alive(u)) {
+		/* A request we could not replay gets no connection the backend
+		 * may already have closed. */
+		LIST_REMOVE(u, link);
+		pw->nidle[idx]--;
+		upstream_free(u);
+		u = LIST_FIRST(&pw->idle[idx]);
+	}
 	if (u != NULL && !pr->fresh_retry) {
 		LIST_REMOVE(u, link);
 		pw->nidle[idx]--;
@@ -676,6 +720,8 @@ attempt(struct proxy_req *pr)
 	u->out.len = 0;
 	u->osent = 0;
 	sbuf_add(&u->out, pr->head.p, pr->head.len);
+	if (pr->replay.len > 0)
+		sbuf_add(&u->out, pr->replay.p, pr->replay.len);
 	u_arm(u);
 }
 
@@ -697,7 +743,7 @@ u_write(struct upstream *u)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
-		if (u->reused && pr->attempts == 1 && !pr->fresh_retry && u->inlen == 0) {
+		if (u->reused && !pr->fresh_retry && u->inlen == 0 && may_replay(pr, u->osent == 0)) {
 			/* A kept-alive connection the backend had closed: once more, fresh. */
 			retry_fresh(pr);
 			return -1;
@@ -899,20 +945,14 @@ static void
 retry_fresh(struct proxy_req *pr)
 {
 	struct upstream *u = pr->u;
-	struct sbuf rest = { 0 };
 
 	pr->fresh_retry = 1;
 	pr->tried &= ~(1ULL << u->idx);
 	pr->attempts--;
 	count_done(pr, 0);
-	if (u->out.len > pr->head.len)
-		sbuf_add(&rest, u->out.p + pr->head.len, u->out.len - pr->head.len);
 	upstream_free(u);
 	pr->u = NULL;
 	attempt(pr);
-	if (pr->u != NULL && rest.len > 0)
-		sbuf_add(&pr->u->out, rest.p, rest.len);
-	sbuf_free(&rest);
 }
 
 /* Reads from the backend.  Returns -1 once pr has ended or moved on. */
@@ -949,7 +989,8 @@ u_read(struct upstream *u)
 		return response_bytes(pr);
 	}
 	if (pr->rs == R_HEAD && pr->resp.pos == 0 && u->inlen == 0 && u->reused &&
-	    !pr->fresh_retry && pr->attempts == 1) {
+	    !pr->fresh_retry && may_replay(pr, 0)) {
+		/* The kept-alive connection was closed under us: once more, fresh. */
 		retry_fresh(pr);
 		return -1;
 	}
@@ -1028,6 +1069,23 @@ proxy_start(struct request *r)
 	attempt(pr);
 }
 
+/* Remembers the body bytes just queued (as framed for the backend) so a
+ * retry can send them again; past REPLAY_MAX the copy is given up. */
+static void
+keep_for_replay(struct proxy_req *pr, const struct sbuf *out, size_t len)
+{
+	(void)len;
+	if (pr->replay_lost || pr->rs == R_TUNNEL)
+		return;
+	size_t framed = out->len - pr->replay_mark;
+	if (pr->replay.len + framed > REPLAY_MAX) {
+		pr->replay_lost = 1;
+		sbuf_free(&pr->replay);
+		return;
+	}
+	sbuf_add(&pr->replay, out->p + pr->replay_mark, framed);
+}
+
 static int
 proxy_body(struct request *r, const char *data, size_t len)
 {
@@ -1036,6 +1094,7 @@ proxy_body(struct request *r, const char *data, size_t len)
 	if (pr == NULL || pr->u == NULL)
 		return -1; /* already answered */
 	struct sbuf *out = &pr->u->out;
+	pr->replay_mark = out->len;
 	if (pr->rs == R_TUNNEL) {
 		if (len == 0) {
 			pr->client_eof = 1;
@@ -1055,6 +1114,7 @@ proxy_body(struct request *r, const char *data, size_t len)
 	} else {
 		sbuf_add(out, data, len);
 	}
+	keep_for_replay(pr, out, len);
 	if (sbuf_failed(out)) {
 		fail(pr, 500, "out of memory");
 		return -1;
