@@ -149,7 +149,11 @@ probe_start(struct probe *pb)
 
 	if (pb->fd >= 0)
 		return; /* the last one has not finished: its own timeout will tell */
-	pb->fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	socklen_t alen;
+	const struct sockaddr *sa = backend_addr(b, &alen);
+	if (sa == NULL)
+		return;
+	pb->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (pb->fd < 0) {
 		log_warn("[pool:%s] health check socket", p->name);
 		return;
@@ -159,7 +163,7 @@ probe_start(struct probe *pb)
 	    "User-Agent: portico-health-check\r\nConnection: close\r\n\r\n", p->hc_method, p->hc_path,
 	    b->name);
 	pb->reqlen = n > 0 && (size_t)n < sizeof(pb->req) ? (size_t)n : 0;
-	(void)connect(pb->fd, (const struct sockaddr *)&b->addr, b->addrlen);
+	(void)connect(pb->fd, sa, alen);
 	probe_wait(pb, EV_WRITE);
 }
 
@@ -171,7 +175,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	for (unsigned i = 0; i < pc->pool->nservers; i++)
-		if (!pc->pool->servers[i].disabled && pc->pool->servers[i].addrlen > 0)
+		if (!pc->pool->servers[i].disabled)
 			probe_start(&pc->probes[i]);
 }
 

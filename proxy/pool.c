@@ -176,7 +176,7 @@ pool_server_up(const struct pool *p, unsigned i, int64_t now)
 	const struct backend *b = &p->servers[i];
 
 	return !b->disabled && !atomic_load(&b->health_down) && atomic_load(&b->down_until) <= now &&
-	    b->addrlen > 0;
+	    atomic_load(&b->gen) != 0;
 }
 
 int
@@ -231,13 +231,42 @@ pool_server_ok(const struct pool *p, unsigned i)
 	atomic_store(&p->servers[i].fails, 0);
 }
 
-/* Resolves HOST:PORT (numeric or a name, at load time).  0 or -1. */
+const struct sockaddr *
+backend_addr(const struct backend *b, socklen_t *len)
+{
+	unsigned g = atomic_load(&b->gen);
+
+	if (g == 0)
+		return NULL;
+	*len = b->addrlens[g & 1];
+	return (const struct sockaddr *)&b->addrs[g & 1];
+}
+
+int
+backend_set_addr(struct backend *b, const struct sockaddr *sa, socklen_t len)
+{
+	unsigned g = atomic_load(&b->gen);
+
+	if (g != 0 && b->addrlens[g & 1] == len && memcmp(&b->addrs[g & 1], sa, len) == 0)
+		return 0;
+	/* Readers use slot g & 1; write the other, then switch. */
+	memcpy(&b->addrs[(g + 1) & 1], sa, len);
+	b->addrlens[(g + 1) & 1] = len;
+	atomic_store(&b->gen, g + 1);
+	return 1;
+}
+
+/*
+ * Splits HOST:PORT or [V6]:PORT.  A numeric address is set at once; a name
+ * is kept for the main thread's resolver, so start-up never waits on DNS.
+ */
 static int
-resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *len, const char **why)
+parse_address(const char *hostport, struct backend *b, const char **why)
 {
 	char host[256], port[24];
 	const char *colon;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV }, *res = NULL;
 
 	if (hostport[0] == '[') {
 		const char *rb = strchr(hostport, ']');
@@ -253,16 +282,21 @@ resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *len, const
 	}
 	uint64_t pn;
 	if (units_count(colon + 1, 65535, &pn) < 0 || pn == 0)
-		return *why = "bad port", -1;
+		return *why = "expected a port from 1 to 65535", -1;
 	snprintf(port, sizeof(port), "%llu", (unsigned long long)pn);
-	int rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0 || res == NULL) {
-		*why = gai_strerror(rc);
-		return -1;
+	if (getaddrinfo(host, port, &hints, &res) == 0 && res != NULL) {
+		backend_set_addr(b, res->ai_addr, res->ai_addrlen);
+		freeaddrinfo(res);
+		return 0;
 	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
-	freeaddrinfo(res);
+	if (hostport[0] == '[')
+		return *why = "not an IPv6 address", -1;
+	for (const char *c = host; *c != '\0'; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		    *c == '-' || *c == '.' || *c == '_'))
+			return *why = "expected an IP address or a host name", -1;
+	b->host = strdup(host);
+	b->port = strdup(port);
 	return 0;
 }
 
@@ -277,14 +311,9 @@ parse_server(struct conf_ctx *ctx, const struct conf_kv *kv, struct backend *b)
 
 	b->weight = 1;
 	b->name = strdup(tok);
-	if (resolve(tok, &b->addr, &b->addrlen, &why) < 0) {
-		if (why != NULL && strncmp(why, "expected", 8) != 0 && strcmp(why, "bad port") != 0) {
-			/* A name that does not resolve now: the server stays down. */
-			b->addrlen = 0;
-		} else {
-			conf_err(ctx, kv->line, ctx->section, "server", "%s, not \"%s\"", why, tok);
-			rc = -1;
-		}
+	if (parse_address(tok, b, &why) < 0) {
+		conf_err(ctx, kv->line, ctx->section, "server", "%s, not \"%s\"", why, tok);
+		rc = -1;
 	}
 	while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
 		if (strncmp(tok, "weight=", 7) == 0 && units_count(tok + 7, 1000, &v) == 0 && v > 0)
@@ -337,7 +366,7 @@ parse_health(struct conf_ctx *ctx, const struct conf_kv *kv, struct pool *p)
 
 static const char *const pool_keys[] = {
 	"server", "balance", "keepalive", "keepalive_timeout", "connect_timeout", "send_timeout",
-	"read_timeout", "tunnel_timeout", "retries", "max_fails", "fail_timeout", "health_check", "rise", "fall", NULL,
+	"read_timeout", "tunnel_timeout", "resolve", "retries", "max_fails", "fail_timeout", "health_check", "rise", "fall", NULL,
 };
 
 static int
@@ -381,6 +410,7 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	p->send_timeout = 30000;
 	p->read_timeout = 30000;
 	p->tunnel_timeout = 3600000;
+	p->resolve = 30000;
 	p->retries = 1;
 	p->max_fails = 1;
 	p->fail_timeout = 10000;
@@ -430,6 +460,8 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 			rc |= kv_duration(ctx, kv, &p->send_timeout);
 		} else if (strcmp(k, "read_timeout") == 0) {
 			rc |= kv_duration(ctx, kv, &p->read_timeout);
+		} else if (strcmp(k, "resolve") == 0) {
+			rc |= kv_duration(ctx, kv, &p->resolve);
 		} else if (strcmp(k, "tunnel_timeout") == 0) {
 			rc |= kv_duration(ctx, kv, &p->tunnel_timeout);
 		} else if (strcmp(k, "retries") == 0) {
@@ -464,8 +496,11 @@ pool_free(void *arg)
 
 	if (p == NULL)
 		return;
-	for (unsigned i = 0; i < p->nservers; i++)
+	for (unsigned i = 0; i < p->nservers; i++) {
 		free(p->servers[i].name);
+		free(p->servers[i].host);
+		free(p->servers[i].port);
+	}
 	free(p->servers);
 	free(p->name);
 	free(p->hash_header);

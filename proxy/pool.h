@@ -18,8 +18,15 @@
 
 struct backend {
 	char *name;                        /* HOST:PORT as written */
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	char *host, *port;                 /* a name to resolve, NULL when numeric */
+	/*
+	 * The address, double-buffered: the main thread's resolver writes the
+	 * slot not in use, then publishes it by bumping gen; gen 0 means not
+	 * resolved yet.  Read through backend_addr.
+	 */
+	struct sockaddr_storage addrs[2];
+	socklen_t addrlens[2];
+	_Atomic unsigned gen;
 	unsigned weight;
 	unsigned max_conns;                /* 0: no limit */
 	int backup;
@@ -59,6 +66,7 @@ struct pool {
 	int64_t send_timeout;
 	int64_t read_timeout;
 	int64_t tunnel_timeout;             /* idle limit of an upgraded (WebSocket) connection */
+	int64_t resolve;                    /* how often names are looked up again */
 	unsigned retries;
 	unsigned max_fails;
 	int64_t fail_timeout;
@@ -100,6 +108,10 @@ int pool_server_up(const struct pool *p, unsigned i, int64_t now);
 /* Records a failure of server i (passive health: max_fails within fail_timeout). */
 void pool_server_failed(const struct pool *p, unsigned i);
 void pool_server_ok(const struct pool *p, unsigned i);
+/* The server's current address, or NULL while its name is unresolved. */
+const struct sockaddr *backend_addr(const struct backend *b, socklen_t *len);
+/* Publishes a new address (main thread only).  Returns 1 if it changed. */
+int backend_set_addr(struct backend *b, const struct sockaddr *sa, socklen_t len);
 /* 64-bit hash of bytes (for hash keys). */
 uint64_t pool_hash(const void *data, size_t len);
 

@@ -22,6 +22,7 @@
 #include "common/units.h"
 #include "proxy/health.h"
 #include "proxy/pool.h"
+#include "proxy/resolve.h"
 
 #define UPSTREAM_IN_SIZE (32 * 1024)
 #define MAX_TRUSTED 16
@@ -487,7 +488,13 @@ u_connect(struct proxy_req *pr, unsigned idx)
 
 	if (u == NULL)
 		return NULL;
-	u->fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	socklen_t alen;
+	const struct sockaddr *sa = backend_addr(b, &alen);
+	if (sa == NULL) {
+		free(u);
+		return NULL;
+	}
+	u->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (u->fd < 0) {
 		free(u);
 		return NULL;
@@ -499,7 +506,7 @@ u_connect(struct proxy_req *pr, unsigned idx)
 	event_assign(&u->ev, u->base, u->fd, EV_WRITE, u_on_event, u);
 	/* Refused at once (loopback does that) or in progress: either way the
 	 * socket turns writable and u_on_event looks at the outcome. */
-	(void)connect(u->fd, (const struct sockaddr *)&b->addr, b->addrlen);
+	(void)connect(u->fd, sa, alen);
 	u->state = U_CONNECTING;
 	return u;
 }
@@ -1170,7 +1177,7 @@ proxy_section_status(const struct conf_section *sec, struct sbuf *out)
 	for (unsigned i = 0; i < p->nservers; i++) {
 		const struct backend *b = &p->servers[i];
 		uint64_t req = atomic_load(&b->requests);
-		const char *state = b->disabled ? "disabled" : b->addrlen == 0 ? "unresolved" :
+		const char *state = b->disabled ? "disabled" : atomic_load(&b->gen) == 0 ? "unresolved" :
 		    atomic_load(&b->health_down) ? "down" :
 		    atomic_load(&b->down_until) > now ? "failed" : "up";
 		sbuf_str(out, i ? ",{\"name\":\"" : "{\"name\":\"");
@@ -1182,6 +1189,36 @@ proxy_section_status(const struct conf_section *sec, struct sbuf *out)
 		    req ? (double)atomic_load(&b->latency_us_total) / 1000.0 / (double)req : 0.0);
 	}
 	sbuf_str(out, "]}");
+}
+
+/* The proxy's main-thread work: name lookups and health checks. */
+struct proxy_main {
+	void *resolver;
+	void *checker;
+};
+
+static void *
+proxy_main_start(struct event_base *base, const struct config *conf)
+{
+	struct proxy_main *pm = calloc(1, sizeof(*pm));
+
+	if (pm == NULL)
+		return NULL;
+	pm->resolver = resolve_start(base, conf);
+	pm->checker = health_start(base, conf);
+	return pm;
+}
+
+static void
+proxy_main_stop(void *state)
+{
+	struct proxy_main *pm = state;
+
+	if (pm == NULL)
+		return;
+	health_stop(pm->checker);
+	resolve_stop(pm->resolver);
+	free(pm);
 }
 
 static const char *const proxy_keys[] = {
@@ -1199,8 +1236,8 @@ const struct handler_ops proxy_ops = {
 	.configure_section = proxy_configure_section,
 	.free_section = pool_free,
 	.section_status = proxy_section_status,
-	.main_start = health_start,
-	.main_stop = health_stop,
+	.main_start = proxy_main_start,
+	.main_stop = proxy_main_stop,
 	.start = proxy_start,
 	.body = proxy_body,
 	.writable = proxy_writable,
