@@ -10,9 +10,10 @@
 #include <string.h>
 
 #include "common/handler.h"
+#include "common/tls.h"
 #include "common/units.h"
 
-enum key_type { K_STR, K_DURATION, K_SIZE, K_COUNT, K_BOOL, K_WORKERS, K_LOGLEVEL, K_LOGFMT };
+enum key_type { K_STR, K_LIST, K_DURATION, K_SIZE, K_COUNT, K_BOOL, K_WORKERS, K_LOGLEVEL, K_LOGFMT };
 
 /* One settable key of [global] or [listen:NAME]; defaults live only here. */
 struct key_def {
@@ -52,6 +53,11 @@ static const struct key_def global_keys[] = {
 static const struct key_def listen_keys[] = {
 	{ "address", K_STR, L(address), NULL, 0, 0 },
 	{ "backlog", K_COUNT, L(backlog), "511", 1, 65535 },
+	{ "tls_cert", K_LIST, L(tls_cert), NULL, 0, 0 },
+	{ "tls_key", K_LIST, L(tls_key), NULL, 0, 0 },
+	{ "tls_min_version", K_STR, L(tls_min_version), "TLSv1.2", 0, 0 },
+	{ "tls_ciphers", K_STR, L(tls_ciphers), "ECDHE+AESGCM:ECDHE+CHACHA20", 0, 0 },
+	{ "tls_ciphersuites", K_STR, L(tls_ciphersuites), NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 #undef L
@@ -234,6 +240,18 @@ set_value(const struct key_def *def, void *obj, const char *value, const char **
 		*(char **)field = copy;
 		return 0;
 	}
+	case K_LIST: {
+		struct conf_strlist *l = (struct conf_strlist *)field;
+		char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+		if (v == NULL || (v[l->n] = strdup(value)) == NULL) {
+			if (v != NULL)
+				l->v = v;
+			return *why = "out of memory", -1;
+		}
+		l->v = v;
+		l->n++;
+		return 0;
+	}
 	case K_DURATION:
 		if (units_duration(value, &ms) < 0)
 			return *why = "expected a duration such as 500ms, 10s, 5m", -1;
@@ -349,7 +367,7 @@ set_table_key(struct loader *ld, const struct key_def *defs, void *obj,
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "unknown key%s", hint);
 		return;
 	}
-	if ((prev = note_seen(ld, name)) != 0) {
+	if (d->type != K_LIST && (prev = note_seen(ld, name)) != 0) {
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name,
 		    "given twice (first on line %d)", prev);
 		return;
@@ -721,6 +739,8 @@ check_listens(struct loader *ld)
 			    "expected HOST:PORT, [IPV6]:PORT or :PORT, not \"%s\"", l->address);
 			continue;
 		}
+		if (l->tls_cert.n > 0 || l->tls_key.n > 0)
+			l->tls = tls_listener_new(ld->ctx, l, sec);
 		for (size_t j = 0; j < i; j++)
 			if (c->listens[j].addrlen == l->addrlen &&
 			    memcmp(&c->listens[j].addr, &l->addr, l->addrlen) == 0 &&
@@ -959,8 +979,19 @@ config_free(struct config *c)
 	free(c->global.error_log);
 	free(c->global.access_log);
 	for (size_t i = 0; i < c->nlistens; i++) {
-		free(c->listens[i].name);
-		free(c->listens[i].address);
+		struct conf_listen *l = &c->listens[i];
+		free(l->name);
+		free(l->address);
+		for (size_t j = 0; j < l->tls_cert.n; j++)
+			free(l->tls_cert.v[j]);
+		for (size_t j = 0; j < l->tls_key.n; j++)
+			free(l->tls_key.v[j]);
+		free(l->tls_cert.v);
+		free(l->tls_key.v);
+		free(l->tls_min_version);
+		free(l->tls_ciphers);
+		free(l->tls_ciphersuites);
+		tls_listener_free(l->tls);
 	}
 	free(c->listens);
 	for (size_t i = 0; i < c->nroutes; i++) {
@@ -1014,6 +1045,10 @@ dump_table(const struct key_def *defs, const void *obj, FILE *out)
 		case K_STR:
 			if (*(char *const *)field != NULL)
 				dump_kv(out, d->name, *(char *const *)field);
+			break;
+		case K_LIST:
+			for (size_t i = 0; i < ((const struct conf_strlist *)field)->n; i++)
+				dump_kv(out, d->name, ((const struct conf_strlist *)field)->v[i]);
 			break;
 		case K_DURATION:
 			units_format_duration(*(const int64_t *)field, buf, sizeof(buf));

@@ -44,6 +44,14 @@ struct conf_global {
 	int server_tokens;
 };
 
+/* A key that may be given several times, in order. */
+struct conf_strlist {
+	char **v;
+	size_t n;
+};
+
+struct tls_listener;
+
 struct conf_listen {
 	char *name;
 	int line;
@@ -51,6 +59,12 @@ struct conf_listen {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	uint64_t backlog;
+	struct conf_strlist tls_cert; /* PEM chains; with tls_key, in pairs */
+	struct conf_strlist tls_key;
+	char *tls_min_version;
+	char *tls_ciphers;
+	char *tls_ciphersuites;
+	struct tls_listener *tls;     /* built from the keys above; NULL: plain HTTP */
 };
 
 /* One key = value line of a route, kept for handlers and for -T. */

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +18,7 @@
 #include "common/log.h"
 #include "common/route.h"
 #include "common/server.h"
+#include "common/tls.h"
 
 /* Stop parsing pipelined requests while this much output waits. */
 #define OUT_HIGH_WATER HTTP_OUT_HIGH_WATER
@@ -53,6 +57,9 @@ conn_arm(struct conn *c, short mode, const struct timeval *tv)
 {
 	short cur = event_get_events(&c->ev) & (EV_READ | EV_WRITE);
 
+	/* Decrypted bytes waiting inside OpenSSL will not wake the socket. */
+	if (c->ssl != NULL && mode == EV_READ && SSL_pending(c->ssl) > 0)
+		event_active(&c->ev, EV_READ, 0);
 	if (cur == mode && c->ev_tv == tv && event_pending(&c->ev, mode, NULL))
 		return;
 	if (cur != mode) {
@@ -98,9 +105,111 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	w->nconns++;
 	stats_add(&w->stats.connections_total, 1);
 	stats_add(&w->stats.connections_active, 1);
+	if (w->conf->listens[listen_idx].tls != NULL) {
+		c->ssl = tls_accept(w->conf->listens[listen_idx].tls, fd);
+		c->handshaking = 1;
+	}
 	event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
 	c->ev_tv = w->tv_header;
 	event_add(&c->ev, w->tv_header);
+	if (w->conf->listens[listen_idx].tls != NULL && c->ssl == NULL)
+		conn_close(c, "cannot start TLS");
+}
+
+/* recv(2) or SSL_read: bytes, 0 at the end of the stream, or -1 with errno
+ * (EAGAIN when the socket must become readable or writable first). */
+static ssize_t
+conn_recv(struct conn *c, void *buf, size_t len)
+{
+	if (c->ssl == NULL)
+		return recv(c->fd, buf, len, 0);
+	ERR_clear_error();
+	int n = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(c->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0; /* close_notify, or a plain close (SSL_OP_IGNORE_UNEXPECTED_EOF) */
+	default:
+		errno = ECONNRESET;
+		return -1;
+	}
+}
+
+/* send(2) or SSL_write, as conn_recv. */
+static ssize_t
+conn_send(struct conn *c, const void *buf, size_t len, int more)
+{
+	if (c->ssl == NULL)
+		return send(c->fd, buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+	ERR_clear_error();
+	int n = SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(c->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	default:
+		errno = EPIPE;
+		return -1;
+	}
+}
+
+/* File bytes to a TLS client: read in bounded chunks and encrypted (no
+ * sendfile there), never the whole file in memory. */
+static ssize_t
+conn_send_file_tls(struct conn *c, struct file_seg *sg, int fd)
+{
+	char chunk[16384];
+	size_t want = sg->len < (off_t)sizeof(chunk) ? (size_t)sg->len : sizeof(chunk);
+	ssize_t r = pread(fd, chunk, want, sg->off);
+
+	if (r <= 0)
+		return r;
+	ssize_t n = conn_send(c, chunk, (size_t)r, 0);
+	if (n > 0)
+		sg->off += n;
+	return n;
+}
+
+/* Drives the TLS handshake.  Returns 1 when done, 0 to wait, -1 if closed. */
+static int
+conn_handshake(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	ERR_clear_error();
+	int rc = SSL_do_handshake(c->ssl);
+	if (rc == 1) {
+		c->handshaking = 0;
+		conn_arm(c, EV_READ, w->tv_header);
+		return 1;
+	}
+	switch (SSL_get_error(c->ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		conn_arm(c, EV_READ, w->tv_header);
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		conn_arm(c, EV_WRITE, w->tv_header);
+		return 0;
+	default:
+		if (log_enabled(LOG_LVL_INFO) && worker_log_client_error(w)) {
+			char peer[INET6_ADDRSTRLEN], why[160];
+			unsigned long e = ERR_peek_last_error();
+			ERR_error_string_n(e, why, sizeof(why));
+			log_info("conn %d from %s: TLS handshake failed: %s", c->fd,
+			    conn_peer(c, peer, sizeof(peer)), e ? why : "connection closed");
+		}
+		ERR_clear_error();
+		conn_close(c, "TLS handshake failed");
+		return -1;
+	}
 }
 
 static void
@@ -147,6 +256,12 @@ conn_close(struct conn *c, const char *reason)
 	    c->x->req.route != NULL && c->x->req.route->handler->abort != NULL)
 		c->x->req.route->handler->abort(&c->x->req);
 	event_del(&c->ev);
+	if (c->ssl != NULL) {
+		if (!c->handshaking)
+			SSL_shutdown(c->ssl); /* close_notify, best effort: the socket is non-blocking */
+		SSL_free(c->ssl);
+		ERR_clear_error();
+	}
 	close(c->fd);
 	TAILQ_REMOVE(&w->conns, c, link);
 	w->nconns--;
@@ -851,13 +966,13 @@ conn_flush(struct conn *c)
 
 		if (c->osent < upto) {
 			/* MSG_MORE: headers and the file data after them share segments. */
-			n = send(c->fd, c->obuf + c->osent, upto - c->osent,
-			    MSG_NOSIGNAL | (sg != NULL ? MSG_MORE : 0));
+			n = conn_send(c, c->obuf + c->osent, upto - c->osent, sg != NULL);
 			if (n > 0)
 				c->osent += (size_t)n;
 		} else if (sg != NULL) {
 			size_t chunk = sg->len > (1 << 30) ? (1 << 30) : (size_t)sg->len;
-			n = sendfile(c->fd, fo->fd, &sg->off, chunk);
+			n = c->ssl != NULL ? conn_send_file_tls(c, sg, fo->fd) :
+			    sendfile(c->fd, fo->fd, &sg->off, chunk);
 			if (n > 0 && (sg->len -= n) == 0)
 				fo->cur++;
 			if (n == 0) {
@@ -890,6 +1005,10 @@ conn_flush(struct conn *c)
 		}
 		/* An error answer: stop sending, but read what the client still
 		 * sends for a moment so our answer is not lost to a reset. */
+		if (c->ssl != NULL) {
+			SSL_shutdown(c->ssl);
+			ERR_clear_error();
+		}
 		shutdown(c->fd, SHUT_WR);
 		c->state = CONN_LINGER;
 		release_buffers(c);
@@ -1049,6 +1168,10 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		conn_on_timeout(c);
 		return;
 	}
+	if (c->handshaking) {
+		conn_handshake(c);
+		return;
+	}
 	if (what & EV_WRITE) {
 		if (conn_flush(c) == 0 && !c->writing && !c->closing)
 			conn_process(c);
@@ -1074,7 +1197,7 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, "read buffer full");
 		return;
 	}
-	ssize_t n = recv(c->fd, c->rbuf + c->rlen, room, 0);
+	ssize_t n = conn_recv(c, c->rbuf + c->rlen, room);
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;

@@ -75,6 +75,8 @@ struct conn {
 	unsigned linger : 1;           /* ... after draining what the client still sends */
 	unsigned writing : 1;          /* waiting for EV_WRITE */
 	unsigned in_loop : 1;          /* inside conn_process: output is flushed on the way out */
+	unsigned handshaking : 1;      /* TLS handshake not finished */
+	struct ssl_st *ssl;            /* NULL on plain HTTP listeners */
 	char *rbuf;                    /* from the worker's buffer pool, NULL while idle */
 	size_t rlen, rpos;             /* bytes in rbuf; start of unparsed input */
 	char *obuf;                    /* pending output, NULL while idle */

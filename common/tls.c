@@ -1,0 +1,251 @@
+#include "common/tls.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "common/config.h"
+#include "common/log.h"
+
+#define TLS_MAX_NAMES 64
+
+struct tls_cert {
+	SSL_CTX *ctx;
+	char *names[TLS_MAX_NAMES];   /* lower case; "*.example.com" for wildcards */
+	unsigned nnames;
+};
+
+struct tls_listener {
+	struct tls_cert *certs;
+	size_t n;
+};
+
+const char *
+tls_version(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION);
+}
+
+static const char *
+ssl_error(void)
+{
+	static _Thread_local char buf[256];
+	unsigned long e = ERR_peek_last_error();
+
+	if (e == 0)
+		return "unknown error";
+	ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return buf;
+}
+
+static void
+add_name(struct tls_cert *c, const char *name, size_t len)
+{
+	if (c->nnames == TLS_MAX_NAMES || len == 0 || len > 253)
+		return;
+	char *s = strndup(name, len);
+	if (s == NULL)
+		return;
+	for (char *p = s; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p += 32;
+	c->names[c->nnames++] = s;
+}
+
+/* The DNS names a certificate is for: its SAN entries, or its CN without any. */
+static void
+cert_names(struct tls_cert *c, X509 *x)
+{
+	GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+
+	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+		if (g->type == GEN_DNS)
+			add_name(c, (const char *)ASN1_STRING_get0_data(g->d.dNSName),
+			    (size_t)ASN1_STRING_length(g->d.dNSName));
+	}
+	if (sans != NULL)
+		GENERAL_NAMES_free(sans);
+	if (c->nnames == 0) {
+		char cn[256];
+		int n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn));
+		if (n > 0)
+			add_name(c, cn, (size_t)n);
+	}
+}
+
+static int
+name_matches(const char *pat, const char *host)
+{
+	if (pat[0] == '*' && pat[1] == '.') {
+		/* A wildcard covers one label: *.example.com is a.example.com, not a.b.example.com. */
+		const char *dot = strchr(host, '.');
+		return dot != NULL && dot != host && strcasecmp(dot, pat + 1) == 0;
+	}
+	return strcasecmp(pat, host) == 0;
+}
+
+static int
+on_servername(SSL *ssl, int *alert, void *arg)
+{
+	struct tls_listener *t = arg;
+	const char *host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+	(void)alert;
+	if (host == NULL)
+		return SSL_TLSEXT_ERR_OK; /* no SNI: the first (default) pair */
+	/* Exact names first, then wildcards. */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < t->n; i++)
+			for (unsigned k = 0; k < t->certs[i].nnames; k++) {
+				const char *pat = t->certs[i].names[k];
+				if ((pass == 0) != (pat[0] != '*'))
+					continue;
+				if (name_matches(pat, host)) {
+					if (t->certs[i].ctx != SSL_get_SSL_CTX(ssl))
+						SSL_set_SSL_CTX(ssl, t->certs[i].ctx);
+					return SSL_TLSEXT_ERR_OK;
+				}
+			}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static int
+on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+    unsigned int inlen, void *arg)
+{
+	static const unsigned char h11[] = "\x08http/1.1";
+	unsigned char *sel;
+
+	(void)ssl;
+	(void)arg;
+	if (SSL_select_next_proto(&sel, outlen, h11, sizeof(h11) - 1, in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_ALERT_FATAL; /* no http/1.1 offered: RFC 7301 */
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static int
+parse_version(const char *s)
+{
+	if (strcmp(s, "TLSv1.2") == 0 || strcmp(s, "1.2") == 0)
+		return TLS1_2_VERSION;
+	if (strcmp(s, "TLSv1.3") == 0 || strcmp(s, "1.3") == 0)
+		return TLS1_3_VERSION;
+	return -1;
+}
+
+static SSL_CTX *
+make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, size_t i,
+    struct tls_listener *t)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *cert = l->tls_cert.v[i], *key = l->tls_key.v[i];
+	int minv = parse_version(l->tls_min_version);
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, minv);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	    SSL_MODE_RELEASE_BUFFERS);
+	/* Resumption: the server-side cache and tickets live in the context all workers share. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"portico", 7);
+	if (l->tls_ciphers != NULL && SSL_CTX_set_cipher_list(ctx, l->tls_ciphers) != 1) {
+		conf_err(cctx, l->line, sec, "tls_ciphers", "%s", ssl_error());
+		goto fail;
+	}
+	if (l->tls_ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, l->tls_ciphersuites) != 1) {
+		conf_err(cctx, l->line, sec, "tls_ciphersuites", "%s", ssl_error());
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		conf_err(cctx, l->line, sec, "tls_cert", "%s: %s", cert, ssl_error());
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		conf_err(cctx, l->line, sec, "tls_key", "%s: %s", key, ssl_error());
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		conf_err(cctx, l->line, sec, "tls_key", "%s does not match %s", key, cert);
+		goto fail;
+	}
+	SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+	SSL_CTX_set_tlsext_servername_arg(ctx, t);
+	SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+struct tls_listener *
+tls_listener_new(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec)
+{
+	struct tls_listener *t;
+
+	if (l->tls_cert.n != l->tls_key.n) {
+		conf_err(cctx, l->line, sec, "tls_key", "%zu tls_cert but %zu tls_key: give them in pairs",
+		    l->tls_cert.n, l->tls_key.n);
+		return NULL;
+	}
+	if (parse_version(l->tls_min_version) < 0) {
+		conf_err(cctx, l->line, sec, "tls_min_version", "expected TLSv1.2 or TLSv1.3, not \"%s\"",
+		    l->tls_min_version);
+		return NULL;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL || (t->certs = calloc(l->tls_cert.n, sizeof(*t->certs))) == NULL) {
+		free(t);
+		return NULL;
+	}
+	for (size_t i = 0; i < l->tls_cert.n; i++) {
+		struct tls_cert *c = &t->certs[t->n];
+		if ((c->ctx = make_ctx(cctx, l, sec, i, t)) == NULL)
+			continue;
+		cert_names(c, SSL_CTX_get0_certificate(c->ctx));
+		t->n++;
+	}
+	if (t->n != l->tls_cert.n) {
+		tls_listener_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void
+tls_listener_free(struct tls_listener *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->n; i++) {
+		SSL_CTX_free(t->certs[i].ctx);
+		for (unsigned k = 0; k < t->certs[i].nnames; k++)
+			free(t->certs[i].names[k]);
+	}
+	free(t->certs);
+	free(t);
+}
+
+SSL *
+tls_accept(struct tls_listener *t, int fd)
+{
+	SSL *ssl = SSL_new(t->certs[0].ctx);
+
+	if (ssl == NULL)
+		return NULL;
+	if (SSL_set_fd(ssl, fd) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	SSL_set_accept_state(ssl);
+	return ssl;
+}

@@ -1,0 +1,34 @@
+/*
+ * tls: HTTPS listeners with OpenSSL.  A listener with tls_cert/tls_key
+ * pairs gets one SSL_CTX per pair; the client's SNI picks the pair whose
+ * certificate names it (exact or wildcard, from the certificate's own SAN
+ * and CN), else the first.  TLS 1.2 and 1.3 only by default, ALPN
+ * http/1.1, and a peer that closes without close_notify is an ordinary
+ * end of stream.  The contexts are shared by all workers (OpenSSL locks
+ * what it shares, such as the session cache and ticket keys).
+ */
+#ifndef PORTICO_TLS_H
+#define PORTICO_TLS_H
+
+#include <stddef.h>
+
+struct conf_ctx;
+struct conf_listen;
+struct ssl_st;
+
+struct tls_listener;
+
+/*
+ * Builds the TLS state of a listener from its keys, reporting problems
+ * (unreadable files, a key not matching its certificate, bad versions or
+ * cipher lists) with conf_err.  Returns NULL after an error.
+ */
+struct tls_listener *tls_listener_new(struct conf_ctx *ctx, const struct conf_listen *l,
+    const char *section);
+void tls_listener_free(struct tls_listener *t);
+/* A new server-side SSL for fd, or NULL. */
+struct ssl_st *tls_accept(struct tls_listener *t, int fd);
+/* Version strings for -V. */
+const char *tls_version(void);
+
+#endif
