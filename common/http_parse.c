@@ -797,8 +797,12 @@ http_parse_response(struct http_response *r, const char *buf, size_t len,
 
 	if (r->state == ST_LINE) {
 		n = line_end(p, end, &next);
-		if (n < 0)
-			return (size_t)(end - p) > lim->max_request_line ? resp_fail(r, "status line too long") : 0;
+		if (n < 0) {
+			size_t have = (size_t)(end - p);
+			if (have > 0 && end[-1] == '\r')
+				have--; /* maybe the first half of the CRLF */
+			return have > lim->max_request_line ? resp_fail(r, "status line too long") : 0;
+		}
 		if ((size_t)n > lim->max_request_line)
 			return resp_fail(r, "status line too long");
 		/* HTTP/1.x SP 3DIGIT SP reason (the reason may be empty, and so may its SP) */
