@@ -338,13 +338,13 @@ parse_server(struct conf_ctx *ctx, const struct conf_kv *kv, struct backend *b)
 static int
 parse_health(struct conf_ctx *ctx, const struct conf_kv *kv, struct pool *p)
 {
-	char m[16], path[160], every[8], dur[32], exp[8], range[32];
+	char m[16], path[160], every[8], dur[32], exp[8], range[32], junk;
 	int n = sscanf(kv->value, "%15s %159s %7s %31s %7s %31s", m, path, every, dur, exp, range);
 
 	if ((n != 4 && n != 6) || strcmp(every, "every") != 0 || path[0] != '/' ||
 	    units_duration(dur, &p->hc_interval) < 0 || p->hc_interval < 100 ||
 	    (n == 6 && (strcmp(exp, "expect") != 0 ||
-	    sscanf(range, "%d-%d", &p->hc_lo, &p->hc_hi) != 2 || p->hc_lo < 100 ||
+	    sscanf(range, "%d-%d%c", &p->hc_lo, &p->hc_hi, &junk) != 2 || p->hc_lo < 100 ||
 	    p->hc_hi > 599 || p->hc_lo > p->hc_hi))) {
 		conf_err(ctx, kv->line, ctx->section, "health_check",
 		    "expected \"METHOD /path every DURATION [expect 200-399]\", not \"%s\"", kv->value);
@@ -418,6 +418,15 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	p->fall = 3;
 	if (conf_check_keys(ctx, sec, pool_keys) > 0)
 		rc = -1;
+	/* Every key but server may be given once. */
+	for (size_t i = 0; i < sec->nkv; i++)
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(sec->kv[i].key, sec->kv[j].key) == 0 && strcmp(sec->kv[i].key, "server") != 0) {
+				conf_err(ctx, sec->kv[i].line, ctx->section, sec->kv[i].key,
+				    "given twice (first on line %d)", sec->kv[j].line);
+				rc = -1;
+				break;
+			}
 	for (size_t i = 0; i < sec->nkv; i++) {
 		const struct conf_kv *kv = &sec->kv[i];
 		const char *k = kv->key;

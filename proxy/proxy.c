@@ -292,22 +292,12 @@ pool_worker_for(struct request *r, const struct pool *pool)
 
 /* ---- the request head for the backend ---- */
 
+/* Whether a Connection field of the message names h (RFC 9110 7.6.1). */
 static int
-is_hop_header(const struct http_header *h, const struct http_request *hr)
+named_in_connection(const struct http_header *hs, unsigned n, const struct http_header *h)
 {
-	static const char *const hop[] = {
-		"connection", "keep-alive", "te", "trailer", "upgrade", "transfer-encoding",
-		"content-length", "host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-		NULL,
-	};
-	for (size_t i = 0; hop[i] != NULL; i++)
-		if (http_token_eq(h->name, h->name_len, hop[i]))
-			return 1;
-	if (h->name_len >= 6 && strncasecmp(h->name, "proxy-", 6) == 0)
-		return 1; /* Proxy-* is for the proxy, not the origin */
-	/* And whatever the Connection header names (RFC 9110 7.6.1). */
-	for (unsigned i = 0; i < hr->nheaders; i++) {
-		const struct http_header *c = &hr->headers[i];
+	for (unsigned i = 0; i < n; i++) {
+		const struct http_header *c = &hs[i];
 		if (!http_token_eq(c->name, c->name_len, "connection"))
 			continue;
 		const char *p = c->value, *end = p + c->value_len;
@@ -322,6 +312,23 @@ is_hop_header(const struct http_header *h, const struct http_request *hr)
 		}
 	}
 	return 0;
+}
+
+static int
+is_hop_header(const struct http_header *h, const struct http_request *hr)
+{
+	static const char *const hop[] = {
+		"connection", "keep-alive", "te", "trailer", "upgrade", "transfer-encoding",
+		"content-length", "host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+		NULL,
+	};
+	for (size_t i = 0; hop[i] != NULL; i++)
+		if (http_token_eq(h->name, h->name_len, hop[i]))
+			return 1;
+	if (h->name_len >= 6 && strncasecmp(h->name, "proxy-", 6) == 0)
+		return 1; /* Proxy-* is for the proxy, not the origin */
+	/* And whatever the Connection header names. */
+	return named_in_connection(hr->headers, hr->nheaders, h);
 }
 
 /* Appends the path for the backend: the target as sent, or with the route prefix stripped. */
@@ -405,7 +412,8 @@ build_head(struct proxy_req *pr)
 			sbuf_str(b, ", ");
 		}
 	}
-	sbuf_printf(b, "%s\r\nX-Forwarded-Proto: http\r\n", peer);
+	const char *proto = r->conn->ssl != NULL ? "https" : "http";
+	sbuf_printf(b, "%s\r\nX-Forwarded-Proto: %s\r\n", peer, proto);
 	if (hr->host != NULL && hr->host_len > 0) {
 		sbuf_str(b, "X-Forwarded-Host: ");
 		sbuf_add(b, hr->host, hr->host_len);
@@ -413,7 +421,8 @@ build_head(struct proxy_req *pr)
 	}
 	if (pc->forwarded) {
 		int v6 = strchr(peer, ':') != NULL;
-		sbuf_printf(b, "Forwarded: for=%s%s%s;proto=http", v6 ? "\"[" : "", peer, v6 ? "]\"" : "");
+		sbuf_printf(b, "Forwarded: for=%s%s%s;proto=%s", v6 ? "\"[" : "", peer, v6 ? "]\"" : "",
+		    proto);
 		if (hr->host != NULL && hr->host_len > 0) {
 			sbuf_str(b, ";host=\"");
 			sbuf_add(b, hr->host, hr->host_len);
@@ -693,6 +702,9 @@ attempt(struct proxy_req *pr)
 	}
 	pr->tried |= 1ULL << idx;
 	pr->attempts++;
+	/* Whatever an earlier server began to answer is forgotten. */
+	http_response_reset(&pr->resp);
+	pr->rs = R_HEAD;
 	struct upstream *u = LIST_FIRST(&pw->idle[idx]);
 	while (u != NULL && !idempotent(pr->r->hr) && !idle_alive(u)) {
 		/* A request we could not replay gets no connection the backend
@@ -786,7 +798,8 @@ copy_response_headers(struct proxy_req *pr)
 		for (k = 0; skip[k] != NULL; k++)
 			if (http_token_eq(h->name, h->name_len, skip[k]))
 				break;
-		if (skip[k] != NULL || h->name_len >= sizeof(name) || h->value_len >= sizeof(value))
+		if (skip[k] != NULL || h->name_len >= sizeof(name) || h->value_len >= sizeof(value) ||
+		    named_in_connection(rs->headers, rs->nheaders, h))
 			continue;
 		memcpy(name, h->name, h->name_len);
 		name[h->name_len] = '\0';
