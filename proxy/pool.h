@@ -88,6 +88,10 @@ struct pool_worker {
 	struct upstream_list idle[POOL_MAX_SERVERS];
 	unsigned nidle[POOL_MAX_SERVERS];
 	uint64_t rng;
+	/* The pool's timeouts as this worker's libevent common timeouts. */
+	const struct timeval *tv_connect, *tv_send, *tv_read, *tv_idle, *tv_tunnel;
+	void *spare;                        /* recycled request states (proxy.c) */
+	unsigned nspare;
 };
 
 struct conf_ctx;

@@ -52,7 +52,10 @@ struct proxy_req;
 /* One connection to a backend. */
 struct upstream {
 	int fd;
-	struct event ev;
+	struct event ev;             /* EV_READ, kept registered while connected */
+	struct event wev;            /* EV_WRITE, only while connecting or output waits */
+	const struct timeval *rtv;   /* the timeout ev is armed with */
+	unsigned rarmed : 1, warmed : 1;
 	struct event_base *base;
 	struct pool_worker *pw;
 	unsigned idx;
@@ -103,6 +106,7 @@ struct proxy_worker {
 };
 
 static void u_on_event(evutil_socket_t fd, short what, void *arg);
+static int u_write(struct upstream *u);
 static void attempt(struct proxy_req *pr);
 static int response_bytes(struct proxy_req *pr);
 static void retry_fresh(struct proxy_req *pr);
@@ -238,7 +242,10 @@ proxy_worker_new(void)
 static void
 upstream_free(struct upstream *u)
 {
-	event_del(&u->ev);
+	if (u->rarmed)
+		event_del(&u->ev);
+	if (u->warmed)
+		event_del(&u->wev);
 	close(u->fd);
 	sbuf_free(&u->out);
 	free(u->in);
@@ -258,6 +265,13 @@ proxy_worker_free(void *p)
 				LIST_REMOVE(u, link);
 				upstream_free(u);
 			}
+		}
+		while (pw->spare != NULL) {
+			struct proxy_req *pr = pw->spare;
+			pw->spare = pr->u;
+			sbuf_free(&pr->head);
+			sbuf_free(&pr->replay);
+			free(pr);
 		}
 		free(pw);
 	}
@@ -284,6 +298,14 @@ pool_worker_for(struct request *r, const struct pool *pool)
 		return NULL;
 	pw->pool = pool;
 	pw->rng = (uint64_t)(uintptr_t)pw ^ (uint64_t)pool_now_ms();
+	struct event_base *base = r->conn->w->base;
+#define CT(ms) event_base_init_common_timeout(base, &(struct timeval){ (ms) / 1000, ((ms) % 1000) * 1000 })
+	pw->tv_connect = CT(pool->connect_timeout);
+	pw->tv_send = CT(pool->send_timeout);
+	pw->tv_read = CT(pool->read_timeout);
+	pw->tv_idle = CT(pool->keepalive_timeout);
+	pw->tv_tunnel = CT(pool->tunnel_timeout);
+#undef CT
 	for (unsigned s = 0; s < POOL_MAX_SERVERS; s++)
 		LIST_INIT(&pw->idle[s]);
 	v[pxw->n++] = pw;
@@ -458,34 +480,46 @@ build_head(struct proxy_req *pr)
 
 /* ---- upstream connections ---- */
 
+/*
+ * Registers what u waits for in its state.  The read event stays in epoll
+ * for the connection's life and only its (common) timeout changes, so a
+ * kept-alive connection costs no epoll_ctl per request; the write event is
+ * there only while connecting or while output is backed up.
+ */
 static void
 u_arm(struct upstream *u)
 {
-	const struct pool *p = u->pw->pool;
-	short mode = EV_READ | EV_PERSIST;
-	int64_t ms = p->read_timeout;
-	struct timeval tv;
+	const struct pool_worker *pw = u->pw;
+	const struct timeval *rtv = NULL;
+	int want_read = 1, want_write = 0;
+	const struct timeval *wtv = pw->tv_send;
 
 	if (u->state == U_CONNECTING) {
-		mode = EV_WRITE | EV_PERSIST;
-		ms = p->connect_timeout;
+		want_read = 0;
+		want_write = 1;
+		wtv = pw->tv_connect;
 	} else if (u->state == U_IDLE) {
-		ms = p->keepalive_timeout;
+		rtv = pw->tv_idle;
 	} else {
-		if (u->pr != NULL && u->pr->rs == R_TUNNEL)
-			ms = p->tunnel_timeout;
-		if (u->osent < u->out.len) {
-			mode |= EV_WRITE;
-			ms = p->send_timeout;
-		}
-		if (u->pr != NULL && u->pr->reading_paused)
-			mode &= ~EV_READ;
+		rtv = u->pr != NULL && u->pr->rs == R_TUNNEL ? pw->tv_tunnel : pw->tv_read;
+		want_write = u->osent < u->out.len;
+		want_read = !(u->pr != NULL && u->pr->reading_paused);
 	}
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	event_del(&u->ev);
-	event_assign(&u->ev, u->base, u->fd, mode, u_on_event, u);
-	event_add(&u->ev, &tv);
+	if (want_read && (!u->rarmed || u->rtv != rtv)) {
+		event_add(&u->ev, rtv);
+		u->rarmed = 1;
+		u->rtv = rtv;
+	} else if (!want_read && u->rarmed) {
+		event_del(&u->ev);
+		u->rarmed = 0;
+	}
+	if (want_write && !u->warmed) {
+		event_add(&u->wev, wtv);
+		u->warmed = 1;
+	} else if (!want_write && u->warmed) {
+		event_del(&u->wev);
+		u->warmed = 0;
+	}
 }
 
 static struct upstream *
@@ -512,7 +546,8 @@ u_connect(struct proxy_req *pr, unsigned idx)
 	u->base = pr->r->conn->w->base;
 	u->pw = pr->pw;
 	u->idx = idx;
-	event_assign(&u->ev, u->base, u->fd, EV_WRITE, u_on_event, u);
+	event_assign(&u->ev, u->base, u->fd, EV_READ | EV_PERSIST, u_on_event, u);
+	event_assign(&u->wev, u->base, u->fd, EV_WRITE | EV_PERSIST, u_on_event, u);
 	/* Refused at once (loopback does that) or in progress: either way the
 	 * socket turns writable and u_on_event looks at the outcome. */
 	(void)connect(u->fd, sa, alen);
@@ -542,12 +577,43 @@ u_release(struct upstream *u, int reusable)
 
 /* ---- the exchange ---- */
 
+#define SPARE_MAX 64 /* request states a worker keeps for reuse, per pool */
+
+/* Returns pr to its worker's spares (its buffers kept), or frees it. */
 static void
 pr_free(struct proxy_req *pr)
 {
+	struct pool_worker *pw = pr->pw;
+
+	if (pw->nspare < SPARE_MAX && pr->replay.cap <= REPLAY_MAX && pr->head.cap <= 16384) {
+		pr->u = pw->spare; /* the spare list links through u */
+		pw->spare = pr;
+		pw->nspare++;
+		return;
+	}
 	sbuf_free(&pr->head);
 	sbuf_free(&pr->replay);
 	free(pr);
+}
+
+/* A clean request state, recycled when one is spare. */
+static struct proxy_req *
+pr_new(struct pool_worker *pw)
+{
+	struct proxy_req *pr = pw->spare;
+
+	if (pr == NULL)
+		return calloc(1, sizeof(*pr));
+	pw->spare = pr->u;
+	pw->nspare--;
+	struct sbuf head = pr->head, replay = pr->replay;
+	/* Everything before the response head; http_response_reset does the rest. */
+	memset(pr, 0, offsetof(struct proxy_req, resp));
+	pr->head = head;
+	pr->replay = replay;
+	pr->head.len = pr->replay.len = 0;
+	pr->head.failed = pr->replay.failed = 0;
+	return pr;
 }
 
 static void
@@ -741,6 +807,9 @@ attempt(struct proxy_req *pr)
 	sbuf_add(&u->out, pr->head.p, pr->head.len);
 	if (pr->replay.len > 0)
 		sbuf_add(&u->out, pr->replay.p, pr->replay.len);
+	/* A kept-alive connection takes the request at once: no wait for writable. */
+	if (u->state == U_ACTIVE && u_write(u) < 0)
+		return;
 	u_arm(u);
 }
 
@@ -1073,13 +1142,14 @@ static void
 proxy_start(struct request *r)
 {
 	const struct proxy_conf *pc = r->route->hconf;
-	struct proxy_req *pr = calloc(1, sizeof(*pr));
+	struct pool_worker *pw = pool_worker_for(r, pc->pool);
+	struct proxy_req *pr = pw != NULL ? pr_new(pw) : NULL;
 
-	if (pr == NULL || (pr->pw = pool_worker_for(r, pc->pool)) == NULL) {
-		free(pr);
+	if (pr == NULL) {
 		http_resp_error(r, 500);
 		return;
 	}
+	pr->pw = pw;
 	pr->r = r;
 	pr->pc = pc;
 	pr->t0 = pool_now_ms();
