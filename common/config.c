@@ -372,8 +372,18 @@ set_table_key(struct loader *ld, const struct key_def *defs, void *obj,
 		    "given twice (first on line %d)", prev);
 		return;
 	}
-	if (set_value(d, obj, value, &why) < 0)
+	if (set_value(d, obj, value, &why) < 0) {
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "%s, not \"%s\"", why, value);
+		return;
+	}
+	if (d->type == K_LIST) {
+		struct conf_strlist *l = (struct conf_strlist *)((char *)obj + d->off);
+		int *lines = realloc(l->lines, l->n * sizeof(*lines));
+		if (lines != NULL) {
+			l->lines = lines;
+			lines[l->n - 1] = ld->lineno;
+		}
+	}
 }
 
 static const struct handler_ops *
@@ -716,6 +726,21 @@ seen_line(const struct loader *ld, const char *section, const char *key)
 	return 0;
 }
 
+struct key_lines {
+	const struct loader *ld;
+	const char *section;
+};
+
+/* The line a single-valued key of a listener was given on, else its header's. */
+static int
+listen_key_line(const void *arg, const char *key)
+{
+	const struct key_lines *kl = arg;
+	int line = seen_line(kl->ld, kl->section, key);
+
+	return line;
+}
+
 static void
 check_listens(struct loader *ld)
 {
@@ -739,8 +764,10 @@ check_listens(struct loader *ld)
 			    "expected HOST:PORT, [IPV6]:PORT or :PORT, not \"%s\"", l->address);
 			continue;
 		}
-		if (l->tls_cert.n > 0 || l->tls_key.n > 0)
-			l->tls = tls_listener_new(ld->ctx, l, sec);
+		if (l->tls_cert.n > 0 || l->tls_key.n > 0) {
+			struct key_lines kl = { ld, sec };
+			l->tls = tls_listener_new(ld->ctx, l, sec, listen_key_line, &kl);
+		}
 		for (size_t j = 0; j < i; j++)
 			if (c->listens[j].addrlen == l->addrlen &&
 			    memcmp(&c->listens[j].addr, &l->addr, l->addrlen) == 0 &&
@@ -988,6 +1015,8 @@ config_free(struct config *c)
 			free(l->tls_key.v[j]);
 		free(l->tls_cert.v);
 		free(l->tls_key.v);
+		free(l->tls_cert.lines);
+		free(l->tls_key.lines);
 		free(l->tls_min_version);
 		free(l->tls_ciphers);
 		free(l->tls_ciphersuites);

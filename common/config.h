@@ -47,6 +47,7 @@ struct conf_global {
 /* A key that may be given several times, in order. */
 struct conf_strlist {
 	char **v;
+	int *lines;                   /* where each was given */
 	size_t n;
 };
 

@@ -106,8 +106,13 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	stats_add(&w->stats.connections_total, 1);
 	stats_add(&w->stats.connections_active, 1);
 	if (w->conf->listens[listen_idx].tls != NULL) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
 		c->ssl = tls_accept(w->conf->listens[listen_idx].tls, fd);
 		c->handshaking = 1;
+		/* The whole handshake within header_timeout, however it trickles in. */
+		c->hs_deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 +
+		    w->conf->global.header_timeout;
 	}
 	event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
 	c->ev_tv = w->tv_header;
@@ -192,9 +197,17 @@ conn_handshake(struct conn *c)
 		conn_arm(c, EV_READ, w->tv_header);
 		return 1;
 	}
-	switch (SSL_get_error(c->ssl, rc)) {
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t left = c->hs_deadline - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	int err = SSL_get_error(c->ssl, rc);
+	if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && left <= 0) {
+		conn_close(c, "TLS handshake too slow");
+		return -1;
+	}
+	switch (err) {
 	case SSL_ERROR_WANT_READ:
-		conn_arm(c, EV_READ, w->tv_header);
+		arm_deadline(c, (uint64_t)left);
 		return 0;
 	case SSL_ERROR_WANT_WRITE:
 		conn_arm(c, EV_WRITE, w->tv_header);

@@ -1,5 +1,7 @@
 #include "common/tls.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -141,16 +143,49 @@ parse_version(const char *s)
 	return -1;
 }
 
+/* Where a key was given: the list entry's line, the key's, or the section's. */
+struct lines {
+	const struct conf_listen *l;
+	int (*line_of)(const void *, const char *);
+	const void *arg;
+};
+
+static int
+key_line(const struct lines *ln, const char *key)
+{
+	int line = ln->line_of != NULL ? ln->line_of(ln->arg, key) : 0;
+
+	return line > 0 ? line : ln->l->line;
+}
+
+/* A readable file, or a message saying why not (OpenSSL's own says "system lib"). */
+static int
+readable(struct conf_ctx *cctx, int line, const char *sec, const char *key, const char *path)
+{
+	FILE *fp = fopen(path, "r");
+
+	if (fp == NULL) {
+		conf_err(cctx, line, sec, key, "cannot read %s: %s", path, strerror(errno));
+		return 0;
+	}
+	fclose(fp);
+	return 1;
+}
+
 static SSL_CTX *
 make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, size_t i,
-    struct tls_listener *t)
+    struct tls_listener *t, const struct lines *ln)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	const char *cert = l->tls_cert.v[i], *key = l->tls_key.v[i];
 	int minv = parse_version(l->tls_min_version);
+	int cline = l->tls_cert.lines != NULL ? l->tls_cert.lines[i] : l->line;
+	int kline = l->tls_key.lines != NULL ? l->tls_key.lines[i] : l->line;
 
 	if (ctx == NULL)
 		return NULL;
+	if (!readable(cctx, cline, sec, "tls_cert", cert) || !readable(cctx, kline, sec, "tls_key", key))
+		goto fail;
 	SSL_CTX_set_min_proto_version(ctx, minv);
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
@@ -160,23 +195,23 @@ make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, si
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"portico", 7);
 	if (l->tls_ciphers != NULL && SSL_CTX_set_cipher_list(ctx, l->tls_ciphers) != 1) {
-		conf_err(cctx, l->line, sec, "tls_ciphers", "%s", ssl_error());
+		conf_err(cctx, key_line(ln, "tls_ciphers"), sec, "tls_ciphers", "%s", ssl_error());
 		goto fail;
 	}
 	if (l->tls_ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, l->tls_ciphersuites) != 1) {
-		conf_err(cctx, l->line, sec, "tls_ciphersuites", "%s", ssl_error());
+		conf_err(cctx, key_line(ln, "tls_ciphersuites"), sec, "tls_ciphersuites", "%s", ssl_error());
 		goto fail;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		conf_err(cctx, l->line, sec, "tls_cert", "%s: %s", cert, ssl_error());
+		conf_err(cctx, cline, sec, "tls_cert", "%s: %s", cert, ssl_error());
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		conf_err(cctx, l->line, sec, "tls_key", "%s: %s", key, ssl_error());
+		conf_err(cctx, kline, sec, "tls_key", "%s: %s", key, ssl_error());
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		conf_err(cctx, l->line, sec, "tls_key", "%s does not match %s", key, cert);
+		conf_err(cctx, kline, sec, "tls_key", "%s does not match %s", key, cert);
 		goto fail;
 	}
 	SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
@@ -189,17 +224,23 @@ fail:
 }
 
 struct tls_listener *
-tls_listener_new(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec)
+tls_listener_new(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec,
+    int (*line_of)(const void *, const char *), const void *arg)
 {
 	struct tls_listener *t;
+	struct lines ln = { l, line_of, arg };
 
 	if (l->tls_cert.n != l->tls_key.n) {
-		conf_err(cctx, l->line, sec, "tls_key", "%zu tls_cert but %zu tls_key: give them in pairs",
+		/* Point at the last of the longer list: that one has no partner. */
+		const struct conf_strlist *longer = l->tls_cert.n > l->tls_key.n ? &l->tls_cert : &l->tls_key;
+		int line = longer->lines != NULL ? longer->lines[longer->n - 1] : l->line;
+		conf_err(cctx, line, sec, "tls_key", "%zu tls_cert but %zu tls_key: give them in pairs",
 		    l->tls_cert.n, l->tls_key.n);
 		return NULL;
 	}
 	if (parse_version(l->tls_min_version) < 0) {
-		conf_err(cctx, l->line, sec, "tls_min_version", "expected TLSv1.2 or TLSv1.3, not \"%s\"",
+		conf_err(cctx, key_line(&ln, "tls_min_version"), sec, "tls_min_version",
+		    "expected TLSv1.2 or TLSv1.3, not \"%s\"",
 		    l->tls_min_version);
 		return NULL;
 	}
@@ -209,7 +250,7 @@ tls_listener_new(struct conf_ctx *cctx, const struct conf_listen *l, const char 
 	}
 	for (size_t i = 0; i < l->tls_cert.n; i++) {
 		struct tls_cert *c = &t->certs[t->n];
-		if ((c->ctx = make_ctx(cctx, l, sec, i, t)) == NULL)
+		if ((c->ctx = make_ctx(cctx, l, sec, i, t, &ln)) == NULL)
 			continue;
 		cert_names(c, SSL_CTX_get0_certificate(c->ctx));
 		t->n++;
