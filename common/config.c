@@ -58,6 +58,7 @@ static const struct key_def listen_keys[] = {
 	{ "tls_min_version", K_STR, L(tls_min_version), "TLSv1.2", 0, 0 },
 	{ "tls_ciphers", K_STR, L(tls_ciphers), "ECDHE+AESGCM:ECDHE+CHACHA20", 0, 0 },
 	{ "tls_ciphersuites", K_STR, L(tls_ciphersuites), NULL, 0, 0 },
+	{ "hsts", K_STR, L(hsts), NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 #undef L
@@ -764,6 +765,12 @@ check_listens(struct loader *ld)
 			    "expected HOST:PORT, [IPV6]:PORT or :PORT, not \"%s\"", l->address);
 			continue;
 		}
+		if (l->hsts != NULL && l->tls_cert.n == 0)
+			conf_err(ld->ctx, seen_line(ld, sec, "hsts"), sec, "hsts",
+			    "only for HTTPS listeners (give tls_cert and tls_key)");
+		if (l->hsts != NULL && strncmp(l->hsts, "max-age=", 8) != 0)
+			conf_err(ld->ctx, seen_line(ld, sec, "hsts"), sec, "hsts",
+			    "expected \"max-age=SECONDS[; includeSubDomains][; preload]\"");
 		if (l->tls_cert.n > 0 || l->tls_key.n > 0) {
 			struct key_lines kl = { ld, sec };
 			l->tls = tls_listener_new(ld->ctx, l, sec, listen_key_line, &kl);
@@ -1020,6 +1027,7 @@ config_free(struct config *c)
 		free(l->tls_min_version);
 		free(l->tls_ciphers);
 		free(l->tls_ciphersuites);
+		free(l->hsts);
 		tls_listener_free(l->tls);
 	}
 	free(c->listens);

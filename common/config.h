@@ -65,6 +65,7 @@ struct conf_listen {
 	char *tls_min_version;
 	char *tls_ciphers;
 	char *tls_ciphersuites;
+	char *hsts;                   /* Strict-Transport-Security value on HTTPS answers */
 	struct tls_listener *tls;     /* built from the keys above; NULL: plain HTTP */
 };
 

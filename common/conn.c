@@ -429,6 +429,11 @@ http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
 	} else {
 		r->flags |= REQ_CLOSE; /* HTTP/1.0: the body ends when we close */
 	}
+	if (c->ssl != NULL && w->conf->listens[c->listen_idx].hsts != NULL) {
+		OUT_LIT(c, "Strict-Transport-Security: ");
+		out_str(c, w->conf->listens[c->listen_idx].hsts);
+		OUT_LIT(c, "\r\n");
+	}
 	if (status == 101)
 		return; /* the handler names the protocol: Connection: upgrade */
 	if (r->flags & REQ_CLOSE)

@@ -16,6 +16,8 @@
 
 struct return_conf {
 	int status;
+	int vars;            /* the text or URL holds $variables, expanded per request */
+	char *text;          /* the template, when vars */
 	char *location;      /* for 301, 302, 303, 307, 308 */
 	char *type;
 	char *body;
@@ -57,6 +59,96 @@ fail:
 	return -1;
 }
 
+/* The variables a return may use, like nginx's of the same names. */
+static const char *const var_names[] = { "scheme", "host", "request_uri", "uri", "args", NULL };
+
+/* Length of the variable name at s ("$name" or "${name}"), matched against
+ * var_names; sets *idx.  0 when s does not start a known variable. */
+static size_t
+var_at(const char *s, int *idx)
+{
+	int braced = s[1] == '{';
+	const char *n = s + 1 + braced;
+
+	for (int i = 0; var_names[i] != NULL; i++) {
+		size_t l = strlen(var_names[i]);
+		if (strncmp(n, var_names[i], l) != 0)
+			continue;
+		if (braced ? n[l] != '}' : (n[l] == '_' || (n[l] >= 'a' && n[l] <= 'z')))
+			continue;
+		*idx = i;
+		return 1 + (size_t)braced + l + (size_t)braced;
+	}
+	return 0;
+}
+
+/* The host a client asked for, port and trailing dot removed, lower case. */
+static void
+add_host(struct sbuf *out, const struct request *r)
+{
+	const char *h = r->hr->host;
+	size_t n = r->hr->host_len;
+
+	if (h == NULL || n == 0)
+		return;
+	if (h[0] == '[') {
+		const char *rb = memchr(h, ']', n);
+		n = rb != NULL ? (size_t)(rb - h) + 1 : n;
+	} else {
+		const char *colon = memchr(h, ':', n);
+		n = colon != NULL ? (size_t)(colon - h) : n;
+	}
+	if (n > 0 && h[n - 1] == '.')
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i] >= 'A' && h[i] <= 'Z' ? (char)(h[i] + 32) : h[i];
+		sbuf_add(out, &c, 1);
+	}
+}
+
+/* Appends tmpl with its variables replaced; HTML-escaped when html. */
+static void
+expand(struct sbuf *out, const char *tmpl, const struct request *r, int html)
+{
+	struct sbuf v = { 0 };
+
+	for (const char *p = tmpl; *p != '\0';) {
+		int idx;
+		size_t l = *p == '$' ? var_at(p, &idx) : 0;
+		if (l == 0) {
+			const char *q = strchr(p + 1, '$');
+			size_t run = q != NULL ? (size_t)(q - p) : strlen(p);
+			v.len = 0;
+			sbuf_add(&v, p, run);
+			p += run;
+		} else {
+			const struct http_request *hr = r->hr;
+			v.len = 0;
+			switch (idx) {
+			case 0: sbuf_str(&v, r->conn->ssl != NULL ? "https" : "http"); break;
+			case 1: add_host(&v, r); break;
+			case 2:
+				sbuf_add(&v, hr->path, hr->path_len);
+				if (hr->query != NULL) {
+					sbuf_str(&v, "?");
+					sbuf_add(&v, hr->query, hr->query_len);
+				}
+				break;
+			case 3: sbuf_urlpath(&v, r->npath); break;
+			case 4: if (hr->query != NULL) sbuf_add(&v, hr->query, hr->query_len); break;
+			}
+			p += l;
+		}
+		if (v.len == 0)
+			continue;
+		if (html)
+			sbuf_html(out, v.p);
+		else
+			sbuf_add(out, v.p, v.len);
+	}
+	sbuf_free(&v);
+}
+
 static void
 return_free(void *p)
 {
@@ -65,6 +157,7 @@ return_free(void *p)
 	if (rc == NULL)
 		return;
 	free(rc->location);
+	free(rc->text);
 	free(rc->type);
 	free(rc->body);
 	free(rc);
@@ -94,6 +187,17 @@ return_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 		return -1;
 	}
 	rc->status = (int)st;
+	for (const char *p = strchr(rest, '$'); p != NULL; p = strchr(p + 1, '$')) {
+		int idx;
+		if (var_at(p, &idx) == 0) {
+			conf_err(ctx, kv->line, ctx->section, "return",
+			    "unknown variable at \"%.20s\" (known: $scheme, $host, $request_uri, $uri, $args)", p);
+			return -1;
+		}
+		rc->vars = 1;
+	}
+	if (rc->vars)
+		rc->text = strdup(rest);
 	if (is_redirect(rc->status)) {
 		if (*rest == '\0' || file != NULL) {
 			conf_err(ctx, kv->line, ctx->section, "return",
@@ -129,11 +233,42 @@ return_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 	return 0;
 }
 
+/* A return whose text or URL has variables, built for this request. */
+static void
+return_expanded(struct request *r, const struct return_conf *rc)
+{
+	struct sbuf loc = { 0 }, body = { 0 };
+
+	if (rc->location != NULL) {
+		expand(&loc, rc->text, r, 0);
+		sbuf_str(&body, "<html><body><a href=\"");
+		expand(&body, rc->text, r, 1);
+		sbuf_str(&body, "\">moved here</a></body></html>\n");
+	} else {
+		expand(&body, rc->text, r, 0);
+	}
+	if (sbuf_failed(&loc) || sbuf_failed(&body)) {
+		http_resp_error(r, 500);
+	} else {
+		http_resp_start(r, rc->status, body.len > 0 ? rc->type : NULL, (int64_t)body.len);
+		if (rc->location != NULL)
+			http_resp_header(r, "Location", loc.p);
+		http_resp_body(r, body.p, body.len);
+		http_resp_end(r);
+	}
+	sbuf_free(&loc);
+	sbuf_free(&body);
+}
+
 static void
 return_start(struct request *r)
 {
 	const struct return_conf *rc = r->route->hconf;
 
+	if (rc->vars) {
+		return_expanded(r, rc);
+		return;
+	}
 	http_resp_start(r, rc->status, rc->body_len > 0 ? rc->type : NULL, (int64_t)rc->body_len);
 	if (rc->location != NULL)
 		http_resp_header(r, "Location", rc->location);
