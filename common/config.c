@@ -59,6 +59,8 @@ static const struct key_def listen_keys[] = {
 	{ "tls_ciphers", K_STR, L(tls_ciphers), "ECDHE+AESGCM:ECDHE+CHACHA20", 0, 0 },
 	{ "tls_ciphersuites", K_STR, L(tls_ciphersuites), NULL, 0, 0 },
 	{ "hsts", K_STR, L(hsts), NULL, 0, 0 },
+	{ "tls_client_ca", K_STR, L(tls_client_ca), NULL, 0, 0 },
+	{ "tls_verify_client", K_STR, L(tls_verify_client), "off", 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 #undef L
@@ -1028,6 +1030,8 @@ config_free(struct config *c)
 		free(l->tls_ciphers);
 		free(l->tls_ciphersuites);
 		free(l->hsts);
+		free(l->tls_client_ca);
+		free(l->tls_verify_client);
 		tls_listener_free(l->tls);
 	}
 	free(c->listens);

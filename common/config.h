@@ -66,6 +66,8 @@ struct conf_listen {
 	char *tls_ciphers;
 	char *tls_ciphersuites;
 	char *hsts;                   /* Strict-Transport-Security value on HTTPS answers */
+	char *tls_client_ca;          /* CA file client certificates are checked against */
+	char *tls_verify_client;      /* off, on, optional */
 	struct tls_listener *tls;     /* built from the keys above; NULL: plain HTTP */
 };
 

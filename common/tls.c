@@ -214,6 +214,27 @@ make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, si
 		conf_err(cctx, kline, sec, "tls_key", "%s does not match %s", key, cert);
 		goto fail;
 	}
+	if (strcmp(l->tls_verify_client, "off") != 0) {
+		int line = key_line(ln, "tls_client_ca");
+		STACK_OF(X509_NAME) *names;
+		if (l->tls_client_ca == NULL) {
+			conf_err(cctx, key_line(ln, "tls_verify_client"), sec, "tls_verify_client",
+			    "needs tls_client_ca");
+			goto fail;
+		}
+		if (!readable(cctx, line, sec, "tls_client_ca", l->tls_client_ca))
+			goto fail;
+		if (SSL_CTX_load_verify_locations(ctx, l->tls_client_ca, NULL) != 1 ||
+		    (names = SSL_load_client_CA_file(l->tls_client_ca)) == NULL) {
+			conf_err(cctx, line, sec, "tls_client_ca", "%s: %s", l->tls_client_ca, ssl_error());
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+		/* on: a certificate is required; optional: checked when one is sent. */
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+		    (strcmp(l->tls_verify_client, "on") == 0 ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
+		SSL_CTX_set_verify_depth(ctx, 8);
+	}
 	SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
 	SSL_CTX_set_tlsext_servername_arg(ctx, t);
 	SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
@@ -236,6 +257,12 @@ tls_listener_new(struct conf_ctx *cctx, const struct conf_listen *l, const char 
 		int line = longer->lines != NULL ? longer->lines[longer->n - 1] : l->line;
 		conf_err(cctx, line, sec, "tls_key", "%zu tls_cert but %zu tls_key: give them in pairs",
 		    l->tls_cert.n, l->tls_key.n);
+		return NULL;
+	}
+	if (strcmp(l->tls_verify_client, "off") != 0 && strcmp(l->tls_verify_client, "on") != 0 &&
+	    strcmp(l->tls_verify_client, "optional") != 0) {
+		conf_err(cctx, key_line(&ln, "tls_verify_client"), sec, "tls_verify_client",
+		    "expected off, on or optional, not \"%s\"", l->tls_verify_client);
 		return NULL;
 	}
 	if (parse_version(l->tls_min_version) < 0) {
@@ -289,4 +316,31 @@ tls_accept(struct tls_listener *t, int fd)
 	}
 	SSL_set_accept_state(ssl);
 	return ssl;
+}
+
+int
+tls_client_cert(SSL *ssl, char *subject, size_t slen, char *fp, size_t flen)
+{
+	X509 *x = SSL_get0_peer_certificate(ssl);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (x == NULL || SSL_get_verify_result(ssl) != X509_V_OK || flen < 65)
+		return 0;
+	BIO *b = BIO_new(BIO_s_mem());
+	if (b == NULL)
+		return 0;
+	X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
+	int n = BIO_read(b, subject, (int)slen - 1);
+	subject[n > 0 ? n : 0] = '\0';
+	BIO_free(b);
+	/* A subject is the CA's text, but it goes into a header: no control bytes. */
+	for (char *p = subject; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (X509_digest(x, EVP_sha256(), md, &mdlen) != 1)
+		return 0;
+	for (unsigned i = 0; i < mdlen && 2 * i + 2 < flen; i++)
+		snprintf(fp + 2 * i, 3, "%02x", md[i]);
+	return 1;
 }

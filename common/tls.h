@@ -29,6 +29,12 @@ struct tls_listener *tls_listener_new(struct conf_ctx *ctx, const struct conf_li
 void tls_listener_free(struct tls_listener *t);
 /* A new server-side SSL for fd, or NULL. */
 struct ssl_st *tls_accept(struct tls_listener *t, int fd);
+/*
+ * The client certificate of a finished handshake, when one was presented
+ * and verified: its subject (RFC 2253) and SHA-256 fingerprint (hex).
+ * Returns 1 and fills both, else 0.
+ */
+int tls_client_cert(struct ssl_st *ssl, char *subject, size_t slen, char *fp, size_t flen);
 /* Version strings for -V. */
 const char *tls_version(void);
 

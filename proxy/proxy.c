@@ -18,6 +18,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/sbuf.h"
+#include "common/tls.h"
 #include "common/server.h"
 #include "common/units.h"
 #include "proxy/health.h"
@@ -342,6 +343,7 @@ is_hop_header(const struct http_header *h, const struct http_request *hr)
 	static const char *const hop[] = {
 		"connection", "keep-alive", "te", "trailer", "upgrade", "transfer-encoding",
 		"content-length", "host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+		"x-client-cert-subject", "x-client-cert-fingerprint",
 		NULL,
 	};
 	for (size_t i = 0; hop[i] != NULL; i++)
@@ -452,6 +454,9 @@ build_head(struct proxy_req *pr)
 		}
 		sbuf_str(b, "\r\n");
 	}
+	char subject[512], fp[72];
+	if (r->conn->ssl != NULL && tls_client_cert(r->conn->ssl, subject, sizeof(subject), fp, sizeof(fp)))
+		sbuf_printf(b, "X-Client-Cert-Subject: %s\r\nX-Client-Cert-Fingerprint: %s\r\n", subject, fp);
 	sbuf_str(b, "X-Request-Id: ");
 	if (rid != NULL && rid->value_len > 0 && rid->value_len <= 128) {
 		sbuf_add(b, rid->value, rid->value_len);
@@ -1193,6 +1198,9 @@ proxy_body(struct request *r, const char *data, size_t len)
 			return 0;
 		}
 		sbuf_add(out, data, len);
+		/* Bytes either way keep a tunnel alive: restart its idle timer. */
+		if (pr->u->rarmed)
+			event_add(&pr->u->ev, pr->pw->tv_tunnel);
 	} else if (len == 0) {
 		if (pr->body_chunked)
 			sbuf_str(out, "0\r\n\r\n");
