@@ -9,6 +9,8 @@
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -19,6 +21,8 @@ struct probe {
 	unsigned idx;
 	int fd;                       /* -1 when no check is in flight */
 	int armed;                    /* ev is assigned and may be pending */
+	SSL *ssl;                     /* for servers marked tls */
+	int connected;
 	struct event ev;
 	char req[256];
 	size_t reqlen, sent;
@@ -67,6 +71,11 @@ probe_end(struct probe *pb, int ok, const char *why)
 {
 	event_del(&pb->ev);
 	pb->armed = 0;
+	if (pb->ssl != NULL) {
+		SSL_free(pb->ssl);
+		pb->ssl = NULL;
+		ERR_clear_error();
+	}
 	close(pb->fd);
 	pb->fd = -1;
 	set_result(pb, ok, why);
@@ -98,14 +107,44 @@ probe_event(evutil_socket_t fd, short what, void *arg)
 		probe_end(pb, 0, "timed out");
 		return;
 	}
-	if (what & EV_WRITE) {
+	if (!pb->connected) {
 		int err = 0;
 		socklen_t len = sizeof(err);
-		if (pb->sent == 0 && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0)) {
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
 			probe_end(pb, 0, strerror(err ? err : errno));
 			return;
 		}
-		ssize_t n = send(fd, pb->req + pb->sent, pb->reqlen - pb->sent, MSG_NOSIGNAL);
+		pb->connected = 1;
+		if (p->servers[pb->idx].tls && (pb->ssl = pool_tls_new(p, pb->idx, fd)) == NULL) {
+			probe_end(pb, 0, "cannot start TLS");
+			return;
+		}
+	}
+	if (pb->ssl != NULL && !SSL_is_init_finished(pb->ssl)) {
+		ERR_clear_error();
+		int rc = SSL_do_handshake(pb->ssl);
+		if (rc != 1) {
+			int e = SSL_get_error(pb->ssl, rc);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+				probe_wait(pb, e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE);
+			else
+				probe_end(pb, 0, "TLS handshake failed");
+			return;
+		}
+		probe_wait(pb, EV_WRITE);
+		return;
+	}
+	if (pb->sent < pb->reqlen) {
+		ssize_t n;
+		if (pb->ssl != NULL) {
+			ERR_clear_error();
+			int w = SSL_write(pb->ssl, pb->req + pb->sent, (int)(pb->reqlen - pb->sent));
+			n = w > 0 ? w : -1;
+			errno = w > 0 ? 0 : (SSL_get_error(pb->ssl, w) == SSL_ERROR_WANT_WRITE ||
+			    SSL_get_error(pb->ssl, w) == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+		} else {
+			n = send(fd, pb->req + pb->sent, pb->reqlen - pb->sent, MSG_NOSIGNAL);
+		}
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				probe_end(pb, 0, strerror(errno));
@@ -116,8 +155,20 @@ probe_event(evutil_socket_t fd, short what, void *arg)
 			probe_wait(pb, EV_READ);
 		return;
 	}
-	ssize_t n = recv(fd, pb->resp + pb->resplen, sizeof(pb->resp) - 1 - pb->resplen, 0);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (!(what & EV_READ))
+		return;
+	ssize_t n;
+	if (pb->ssl != NULL) {
+		ERR_clear_error();
+		int r = SSL_read(pb->ssl, pb->resp + pb->resplen, (int)(sizeof(pb->resp) - 1 - pb->resplen));
+		int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(pb->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			return;
+		n = r > 0 ? r : e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+	} else {
+		n = recv(fd, pb->resp + pb->resplen, sizeof(pb->resp) - 1 - pb->resplen, 0);
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR) && pb->ssl == NULL)
 		return;
 	if (n <= 0) {
 		probe_end(pb, 0, n == 0 ? "closed before answering" : strerror(errno));
@@ -159,6 +210,7 @@ probe_start(struct probe *pb)
 		return;
 	}
 	pb->sent = pb->resplen = 0;
+	pb->connected = 0;
 	int n = snprintf(pb->req, sizeof(pb->req), "%s %s HTTP/1.1\r\nHost: %s\r\n"
 	    "User-Agent: portico-health-check\r\nConnection: close\r\n\r\n", p->hc_method, p->hc_path,
 	    b->name);

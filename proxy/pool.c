@@ -1,6 +1,10 @@
 #include "proxy/pool.h"
 
+#include <errno.h>
 #include <math.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,9 +328,11 @@ parse_server(struct conf_ctx *ctx, const struct conf_kv *kv, struct backend *b)
 			b->backup = 1;
 		else if (strcmp(tok, "down") == 0)
 			b->disabled = 1;
+		else if (strcmp(tok, "tls") == 0)
+			b->tls = 1;
 		else {
 			conf_err(ctx, kv->line, ctx->section, "server",
-			    "unknown parameter \"%s\" (weight=N, max_conns=N, backup, down)", tok);
+			    "unknown parameter \"%s\" (weight=N, max_conns=N, backup, down, tls)", tok);
 			rc = -1;
 		}
 	}
@@ -366,7 +372,7 @@ parse_health(struct conf_ctx *ctx, const struct conf_kv *kv, struct pool *p)
 
 static const char *const pool_keys[] = {
 	"server", "balance", "keepalive", "keepalive_timeout", "connect_timeout", "send_timeout",
-	"read_timeout", "tunnel_timeout", "resolve", "retries", "max_fails", "fail_timeout", "health_check", "rise", "fall", NULL,
+	"read_timeout", "tunnel_timeout", "resolve", "tls_ca", "tls_verify", "retries", "max_fails", "fail_timeout", "health_check", "rise", "fall", NULL,
 };
 
 static int
@@ -393,6 +399,53 @@ kv_count(struct conf_ctx *ctx, const struct conf_kv *kv, uint64_t max, unsigned 
 	return -1;
 }
 
+/* The client context for servers marked tls: TLS 1.2+, the certificate and
+ * its name checked against tls_ca (or the system store) unless tls_verify = off. */
+static int
+pool_tls_setup(struct conf_ctx *ctx, const struct conf_section *sec, struct pool *p)
+{
+	int any = 0;
+
+	for (unsigned i = 0; i < p->nservers; i++)
+		any |= p->servers[i].tls;
+	if (!any)
+		return 0;
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	if (c == NULL)
+		return -1;
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	SSL_CTX_set_options(c, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	    SSL_MODE_RELEASE_BUFFERS);
+	if (p->tls_verify) {
+		int ok;
+		if (p->tls_ca != NULL) {
+			FILE *fp = fopen(p->tls_ca, "r");
+			if (fp == NULL) {
+				conf_err(ctx, sec->line, ctx->section, "tls_ca", "cannot read %s: %s", p->tls_ca,
+				    strerror(errno));
+				SSL_CTX_free(c);
+				return -1;
+			}
+			fclose(fp);
+			ok = SSL_CTX_load_verify_locations(c, p->tls_ca, NULL);
+		} else {
+			ok = SSL_CTX_set_default_verify_paths(c);
+		}
+		if (ok != 1) {
+			char why[160];
+			ERR_error_string_n(ERR_get_error(), why, sizeof(why));
+			conf_err(ctx, sec->line, ctx->section, "tls_ca", "%s", why);
+			ERR_clear_error();
+			SSL_CTX_free(c);
+			return -1;
+		}
+		SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+	}
+	p->tls_ctx = c;
+	return 0;
+}
+
 int
 pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 {
@@ -411,6 +464,7 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	p->read_timeout = 30000;
 	p->tunnel_timeout = 3600000;
 	p->resolve = 30000;
+	p->tls_verify = 1;
 	p->retries = 1;
 	p->max_fails = 1;
 	p->fail_timeout = 10000;
@@ -469,6 +523,14 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 			rc |= kv_duration(ctx, kv, &p->send_timeout);
 		} else if (strcmp(k, "read_timeout") == 0) {
 			rc |= kv_duration(ctx, kv, &p->read_timeout);
+		} else if (strcmp(k, "tls_ca") == 0) {
+			free(p->tls_ca);
+			p->tls_ca = strdup(kv->value);
+		} else if (strcmp(k, "tls_verify") == 0) {
+			if (units_bool(kv->value, &p->tls_verify) < 0) {
+				conf_err(ctx, kv->line, ctx->section, k, "expected on or off");
+				rc = -1;
+			}
 		} else if (strcmp(k, "resolve") == 0) {
 			rc |= kv_duration(ctx, kv, &p->resolve);
 		} else if (strcmp(k, "tunnel_timeout") == 0) {
@@ -491,6 +553,8 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 		conf_err(ctx, sec->line, ctx->section, NULL, "no server: give server = HOST:PORT");
 		rc = -1;
 	}
+	if (rc == 0 && pool_tls_setup(ctx, sec, p) < 0)
+		rc = -1;
 	if (p->rise == 0)
 		p->rise = 1;
 	if (p->fall == 0)
@@ -515,5 +579,33 @@ pool_free(void *arg)
 	free(p->hash_header);
 	free(p->hc_method);
 	free(p->hc_path);
+	free(p->tls_ca);
+	SSL_CTX_free(p->tls_ctx);
 	free(p);
+}
+
+SSL *
+pool_tls_new(const struct pool *p, unsigned idx, int fd)
+{
+	const struct backend *b = &p->servers[idx];
+	SSL *ssl = SSL_new(p->tls_ctx);
+
+	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	SSL_set_connect_state(ssl);
+	if (b->host != NULL) {
+		SSL_set_tlsext_host_name(ssl, b->host);
+		if (p->tls_verify)
+			SSL_set1_host(ssl, b->host);
+	} else if (p->tls_verify) {
+		char ip[64];
+		snprintf(ip, sizeof(ip), "%s", b->name[0] == '[' ? b->name + 1 : b->name);
+		char *end = b->name[0] == '[' ? strchr(ip, ']') : strrchr(ip, ':');
+		if (end != NULL)
+			*end = '\0';
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip);
+	}
+	return ssl;
 }

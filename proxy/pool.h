@@ -31,6 +31,7 @@ struct backend {
 	unsigned max_conns;                /* 0: no limit */
 	int backup;
 	int disabled;                      /* "down" in the config */
+	int tls;                           /* speak TLS to it ("tls" in the config) */
 	/* Shared between workers. */
 	_Atomic int64_t down_until;        /* monotonic ms; passive health */
 	_Atomic int health_down;           /* active health checks said so */
@@ -67,6 +68,9 @@ struct pool {
 	int64_t read_timeout;
 	int64_t tunnel_timeout;             /* idle limit of an upgraded (WebSocket) connection */
 	int64_t resolve;                    /* how often names are looked up again */
+	void *tls_ctx;                      /* SSL_CTX for servers marked tls, else NULL */
+	char *tls_ca;                       /* CA file; NULL: the system store */
+	int tls_verify;                     /* check the certificate and its name (default on) */
 	unsigned retries;
 	unsigned max_fails;
 	int64_t fail_timeout;
@@ -116,6 +120,12 @@ void pool_server_ok(const struct pool *p, unsigned i);
 const struct sockaddr *backend_addr(const struct backend *b, socklen_t *len);
 /* Publishes a new address (main thread only).  Returns 1 if it changed. */
 int backend_set_addr(struct backend *b, const struct sockaddr *sa, socklen_t len);
+/*
+ * A client-side SSL on connected socket fd for server i (marked tls): SNI
+ * and the name check use its host name, or its IP address when it was
+ * given as one.  NULL when out of memory.
+ */
+struct ssl_st *pool_tls_new(const struct pool *p, unsigned i, int fd);
 /* 64-bit hash of bytes (for hash keys). */
 uint64_t pool_hash(const void *data, size_t len);
 

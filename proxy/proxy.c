@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +48,7 @@ struct proxy_conf {
 	unsigned ntrusted;
 };
 
-enum ustate { U_CONNECTING, U_ACTIVE, U_IDLE };
+enum ustate { U_CONNECTING, U_HANDSHAKE, U_ACTIVE, U_IDLE };
 enum rstate { R_HEAD, R_LENGTH, R_CHUNKED, R_CLOSE, R_DONE, R_TUNNEL };
 
 struct proxy_req;
@@ -62,6 +65,8 @@ struct upstream {
 	unsigned idx;
 	enum ustate state;
 	int reused;                  /* came from the idle pool */
+	SSL *ssl;                    /* for servers marked tls */
+	int hs_write;                /* the handshake waits for writable */
 	struct proxy_req *pr;        /* the request using it; NULL while idle */
 	struct sbuf out;             /* bytes for the backend */
 	size_t osent;
@@ -247,6 +252,12 @@ upstream_free(struct upstream *u)
 		event_del(&u->ev);
 	if (u->warmed)
 		event_del(&u->wev);
+	if (u->ssl != NULL) {
+		if (u->state == U_ACTIVE || u->state == U_IDLE)
+			SSL_shutdown(u->ssl);
+		SSL_free(u->ssl);
+		ERR_clear_error();
+	}
 	close(u->fd);
 	sbuf_free(&u->out);
 	free(u->in);
@@ -503,6 +514,10 @@ u_arm(struct upstream *u)
 		want_read = 0;
 		want_write = 1;
 		wtv = pw->tv_connect;
+	} else if (u->state == U_HANDSHAKE) {
+		want_read = !u->hs_write;
+		want_write = u->hs_write;
+		rtv = wtv = pw->tv_connect;
 	} else if (u->state == U_IDLE) {
 		rtv = pw->tv_idle;
 	} else {
@@ -558,6 +573,54 @@ u_connect(struct proxy_req *pr, unsigned idx)
 	(void)connect(u->fd, sa, alen);
 	u->state = U_CONNECTING;
 	return u;
+}
+
+/* recv or SSL_read: bytes, 0 at the end, -1 with errno (EAGAIN: wait). */
+static ssize_t
+u_recv(struct upstream *u, void *buf, size_t len)
+{
+	if (u->ssl == NULL)
+		return recv(u->fd, buf, len, 0);
+	ERR_clear_error();
+	int n = SSL_read(u->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(u->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		errno = ECONNRESET;
+		return -1;
+	}
+}
+
+/* send or SSL_write, as u_recv (never 0). */
+static ssize_t
+u_send(struct upstream *u, const void *buf, size_t len)
+{
+	if (u->ssl == NULL)
+		return send(u->fd, buf, len, MSG_NOSIGNAL);
+	ERR_clear_error();
+	int n = SSL_write(u->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+	if (n > 0)
+		return n;
+	int e = SSL_get_error(u->ssl, n);
+	errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+	return -1;
+}
+
+/* Starts TLS on a connected socket (see pool_tls_new). */
+static int
+u_tls_start(struct upstream *u)
+{
+	if ((u->ssl = pool_tls_new(u->pw->pool, u->idx, u->fd)) == NULL)
+		return -1;
+	u->state = U_HANDSHAKE;
+	return 0;
 }
 
 /* Puts u back into its worker's idle list, or closes it. */
@@ -739,8 +802,14 @@ static int
 idle_alive(struct upstream *u)
 {
 	char c;
-	ssize_t n = recv(u->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 
+	if (u->ssl != NULL) {
+		/* Session tickets and the like are consumed; data or a close is not. */
+		ERR_clear_error();
+		int n = SSL_peek(u->ssl, &c, 1);
+		return n <= 0 && SSL_get_error(u->ssl, n) == SSL_ERROR_WANT_READ;
+	}
+	ssize_t n = recv(u->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -825,7 +894,7 @@ u_write(struct upstream *u)
 	struct proxy_req *pr = u->pr;
 
 	while (u->osent < u->out.len) {
-		ssize_t n = send(u->fd, u->out.p + u->osent, u->out.len - u->osent, MSG_NOSIGNAL);
+		ssize_t n = u_send(u, u->out.p + u->osent, u->out.len - u->osent);
 		if (n > 0) {
 			u->osent += (size_t)n;
 			if (u->osent > pr->head.len)
@@ -1059,12 +1128,17 @@ u_read(struct upstream *u)
 		fail(pr, 502, "out of memory");
 		return -1;
 	}
-	ssize_t n = recv(u->fd, u->in + u->inlen, UPSTREAM_IN_SIZE - u->inlen, 0);
+	ssize_t n = u_recv(u, u->in + u->inlen, UPSTREAM_IN_SIZE - u->inlen);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return 0;
 	if (n > 0) {
 		u->inlen += (size_t)n;
-		return response_bytes(pr);
+		if (response_bytes(pr) < 0)
+			return -1;
+		/* Decrypted bytes left inside OpenSSL will not wake the socket. */
+		if (u->ssl != NULL && SSL_pending(u->ssl) > 0 && !pr->reading_paused)
+			event_active(&u->ev, EV_READ, 0);
+		return 0;
 	}
 	if (pr->rs == R_TUNNEL) {
 		/* The backend is done: the client gets what is queued, then the close. */
@@ -1103,15 +1177,19 @@ u_on_event(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	if (u->state == U_IDLE) {
-		/* An idle connection spoke or closed, or timed out: drop it. */
+		/* An idle connection spoke or closed, or timed out: drop it.  Over
+		 * TLS, records that are not data (tickets) are not speaking. */
+		if (!(what & EV_TIMEOUT) && u->ssl != NULL && idle_alive(u))
+			return;
 		LIST_REMOVE(u, link);
 		u->pw->nidle[u->idx]--;
 		upstream_free(u);
 		return;
 	}
 	if (what & EV_TIMEOUT) {
-		if (u->state == U_CONNECTING)
-			backend_failed(pr, 504, "connect timed out", 1);
+		if (u->state == U_CONNECTING || u->state == U_HANDSHAKE)
+			backend_failed(pr, 504, u->state == U_CONNECTING ? "connect timed out" :
+			    "TLS handshake timed out", 1);
 		else if (pr->rs == R_HEAD)
 			backend_failed(pr, 504, u->osent < u->out.len ? "send timed out" : "read timed out", 0);
 		else
@@ -1129,6 +1207,36 @@ u_on_event(evutil_socket_t fd, short what, void *arg)
 		len = sizeof(ss);
 		if (getpeername(u->fd, (struct sockaddr *)&ss, &len) < 0) {
 			backend_failed(pr, 502, "connection refused", 1);
+			return;
+		}
+		u->state = U_ACTIVE;
+		if (u->pw->pool->servers[u->idx].tls && u_tls_start(u) < 0) {
+			backend_failed(pr, 502, "cannot start TLS", 1);
+			return;
+		}
+		what |= EV_WRITE;
+	}
+	if (u->state == U_HANDSHAKE) {
+		ERR_clear_error();
+		int rc = SSL_do_handshake(u->ssl);
+		if (rc != 1) {
+			int e = SSL_get_error(u->ssl, rc);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+				u->hs_write = e == SSL_ERROR_WANT_WRITE;
+				u_arm(u);
+				return;
+			}
+			static _Thread_local char why[200];
+			unsigned long err = ERR_peek_last_error();
+			long vr = SSL_get_verify_result(u->ssl);
+			if (vr != X509_V_OK)
+				snprintf(why, sizeof(why), "TLS handshake failed: certificate: %s",
+				    X509_verify_cert_error_string(vr));
+			else
+				snprintf(why, sizeof(why), "TLS handshake failed: %s",
+				    err ? ERR_reason_error_string(err) : "connection closed");
+			ERR_clear_error();
+			backend_failed(pr, 502, why, 1);
 			return;
 		}
 		u->state = U_ACTIVE;
