@@ -45,6 +45,8 @@ static const struct key_def global_keys[] = {
 	{ "max_headers", K_COUNT, G(max_headers), "100", 1, 256 },
 	{ "max_body_size", K_SIZE, G(max_body_size), "1m", 0, 1ULL << 40 },
 	{ "server_tokens", K_BOOL, G(server_tokens), "on", 0, 0 },
+	{ "tls_ticket_rotate", K_DURATION, G(tls_ticket_rotate), "12h", 1, 0 },
+	{ "tls_ticket_key", K_STR, G(tls_ticket_key), NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 #undef G
@@ -941,6 +943,7 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
     struct conf_ctx *ctx)
 {
 	struct loader ld = { .ctx = ctx, .handlers = handlers, .cur_kind = -1 };
+	char errbuf[256];
 	size_t before = ctx->nerrors;
 
 	ctx->file = file;
@@ -966,6 +969,10 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 	ini_parse_stream(read_line, &ld, on_key, &ld);
 	fclose(ld.fp);
 	check_listens(&ld);
+	if (ld.conf->global.tls_ticket_key != NULL &&
+	    tls_ticket_key_check(ld.conf->global.tls_ticket_key, errbuf, sizeof(errbuf)) < 0)
+		conf_err(ctx, seen_line(&ld, "global", "tls_ticket_key"), "global", "tls_ticket_key",
+		    "%s", errbuf);
 	ctx->conf = ld.conf;
 	for (size_t i = 0; i < ld.conf->nsections; i++) {
 		struct conf_section *sec = &ld.conf->sections[i];
@@ -1014,6 +1021,7 @@ config_free(struct config *c)
 	free(c->global.user);
 	free(c->global.error_log);
 	free(c->global.access_log);
+	free(c->global.tls_ticket_key);
 	for (size_t i = 0; i < c->nlistens; i++) {
 		struct conf_listen *l = &c->listens[i];
 		free(l->name);

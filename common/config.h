@@ -42,6 +42,8 @@ struct conf_global {
 	uint64_t max_headers;
 	uint64_t max_body_size;
 	int server_tokens;
+	int64_t tls_ticket_rotate;    /* session ticket keys are replaced this often */
+	char *tls_ticket_key;         /* 80-byte key file shared by several edges, or NULL */
 };
 
 /* A key that may be given several times, in order. */

@@ -18,6 +18,7 @@
 #include "common/handler.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "common/tls.h"
 
 #define ACCEPT_BATCH 64
 #define ALOG_FLUSH_AT (32 * 1024)
@@ -532,6 +533,15 @@ on_worker_done(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+on_ticket_rotate(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	tls_tickets_rotate();
+}
+
+static void
 on_second(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -634,6 +644,19 @@ server_run(struct server *srv)
 		srv->mstate[srv->nmstate].state = h->main_start(srv->base, srv->conf);
 		srv->nmstate++;
 	}
+	/* Session ticket keys, shared by every worker, rotated by this thread. */
+	int any_tls = 0;
+	for (size_t i = 0; i < srv->conf->nlistens; i++)
+		any_tls |= srv->conf->listens[i].tls != NULL;
+	if (any_tls) {
+		if (tls_tickets_start(g->tls_ticket_key) < 0) {
+			log_warnx("cannot set up TLS session ticket keys");
+			goto out;
+		}
+		struct timeval rot = { g->tls_ticket_rotate / 1000, (g->tls_ticket_rotate % 1000) * 1000 };
+		srv->ticket_ev = event_new(srv->base, -1, EV_PERSIST, on_ticket_rotate, srv);
+		event_add(srv->ticket_ev, &rot);
+	}
 	sec_ev = event_new(srv->base, -1, EV_PERSIST, on_second, srv);
 	event_add(sec_ev, &second);
 	/* Workers block every signal; the main thread takes them all. */
@@ -673,6 +696,9 @@ out:
 		event_free(sec_ev);
 	if (srv->shutdown_timer != NULL)
 		event_free(srv->shutdown_timer);
+	if (srv->ticket_ev != NULL)
+		event_free(srv->ticket_ev);
+	tls_tickets_stop();
 	for (int i = 0; i < srv->nworkers; i++)
 		worker_free(&srv->workers[i]);
 	free(srv->workers);

@@ -79,6 +79,7 @@ struct server {
 	_Atomic unsigned rps_pos;
 	_Atomic int rps_filled;
 	struct event *shutdown_timer;  /* set once a graceful stop began */
+	struct event *ticket_ev;       /* rotates the TLS session ticket keys */
 	struct {
 		const struct handler_ops *ops;
 		void *state;

@@ -3,10 +3,14 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -25,6 +29,153 @@ struct tls_listener {
 	struct tls_cert *certs;
 	size_t n;
 };
+
+struct ticket_key {
+	unsigned char name[16];
+	unsigned char hmac[32];
+	unsigned char aes[32];
+};
+
+/* Immutable once published: the current key first, then the previous one. */
+struct ticket_ring {
+	struct ticket_key key[2];
+	int nkeys;
+};
+
+/*
+ * Process-wide ticket state.  Workers read the ring through the atomic
+ * pointer; the main thread publishes a new ring on rotation and frees a
+ * ring only two rotations later, when no handshake can still hold it.
+ */
+static struct {
+	_Atomic(struct ticket_ring *) ring;
+	struct ticket_ring *retired[2];
+	int fixed;                         /* keys from a file: no rotation */
+} tls_tickets;
+
+int
+tls_ticket_key_check(const char *path, char *why, size_t len)
+{
+	unsigned char buf[81];
+	FILE *fp = fopen(path, "rb");
+
+	if (fp == NULL) {
+		snprintf(why, len, "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	size_t n = fread(buf, 1, sizeof(buf), fp);
+	fclose(fp);
+	if (n != 80) {
+		snprintf(why, len, "%s must hold exactly 80 bytes (openssl rand 80 > FILE)", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+    EVP_MAC_CTX *hctx, int enc)
+{
+	struct ticket_ring *ring = atomic_load(&tls_tickets.ring);
+	const struct ticket_key *k = NULL;
+	int found = 0;
+
+	(void)s;
+	if (ring == NULL)
+		return enc ? -1 : 0;
+	if (enc) {
+		k = &ring->key[0];
+		memcpy(key_name, k->name, 16);
+		if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
+			return -1;
+	} else {
+		for (int i = 0; i < ring->nkeys; i++)
+			if (memcmp(key_name, ring->key[i].name, 16) == 0) {
+				k = &ring->key[i];
+				found = i;
+				break;
+			}
+		if (k == NULL)
+			return 0; /* unknown key: a full handshake */
+	}
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac, sizeof(k->hmac)),
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"sha256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	if (EVP_MAC_CTX_set_params(hctx, params) != 1)
+		return -1;
+	if (enc)
+		return EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 ? 1 : -1;
+	if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1)
+		return -1;
+	return found == 0 ? 1 : 2; /* 2: good, but issue a ticket under the new key */
+}
+
+static int
+new_key(struct ticket_key *k)
+{
+	return RAND_bytes((unsigned char *)k, sizeof(*k)) == 1 ? 0 : -1;
+}
+
+int
+tls_tickets_start(const char *keyfile)
+{
+	struct ticket_ring *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return -1;
+	if (keyfile != NULL) {
+		unsigned char buf[80];
+		FILE *fp = fopen(keyfile, "rb");
+		size_t n = fp != NULL ? fread(buf, 1, sizeof(buf), fp) : 0;
+		if (fp != NULL)
+			fclose(fp);
+		if (n != sizeof(buf)) {
+			free(r);
+			return -1;
+		}
+		memcpy(r->key[0].name, buf, 16);
+		memcpy(r->key[0].hmac, buf + 16, 32);
+		memcpy(r->key[0].aes, buf + 48, 32);
+		tls_tickets.fixed = 1;
+	} else if (new_key(&r->key[0]) < 0) {
+		free(r);
+		return -1;
+	}
+	r->nkeys = 1;
+	atomic_store(&tls_tickets.ring, r);
+	return 0;
+}
+
+void
+tls_tickets_rotate(void)
+{
+	struct ticket_ring *old = atomic_load(&tls_tickets.ring), *r;
+
+	if (old == NULL || tls_tickets.fixed || (r = calloc(1, sizeof(*r))) == NULL)
+		return;
+	if (new_key(&r->key[0]) < 0) {
+		free(r);
+		return;
+	}
+	r->key[1] = old->key[0];
+	r->nkeys = 2;
+	atomic_store(&tls_tickets.ring, r);
+	free(tls_tickets.retired[1]);
+	tls_tickets.retired[1] = tls_tickets.retired[0];
+	tls_tickets.retired[0] = old;
+	log_info("TLS session ticket key rotated");
+}
+
+void
+tls_tickets_stop(void)
+{
+	free(atomic_exchange(&tls_tickets.ring, NULL));
+	free(tls_tickets.retired[0]);
+	free(tls_tickets.retired[1]);
+	tls_tickets.retired[0] = tls_tickets.retired[1] = NULL;
+}
 
 const char *
 tls_version(void)
@@ -172,6 +323,16 @@ readable(struct conf_ctx *cctx, int line, const char *sec, const char *key, cons
 	return 1;
 }
 
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return 0;
+}
+
 static SSL_CTX *
 make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, size_t i,
     struct tls_listener *t, const struct lines *ln)
@@ -206,6 +367,8 @@ make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, si
 		conf_err(cctx, cline, sec, "tls_cert", "%s: %s", cert, ssl_error());
 		goto fail;
 	}
+	/* An encrypted key would make OpenSSL ask on the terminal: refuse instead. */
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		conf_err(cctx, kline, sec, "tls_key", "%s: %s", key, ssl_error());
 		goto fail;
@@ -235,6 +398,7 @@ make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, si
 		    (strcmp(l->tls_verify_client, "on") == 0 ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
 		SSL_CTX_set_verify_depth(ctx, 8);
 	}
+	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
 	SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
 	SSL_CTX_set_tlsext_servername_arg(ctx, t);
 	SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);

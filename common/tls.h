@@ -35,6 +35,19 @@ struct ssl_st *tls_accept(struct tls_listener *t, int fd);
  * Returns 1 and fills both, else 0.
  */
 int tls_client_cert(struct ssl_st *ssl, char *subject, size_t slen, char *fp, size_t flen);
+/*
+ * Session tickets: one set of keys for the whole process, so a ticket from
+ * any worker resumes on any other.  tls_tickets_start makes a random key
+ * (or reads the 80-byte file, shared by several edges: 16 bytes name, 32
+ * HMAC, 32 AES); tls_tickets_rotate (main thread, every tls_ticket_rotate)
+ * makes a new key and keeps the last one for decryption, so tickets stay
+ * good for two periods.  0 or -1.
+ */
+int tls_tickets_start(const char *keyfile);
+void tls_tickets_rotate(void);
+void tls_tickets_stop(void);
+/* Checks a ticket key file (80 bytes, readable).  0, or -1 with why. */
+int tls_ticket_key_check(const char *path, char *why, size_t len);
 /* Version strings for -V. */
 const char *tls_version(void);
 

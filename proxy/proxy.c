@@ -754,8 +754,8 @@ static int idempotent(const struct http_request *hr);
 static int
 may_replay(const struct proxy_req *pr, int nothing_sent)
 {
-	if (pr->resp_started || (pr->replay_lost && pr->body_written))
-		return 0;
+	if (pr->resp_started || pr->replay_lost)
+		return 0; /* what was queued of the body is gone with the old connection */
 	return nothing_sent || idempotent(pr->r->hr);
 }
 
