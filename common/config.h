@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
@@ -70,7 +71,9 @@ struct conf_listen {
 	char *hsts;                   /* Strict-Transport-Security value on HTTPS answers */
 	char *tls_client_ca;          /* CA file client certificates are checked against */
 	char *tls_verify_client;      /* off, on, optional */
-	struct tls_listener *tls;     /* built from the keys above; NULL: plain HTTP */
+	/* Built from the keys above; NULL: plain HTTP.  Atomic because SIGHUP
+	 * puts freshly read certificates in while workers accept. */
+	_Atomic(struct tls_listener *) tls;
 };
 
 /* One key = value line of a route, kept for handlers and for -T. */

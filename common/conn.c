@@ -105,10 +105,12 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	w->nconns++;
 	stats_add(&w->stats.connections_total, 1);
 	stats_add(&w->stats.connections_active, 1);
-	if (w->conf->listens[listen_idx].tls != NULL) {
+	struct tls_listener *tls = atomic_load_explicit(&w->conf->listens[listen_idx].tls,
+	    memory_order_acquire);
+	if (tls != NULL) {
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		c->ssl = tls_accept(w->conf->listens[listen_idx].tls, fd);
+		c->ssl = tls_accept(tls, fd);
 		c->handshaking = 1;
 		/* The whole handshake within header_timeout, however it trickles in. */
 		c->hs_deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 +
@@ -117,7 +119,7 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
 	c->ev_tv = w->tv_header;
 	event_add(&c->ev, w->tv_header);
-	if (w->conf->listens[listen_idx].tls != NULL && c->ssl == NULL)
+	if (tls != NULL && c->ssl == NULL)
 		conn_close(c, "cannot start TLS");
 }
 

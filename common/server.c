@@ -513,8 +513,11 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		log_info("log files reopened");
 		break;
 	case SIGHUP:
-		log_warnx("SIGHUP: this version cannot reload its configuration; "
-		    "restart portico to apply changes (configuration unchanged)");
+		/* Certificates and keys are read again; the rest of the
+		 * configuration needs a restart. */
+		if (tls_reload(srv->conf) == 0)
+			log_info("SIGHUP: certificates reloaded; other configuration changes "
+			    "need a restart");
 		break;
 	}
 }
@@ -647,7 +650,7 @@ server_run(struct server *srv)
 	/* Session ticket keys, shared by every worker, rotated by this thread. */
 	int any_tls = 0;
 	for (size_t i = 0; i < srv->conf->nlistens; i++)
-		any_tls |= srv->conf->listens[i].tls != NULL;
+		any_tls |= atomic_load(&srv->conf->listens[i].tls) != NULL;
 	if (any_tls) {
 		if (tls_tickets_start(g->tls_ticket_key) < 0) {
 			log_warnx("cannot set up TLS session ticket keys");

@@ -43,7 +43,7 @@ struct ticket_ring {
 };
 
 /*
- * Process-wide ticket state.  Workers read the ring through the atomic
+ * Process-wide TLS state.  Workers read the ticket ring through the atomic
  * pointer; the main thread publishes a new ring on rotation and frees a
  * ring only two rotations later, when no handshake can still hold it.
  */
@@ -51,7 +51,9 @@ static struct {
 	_Atomic(struct ticket_ring *) ring;
 	struct ticket_ring *retired[2];
 	int fixed;                         /* keys from a file: no rotation */
-} tls_tickets;
+	struct tls_listener **replaced;    /* certificates a reload took out of service */
+	size_t nreplaced;
+} tls_proc;
 
 int
 tls_ticket_key_check(const char *path, char *why, size_t len)
@@ -76,7 +78,7 @@ static int
 ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
     EVP_MAC_CTX *hctx, int enc)
 {
-	struct ticket_ring *ring = atomic_load(&tls_tickets.ring);
+	struct ticket_ring *ring = atomic_load(&tls_proc.ring);
 	const struct ticket_key *k = NULL;
 	int found = 0;
 
@@ -138,22 +140,22 @@ tls_tickets_start(const char *keyfile)
 		memcpy(r->key[0].name, buf, 16);
 		memcpy(r->key[0].hmac, buf + 16, 32);
 		memcpy(r->key[0].aes, buf + 48, 32);
-		tls_tickets.fixed = 1;
+		tls_proc.fixed = 1;
 	} else if (new_key(&r->key[0]) < 0) {
 		free(r);
 		return -1;
 	}
 	r->nkeys = 1;
-	atomic_store(&tls_tickets.ring, r);
+	atomic_store(&tls_proc.ring, r);
 	return 0;
 }
 
 void
 tls_tickets_rotate(void)
 {
-	struct ticket_ring *old = atomic_load(&tls_tickets.ring), *r;
+	struct ticket_ring *old = atomic_load(&tls_proc.ring), *r;
 
-	if (old == NULL || tls_tickets.fixed || (r = calloc(1, sizeof(*r))) == NULL)
+	if (old == NULL || tls_proc.fixed || (r = calloc(1, sizeof(*r))) == NULL)
 		return;
 	if (new_key(&r->key[0]) < 0) {
 		free(r);
@@ -161,20 +163,56 @@ tls_tickets_rotate(void)
 	}
 	r->key[1] = old->key[0];
 	r->nkeys = 2;
-	atomic_store(&tls_tickets.ring, r);
-	free(tls_tickets.retired[1]);
-	tls_tickets.retired[1] = tls_tickets.retired[0];
-	tls_tickets.retired[0] = old;
+	atomic_store(&tls_proc.ring, r);
+	free(tls_proc.retired[1]);
+	tls_proc.retired[1] = tls_proc.retired[0];
+	tls_proc.retired[0] = old;
 	log_info("TLS session ticket key rotated");
+}
+
+int
+tls_reload(struct config *conf)
+{
+	int failed = 0;
+
+	for (size_t i = 0; i < conf->nlistens; i++) {
+		struct conf_listen *l = &conf->listens[i];
+		struct conf_ctx ctx = { .file = conf->file };
+		char sec[256];
+		if (atomic_load(&l->tls) == NULL)
+			continue;
+		snprintf(sec, sizeof(sec), "listen:%s", l->name);
+		struct tls_listener *t = tls_listener_new(&ctx, l, sec, NULL, NULL);
+		struct tls_listener **v = t != NULL ? realloc(tls_proc.replaced,
+		    (tls_proc.nreplaced + 1) * sizeof(*v)) : NULL;
+		if (v == NULL) {
+			for (size_t k = 0; k < ctx.nerrors; k++)
+				log_warnx("reload: %s; keeping the certificates in service", ctx.errors[k]);
+			tls_listener_free(t);
+			conf_ctx_free(&ctx);
+			failed++;
+			continue;
+		}
+		tls_proc.replaced = v;
+		v[tls_proc.nreplaced++] = atomic_exchange(&l->tls, t);
+		conf_ctx_free(&ctx);
+		log_info("[listen:%s] certificates reloaded", l->name);
+	}
+	return failed;
 }
 
 void
 tls_tickets_stop(void)
 {
-	free(atomic_exchange(&tls_tickets.ring, NULL));
-	free(tls_tickets.retired[0]);
-	free(tls_tickets.retired[1]);
-	tls_tickets.retired[0] = tls_tickets.retired[1] = NULL;
+	for (size_t i = 0; i < tls_proc.nreplaced; i++)
+		tls_listener_free(tls_proc.replaced[i]);
+	free(tls_proc.replaced);
+	tls_proc.replaced = NULL;
+	tls_proc.nreplaced = 0;
+	free(atomic_exchange(&tls_proc.ring, NULL));
+	free(tls_proc.retired[0]);
+	free(tls_proc.retired[1]);
+	tls_proc.retired[0] = tls_proc.retired[1] = NULL;
 }
 
 const char *

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 struct conf_ctx;
+struct config;
 struct conf_listen;
 struct ssl_st;
 
@@ -48,6 +49,13 @@ void tls_tickets_rotate(void);
 void tls_tickets_stop(void);
 /* Checks a ticket key file (80 bytes, readable).  0, or -1 with why. */
 int tls_ticket_key_check(const char *path, char *why, size_t len);
+/*
+ * Rereads the certificates and keys of every HTTPS listener of conf (SIGHUP,
+ * main thread).  A listener whose files fail keeps its old ones, and why is
+ * logged.  Replaced state stays allocated until tls_tickets_stop, since a
+ * handshake in a worker may still use it.  Returns the number of failures.
+ */
+int tls_reload(struct config *conf);
 /* Version strings for -V. */
 const char *tls_version(void);
 
