@@ -446,6 +446,47 @@ fail:
 	return NULL;
 }
 
+static int
+same_names(const struct tls_cert *a, const struct tls_cert *b)
+{
+	if (a->nnames != b->nnames)
+		return 0;
+	for (unsigned i = 0; i < a->nnames; i++)
+		if (strcmp(a->names[i], b->names[i]) != 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * When an earlier pair names the same hosts with another key type, loads
+ * this pair into that pair's context too (OpenSSL keeps one certificate
+ * per key type there and picks by what the client supports) and drops c.
+ * Returns 1 if it did.
+ */
+static int
+join_same_names(struct tls_listener *t, struct tls_cert *c, const char *cert, const char *key)
+{
+	EVP_PKEY *k = SSL_CTX_get0_privatekey(c->ctx);
+
+	for (size_t i = 0; i < t->n; i++) {
+		EVP_PKEY *other = SSL_CTX_get0_privatekey(t->certs[i].ctx);
+		if (!same_names(&t->certs[i], c) || k == NULL || other == NULL ||
+		    EVP_PKEY_get_base_id(k) == EVP_PKEY_get_base_id(other))
+			continue;
+		if (SSL_CTX_use_certificate_chain_file(t->certs[i].ctx, cert) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(t->certs[i].ctx, key, SSL_FILETYPE_PEM) != 1) {
+			ERR_clear_error();
+			return 0; /* keep it as a pair of its own */
+		}
+		SSL_CTX_free(c->ctx);
+		for (unsigned n = 0; n < c->nnames; n++)
+			free(c->names[n]);
+		memset(c, 0, sizeof(*c));
+		return 1;
+	}
+	return 0;
+}
+
 struct tls_listener *
 tls_listener_new(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec,
     int (*line_of)(const void *, const char *), const void *arg)
@@ -477,14 +518,18 @@ tls_listener_new(struct conf_ctx *cctx, const struct conf_listen *l, const char 
 		free(t);
 		return NULL;
 	}
+	size_t good = 0;
 	for (size_t i = 0; i < l->tls_cert.n; i++) {
 		struct tls_cert *c = &t->certs[t->n];
 		if ((c->ctx = make_ctx(cctx, l, sec, i, t, &ln)) == NULL)
 			continue;
+		good++;
 		cert_names(c, SSL_CTX_get0_certificate(c->ctx));
+		if (join_same_names(t, c, l->tls_cert.v[i], l->tls_key.v[i]))
+			continue; /* an RSA and an ECDSA pair for the same names share one context */
 		t->n++;
 	}
-	if (t->n != l->tls_cert.n) {
+	if (good != l->tls_cert.n) {
 		tls_listener_free(t);
 		return NULL;
 	}
