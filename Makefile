@@ -29,7 +29,17 @@ FUZZ_SECONDS ?= 20
 
 .PHONY: all run test asan fuzz bench deps install clean unit check-deps
 
-all: portico
+# The demo's HTTPS listener (etc/portico.ini) uses a certificate made here,
+# once; no private key is ever committed.
+DEMO_CERT = build/demo-cert.pem
+
+all: portico $(DEMO_CERT)
+
+$(DEMO_CERT):
+	@mkdir -p build
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
+	  -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+	  -keyout build/demo-key.pem -out $@ 2>/dev/null
 
 portico: $(OBJ)
 	$(CC) $(PORTICO_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
@@ -75,7 +85,7 @@ asan: deps
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" PORTICO_BIN=build-asan/portico asan-test
 
-asan-test: $(BUILD)/portico unit
+asan-test: $(BUILD)/portico unit $(DEMO_CERT)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  PORTICO_BIN=$(BUILD)/portico prove $(PROVE_ARGS) $(addprefix ./,$(UNIT_BIN)) t/*.t
 
