@@ -769,15 +769,21 @@ check_listens(struct loader *ld)
 			    "expected HOST:PORT, [IPV6]:PORT or :PORT, not \"%s\"", l->address);
 			continue;
 		}
-		if (l->hsts != NULL && l->tls_cert.n == 0)
-			conf_err(ld->ctx, seen_line(ld, sec, "hsts"), sec, "hsts",
-			    "only for HTTPS listeners (give tls_cert and tls_key)");
+		static const char *const https_only[] = { "hsts", "tls_client_ca", "tls_verify_client",
+			"tls_min_version", "tls_ciphers", "tls_ciphersuites", NULL };
+		for (size_t k = 0; l->tls_cert.n == 0 && l->tls_key.n == 0 && https_only[k] != NULL; k++) {
+			int line = seen_line(ld, sec, https_only[k]);
+			if (line > 0)
+				conf_err(ld->ctx, line, sec, https_only[k],
+				    "only for HTTPS listeners (give tls_cert and tls_key)");
+		}
 		if (l->hsts != NULL && strncmp(l->hsts, "max-age=", 8) != 0)
 			conf_err(ld->ctx, seen_line(ld, sec, "hsts"), sec, "hsts",
 			    "expected \"max-age=SECONDS[; includeSubDomains][; preload]\"");
 		if (l->tls_cert.n > 0 || l->tls_key.n > 0) {
 			struct key_lines kl = { ld, sec };
-			atomic_store(&l->tls, tls_listener_new(ld->ctx, l, sec, listen_key_line, &kl));
+			atomic_store(&l->tls, tls_listener_new(ld->ctx, l, sec, c->global.tls_ticket_rotate,
+			    listen_key_line, &kl));
 		}
 		for (size_t j = 0; j < i; j++)
 			if (c->listens[j].addrlen == l->addrlen &&
@@ -1084,12 +1090,15 @@ dump_kv(FILE *out, const char *key, const char *value)
 }
 
 static void
-dump_table(const struct key_def *defs, const void *obj, FILE *out)
+dump_table(const struct key_def *defs, const void *obj, FILE *out, int plain)
 {
 	char buf[64];
 
 	for (const struct key_def *d = defs; d->name != NULL; d++) {
 		const char *field = (const char *)obj + d->off;
+		/* A plain listener shows no TLS keys: they would not load there. */
+		if (plain && (strncmp(d->name, "tls_", 4) == 0 || strcmp(d->name, "hsts") == 0))
+			continue;
 		switch (d->type) {
 		case K_STR:
 			if (*(char *const *)field != NULL)
@@ -1134,10 +1143,10 @@ void
 config_dump(const struct config *c, FILE *out)
 {
 	fprintf(out, "# effective configuration of %s\n[global]\n", c->file);
-	dump_table(global_keys, &c->global, out);
+	dump_table(global_keys, &c->global, out, 0);
 	for (size_t i = 0; i < c->nlistens; i++) {
 		fprintf(out, "\n[listen:%s]\n", c->listens[i].name);
-		dump_table(listen_keys, &c->listens[i], out);
+		dump_table(listen_keys, &c->listens[i], out, c->listens[i].tls_cert.n == 0);
 	}
 	for (size_t i = 0; i < c->nsections; i++) {
 		const struct conf_section *sec = &c->sections[i];

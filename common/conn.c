@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -450,6 +451,10 @@ http_resp_header(struct request *r, const char *name, const char *value)
 	struct conn *c = r->conn;
 
 	if (!(r->flags & REQ_HDR_OPEN))
+		return;
+	/* The listener's own HSTS went out with the status line: not twice. */
+	if (c->ssl != NULL && c->w->conf->listens[c->listen_idx].hsts != NULL &&
+	    strcasecmp(name, "strict-transport-security") == 0)
 		return;
 	out_str(c, name);
 	OUT_LIT(c, ": ");

@@ -620,6 +620,21 @@ server_run(struct server *srv)
 			goto out;
 		}
 	}
+	/* Session ticket keys, shared by every worker, rotated by this thread;
+	 * read before privileges go, as the key file may be root's alone. */
+	int any_tls = 0;
+	for (size_t i = 0; i < srv->conf->nlistens; i++)
+		any_tls |= atomic_load(&srv->conf->listens[i].tls) != NULL;
+	if (any_tls) {
+		if (tls_tickets_start(g->tls_ticket_key) < 0) {
+			log_warn("cannot set up TLS session ticket keys%s%s",
+			    g->tls_ticket_key ? " from " : "", g->tls_ticket_key ? g->tls_ticket_key : "");
+			goto out;
+		}
+		struct timeval rot = { g->tls_ticket_rotate / 1000, (g->tls_ticket_rotate % 1000) * 1000 };
+		srv->ticket_ev = event_new(srv->base, -1, EV_PERSIST, on_ticket_rotate, srv);
+		event_add(srv->ticket_ev, &rot);
+	}
 	if (drop_privileges(g->user) < 0)
 		goto out;
 	for (int i = 0; i < srv->nworkers; i++)
@@ -646,19 +661,6 @@ server_run(struct server *srv)
 		srv->mstate[srv->nmstate].ops = h;
 		srv->mstate[srv->nmstate].state = h->main_start(srv->base, srv->conf);
 		srv->nmstate++;
-	}
-	/* Session ticket keys, shared by every worker, rotated by this thread. */
-	int any_tls = 0;
-	for (size_t i = 0; i < srv->conf->nlistens; i++)
-		any_tls |= atomic_load(&srv->conf->listens[i].tls) != NULL;
-	if (any_tls) {
-		if (tls_tickets_start(g->tls_ticket_key) < 0) {
-			log_warnx("cannot set up TLS session ticket keys");
-			goto out;
-		}
-		struct timeval rot = { g->tls_ticket_rotate / 1000, (g->tls_ticket_rotate % 1000) * 1000 };
-		srv->ticket_ev = event_new(srv->base, -1, EV_PERSIST, on_ticket_rotate, srv);
-		event_add(srv->ticket_ev, &rot);
 	}
 	sec_ev = event_new(srv->base, -1, EV_PERSIST, on_second, srv);
 	event_add(sec_ev, &second);

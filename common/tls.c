@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -182,7 +183,8 @@ tls_reload(struct config *conf)
 		if (atomic_load(&l->tls) == NULL)
 			continue;
 		snprintf(sec, sizeof(sec), "listen:%s", l->name);
-		struct tls_listener *t = tls_listener_new(&ctx, l, sec, NULL, NULL);
+		struct tls_listener *t = tls_listener_new(&ctx, l, sec, conf->global.tls_ticket_rotate,
+		    NULL, NULL);
 		struct tls_listener **v = t != NULL ? realloc(tls_proc.replaced,
 		    (tls_proc.nreplaced + 1) * sizeof(*v)) : NULL;
 		if (v == NULL) {
@@ -337,6 +339,7 @@ struct lines {
 	const struct conf_listen *l;
 	int (*line_of)(const void *, const char *);
 	const void *arg;
+	long session_timeout;         /* seconds */
 };
 
 static int
@@ -392,7 +395,22 @@ make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, si
 	    SSL_MODE_RELEASE_BUFFERS);
 	/* Resumption: the server-side cache and tickets live in the context all workers share. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"portico", 7);
+	/*
+	 * Sessions resume only on the listener (and client-certificate rules)
+	 * they were made under: OpenSSL refuses a session, ticket or cached,
+	 * whose context differs.
+	 */
+	unsigned char sid[SHA256_DIGEST_LENGTH];
+	char sidsrc[1024];
+	int sl = snprintf(sidsrc, sizeof(sidsrc), "portico\n%s\n%s\n%s", l->name, l->tls_verify_client,
+	    l->tls_client_ca != NULL ? l->tls_client_ca : "");
+	SHA256((const unsigned char *)sidsrc, sl > 0 && (size_t)sl < sizeof(sidsrc) ? (size_t)sl : 0, sid);
+	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid));
+	/* One ticket per full handshake (OpenSSL sends two): less work, as good. */
+	SSL_CTX_set_num_tickets(ctx, 1);
+	/* A session lives as long as its ticket key does at least. */
+	if (ln->session_timeout > 0)
+		SSL_CTX_set_timeout(ctx, ln->session_timeout);
 	if (l->tls_ciphers != NULL && SSL_CTX_set_cipher_list(ctx, l->tls_ciphers) != 1) {
 		conf_err(cctx, key_line(ln, "tls_ciphers"), sec, "tls_ciphers", "%s", ssl_error());
 		goto fail;
@@ -489,10 +507,10 @@ join_same_names(struct tls_listener *t, struct tls_cert *c, const char *cert, co
 
 struct tls_listener *
 tls_listener_new(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec,
-    int (*line_of)(const void *, const char *), const void *arg)
+    int64_t session_ms, int (*line_of)(const void *, const char *), const void *arg)
 {
 	struct tls_listener *t;
-	struct lines ln = { l, line_of, arg };
+	struct lines ln = { l, line_of, arg, (long)(session_ms / 1000) };
 
 	if (l->tls_cert.n != l->tls_key.n) {
 		/* Point at the last of the longer list: that one has no partner. */

@@ -11,6 +11,7 @@
 #define PORTICO_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct conf_ctx;
 struct config;
@@ -23,10 +24,12 @@ struct tls_listener;
  * Builds the TLS state of a listener from its keys, reporting problems
  * (unreadable files, a key not matching its certificate, bad versions or
  * cipher lists) with conf_err, at the line line_of(arg, key) gives for a
- * single-valued key (0: the section's line).  Returns NULL after an error.
+ * single-valued key (0: the section's line).  Sessions last session_ms.
+ * Returns NULL after an error.
  */
 struct tls_listener *tls_listener_new(struct conf_ctx *ctx, const struct conf_listen *l,
-    const char *section, int (*line_of)(const void *arg, const char *key), const void *arg);
+    const char *section, int64_t session_ms, int (*line_of)(const void *arg, const char *key),
+    const void *arg);
 void tls_listener_free(struct tls_listener *t);
 /* A new server-side SSL for fd, or NULL. */
 struct ssl_st *tls_accept(struct tls_listener *t, int fd);

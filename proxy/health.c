@@ -11,6 +11,7 @@
 #include <event2/event_struct.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -125,10 +126,15 @@ probe_event(evutil_socket_t fd, short what, void *arg)
 		int rc = SSL_do_handshake(pb->ssl);
 		if (rc != 1) {
 			int e = SSL_get_error(pb->ssl, rc);
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
 				probe_wait(pb, e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE);
-			else
-				probe_end(pb, 0, "TLS handshake failed");
+			} else {
+				static _Thread_local char why[160];
+				long vr = SSL_get_verify_result(pb->ssl);
+				snprintf(why, sizeof(why), "TLS handshake failed%s%s", vr != X509_V_OK ?
+				    ": certificate: " : "", vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
+				probe_end(pb, 0, why);
+			}
 			return;
 		}
 		probe_wait(pb, EV_WRITE);

@@ -399,6 +399,16 @@ kv_count(struct conf_ctx *ctx, const struct conf_kv *kv, uint64_t max, unsigned 
 	return -1;
 }
 
+/* The line a key of sec was given on, else the section's. */
+static int
+key_line(const struct conf_section *sec, const char *key)
+{
+	for (size_t i = 0; i < sec->nkv; i++)
+		if (strcmp(sec->kv[i].key, key) == 0)
+			return sec->kv[i].line;
+	return sec->line;
+}
+
 /* The client context for servers marked tls: TLS 1.2+, the certificate and
  * its name checked against tls_ca (or the system store) unless tls_verify = off. */
 static int
@@ -422,8 +432,8 @@ pool_tls_setup(struct conf_ctx *ctx, const struct conf_section *sec, struct pool
 		if (p->tls_ca != NULL) {
 			FILE *fp = fopen(p->tls_ca, "r");
 			if (fp == NULL) {
-				conf_err(ctx, sec->line, ctx->section, "tls_ca", "cannot read %s: %s", p->tls_ca,
-				    strerror(errno));
+				conf_err(ctx, key_line(sec, "tls_ca"), ctx->section, "tls_ca", "cannot read %s: %s",
+				    p->tls_ca, strerror(errno));
 				SSL_CTX_free(c);
 				return -1;
 			}
@@ -435,7 +445,7 @@ pool_tls_setup(struct conf_ctx *ctx, const struct conf_section *sec, struct pool
 		if (ok != 1) {
 			char why[160];
 			ERR_error_string_n(ERR_get_error(), why, sizeof(why));
-			conf_err(ctx, sec->line, ctx->section, "tls_ca", "%s", why);
+			conf_err(ctx, key_line(sec, "tls_ca"), ctx->section, "tls_ca", "%s", why);
 			ERR_clear_error();
 			SSL_CTX_free(c);
 			return -1;
