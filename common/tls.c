@@ -408,9 +408,10 @@ make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, si
 	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid));
 	/* One ticket per full handshake (OpenSSL sends two): less work, as good. */
 	SSL_CTX_set_num_tickets(ctx, 1);
-	/* A session lives as long as its ticket key does at least. */
+	/* A session lives as long as its ticket key can open it: two rotation
+	 * periods (current key, then previous key). */
 	if (ln->session_timeout > 0)
-		SSL_CTX_set_timeout(ctx, ln->session_timeout);
+		SSL_CTX_set_timeout(ctx, 2 * ln->session_timeout);
 	if (l->tls_ciphers != NULL && SSL_CTX_set_cipher_list(ctx, l->tls_ciphers) != 1) {
 		conf_err(cctx, key_line(ln, "tls_ciphers"), sec, "tls_ciphers", "%s", ssl_error());
 		goto fail;
