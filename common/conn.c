@@ -113,15 +113,18 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		c->ssl = tls_accept(tls, fd);
 		c->handshaking = 1;
-		/* The whole handshake within header_timeout, however it trickles in. */
-		c->hs_deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 +
-		    w->conf->global.header_timeout;
+		/* The whole handshake within tls_handshake_timeout, however it trickles in. */
+		int64_t limit = w->conf->global.tls_handshake_timeout > 0 ?
+		    w->conf->global.tls_handshake_timeout : w->conf->global.header_timeout;
+		c->hs_deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + limit;
 	}
 	event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
 	c->ev_tv = w->tv_header;
 	event_add(&c->ev, w->tv_header);
 	if (tls != NULL && c->ssl == NULL)
 		conn_close(c, "cannot start TLS");
+	else if (tls != NULL && w->conf->global.tls_handshake_timeout > 0)
+		arm_deadline(c, (uint64_t)w->conf->global.tls_handshake_timeout);
 }
 
 /* Maps what SSL_read or SSL_write returned (n <= 0) to the recv/send
