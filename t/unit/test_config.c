@@ -720,7 +720,7 @@ test_dump(void)
 	    "access_log_format = json\nshutdown_timeout = 1500ms\nheader_timeout = 3s\n"
 	    "body_timeout = 4s\nkeepalive_timeout = 0s\nsend_timeout = 90s\nlinger_timeout = 1h\n"
 	    "keepalive_requests = 7\nmax_request_line = 1k\nmax_header_size = 2k\nmax_headers = 9\n"
-	    "max_body_size = 0\nserver_tokens = off\ntls_ticket_rotate = 12h\n\n[listen:a]\naddress = :8080\nbacklog = 64\n"
+	    "max_body_size = 0\nserver_tokens = off\ntls_ticket_rotate = 12h\ntls_handshake_timeout = 0s\n\n[listen:a]\naddress = :8080\nbacklog = 64\n"
 	    "\n[listen:b]\naddress = [::1]:81\nbacklog = 511\n"
 	    "\n[route:r]\nlisten = b\nhost = x.com\npath = /p\nreturn = 200 hi\n"
 	    "\n[route:s]\nlisten = a\nlisten = b\npath = /\nstatus = json\n") != NULL,
