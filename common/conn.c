@@ -127,25 +127,6 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 		arm_deadline(c, (uint64_t)w->conf->global.tls_handshake_timeout);
 }
 
-/* Maps what SSL_read or SSL_write returned (n <= 0) to the recv/send
- * contract: 0 at the end of the stream, else -1 with errno (EAGAIN when
- * the socket must become readable or writable first). */
-static ssize_t
-ssl_result(struct conn *c, int n, int failure_errno)
-{
-	switch (SSL_get_error(c->ssl, n)) {
-	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		errno = EAGAIN;
-		return -1;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0; /* close_notify, or a plain close (SSL_OP_IGNORE_UNEXPECTED_EOF) */
-	default:
-		errno = failure_errno;
-		return -1;
-	}
-}
-
 /* recv(2) or SSL_read: bytes, 0 at the end of the stream, or -1 with errno. */
 static ssize_t
 conn_recv(struct conn *c, void *buf, size_t len)
@@ -154,7 +135,7 @@ conn_recv(struct conn *c, void *buf, size_t len)
 		return recv(c->fd, buf, len, 0);
 	ERR_clear_error();
 	int n = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
-	return n > 0 ? n : ssl_result(c, n, ECONNRESET);
+	return n > 0 ? n : tls_io_result(c->ssl, n, ECONNRESET);
 }
 
 /* send(2) or SSL_write, as conn_recv (0 is never returned for a write). */
@@ -167,7 +148,7 @@ conn_send(struct conn *c, const void *buf, size_t len, int more)
 	int n = SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
 	if (n > 0)
 		return n;
-	ssize_t r = ssl_result(c, n, EPIPE);
+	ssize_t r = tls_io_result(c->ssl, n, EPIPE);
 	if (r == 0)
 		errno = EPIPE;
 	return r == 0 ? -1 : r;

@@ -610,3 +610,19 @@ tls_client_cert(SSL *ssl, char *subject, size_t slen, char *fp, size_t flen)
 		snprintf(fp + 2 * i, 3, "%02x", md[i]);
 	return 1;
 }
+
+ssize_t
+tls_io_result(SSL *ssl, int n, int fail_errno)
+{
+	switch (SSL_get_error(ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0; /* close_notify, or a plain close (SSL_OP_IGNORE_UNEXPECTED_EOF) */
+	default:
+		errno = fail_errno;
+		return -1;
+	}
+}

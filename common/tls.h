@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct conf_ctx;
 struct config;
@@ -59,6 +60,13 @@ int tls_ticket_key_check(const char *path, char *why, size_t len);
  * handshake in a worker may still use it.  Returns the number of failures.
  */
 int tls_reload(struct config *conf);
+/*
+ * Maps what SSL_read or SSL_write returned (n <= 0) to the recv/send
+ * contract: 0 at the end of the stream, else -1 with errno (EAGAIN when
+ * the socket must become readable or writable first, fail_errno for
+ * anything else).  Shared by client and server connections.
+ */
+ssize_t tls_io_result(struct ssl_st *ssl, int n, int fail_errno);
 /* Version strings for -V. */
 const char *tls_version(void);
 

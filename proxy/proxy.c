@@ -583,19 +583,7 @@ u_recv(struct upstream *u, void *buf, size_t len)
 		return recv(u->fd, buf, len, 0);
 	ERR_clear_error();
 	int n = SSL_read(u->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
-	if (n > 0)
-		return n;
-	switch (SSL_get_error(u->ssl, n)) {
-	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		errno = EAGAIN;
-		return -1;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	default:
-		errno = ECONNRESET;
-		return -1;
-	}
+	return n > 0 ? n : tls_io_result(u->ssl, n, ECONNRESET);
 }
 
 /* send or SSL_write, as u_recv (never 0). */
@@ -608,8 +596,8 @@ u_send(struct upstream *u, const void *buf, size_t len)
 	int n = SSL_write(u->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
 	if (n > 0)
 		return n;
-	int e = SSL_get_error(u->ssl, n);
-	errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+	if (tls_io_result(u->ssl, n, EPIPE) == 0)
+		errno = EPIPE; /* a write never ends the stream */
 	return -1;
 }
 
