@@ -47,6 +47,22 @@ conn_peer(const struct conn *c, char *buf, size_t len)
 }
 
 /*
+ * Plain connections are edge-triggered, as nginx's are: level-triggered
+ * epoll would poll every socket that was ready once more on the next
+ * epoll_wait, a cost per request.  So a read that fills the buffer must
+ * ask for another turn itself (see conn_on_event).  TLS connections stay
+ * level-triggered: OpenSSL reads a record at a time and may leave bytes
+ * in the socket.
+ */
+static short
+conn_et(const struct conn *c)
+{
+	/* EV_CLOSED (EPOLLRDHUP): a FIN that came with the last data still
+	 * gets noticed, since no further edge will come for it. */
+	return c->ssl == NULL ? EV_ET | EV_CLOSED : 0;
+}
+
+/*
  * Arms the connection's one event for reading or writing with timeout tv.
  * A persistent event restarts its timeout whenever it fires, so when
  * neither the mode nor the timeout changes there is nothing to do: a
@@ -65,7 +81,7 @@ conn_arm(struct conn *c, short mode, const struct timeval *tv)
 		return;
 	if (cur != mode) {
 		event_del(&c->ev);
-		event_assign(&c->ev, c->w->base, c->fd, mode | EV_PERSIST, conn_on_event, c);
+		event_assign(&c->ev, c->w->base, c->fd, mode | EV_PERSIST | conn_et(c), conn_on_event, c);
 	}
 	c->ev_tv = tv;
 	event_add(&c->ev, tv);
@@ -118,7 +134,7 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 		    w->conf->global.tls_handshake_timeout : w->conf->global.header_timeout;
 		c->hs_deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + limit;
 	}
-	event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
+	event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST | conn_et(c), conn_on_event, c);
 	c->ev_tv = w->tv_header;
 	event_add(&c->ev, w->tv_header);
 	if (tls != NULL && c->ssl == NULL)
@@ -1207,6 +1223,8 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, "read buffer full");
 		return;
 	}
+	if (c->state == CONN_TUNNEL && c->x->body_paused)
+		return; /* a turn asked for before the handler paused: it resumes us */
 	ssize_t n = conn_recv(c, c->rbuf + c->rlen, room);
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -1227,6 +1245,11 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	stats_add(&w->stats.bytes_received, (uint64_t)n);
+	/* Edge-triggered: a full read may have left bytes behind, and a FIN
+	 * behind the data gives no new edge; come back for them (conn_close
+	 * cancels this if the connection goes first). */
+	if (c->ssl == NULL && ((size_t)n == room || (what & EV_CLOSED)))
+		event_active(&c->ev, EV_READ, 0);
 	if (c->state == CONN_TUNNEL) {
 		const struct handler_ops *h = c->x->req.route->handler;
 		/* The buffer keeps the head: tunnel bytes go after it and are
