@@ -143,33 +143,6 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 		arm_deadline(c, (uint64_t)w->conf->global.tls_handshake_timeout);
 }
 
-/* recv(2) or SSL_read: bytes, 0 at the end of the stream, or -1 with errno. */
-static ssize_t
-conn_recv(struct conn *c, void *buf, size_t len)
-{
-	if (c->ssl == NULL)
-		return recv(c->fd, buf, len, 0);
-	ERR_clear_error();
-	int n = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
-	return n > 0 ? n : tls_io_result(c->ssl, n, ECONNRESET);
-}
-
-/* send(2) or SSL_write, as conn_recv (0 is never returned for a write). */
-static ssize_t
-conn_send(struct conn *c, const void *buf, size_t len, int more)
-{
-	if (c->ssl == NULL)
-		return send(c->fd, buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-	ERR_clear_error();
-	int n = SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
-	if (n > 0)
-		return n;
-	ssize_t r = tls_io_result(c->ssl, n, EPIPE);
-	if (r == 0)
-		errno = EPIPE;
-	return r == 0 ? -1 : r;
-}
-
 /* File bytes to a TLS client: read in bounded chunks and encrypted (no
  * sendfile there), never the whole file in memory. */
 static ssize_t
@@ -181,7 +154,7 @@ conn_send_file_tls(struct conn *c, struct file_seg *sg, int fd)
 
 	if (r <= 0)
 		return r;
-	ssize_t n = conn_send(c, chunk, (size_t)r, 0);
+	ssize_t n = tls_io_send(c->fd, c->ssl, chunk, (size_t)r, 0);
 	if (n > 0)
 		sg->off += n;
 	return n;
@@ -992,7 +965,7 @@ conn_flush(struct conn *c)
 
 		if (c->osent < upto) {
 			/* MSG_MORE: headers and the file data after them share segments. */
-			n = conn_send(c, c->obuf + c->osent, upto - c->osent, sg != NULL);
+			n = tls_io_send(c->fd, c->ssl, c->obuf + c->osent, upto - c->osent, sg != NULL);
 			if (n > 0)
 				c->osent += (size_t)n;
 		} else if (sg != NULL) {
@@ -1225,7 +1198,7 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->state == CONN_TUNNEL && c->x->body_paused)
 		return; /* a turn asked for before the handler paused: it resumes us */
-	ssize_t n = conn_recv(c, c->rbuf + c->rlen, room);
+	ssize_t n = tls_io_recv(c->fd, c->ssl, c->rbuf + c->rlen, room);
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;

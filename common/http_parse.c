@@ -261,25 +261,37 @@ parse_content_length(struct http_request *r, const char *v, size_t n)
  * Calls fn for each comma-separated element of a list value, OWS trimmed,
  * empty elements skipped (RFC 9110 section 5.6.1).
  */
+int
+http_list_next(const char **p, const char *end, const char **tok, size_t *len)
+{
+	while (*p < end) {
+		while (*p < end && (**p == ' ' || **p == '\t' || **p == ','))
+			(*p)++;
+		const char *s = *p;
+		while (*p < end && **p != ',')
+			(*p)++;
+		const char *e = *p;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > s) {
+			*tok = s;
+			*len = (size_t)(e - s);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static int
 each_element(struct http_request *r, const char *v, size_t n,
     int (*fn)(struct http_request *, const char *, size_t))
 {
-	const char *p = v, *end = v + n;
+	const char *p = v, *tok;
+	size_t len;
 	int count = 0;
 
-	while (p < end) {
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		const char *s = p;
-		while (p < end && *p != ',')
-			p++;
-		const char *e = p;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (e == s)
-			continue;
-		if (fn(r, s, (size_t)(e - s)) < 0)
+	while (http_list_next(&p, v + n, &tok, &len)) {
+		if (fn(r, tok, len) < 0)
 			return -1;
 		count++;
 	}
@@ -744,21 +756,11 @@ note_response_header(struct http_response *r, const struct http_header *h)
 		r->content_length = val;
 	} else if (h->name_len == 17 && http_token_eq(h->name, 17, "transfer-encoding")) {
 		/* Only "chunked" as the final coding frames the body; remember what came last. */
-		const char *p = v, *last = NULL;
-		size_t last_len = 0;
-		while (p < end) {
-			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-				p++;
-			const char *st = p;
-			while (p < end && *p != ',')
-				p++;
-			const char *e = p;
-			while (e > st && (e[-1] == ' ' || e[-1] == '\t'))
-				e--;
-			if (e > st) {
-				last = st;
-				last_len = (size_t)(e - st);
-			}
+		const char *p = v, *tok, *last = NULL;
+		size_t len, last_len = 0;
+		while (http_list_next(&p, end, &tok, &len)) {
+			last = tok;
+			last_len = len;
 		}
 		if (last == NULL)
 			return "empty Transfer-Encoding";
@@ -768,21 +770,15 @@ note_response_header(struct http_response *r, const struct http_header *h)
 		else
 			r->flags &= ~HTTP_F_CHUNKED;
 	} else if (h->name_len == 10 && http_token_eq(h->name, 10, "connection")) {
-		const char *p = v;
-		while (p < end) {
-			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-				p++;
-			const char *st = p;
-			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-				p++;
-			if (http_token_eq(st, (size_t)(p - st), "close"))
+		const char *p = v, *tok;
+		size_t len;
+		while (http_list_next(&p, end, &tok, &len)) {
+			if (http_token_eq(tok, len, "close"))
 				r->flags |= HTTP_F_CONN_CLOSE;
-			else if (http_token_eq(st, (size_t)(p - st), "keep-alive"))
+			else if (http_token_eq(tok, len, "keep-alive"))
 				r->flags |= HTTP_F_CONN_KA;
-			else if (http_token_eq(st, (size_t)(p - st), "upgrade"))
+			else if (http_token_eq(tok, len, "upgrade"))
 				r->flags |= HTTP_F_UPGRADE;
-			while (p < end && *p != ',')
-				p++;
 		}
 	}
 	return NULL;

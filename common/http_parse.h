@@ -96,6 +96,13 @@ void http_request_rebase(struct http_request *r, const char *oldbase, const char
 /* Finds the first header named name (case-insensitive), or NULL. */
 const struct http_header *http_find_header(const struct http_request *r, const char *name);
 
+/*
+ * Walks a comma-separated field value (RFC 9110 5.6.1): sets *tok and *len to
+ * the next non-empty element, OWS trimmed, and returns 1; 0 at end.  *p
+ * starts at the value and is advanced.
+ */
+int http_list_next(const char **p, const char *end, const char **tok, size_t *len);
+
 /* Case-insensitive comparison of a slice with a NUL-terminated lower-case token. */
 int http_token_eq(const char *s, size_t len, const char *lower);
 

@@ -1,10 +1,12 @@
 #include "common/tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <strings.h>
 
 #include <openssl/core_names.h>
@@ -611,8 +613,10 @@ tls_client_cert(SSL *ssl, char *subject, size_t slen, char *fp, size_t flen)
 	return 1;
 }
 
-ssize_t
-tls_io_result(SSL *ssl, int n, int fail_errno)
+/* Maps what SSL_read or SSL_write returned (n <= 0) to the recv/send
+ * contract. */
+static ssize_t
+io_result(SSL *ssl, int n, int fail_errno)
 {
 	switch (SSL_get_error(ssl, n)) {
 	case SSL_ERROR_WANT_READ:
@@ -625,4 +629,28 @@ tls_io_result(SSL *ssl, int n, int fail_errno)
 		errno = fail_errno;
 		return -1;
 	}
+}
+
+ssize_t
+tls_io_recv(int fd, SSL *ssl, void *buf, size_t len)
+{
+	if (ssl == NULL)
+		return recv(fd, buf, len, 0);
+	ERR_clear_error();
+	int n = SSL_read(ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+	return n > 0 ? n : io_result(ssl, n, ECONNRESET);
+}
+
+ssize_t
+tls_io_send(int fd, SSL *ssl, const void *buf, size_t len, int more)
+{
+	if (ssl == NULL)
+		return send(fd, buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+	ERR_clear_error();
+	int n = SSL_write(ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+	if (n > 0)
+		return n;
+	if (io_result(ssl, n, EPIPE) == 0)
+		errno = EPIPE; /* a write never ends the stream */
+	return -1;
 }

@@ -61,12 +61,14 @@ int tls_ticket_key_check(const char *path, char *why, size_t len);
  */
 int tls_reload(struct config *conf);
 /*
- * Maps what SSL_read or SSL_write returned (n <= 0) to the recv/send
- * contract: 0 at the end of the stream, else -1 with errno (EAGAIN when
- * the socket must become readable or writable first, fail_errno for
- * anything else).  Shared by client and server connections.
+ * Reads from fd, through ssl when it is not NULL: bytes, 0 at the end of
+ * the stream, or -1 with errno (EAGAIN when the socket must become
+ * readable or writable first).  Shared by client and server connections.
  */
-ssize_t tls_io_result(struct ssl_st *ssl, int n, int fail_errno);
+ssize_t tls_io_recv(int fd, struct ssl_st *ssl, void *buf, size_t len);
+/* Writes to fd, through ssl when it is not NULL, as tls_io_recv (a write
+ * never returns 0); more asks for MSG_MORE on a plain socket. */
+ssize_t tls_io_send(int fd, struct ssl_st *ssl, const void *buf, size_t len, int more);
 /* Version strings for -V. */
 const char *tls_version(void);
 

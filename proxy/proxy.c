@@ -334,16 +334,11 @@ named_in_connection(const struct http_header *hs, unsigned n, const struct http_
 		const struct http_header *c = &hs[i];
 		if (!http_token_eq(c->name, c->name_len, "connection"))
 			continue;
-		const char *p = c->value, *end = p + c->value_len;
-		while (p < end) {
-			while (p < end && (*p == ' ' || *p == ',' || *p == '\t'))
-				p++;
-			const char *s = p;
-			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-				p++;
-			if ((size_t)(p - s) == h->name_len && strncasecmp(s, h->name, h->name_len) == 0)
+		const char *p = c->value, *tok;
+		size_t len;
+		while (http_list_next(&p, c->value + c->value_len, &tok, &len))
+			if (len == h->name_len && strncasecmp(tok, h->name, len) == 0)
 				return 1;
-		}
 	}
 	return 0;
 }
@@ -573,32 +568,6 @@ u_connect(struct proxy_req *pr, unsigned idx)
 	(void)connect(u->fd, sa, alen);
 	u->state = U_CONNECTING;
 	return u;
-}
-
-/* recv or SSL_read: bytes, 0 at the end, -1 with errno (EAGAIN: wait). */
-static ssize_t
-u_recv(struct upstream *u, void *buf, size_t len)
-{
-	if (u->ssl == NULL)
-		return recv(u->fd, buf, len, 0);
-	ERR_clear_error();
-	int n = SSL_read(u->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
-	return n > 0 ? n : tls_io_result(u->ssl, n, ECONNRESET);
-}
-
-/* send or SSL_write, as u_recv (never 0). */
-static ssize_t
-u_send(struct upstream *u, const void *buf, size_t len)
-{
-	if (u->ssl == NULL)
-		return send(u->fd, buf, len, MSG_NOSIGNAL);
-	ERR_clear_error();
-	int n = SSL_write(u->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
-	if (n > 0)
-		return n;
-	if (tls_io_result(u->ssl, n, EPIPE) == 0)
-		errno = EPIPE; /* a write never ends the stream */
-	return -1;
 }
 
 /* Starts TLS on a connected socket (see pool_tls_new). */
@@ -882,7 +851,7 @@ u_write(struct upstream *u)
 	struct proxy_req *pr = u->pr;
 
 	while (u->osent < u->out.len) {
-		ssize_t n = u_send(u, u->out.p + u->osent, u->out.len - u->osent);
+		ssize_t n = tls_io_send(u->fd, u->ssl, u->out.p + u->osent, u->out.len - u->osent, 0);
 		if (n > 0) {
 			u->osent += (size_t)n;
 			if (u->osent > pr->head.len)
@@ -1116,7 +1085,7 @@ u_read(struct upstream *u)
 		fail(pr, 502, "out of memory");
 		return -1;
 	}
-	ssize_t n = u_recv(u, u->in + u->inlen, UPSTREAM_IN_SIZE - u->inlen);
+	ssize_t n = tls_io_recv(u->fd, u->ssl, u->in + u->inlen, UPSTREAM_IN_SIZE - u->inlen);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return 0;
 	if (n > 0) {
