@@ -1172,6 +1172,10 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (what & EV_WRITE) {
+		/* A read edge that came with this (kick() ORs EV_WRITE into an
+		 * active read) would be lost when edge-triggered: take it next turn. */
+		if ((what & (EV_READ | EV_CLOSED)) && c->ssl == NULL)
+			event_active(&c->ev, EV_READ, 0);
 		if (conn_flush(c) == 0 && !c->writing && !c->closing)
 			conn_process(c);
 		return;
