@@ -75,7 +75,7 @@ conn_arm(struct conn *c, short mode, const struct timeval *tv)
 	short cur = event_get_events(&c->ev) & (EV_READ | EV_WRITE);
 
 	/* Decrypted bytes waiting inside OpenSSL will not wake the socket. */
-	if (c->ssl != NULL && mode == EV_READ && SSL_pending(c->ssl) > 0)
+	if (c->ssl != NULL && mode == EV_READ && SSL_has_pending(c->ssl))
 		event_active(&c->ev, EV_READ, 0);
 	if (cur == mode && c->ev_tv == tv && event_pending(&c->ev, mode, NULL))
 		return;
@@ -1224,8 +1224,9 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 	stats_add(&w->stats.bytes_received, (uint64_t)n);
 	/* Edge-triggered: a full read may have left bytes behind, and a FIN
 	 * behind the data gives no new edge; come back for them (conn_close
-	 * cancels this if the connection goes first). */
-	if (c->ssl == NULL && ((size_t)n == room || (what & EV_CLOSED)))
+	 * cancels this if the connection goes first).  TLS sockets are level-
+	 * triggered, but records OpenSSL read ahead no longer wake the socket. */
+	if (c->ssl == NULL ? (size_t)n == room || (what & EV_CLOSED) : SSL_has_pending(c->ssl))
 		event_active(&c->ev, EV_READ, 0);
 	if (c->state == CONN_TUNNEL) {
 		const struct handler_ops *h = c->x->req.route->handler;

@@ -395,6 +395,12 @@ make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, si
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	    SSL_MODE_RELEASE_BUFFERS);
+	/*
+	 * Read ahead: one recv takes whatever the socket holds instead of a
+	 * 5-byte record header and then its body (two syscalls per request).
+	 * Bytes read ahead are not SSL_pending(); callers test SSL_has_pending().
+	 */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	/* Resumption: the server-side cache and tickets live in the context all workers share. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	/*

@@ -427,6 +427,7 @@ pool_tls_setup(struct conf_ctx *ctx, const struct conf_section *sec, struct pool
 	SSL_CTX_set_options(c, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	    SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_read_ahead(c, 1); /* as on listeners: one recv per read, not two */
 	if (p->tls_verify) {
 		int ok;
 		if (p->tls_ca != NULL) {

@@ -1093,7 +1093,7 @@ u_read(struct upstream *u)
 		if (response_bytes(pr) < 0)
 			return -1;
 		/* Decrypted bytes left inside OpenSSL will not wake the socket. */
-		if (u->ssl != NULL && SSL_pending(u->ssl) > 0 && !pr->reading_paused)
+		if (u->ssl != NULL && SSL_has_pending(u->ssl) && !pr->reading_paused)
 			event_active(&u->ev, EV_READ, 0);
 		return 0;
 	}
