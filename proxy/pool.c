@@ -340,18 +340,22 @@ parse_server(struct conf_ctx *ctx, const struct conf_kv *kv, struct backend *b)
 	return rc;
 }
 
-/* "GET /healthz every 2s [expect 200-399]" */
+/* "GET /healthz every 2s [expect 200-399 | expect 204]" */
 static int
 parse_health(struct conf_ctx *ctx, const struct conf_kv *kv, struct pool *p)
 {
-	char m[16], path[160], every[8], dur[32], exp[8], range[32], junk;
-	int n = sscanf(kv->value, "%15s %159s %7s %31s %7s %31s", m, path, every, dur, exp, range);
+	char m[16], path[160], every[8], dur[32], exp[8], range[32], extra[2], junk;
+	int n = sscanf(kv->value, "%15s %159s %7s %31s %7s %31s %1s", m, path, every, dur, exp, range,
+	    extra);
+	int nr = n == 6 ? sscanf(range, "%d-%d%c", &p->hc_lo, &p->hc_hi, &junk) : 0;
 
+	if (nr == 1) /* a single status: "expect 204" */
+		p->hc_hi = p->hc_lo;
 	if ((n != 4 && n != 6) || strcmp(every, "every") != 0 || path[0] != '/' ||
 	    units_duration(dur, &p->hc_interval) < 0 || p->hc_interval < 100 ||
-	    (n == 6 && (strcmp(exp, "expect") != 0 ||
-	    sscanf(range, "%d-%d%c", &p->hc_lo, &p->hc_hi, &junk) != 2 || p->hc_lo < 100 ||
-	    p->hc_hi > 599 || p->hc_lo > p->hc_hi))) {
+	    (n == 6 && (strcmp(exp, "expect") != 0 || (nr != 1 && nr != 2) ||
+	    (nr == 1 && strchr(range, '-') != NULL) || p->hc_lo < 100 || p->hc_hi > 599 ||
+	    p->hc_lo > p->hc_hi))) {
 		conf_err(ctx, kv->line, ctx->section, "health_check",
 		    "expected \"METHOD /path every DURATION [expect 200-399]\", not \"%s\"", kv->value);
 		return -1;
@@ -386,17 +390,31 @@ kv_duration(struct conf_ctx *ctx, const struct conf_kv *kv, int64_t *out)
 }
 
 static int
-kv_count(struct conf_ctx *ctx, const struct conf_kv *kv, uint64_t max, unsigned *out)
+kv_count_from(struct conf_ctx *ctx, const struct conf_kv *kv, uint64_t min, uint64_t max,
+    unsigned *out)
 {
 	uint64_t v;
 
-	if (units_count(kv->value, max, &v) == 0) {
+	if (units_count(kv->value, max, &v) == 0 && v >= min) {
 		*out = (unsigned)v;
 		return 0;
 	}
-	conf_err(ctx, kv->line, ctx->section, kv->key, "expected a number up to %llu, not \"%s\"",
-	    (unsigned long long)max, kv->value);
+	conf_err(ctx, kv->line, ctx->section, kv->key, "expected a number from %llu to %llu, not \"%s\"",
+	    (unsigned long long)min, (unsigned long long)max, kv->value);
 	return -1;
+}
+
+static int
+kv_count(struct conf_ctx *ctx, const struct conf_kv *kv, uint64_t max, unsigned *out)
+{
+	return kv_count_from(ctx, kv, 0, max, out);
+}
+
+/* rise and fall: a run of zero checks means nothing */
+static int
+kv_count_min1(struct conf_ctx *ctx, const struct conf_kv *kv, uint64_t max, unsigned *out)
+{
+	return kv_count_from(ctx, kv, 1, max, out);
 }
 
 /* The line a key of sec was given on, else the section's. */
@@ -555,9 +573,9 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 		} else if (strcmp(k, "health_check") == 0) {
 			rc |= parse_health(ctx, kv, p);
 		} else if (strcmp(k, "rise") == 0) {
-			rc |= kv_count(ctx, kv, 100, &p->rise);
+			rc |= kv_count_min1(ctx, kv, 100, &p->rise);
 		} else if (strcmp(k, "fall") == 0) {
-			rc |= kv_count(ctx, kv, 100, &p->fall);
+			rc |= kv_count_min1(ctx, kv, 100, &p->fall);
 		}
 	}
 	if (p->nservers == 0) {

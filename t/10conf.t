@@ -197,6 +197,41 @@ return = 200 x
     one_error(VALID.replace("status = json", "status = json\nreturn_type = text/html"), "foreign-key", 12,
               '[route:status] return_type: belongs to "return =" routes, not "status ="')
 
+    # --- pools: every key's bad value is one error on its line
+    POOL = VALID + "\n[pool:app]\nserver = 127.0.0.1:9001\n"   # [pool:app] on line 21, server on 22
+    p = write("pool-ok.ini", POOL + "health_check = GET /hz every 2s expect 204\nrise = 1\nfall = 100\n"
+              "\n[route:app]\npath = /app/\npool = app\n")
+    is_(check(p)[0], 0, "pool with health_check ... expect 204, rise 1, fall 100: valid")
+    HC = 'expected "METHOD /path every DURATION [expect 200-399]", not "%s"'
+    for name, extra, msg in (
+            ("pool-rise-0", "rise = 0", '[pool:app] rise: expected a number from 1 to 100, not "0"'),
+            ("pool-fall-101", "fall = 101", '[pool:app] fall: expected a number from 1 to 100, not "101"'),
+            ("pool-balance", "balance = fastest",
+             '[pool:app] balance: expected round_robin, least_conn, random, ip_hash or hash HEADER, not "fastest"'),
+            ("pool-hc-trailing", "health_check = GET /hz every 2s expect 200-299 please",
+             "[pool:app] health_check: " + HC % "GET /hz every 2s expect 200-299 please"),
+            ("pool-hc-no-every", "health_check = GET /hz 2s",
+             "[pool:app] health_check: " + HC % "GET /hz 2s"),
+            ("pool-hc-range-order", "health_check = GET /hz every 2s expect 399-200",
+             "[pool:app] health_check: " + HC % "GET /hz every 2s expect 399-200"),
+            ("pool-hc-range-half", "health_check = GET /hz every 2s expect 200-",
+             "[pool:app] health_check: " + HC % "GET /hz every 2s expect 200-"),
+            ("pool-hc-fast", "health_check = GET /hz every 10ms",
+             "[pool:app] health_check: " + HC % "GET /hz every 10ms"),
+            ("pool-hc-method", "health_check = get /hz every 2s", '[pool:app] health_check: bad method "get"'),
+            ("pool-keepalive", "keepalive = lots", None),
+            ("pool-timeout", "connect_timeout = soon", '[pool:app] connect_timeout: expected a duration such as 5s, not "soon"')):
+        text = POOL + extra + "\n\n[route:app]\npath = /app/\npool = app\n"
+        if msg is None:
+            pp = write(name + ".ini", text)
+            rc, out, err = check(pp)
+            is_(rc, 1, "%s: -t exits 1" % name)
+            like(err, r"(?m)^%s:23: \[pool:app\] keepalive: " % re.escape(pp), "%s: error names line 23 and the key" % name)
+        else:
+            one_error(text, name, 23, msg)
+    one_error(VALID + "\n[pool:app]\nbalance = random\n\n[route:app]\npath = /app/\npool = app\n", "pool-empty", 21,
+              "[pool:app] no server: give server = HOST:PORT")
+
     # --- value syntax: compound durations, size suffixes, comments
     p = write("syntax.ini", VALID.replace("header_timeout = 5s", "header_timeout = 1m30s\nmax_body_size = 2MB\n"
                                           "keepalive_timeout = 1500ms ; a comment\nbody_timeout = 7")
