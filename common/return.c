@@ -63,11 +63,17 @@ fail:
 static const char *const var_names[] = { "scheme", "host", "request_uri", "uri", "args", NULL };
 
 /* Length of the variable name at s ("$name" or "${name}"), matched against
- * var_names; sets *idx.  0 when s does not start a known variable. */
+ * var_names; sets *idx.  "$$" is a literal '$' (idx -1).  0 when s does not
+ * start a known variable. */
 static size_t
 var_at(const char *s, int *idx)
 {
 	int braced = s[1] == '{';
+
+	if (s[1] == '$') {
+		*idx = -1;
+		return 2;
+	}
 	const char *n = s + 1 + braced;
 
 	for (int i = 0; var_names[i] != NULL; i++) {
@@ -125,6 +131,7 @@ expand(struct sbuf *out, const char *tmpl, const struct request *r, int html)
 			const struct http_request *hr = r->hr;
 			v.len = 0;
 			switch (idx) {
+			case -1: sbuf_str(&v, "$"); break;
 			case 0: sbuf_str(&v, r->conn->ssl != NULL ? "https" : "http"); break;
 			case 1: add_host(&v, r); break;
 			case 2:
@@ -187,14 +194,17 @@ return_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 		return -1;
 	}
 	rc->status = (int)st;
-	for (const char *p = strchr(rest, '$'); p != NULL; p = strchr(p + 1, '$')) {
+	for (const char *p = strchr(rest, '$'); p != NULL; p = strchr(p, '$')) {
 		int idx;
-		if (var_at(p, &idx) == 0) {
+		size_t l = var_at(p, &idx);
+		if (l == 0) {
 			conf_err(ctx, kv->line, ctx->section, "return",
-			    "unknown variable at \"%.20s\" (known: $scheme, $host, $request_uri, $uri, $args)", p);
+			    "unknown variable at \"%.20s\" (known: $scheme, $host, $request_uri, $uri, $args; "
+			    "$$ for a literal $)", p);
 			return -1;
 		}
 		rc->vars = 1;
+		p += l;
 	}
 	if (rc->vars)
 		rc->text = strdup(rest);

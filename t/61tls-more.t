@@ -363,6 +363,10 @@ strip_prefix = yes
 path = /vars/
 return = 200 $scheme|$host|${host}x|$uri|$args|$request_uri
 
+[route:dollar]
+path = /dollar
+return = 200 $$5, $${host} and $$$host
+
 [route:redirect]
 listen = plain
 path = /
@@ -722,6 +726,8 @@ def return_vars(srv, off):
         "$scheme, $host, ${host}, $uri (normalized), $args, $request_uri on a plain listener")
     r = srv.get("/vars/")
     is_(r.body, b"http|localhost|localhostx|/vars/||/vars/", "no query: $args empty, $request_uri without ?")
+    r = srv.get("/dollar")
+    is_(r.body, b"$5, ${host} and $localhost", "$$ is a literal $, also before a name or a variable")
     c = tls(srv, off)
     c.send(get("/vars/z?1"))
     r = c.read_response()
