@@ -404,6 +404,7 @@ http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
 		r->flags |= REQ_CHUNKED_OUT;
 	} else {
 		r->flags |= REQ_CLOSE; /* HTTP/1.0: the body ends when we close */
+		r->resp_left = -1;     /* and has no declared length to hold it to */
 	}
 	if (c->ssl != NULL && w->conf->listens[c->listen_idx].hsts != NULL) {
 		OUT_LIT(c, "Strict-Transport-Security: ");
@@ -462,7 +463,8 @@ http_resp_body(struct request *r, const void *data, size_t len)
 		if (r->resp_left >= 0 && (int64_t)len > r->resp_left)
 			len = (size_t)r->resp_left; /* never send more than we declared */
 		out_append(c, data, len);
-		r->resp_left -= (int64_t)len;
+		if (r->resp_left >= 0)
+			r->resp_left -= (int64_t)len;
 	}
 	r->body_bytes += len;
 	kick(c);
@@ -502,7 +504,8 @@ http_resp_file(struct request *r, int fd, off_t off, off_t len)
 		sg->off = off;
 		sg->len = len;
 	}
-	r->resp_left -= len;
+	if (r->resp_left >= 0)
+		r->resp_left -= len;
 	r->body_bytes += (uint64_t)len;
 	return 0;
 fail:

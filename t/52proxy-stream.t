@@ -113,6 +113,20 @@ def test_downloads(srv, a):
     ok(r is not None and r2 is not None and r.header("X-Conn") != r2.header("X-Conn"),
        "the close-delimited upstream connection was not reused")
 
+    # An HTTP/1.0 client cannot take chunked: the body is relayed until the
+    # proxy closes, whatever framing the backend used.
+    for framing in ("chunked", "close", "cl"):
+        want = gen_bytes(300000, 5)
+        c = srv.connect(timeout=10)
+        c.send(b"GET /up/download?size=300000&seed=5&framing=%s&chunk=7000 HTTP/1.0\r\nHost: x\r\n\r\n"
+               % framing.encode())
+        raw = c.read_until_close(10)
+        c.close()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        is_((head.split(b"\r\n")[0], body == want, len(body)), (b"HTTP/1.1 200 OK", True, len(want)),
+            "HTTP/1.0 client, %s from the backend: the whole body, byte-exact" % framing)
+        ok(b"transfer-encoding" not in head.lower(), "  and no Transfer-Encoding to a 1.0 client")
+
     # Back-pressure: a client that does not read holds the backend back.  The
     # kernel's socket buffers may hold some megabytes; a proxy without
     # back-pressure would take all 64.
