@@ -366,6 +366,13 @@ status_has_body(int s)
 void
 http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
 {
+	http_resp_start_reason(r, status, NULL, 0, ctype, clen);
+}
+
+void
+http_resp_start_reason(struct request *r, int status, const char *reason, size_t reason_len,
+    const char *ctype, int64_t clen)
+{
 	struct conn *c = r->conn;
 	struct worker *w = c->w;
 	int version = r->hr->version == 10 ? 10 : 11;
@@ -379,7 +386,10 @@ http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
 	OUT_LIT(c, "HTTP/1.1 ");
 	out_num(c, (uint64_t)status);
 	OUT_LIT(c, " ");
-	out_str(c, http_status_text(status));
+	if (reason_len > 0)
+		out_append(c, reason, reason_len);
+	else
+		out_str(c, http_status_text(status));
 	if (w->conf->global.server_tokens)
 		OUT_LIT(c, "\r\nServer: portico/" PORTICO_VERSION "\r\nDate: ");
 	else
@@ -419,8 +429,43 @@ http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
 		OUT_LIT(c, "Connection: keep-alive\r\n");
 }
 
+/*
+ * An interim (1xx) response before the final one: its status line here, its
+ * headers through http_resp_header_n, and http_resp_interim_end.  Only an
+ * HTTP/1.1 client gets one (RFC 9110 15.2); returns 0 when it was not sent.
+ */
+int
+http_resp_interim(struct request *r, int status, const char *reason, size_t reason_len)
+{
+	struct conn *c = r->conn;
+
+	if (r->hr->version < 11 || (r->flags & REQ_STARTED) || status < 102 || status > 199)
+		return 0;
+	OUT_LIT(c, "HTTP/1.1 ");
+	out_num(c, (uint64_t)status);
+	OUT_LIT(c, " ");
+	if (reason_len > 0)
+		out_append(c, reason, reason_len);
+	else
+		out_str(c, http_status_text(status));
+	OUT_LIT(c, "\r\n");
+	r->flags |= REQ_HDR_OPEN;
+	return 1;
+}
+
 void
-http_resp_header(struct request *r, const char *name, const char *value)
+http_resp_interim_end(struct request *r)
+{
+	if (!(r->flags & REQ_HDR_OPEN) || (r->flags & REQ_STARTED))
+		return;
+	OUT_LIT(r->conn, "\r\n");
+	r->flags &= ~REQ_HDR_OPEN;
+	kick(r->conn);
+}
+
+void
+http_resp_header_n(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen)
 {
 	struct conn *c = r->conn;
 
@@ -428,12 +473,18 @@ http_resp_header(struct request *r, const char *name, const char *value)
 		return;
 	/* The listener's own HSTS went out with the status line: not twice. */
 	if (c->ssl != NULL && c->w->conf->listens[c->listen_idx].hsts != NULL &&
-	    strcasecmp(name, "strict-transport-security") == 0)
+	    http_token_eq(name, nlen, "strict-transport-security"))
 		return;
-	out_str(c, name);
+	out_append(c, name, nlen);
 	OUT_LIT(c, ": ");
-	out_str(c, value);
+	out_append(c, value, vlen);
 	OUT_LIT(c, "\r\n");
+}
+
+void
+http_resp_header(struct request *r, const char *name, const char *value)
+{
+	http_resp_header_n(r, name, strlen(name), value, strlen(value));
 }
 
 static void

@@ -119,8 +119,20 @@ const char *conn_peer(const struct conn *c, char *buf, size_t len);
 /* Starts a response; content_length -1 means chunked (or close-delimited for HTTP/1.0). */
 void http_resp_start(struct request *r, int status, const char *content_type,
     int64_t content_length);
+/* The same with a reason phrase of our caller's (a backend's, checked by the
+ * response parser); the standard one when reason_len is 0. */
+void http_resp_start_reason(struct request *r, int status, const char *reason, size_t reason_len,
+    const char *content_type, int64_t clen);
 /* Adds a header line; call between start and the first body byte. */
 void http_resp_header(struct request *r, const char *name, const char *value);
+/* An interim 1xx response (102 to 199) to an HTTP/1.1 client before the
+ * final one: status line, then headers with http_resp_header_n, then
+ * http_resp_interim_end.  Returns 0, and sends nothing, to any other client. */
+int http_resp_interim(struct request *r, int status, const char *reason, size_t reason_len);
+void http_resp_interim_end(struct request *r);
+/* The same with counted strings (a header relayed from a backend). */
+void http_resp_header_n(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen);
 /* Ends the header section and queues body bytes (copied).  Ignored for HEAD. */
 void http_resp_body(struct request *r, const void *data, size_t len);
 /*

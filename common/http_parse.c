@@ -755,20 +755,25 @@ note_response_header(struct http_response *r, const struct http_header *h)
 		}
 		r->content_length = val;
 	} else if (h->name_len == 17 && http_token_eq(h->name, 17, "transfer-encoding")) {
-		/* Only "chunked" as the final coding frames the body; remember what came last. */
-		const char *p = v, *tok, *last = NULL;
-		size_t len, last_len = 0;
+		/*
+		 * We never offer TE, so a backend may apply chunked only, once
+		 * (RFC 9112 6.1).  Any other coding would reach the client
+		 * unlabelled once the hop-by-hop field is dropped: refuse it, as
+		 * HAProxy does.  An HTTP/1.0 message has no transfer codings at all.
+		 */
+		const char *p = v, *tok;
+		size_t len;
+		if (r->version == 10)
+			return "Transfer-Encoding in an HTTP/1.0 response";
 		while (http_list_next(&p, end, &tok, &len)) {
-			last = tok;
-			last_len = len;
+			if (!http_token_eq(tok, len, "chunked"))
+				return "unsupported transfer coding";
+			if (r->flags & HTTP_F_CHUNKED)
+				return "chunked applied twice";
+			r->flags |= HTTP_F_HAS_TE | HTTP_F_CHUNKED;
 		}
-		if (last == NULL)
+		if (!(r->flags & HTTP_F_HAS_TE))
 			return "empty Transfer-Encoding";
-		r->flags |= HTTP_F_HAS_TE;
-		if (http_token_eq(last, last_len, "chunked"))
-			r->flags |= HTTP_F_CHUNKED;
-		else
-			r->flags &= ~HTTP_F_CHUNKED;
 	} else if (h->name_len == 10 && http_token_eq(h->name, 10, "connection")) {
 		const char *p = v, *tok;
 		size_t len;

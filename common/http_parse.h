@@ -129,8 +129,8 @@ void http_response_reset(struct http_response *r);
  * http_parse_request.  Returns the head length, 0 for more, or -1 when the
  * response is invalid (r->error says why): a proxy answers 502 and never
  * passes such a response on.  Both Content-Length and Transfer-Encoding is
- * invalid; a Transfer-Encoding whose last coding is not chunked leaves
- * HTTP_F_CHUNKED clear (the body then runs until the connection closes).
+ * invalid, and so is any transfer coding but one chunked (a proxy asks for
+ * no other), and any Transfer-Encoding in an HTTP/1.0 response.
  */
 ssize_t http_parse_response(struct http_response *r, const char *buf, size_t len,
     const struct http_limits *lim);

@@ -890,7 +890,6 @@ copy_response_headers(struct proxy_req *pr)
 		"upgrade", "proxy-connection", "date", "server", NULL,
 	};
 	const struct http_response *rs = &pr->resp;
-	char name[256], value[8192];
 
 	for (unsigned i = 0; i < rs->nheaders; i++) {
 		const struct http_header *h = &rs->headers[i];
@@ -898,14 +897,10 @@ copy_response_headers(struct proxy_req *pr)
 		for (k = 0; skip[k] != NULL; k++)
 			if (http_token_eq(h->name, h->name_len, skip[k]))
 				break;
-		if (skip[k] != NULL || h->name_len >= sizeof(name) || h->value_len >= sizeof(value) ||
-		    named_in_connection(rs->headers, rs->nheaders, h))
+		if (skip[k] != NULL || named_in_connection(rs->headers, rs->nheaders, h))
 			continue;
-		memcpy(name, h->name, h->name_len);
-		name[h->name_len] = '\0';
-		memcpy(value, h->value, h->value_len);
-		value[h->value_len] = '\0';
-		http_resp_header(pr->r, name, value);
+		/* Checked by the response parser; the head fits its buffer. */
+		http_resp_header_n(pr->r, h->name, h->name_len, h->value, h->value_len);
 	}
 }
 
@@ -956,7 +951,15 @@ response_head(struct proxy_req *pr, size_t head_len)
 		return tunnel_begin(pr, head_len);
 	}
 	if (rs->status >= 100 && rs->status < 200) {
-		/* Interim answers (100 Continue, 103) are ours to give or not: drop them. */
+		/*
+		 * Interim answers go on to an HTTP/1.1 client (RFC 9110 15.2), such
+		 * as 103 Early Hints; 100 Continue is ours to give, from our own
+		 * reading of the body, and a 1.0 client gets none.
+		 */
+		if (rs->status != 100 && http_resp_interim(r, rs->status, rs->reason, rs->reason_len)) {
+			copy_response_headers(pr);
+			http_resp_interim_end(r);
+		}
 		memmove(u->in, u->in + head_len, u->inlen - head_len);
 		u->inlen -= head_len;
 		http_response_reset(rs);
@@ -969,8 +972,6 @@ response_head(struct proxy_req *pr, size_t head_len)
 	} else if (rs->flags & HTTP_F_CHUNKED) {
 		pr->rs = R_CHUNKED;
 		http_chunked_init(&pr->ch);
-	} else if (rs->flags & HTTP_F_HAS_TE) {
-		pr->rs = R_CLOSE; /* a coding we do not frame: the body runs to the close */
 	} else if (rs->flags & HTTP_F_HAS_CL) {
 		pr->rs = rs->content_length > 0 ? R_LENGTH : R_DONE;
 		pr->resp_left = clen = rs->content_length;
@@ -978,7 +979,7 @@ response_head(struct proxy_req *pr, size_t head_len)
 		pr->rs = R_CLOSE;
 	}
 	pr->framed = pr->rs != R_CLOSE;
-	http_resp_start(r, rs->status, NULL, clen);
+	http_resp_start_reason(r, rs->status, rs->reason, rs->reason_len, NULL, clen);
 	copy_response_headers(pr);
 	pr->resp_started = 1;
 	memmove(u->in, u->in + head_len, u->inlen - head_len);

@@ -182,6 +182,10 @@ def test_invalid(srv, x, y):
         ("space before a colon", "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n"),
         ("two different Content-Lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
         ("obsolete line folding", "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n"),
+        # codings the client could not undo once the hop-by-hop field is gone
+        ("gzip, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
+        ("gzip alone", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\nxyz"),
+        ("Transfer-Encoding in HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
     ]
     for what, text in bad:
         r, _ = timed_get(srv, "/double/garbage?text=" + urllib.parse.quote(text))
@@ -200,6 +204,28 @@ def test_invalid(srv, x, y):
         err = "timeout"
     is_(err, "closed", "bad chunk size mid-response: the client connection is closed")
     c.close()
+
+    # What is valid passes as it came: the reason phrase, and a header value
+    # far longer than any fixed buffer (the head fits max_header_size).
+    big = "v" * 12000
+    r, _ = timed_get(srv, "/single/bighead")
+    is_((r and r.status, r and r.reason, r and r.body), (299, "Weird Thing", b"ok"),
+        "the backend's status line is relayed with its own reason phrase")
+    is_(r and r.header("X-Big"), big, "a 12000-byte header value is relayed whole")
+
+    # Interim responses: 103 goes on to an HTTP/1.1 client (RFC 9110 15.2),
+    # the backend's 100 does not (portico answers Expect itself), and an
+    # HTTP/1.0 client gets none at all.
+    for version, want in ((b"1.1", [b"HTTP/1.1 103 Early Hints", b"HTTP/1.1 200 OK"]), (b"1.0", [b"HTTP/1.1 200 OK"])):
+        c = srv.connect(timeout=5)
+        c.send(b"GET /single/early HTTP/" + version + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = c.read_until_close(5)
+        c.close()
+        heads = [blk.split(b"\r\n")[0] for blk in raw.split(b"\r\n\r\n") if blk.startswith(b"HTTP/")]
+        is_(heads, want, "1xx from the backend to an HTTP/%s client: %s" % (version.decode(), b", ".join(want).decode()))
+        if version == b"1.1":
+            ok(b"\r\nLink: </a.css>; rel=preload\r\n\r\n" in raw, "  the 103 keeps its Link header")
+            ok(raw.endswith(b"\r\n\r\nok"), "  and the final response follows whole")
 
 
 def long_status(split):
@@ -359,6 +385,12 @@ def main():
         be["d2"].stop()
         be["x"].on("/longstatus", long_status(False))
         be["x"].on("/longstatus-split", long_status(True))
+        be["x"].on("/early", lambda h, req: h.send(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") or True)
+        be["x"].on("/bighead", lambda h, req: h.send(
+            b"HTTP/1.1 299 Weird Thing\r\nX-Big: " + b"v" * 12000 + b"\r\nContent-Length: 2\r\n\r\nok") or True)
         hc = Health()
         be["h1"].on("/healthz", hc)
         for n in ("r", "t"):

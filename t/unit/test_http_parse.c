@@ -890,6 +890,98 @@ test_chunked(void)
 	free(big);
 }
 
+/* ---- response heads from backends ---- */
+
+static struct http_response rs;
+
+/* Parses a whole response head, also byte by byte, and checks both agree. */
+static ssize_t
+resp(const char *name, const char *text)
+{
+	size_t n = strlen(text);
+	char *buf = malloc(n + 1);
+
+	tname = name;
+	memcpy(buf, text, n + 1);
+	http_response_reset(&rs);
+	ssize_t whole = http_parse_response(&rs, buf, n, &lim);
+	struct http_response one;
+	http_response_reset(&one);
+	ssize_t step = 0;
+	for (size_t i = 1; i <= n && step == 0; i++)
+		step = http_parse_response(&one, buf, i, &lim);
+	ok(whole == step, "%s: whole and byte by byte agree", name);
+	/* the head is parsed again from a copy kept alive while we look at it */
+	free(cur);
+	cur = buf;
+	return whole;
+}
+
+static void
+resp_bad(const char *name, const char *text, const char *why)
+{
+	is(resp(name, text), -1, "%s: refused", name);
+	is_str(rs.error, why, "%s: reason", name);
+}
+
+static void
+test_response(void)
+{
+	ssize_t n = resp("simple", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello");
+	is(n, 46, "%s: head length", tname);
+	is(rs.status, 200, "%s: status", tname);
+	is(rs.version, 11, "%s: version", tname);
+	is_slice(rs.reason, rs.reason_len, "OK", "%s: reason", tname);
+	is(rs.content_length, 5, "%s: Content-Length", tname);
+	ok((rs.flags & HTTP_F_KEEPALIVE) && !(rs.flags & HTTP_F_CHUNKED), "%s: keep-alive, not chunked", tname);
+	is(rs.nheaders, 2, "%s: two fields", tname);
+
+	resp("odd reason kept", "HTTP/1.1 299 Weird Thing\r\n\r\n");
+	is_slice(rs.reason, rs.reason_len, "Weird Thing", "%s: reason as sent", tname);
+	resp("empty reason", "HTTP/1.1 204\r\n\r\n");
+	is(rs.reason_len, 0, "%s: no reason", tname);
+	is(rs.status, 204, "%s: status", tname);
+
+	resp("chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+	ok((rs.flags & HTTP_F_CHUNKED) && (rs.flags & HTTP_F_HAS_TE), "%s: chunked", tname);
+	resp("chunked, any case", "HTTP/1.1 200 OK\r\nTransfer-Encoding: ChUnKeD\r\n\r\n");
+	ok(rs.flags & HTTP_F_CHUNKED, "%s: chunked", tname);
+	resp("close-delimited 1.0", "HTTP/1.0 200 OK\r\n\r\n");
+	ok(!(rs.flags & (HTTP_F_KEEPALIVE | HTTP_F_CHUNKED | HTTP_F_HAS_CL)), "%s: no framing, no keep-alive", tname);
+	resp("1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n");
+	ok(rs.flags & HTTP_F_KEEPALIVE, "%s: keep-alive", tname);
+	resp("1.1 close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+	ok(!(rs.flags & HTTP_F_KEEPALIVE), "%s: not kept alive", tname);
+	resp("equal Content-Length list", "HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n");
+	is(rs.content_length, 3, "%s: one length", tname);
+	resp("obs-text in a value", "HTTP/1.1 200 OK\r\nX-A: caf\xc3\xa9\r\nContent-Length: 0\r\n\r\n");
+	is(rs.nheaders, 2, "%s: accepted", tname);
+	resp("bare LF lines", "HTTP/1.1 200 OK\nContent-Length: 0\n\n");
+	is(rs.status, 200, "%s: accepted", tname);
+
+	resp_bad("gzip, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+	    "unsupported transfer coding");
+	resp_bad("gzip alone", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "unsupported transfer coding");
+	resp_bad("chunked, gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+	    "unsupported transfer coding");
+	resp_bad("chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "chunked applied twice");
+	resp_bad("identity", "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n", "unsupported transfer coding");
+	resp_bad("empty TE", "HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\n\r\n", "empty Transfer-Encoding");
+	resp_bad("TE in 1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "Transfer-Encoding in an HTTP/1.0 response");
+	resp_bad("CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "both Content-Length and Transfer-Encoding");
+	resp_bad("differing CL", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+	    "conflicting Content-Length values");
+	resp_bad("HTTP/2 status line", "HTTP/2 200 OK\r\n\r\n", "malformed status line");
+	resp_bad("two-digit status", "HTTP/1.1 20 OK\r\n\r\n", "malformed status line");
+	resp_bad("status 600", "HTTP/1.1 600 OK\r\n\r\n", "malformed status line");
+	resp_bad("control in reason", "HTTP/1.1 200 O\x01K\r\n\r\n", "control character in reason phrase");
+	is(resp("obs-fold", "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\n\r\n"), -1, "%s: refused", tname);
+	is(resp("space before colon", "HTTP/1.1 200 OK\r\nX-A : a\r\n\r\n"), -1, "%s: refused", tname);
+}
+
 int
 main(void)
 {
@@ -904,6 +996,7 @@ main(void)
 	test_limits();
 	test_framing();
 	test_chunked();
+	test_response();
 	free(cur);
 	free(dw.out);
 	return done_testing();
