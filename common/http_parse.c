@@ -100,21 +100,56 @@ method_id(const char *m, size_t n)
 	return HTTP_M_OTHER;
 }
 
-/* Characters allowed in a Host value or URI authority (RFC 3986 reg-name,
- * IP-literal and port). */
+static int
+hexdig(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/*
+ * A Host value or URI authority without userinfo (RFC 3986 3.2.2, 3.2.3):
+ * a non-empty reg-name (unreserved, sub-delims, %XX) or IPv4 address, or an
+ * IP literal in brackets, then optionally ':' and at most five digits.
+ * RFC 9110 4.2.1: an http URI with an empty host is invalid.
+ */
 static int
 authority_ok(const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || strchr("-._~!$&'()*+,;=:[]%", c) != NULL) {
-			if (c == '\0')
+	size_t i = 0;
+
+	if (n > 0 && s[0] == '[') {
+		for (i = 1; i < n && s[i] != ']'; i++) {
+			unsigned char c = (unsigned char)s[i];
+			/* IPv6 (and IPvFuture) literals; a zone as %25 (RFC 6874) */
+			if (!hexdig(c) && c != ':' && c != '.' && c != '%' && (c | 0x20) != 'v' &&
+			    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '~'))
 				return 0;
-			continue;
 		}
-		return 0;
+		if (i == n || i < 3)
+			return 0; /* unclosed or empty brackets */
+		i++;
+	} else {
+		for (; i < n && s[i] != ':'; i++) {
+			unsigned char c = (unsigned char)s[i];
+			if (c == '%') {
+				if (i + 2 >= n || !hexdig((unsigned char)s[i + 1]) || !hexdig((unsigned char)s[i + 2]))
+					return 0;
+				i += 2;
+			} else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			    strchr("-._~!$&'()*+,;=", c) != NULL) || c == '\0') {
+				return 0;
+			}
+		}
+		if (i == 0)
+			return 0; /* empty host */
 	}
+	if (i == n)
+		return 1;
+	if (s[i] != ':' || n - i - 1 > 5)
+		return 0;
+	for (i++; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
 	return 1;
 }
 
@@ -399,7 +434,8 @@ finish_head(struct http_request *r)
 			return fail(r, 501, "unsupported transfer coding");
 		r->flags |= HTTP_F_CHUNKED;
 	}
-	if (!(r->flags & HTTP_F_UPGRADE_HDR))
+	/* RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored. */
+	if (!(r->flags & HTTP_F_UPGRADE_HDR) || r->version != 11)
 		r->flags &= ~HTTP_F_UPGRADE;
 	if (r->version == 11)
 		r->flags |= (r->flags & HTTP_F_CONN_CLOSE) ? 0 : HTTP_F_KEEPALIVE;
