@@ -319,45 +319,73 @@ accepts(const struct http_header *ae, const char *coding)
 	return star > 0;
 }
 
-/* Does the list in h match etag?  weak: W/ prefixes are ignored (RFC 9110 8.8.3.2). */
+/*
+ * If-Match / If-None-Match: every field line of that name, together one list
+ * (RFC 9110 5.3): "*" alone, or entity-tags separated by commas.  Returns 1
+ * when one matches etag (weak: a W/ prefix on either side is ignored, RFC 9110
+ * 8.8.3.2), 0 when none does, -1 when there is no such field or the list is
+ * not valid (then the condition is ignored, as if absent).
+ */
 static int
-etag_list_matches(const struct http_header *h, const char *etag, int weak)
+etag_list_matches(const struct http_request *hr, const char *name, const char *etag, int weak)
 {
-	const char *p = h->value, *end = p + h->value_len;
 	size_t el = strlen(etag);
+	int seen = 0, match = 0, star = 0, tags = 0;
 
-	while (p < end) {
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		if (p < end && *p == '*')
-			return 1;
-		int is_weak = 0;
-		if (end - p > 2 && p[0] == 'W' && p[1] == '/') {
-			is_weak = 1;
-			p += 2;
+	for (unsigned i = 0; i < hr->nheaders; i++) {
+		const struct http_header *h = &hr->headers[i];
+		if (!http_token_eq(h->name, h->name_len, name))
+			continue;
+		seen = 1;
+		const char *p = h->value, *end = p + h->value_len;
+		for (;;) {
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			if (p == end)
+				break;
+			if (*p == '*') {
+				star++;
+				p++;
+			} else {
+				int is_weak = end - p > 2 && p[0] == 'W' && p[1] == '/';
+				const char *s = p += is_weak ? 2 : 0;
+				if (p == end || *p++ != '"')
+					return -1;
+				while (p < end && *p != '"') {
+					unsigned char c = (unsigned char)*p++;
+					if (c < 0x21 || c == 0x7f)
+						return -1;
+				}
+				if (p++ == end)
+					return -1; /* no closing quote */
+				tags++;
+				if ((size_t)(p - s) == el && memcmp(s, etag, el) == 0 && (weak || !is_weak))
+					match = 1;
+			}
+			while (p < end && (*p == ' ' || *p == '\t'))
+				p++;
+			if (p < end && *p != ',')
+				return -1; /* two members without a comma between */
 		}
-		const char *s = p;
-		if (p < end && *p == '"') {
-			p++;
-			while (p < end && *p != '"')
-				p++;
-			if (p < end)
-				p++;
-		} else {
-			while (p < end && *p != ',')
-				p++;
-		}
-		if ((size_t)(p - s) == el && memcmp(s, etag, el) == 0 && (weak || !is_weak))
-			return 1;
 	}
-	return 0;
+	if (!seen || (star > 0 && (star > 1 || tags > 0)))
+		return -1;
+	return star || match;
 }
 
+/* A date condition: one valid HTTP-date in one field line, else ignored
+ * (RFC 9110 13.1.3: more than one member, or not a date). */
 static int
 header_date(const struct http_request *hr, const char *name, time_t *t)
 {
-	const struct http_header *h = http_find_header(hr, name);
+	const struct http_header *h = NULL;
 
+	for (unsigned i = 0; i < hr->nheaders; i++)
+		if (http_token_eq(hr->headers[i].name, hr->headers[i].name_len, name)) {
+			if (h != NULL)
+				return 0;
+			h = &hr->headers[i];
+		}
 	return h != NULL && http_parse_date(h->value, h->value_len, t) == 0;
 }
 
@@ -368,17 +396,17 @@ header_date(const struct http_request *hr, const char *name, time_t *t)
 static int
 preconditions(const struct http_request *hr, const struct fc_file *f)
 {
-	const struct http_header *h;
 	time_t t;
+	int m;
 
-	if ((h = http_find_header(hr, "if-match")) != NULL) {
-		if (!etag_list_matches(h, f->etag, 0))
+	if ((m = etag_list_matches(hr, "if-match", f->etag, 0)) >= 0) {
+		if (m == 0)
 			return 412;
 	} else if (header_date(hr, "if-unmodified-since", &t) && f->st.st_mtime > t) {
 		return 412;
 	}
-	if ((h = http_find_header(hr, "if-none-match")) != NULL) {
-		if (etag_list_matches(h, f->etag, 1))
+	if ((m = etag_list_matches(hr, "if-none-match", f->etag, 1)) >= 0) {
+		if (m == 1)
 			return 304; /* GET and HEAD only reach here */
 	} else if (header_date(hr, "if-modified-since", &t) && f->st.st_mtime <= t) {
 		return 304;

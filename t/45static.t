@@ -448,6 +448,21 @@ def test_conditionals(srv, root):
     r = fetch(srv, "/style.css", headers=["If-Match: " + etag, "If-Unmodified-Since: " + earlier])
     is_(r and r.status, 200, "If-Match wins over If-Unmodified-Since")
 
+    # Field lines of one name are one list (RFC 9110 5.3); an invalid list,
+    # or more than one date, is ignored as if absent (13.1.3).
+    check(fetch(srv, "/style.css", headers=['If-Match: "zzz"', "If-Match: " + etag]), 200, full, CSS,
+          "If-Match over two lines: the ETag on the second")
+    check(fetch(srv, "/style.css", headers=['If-None-Match: "zzz"', "If-None-Match: " + etag]), 304, not_mod, b"",
+          "If-None-Match over two lines: the ETag on the second")
+    check(fetch(srv, "/style.css", headers=['If-None-Match: "zzz" ' + etag]), 200, full, CSS,
+          "If-None-Match with two tags and no comma: invalid, ignored")
+    check(fetch(srv, "/style.css", headers=['If-None-Match: *, "zzz"']), 200, full, CSS,
+          "If-None-Match: * in a list: invalid, ignored")
+    check(fetch(srv, "/style.css", headers=['If-None-Match: ' + etag[:-1]]), 200, full, CSS,
+          "If-None-Match: an unclosed quote: invalid, ignored")
+    check(fetch(srv, "/style.css", headers=["If-Modified-Since: " + lm, "If-Modified-Since: " + lm]), 200, full, CSS,
+          "If-Modified-Since on two lines: ignored")
+
 
 def test_ranges(srv, root):
     ct = "application/octet-stream"
