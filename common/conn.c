@@ -189,6 +189,15 @@ conn_handshake(struct conn *c)
 		conn_arm(c, EV_WRITE, w->tv_header);
 		return 0;
 	default:
+		if (ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_HTTP_REQUEST) {
+			/* Plain HTTP on the TLS port: say so in plain HTTP, as nginx does. */
+			static const char plain400[] = "HTTP/1.1 400 Bad Request\r\n"
+			    "Content-Type: text/plain\r\nContent-Length: 46\r\nConnection: close\r\n\r\n"
+			    "The plain HTTP request was sent to HTTPS port\n";
+			ssize_t sent = send(c->fd, plain400, sizeof(plain400) - 1, MSG_NOSIGNAL);
+			(void)sent; /* best effort: the connection closes either way */
+			stats_add(&w->stats.responses[4], 1);
+		}
 		if (log_enabled(LOG_LVL_INFO) && worker_log_client_error(w)) {
 			char peer[INET6_ADDRSTRLEN], why[160];
 			unsigned long e = ERR_peek_last_error();

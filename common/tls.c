@@ -314,14 +314,16 @@ static int
 on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
     unsigned int inlen, void *arg)
 {
-	static const unsigned char h11[] = "\x08http/1.1";
+	/* Ours, in preference order: HTTP/1.1, and HTTP/1.0 for a client that
+	 * offers only that (the request line says which anyway). */
+	static const unsigned char h11[] = "\x08http/1.1\x08http/1.0";
 	unsigned char *sel;
 
 	(void)ssl;
 	(void)arg;
 	if (SSL_select_next_proto(&sel, outlen, h11, sizeof(h11) - 1, in, inlen) !=
 	    OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_ALERT_FATAL; /* no http/1.1 offered: RFC 7301 */
+		return SSL_TLSEXT_ERR_ALERT_FATAL; /* no protocol of ours offered: RFC 7301 */
 	*out = sel;
 	return SSL_TLSEXT_ERR_OK;
 }
