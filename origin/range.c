@@ -11,7 +11,9 @@ by_first(const void *a, const void *b)
 	return x->first < y->first ? -1 : x->first > y->first;
 }
 
-/* Reads a decimal number; -1 if none or it overflows. */
+/* Reads a decimal number; -1 if none.  One too large for 64 bits is
+ * UINT64_MAX: still past any file's end, as it is in fact (RFC 9110 14.1.1
+ * puts no bound on the digits). */
 static int
 number(const char **p, const char *end, uint64_t *v)
 {
@@ -19,9 +21,8 @@ number(const char **p, const char *end, uint64_t *v)
 
 	*v = 0;
 	while (*p < end && **p >= '0' && **p <= '9') {
-		if (*v > (UINT64_MAX - 9) / 10)
-			return -1;
-		*v = *v * 10 + (uint64_t)(**p - '0');
+		uint64_t d = (uint64_t)(**p - '0');
+		*v = *v > (UINT64_MAX - d) / 10 ? UINT64_MAX : *v * 10 + d;
 		(*p)++;
 	}
 	return *p > s ? 0 : -1;
