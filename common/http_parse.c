@@ -382,7 +382,7 @@ note_header(struct http_request *r, const struct http_header *h)
 		}
 		break;
 	case 6:
-		if (http_token_eq(n, nl, "expect")) {
+		if (http_token_eq(n, nl, "expect") && vl > 0) { /* an empty list expects nothing */
 			if (!http_token_eq(v, vl, "100-continue"))
 				return fail(r, 417, "unsupported expectation");
 			/* RFC 9110 10.1.1: ignored in an HTTP/1.0 request */

@@ -26,7 +26,7 @@
 #include "origin/mime.h"
 #include "origin/range.h"
 
-#define STATIC_PATH_MAX 4000     /* longer decoded paths: 414 */
+#define STATIC_PATH_MAX 4000     /* longer decoded paths name no file: 404 */
 #define STATIC_INDEX_MAX 8
 #define LISTING_MAX_ENTRIES 10000
 
@@ -204,7 +204,7 @@ static_check_path(const char *raw, size_t raw_len, const char *norm, size_t norm
 	    !utf8_ok((const unsigned char *)norm, norm_len))
 		return 400;
 	if (norm_len > STATIC_PATH_MAX)
-		return 414;
+		return 404; /* the request line was within limits; no such file can exist */
 	for (size_t i = 0; i + 1 < norm_len; i++) {
 		if (norm[i] != '/' || norm[i + 1] != '.')
 			continue;
@@ -433,7 +433,9 @@ static const char *const variant_coding[FC_VARIANTS] = { NULL, "br", "gzip" };
 static void
 common_headers(struct request *r, const struct static_conf *sc, const struct fc_file *f, int v)
 {
-	http_resp_header(r, "Last-Modified", f->lastmod);
+	const struct worker *w = r->conn->w;
+	/* RFC 9110 8.8.2.1: never a Last-Modified later than our Date. */
+	http_resp_header(r, "Last-Modified", f->st.st_mtime > w->date_sec ? w->date : f->lastmod);
 	http_resp_header(r, "ETag", f->etag);
 	if (sc->cache_control != NULL)
 		http_resp_header(r, "Cache-Control", sc->cache_control);

@@ -448,6 +448,16 @@ def test_conditionals(srv, root):
     r = fetch(srv, "/style.css", headers=["If-Match: " + etag, "If-Unmodified-Since: " + earlier])
     is_(r and r.status, 200, "If-Match wins over If-Unmodified-Since")
 
+    # A file dated in the future: Last-Modified is no later than Date (RFC 9110 8.8.2.1).
+    fut = os.path.join(root, "future.txt")
+    with open(fut, "w") as f:
+        f.write("later\n")
+    os.utime(fut, (2000000000, 2000000000))
+    r = fetch(srv, "/future.txt")
+    is_(r and (r.status, r.header("Last-Modified")), (200, r and r.header("Date")),
+        "a file modified in 2033: Last-Modified is the Date")
+    os.unlink(fut)
+
     # Field lines of one name are one list (RFC 9110 5.3); an invalid list,
     # or more than one date, is ignored as if absent (13.1.3).
     check(fetch(srv, "/style.css", headers=['If-Match: "zzz"', "If-Match: " + etag]), 200, full, CSS,

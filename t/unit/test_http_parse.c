@@ -720,6 +720,7 @@ test_framing(void)
 	is(r.content_length, -1, "%s: content_length", tname);
 	good("Transfer-Encoding Chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:  Chunked \r\n\r\n");
 	FLAGS(HTTP_F_KEEPALIVE | HTTP_F_HAS_HOST | HTTP_F_HAS_TE | HTTP_F_CHUNKED);
+	good("empty Expect expects nothing", "GET / HTTP/1.1\r\nHost: h\r\nExpect:\r\n\r\n");
 	bad("gzip, chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501);
 	bad("gzip then chunked in two fields", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 501);
 	bad("chunked, gzip", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400);
