@@ -705,9 +705,17 @@ http_chunked_parse(struct http_chunked *c, const char *buf, size_t len,
 			} else if (ch == ' ' || ch == '\t' || ch == ':' || !tchar[ch]) {
 				return -1; /* folding or a field without a name */
 			} else {
-				c->state = CHUNK_TRAILER;
+				c->state = CHUNK_TRAILER_NAME;
 				c->trailers++;
 			}
+			break;
+		case CHUNK_TRAILER_NAME:
+			/* A trailer field is a field line like a header's (RFC 9112 7.1.2):
+			 * a token, then the colon at once. */
+			if (ch == ':')
+				c->state = CHUNK_TRAILER;
+			else if (!tchar[ch])
+				return -1;
 			break;
 		case CHUNK_TRAILER:
 			if (ch == '\r')
@@ -732,7 +740,8 @@ http_chunked_parse(struct http_chunked *c, const char *buf, size_t len,
 		if (c->state == CHUNK_SIZE || c->state == CHUNK_SIZE_WS || c->state == CHUNK_EXT) {
 			if (++c->line_len > CHUNK_LINE_MAX)
 				return -1;
-		} else if (c->state == CHUNK_TRAILER || c->state == CHUNK_TRAILER_LF ||
+		} else if (c->state == CHUNK_TRAILER_NAME || c->state == CHUNK_TRAILER ||
+		    c->state == CHUNK_TRAILER_LF ||
 		    (c->state == CHUNK_TRAILER_START && c->trailers > 0)) {
 			/* Counts the field lines with their CRLFs (RFC 9112 7.1.2), not
 			 * the last-chunk line's LF nor the final CRLF. */

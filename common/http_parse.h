@@ -138,7 +138,7 @@ ssize_t http_parse_response(struct http_response *r, const char *buf, size_t len
 /* Chunked transfer coding decoder (RFC 9112 section 7.1). */
 enum http_chunked_state {
 	CHUNK_SIZE, CHUNK_SIZE_WS, CHUNK_EXT, CHUNK_SIZE_LF, CHUNK_DATA, CHUNK_DATA_CR,
-	CHUNK_DATA_LF, CHUNK_TRAILER_START, CHUNK_TRAILER, CHUNK_TRAILER_LF,
+	CHUNK_DATA_LF, CHUNK_TRAILER_START, CHUNK_TRAILER_NAME, CHUNK_TRAILER, CHUNK_TRAILER_LF,
 	CHUNK_END_LF, CHUNK_DONE,
 };
 
