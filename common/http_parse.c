@@ -178,10 +178,9 @@ parse_target(struct http_request *r)
 		r->path_len = 1;
 		return 0;
 	}
-	/* A '?' inside the fragment does not start a query. */
-	const char *hash = memchr(t, '#', r->target_len);
-	if (hash != NULL)
-		end = hash;
+	/* RFC 9112 3.2: no fragment in a request target (a client strips it). */
+	if (memchr(t, '#', r->target_len) != NULL)
+		return fail(r, 400, "fragment in request target");
 	if (t[0] != '/') {
 		size_t skip;
 		if (r->target_len > 7 && http_token_eq(t, 7, "http://"))
