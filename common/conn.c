@@ -391,6 +391,11 @@ http_resp_start_reason(struct request *r, int status, const char *reason, size_t
 	if (w->draining || c->nrequests >= w->conf->global.keepalive_requests ||
 	    w->conf->global.keepalive_timeout == 0)
 		r->flags |= REQ_CLOSE;
+	/* Answering before the request body is in: request_finish will close,
+	 * so the head says so. */
+	if (c->state == CONN_HEAD || c->state == CONN_BODY ||
+	    (c->state == CONN_HANDLER && c->x != NULL && &c->x->req == r && !c->x->body_done))
+		r->flags |= REQ_CLOSE;
 	worker_update_time(w);
 	OUT_LIT(c, "HTTP/1.1 ");
 	out_num(c, (uint64_t)status);
@@ -683,7 +688,7 @@ http_resp_simple(struct request *r, int status, const char *ctype, const char *b
 }
 
 void
-http_resp_error(struct request *r, int status)
+http_resp_error_hdr(struct request *r, int status, const char *name, const char *value)
 {
 	char body[256];
 	const char *text = http_status_text(status);
@@ -691,14 +696,20 @@ http_resp_error(struct request *r, int status)
 	    "<html><head><title>%d %s</title></head><body><h1>%d %s</h1></body></html>\n",
 	    status, text, status, text);
 
-	if (status == 405 && !(r->flags & REQ_STARTED)) {
-		http_resp_start(r, status, "text/html", n);
-		http_resp_header(r, "Allow", "GET, HEAD");
-		http_resp_body(r, body, (size_t)n);
-		http_resp_end(r);
-		return;
-	}
-	http_resp_simple(r, status, "text/html", body, (size_t)n);
+	http_resp_start(r, status, "text/html", n);
+	if (name != NULL)
+		http_resp_header(r, name, value);
+	http_resp_body(r, body, (size_t)n);
+	http_resp_end(r);
+}
+
+void
+http_resp_error(struct request *r, int status)
+{
+	if (status == 405)
+		http_resp_error_hdr(r, status, "Allow", "GET, HEAD");
+	else
+		http_resp_error_hdr(r, status, NULL, NULL);
 }
 
 /* Appends s to buf with quotes, backslashes and control bytes escaped as
@@ -873,10 +884,19 @@ handler_start(struct conn *c)
 	struct request *r = &c->x->req;
 
 	c->state = CONN_HANDLER;
-	if (r->route == NULL)
-		http_resp_error(r, 404);
-	else
+	if (r->route != NULL) {
 		r->route->handler->start(r);
+	} else if (r->hr->meth == HTTP_M_CONNECT) {
+		/* We tunnel for no one (RFC 9110 9.3.6): not a method we implement. */
+		r->flags |= REQ_CLOSE;
+		http_resp_error(r, 501);
+	} else if (r->hr->path_len == 1 && r->hr->path[0] == '*') {
+		/* OPTIONS * asks about the server itself (RFC 9110 9.3.7): it is here. */
+		http_resp_start(r, 200, NULL, 0);
+		http_resp_end(r);
+	} else {
+		http_resp_error(r, 404);
+	}
 }
 
 /* The head is in: route it, check the body framing, and go on. */

@@ -172,5 +172,7 @@ void http_resp_simple(struct request *r, int status, const char *content_type,
     const char *body, size_t len);
 /* A short HTML error page for status. */
 void http_resp_error(struct request *r, int status);
+/* The same page with one more header (name NULL for none): 503 + Retry-After. */
+void http_resp_error_hdr(struct request *r, int status, const char *name, const char *value);
 
 #endif

@@ -637,7 +637,11 @@ listing(struct request *r, int dirfd)
 	snprintf(path, sizeof(path), "%.*s", (int)r->npath_len, r->npath);
 	while ((de = readdir(d)) != NULL && n < LISTING_MAX_ENTRIES) {
 		struct stat st;
-		if (de->d_name[0] == '.' || fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		/* Dot files are not served, and neither is a name that is not
+		 * UTF-8 (its path gets 400), so neither is listed. */
+		if (de->d_name[0] == '.' ||
+		    !utf8_ok((const unsigned char *)de->d_name, strlen(de->d_name)) ||
+		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
 			continue;

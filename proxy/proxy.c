@@ -392,6 +392,8 @@ add_target(struct sbuf *b, const struct request *r, const struct proxy_conf *pc)
 	}
 }
 
+static long max_forwards(const struct http_request *hr);
+
 static void
 build_head(struct proxy_req *pr)
 {
@@ -402,6 +404,7 @@ build_head(struct proxy_req *pr)
 	char peer[INET6_ADDRSTRLEN];
 	const struct http_header *xff = NULL, *rid = NULL;
 	int trusted = 0;
+	long mf = max_forwards(hr);
 
 	conn_peer(r->conn, peer, sizeof(peer));
 	for (unsigned i = 0; i < pc->ntrusted && !trusted; i++)
@@ -427,11 +430,15 @@ build_head(struct proxy_req *pr)
 		}
 		if (is_hop_header(h, hr) || (pc->forwarded && http_token_eq(h->name, h->name_len, "forwarded")))
 			continue;
+		if (mf > 0 && http_token_eq(h->name, h->name_len, "max-forwards"))
+			continue; /* sent below, one less */
 		sbuf_add(b, h->name, h->name_len);
 		sbuf_str(b, ": ");
 		sbuf_add(b, h->value, h->value_len);
 		sbuf_str(b, "\r\n");
 	}
+	if (mf > 0)
+		sbuf_printf(b, "Max-Forwards: %ld\r\n", mf - 1);
 	/* X-Forwarded-For grows only behind proxies we trust; else a client could forge it. */
 	sbuf_str(b, "X-Forwarded-For: ");
 	for (unsigned i = 0; trusted && xff != NULL && i < hr->nheaders; i++) {
@@ -443,15 +450,42 @@ build_head(struct proxy_req *pr)
 		}
 	}
 	const char *proto = r->conn->ssl != NULL ? "https" : "http";
-	sbuf_printf(b, "%s\r\nX-Forwarded-Proto: %s\r\n", peer, proto);
-	if (hr->host != NULL && hr->host_len > 0) {
+	/*
+	 * Behind a trusted proxy (a TLS offloader, say) the scheme and host the
+	 * client used are the ones that proxy passed on; from anyone else they
+	 * are ours to state.
+	 */
+	const struct http_header *xfp = trusted ? http_find_header(hr, "x-forwarded-proto") : NULL;
+	const struct http_header *xfh = trusted ? http_find_header(hr, "x-forwarded-host") : NULL;
+	sbuf_printf(b, "%s\r\nX-Forwarded-Proto: ", peer);
+	if (xfp != NULL && (http_token_eq(xfp->value, xfp->value_len, "https") ||
+	    http_token_eq(xfp->value, xfp->value_len, "http")))
+		sbuf_add(b, xfp->value, xfp->value_len);
+	else
+		sbuf_str(b, proto);
+	sbuf_str(b, "\r\n");
+	if (xfh != NULL && xfh->value_len > 0) {
+		sbuf_str(b, "X-Forwarded-Host: ");
+		sbuf_add(b, xfh->value, xfh->value_len);
+		sbuf_str(b, "\r\n");
+	} else if (hr->host != NULL && hr->host_len > 0) {
 		sbuf_str(b, "X-Forwarded-Host: ");
 		sbuf_add(b, hr->host, hr->host_len);
 		sbuf_str(b, "\r\n");
 	}
 	if (pc->forwarded) {
 		int v6 = strchr(peer, ':') != NULL;
-		sbuf_printf(b, "Forwarded: for=%s%s%s;proto=%s", v6 ? "\"[" : "", peer, v6 ? "]\"" : "",
+		sbuf_str(b, "Forwarded: ");
+		/* RFC 7239 4: each proxy appends its element; a list from an
+		 * untrusted peer is dropped, as X-Forwarded-For is. */
+		for (unsigned i = 0; trusted && i < hr->nheaders; i++) {
+			const struct http_header *h = &hr->headers[i];
+			if (http_token_eq(h->name, h->name_len, "forwarded") && h->value_len > 0) {
+				sbuf_add(b, h->value, h->value_len);
+				sbuf_str(b, ", ");
+			}
+		}
+		sbuf_printf(b, "for=%s%s%s;proto=%s", v6 ? "\"[" : "", peer, v6 ? "]\"" : "",
 		    proto);
 		if (hr->host != NULL && hr->host_len > 0) {
 			sbuf_str(b, ";host=\"");
@@ -692,13 +726,10 @@ fail(struct proxy_req *pr, int status, const char *why)
 		http_resp_abort(r, why);
 		return;
 	}
-	if (status == 503) {
-		http_resp_start(r, 503, "text/html", 0);
-		http_resp_header(r, "Retry-After", "1");
-		http_resp_end(r);
-		return;
-	}
-	http_resp_error(r, status);
+	if (status == 503)
+		http_resp_error_hdr(r, 503, "Retry-After", "1");
+	else
+		http_resp_error(r, status);
 }
 
 static int idempotent(const struct http_request *hr);
@@ -1209,10 +1240,69 @@ u_on_event(evutil_socket_t fd, short what, void *arg)
 
 /* ---- handler ops ---- */
 
+/* Max-Forwards of a TRACE or OPTIONS (RFC 9110 7.6.2): its value, or -1 when
+ * absent, not a number, or on another method (where it means nothing). */
+static long
+max_forwards(const struct http_request *hr)
+{
+	const struct http_header *h;
+	long v = 0;
+
+	if ((hr->meth != HTTP_M_TRACE && hr->meth != HTTP_M_OPTIONS) ||
+	    (h = http_find_header(hr, "max-forwards")) == NULL || h->value_len == 0)
+		return -1;
+	for (size_t i = 0; i < h->value_len; i++) {
+		if (h->value[i] < '0' || h->value[i] > '9')
+			return -1;
+		if (v < 1000000000)
+			v = v * 10 + (h->value[i] - '0');
+	}
+	return v;
+}
+
+/* Max-Forwards: 0 makes us the final recipient: OPTIONS gets an empty 200,
+ * TRACE its own request head back, less the fields that carry credentials. */
+static void
+answer_here(struct request *r)
+{
+	const struct http_request *hr = r->hr;
+	struct sbuf b = { 0 };
+
+	if (hr->meth == HTTP_M_OPTIONS) {
+		http_resp_start(r, 200, NULL, 0);
+		http_resp_end(r);
+		return;
+	}
+	sbuf_add(&b, hr->line, hr->line_len);
+	sbuf_str(&b, "\r\n");
+	for (unsigned i = 0; i < hr->nheaders; i++) {
+		const struct http_header *h = &hr->headers[i];
+		if (http_token_eq(h->name, h->name_len, "cookie") ||
+		    http_token_eq(h->name, h->name_len, "authorization") ||
+		    http_token_eq(h->name, h->name_len, "proxy-authorization"))
+			continue;
+		sbuf_add(&b, h->name, h->name_len);
+		sbuf_str(&b, ": ");
+		sbuf_add(&b, h->value, h->value_len);
+		sbuf_str(&b, "\r\n");
+	}
+	sbuf_str(&b, "\r\n");
+	if (b.p == NULL)
+		http_resp_error(r, 500);
+	else
+		http_resp_simple(r, 200, "message/http", b.p, b.len);
+	sbuf_free(&b);
+}
+
 static void
 proxy_start(struct request *r)
 {
 	const struct proxy_conf *pc = r->route->hconf;
+
+	if (max_forwards(r->hr) == 0) {
+		answer_here(r);
+		return;
+	}
 	struct pool_worker *pw = pool_worker_for(r, pc->pool);
 	struct proxy_req *pr = pw != NULL ? pr_new(pw) : NULL;
 

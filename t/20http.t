@@ -236,6 +236,18 @@ def main():
         r = srv.request(b"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         is_(r and (r.status, r.header("Allow")), (405, "GET, HEAD"), "DELETE /healthz: 405 with Allow")
 
+        # --- the server itself: OPTIONS * (RFC 9110 9.3.7); CONNECT, which we do not do
+        c = srv.connect()
+        c.send(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        is_(r and (r.status, r.header("Content-Length"), r.body), (200, "0", b""), "OPTIONS *: 200, empty")
+        c.send(get("/hello"))
+        r = c.read_response()
+        is_(r and r.body, b"hello world", "the connection goes on after OPTIONS *")
+        c.close()
+        r = srv.request(b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")
+        is_(r and (r.status, r.header("Connection")), (501, "close"), "CONNECT: 501, and the connection closes")
+
         # --- request bodies on a return route, then the next request on the same connection
         c = srv.connect()
         c.send(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nabcdefghijk")

@@ -257,12 +257,20 @@ def test_headers(srv, f):
     is_(echoed_headers(srv.get("/hdr/echo", headers=["X-Request-Id: req-abc-123"]), "X-Request-Id"), ["req-abc-123"],
         "X-Request-Id kept when the client gives one")
     is_(echoed_headers(r, "Forwarded"), [], "no Forwarded header without forwarded = on")
+    r = srv.get("/hdr/echo", headers=["Forwarded: for=6.6.6.6"])
+    is_(echoed_headers(r, "Forwarded"), ["for=6.6.6.6"], "without forwarded = on the client's Forwarded is passed as is")
 
     r = srv.get("/trust/echo", host="front.example", headers=["X-Forwarded-For: 1.2.3.4", "Forwarded: for=6.6.6.6"])
     is_(echoed_headers(r, "X-Forwarded-For"), ["1.2.3.4, 127.0.0.1"],
         "X-Forwarded-For from a trusted peer is appended to")
-    is_(echoed_headers(r, "Forwarded"), ['for=127.0.0.1;proto=http;host="front.example"'],
-        "forwarded = on: one RFC 7239 Forwarded header (the client's dropped)")
+    is_(echoed_headers(r, "Forwarded"), ['for=6.6.6.6, for=127.0.0.1;proto=http;host="front.example"'],
+        "forwarded = on, trusted peer: our element appended to its Forwarded list (RFC 7239 4)")
+    r = srv.get("/trust/echo", host="front.example",
+                headers=["X-Forwarded-Proto: https", "X-Forwarded-Host: www.example"])
+    is_((echoed_headers(r, "X-Forwarded-Proto"), echoed_headers(r, "X-Forwarded-Host")), (["https"], ["www.example"]),
+        "trusted peer (a TLS offloader): its X-Forwarded-Proto and -Host are kept")
+    is_(echoed_headers(srv.get("/trust/echo", headers=["X-Forwarded-Proto: gopher"]), "X-Forwarded-Proto"), ["http"],
+        "trusted peer: an X-Forwarded-Proto other than http or https is replaced")
     is_(echoed_headers(srv.get("/trust/echo"), "X-Forwarded-For"), ["127.0.0.1"],
         "trusted peer without X-Forwarded-For: just its address")
     # Field lines of one name are one list (RFC 9110 5.3); fixed in 99450a1,
@@ -284,6 +292,20 @@ def test_headers(srv, f):
 
     is_(echoed_headers(srv.get("/hb/echo", host="front.example"), "Host"), [f.addr],
         "host_header = backend: Host is the server's HOST:PORT")
+
+    # Max-Forwards (RFC 9110 7.6.2): on TRACE and OPTIONS, 0 means we answer,
+    # anything else goes on one less; other methods pass it as it is.
+    r = srv.request(b"TRACE /hdr/echo HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nCookie: secret=1\r\nX-A: b\r\n\r\n")
+    is_(r and (r.status, r.header("Content-Type")), (200, "message/http"), "TRACE with Max-Forwards: 0: answered here, message/http")
+    is_(r and r.body, b"TRACE /hdr/echo HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nX-A: b\r\n\r\n",
+        "  the request head echoed, without its Cookie")
+    r = srv.request(b"OPTIONS /hdr/echo HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n")
+    is_(r and (r.status, r.body, r.header("X-Backend")), (200, b"", None), "OPTIONS with Max-Forwards: 0: an empty 200 from portico")
+    r = srv.get("/hdr/echo", method="OPTIONS", headers=["Max-Forwards: 3"])
+    is_((echoed_headers(r, "Max-Forwards"), echoed_headers(r, "X-Forwarded-For")), (["2"], ["127.0.0.1"]),
+        "OPTIONS with Max-Forwards: 3 goes on with 2 (and the other fields intact)")
+    r = srv.get("/hdr/echo", headers=["Max-Forwards: 0"])
+    is_(echoed_headers(r, "Max-Forwards"), ["0"], "GET with Max-Forwards: 0 goes on untouched")
 
 
 def test_paths(srv):
