@@ -203,6 +203,7 @@ parse_target(struct http_request *r)
 			/* "http://host" or "http://host?q": the path is "/" */
 			r->path = "/";
 			r->path_len = 1;
+			r->flags |= HTTP_F_NO_PATH;
 			if (t < end && *t == '?') {
 				r->query = t + 1;
 				r->query_len = (uint32_t)(end - t - 1);

@@ -36,6 +36,7 @@ enum http_method {
 #define HTTP_F_TE_CHUNKED_SEEN 0x0400u /* internal: chunked seen in TE */
 #define HTTP_F_UPGRADE_HDR 0x0800u /* internal: Upgrade header seen */
 #define HTTP_F_TE_UNKNOWN  0x1000u /* internal: a coding other than chunked */
+#define HTTP_F_NO_PATH     0x2000u /* absolute-form without a path ("http://h"): path is "/" */
 
 struct http_header {
 	const char *name;

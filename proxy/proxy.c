@@ -367,6 +367,10 @@ add_target(struct sbuf *b, const struct request *r, const struct proxy_conf *pc)
 {
 	const struct http_request *hr = r->hr;
 
+	if (hr->meth == HTTP_M_OPTIONS && (hr->flags & HTTP_F_NO_PATH) && hr->query == NULL) {
+		sbuf_str(b, "*"); /* RFC 9112 3.2.4: OPTIONS http://h is OPTIONS * to the origin */
+		return;
+	}
 	if (pc->strip == NULL) {
 		sbuf_add(b, hr->path, hr->path_len);
 	} else {

@@ -118,6 +118,11 @@ pool = ka
 path = /nb/
 pool = nb
 strip_prefix = yes
+
+[route:star]
+host = star.test
+path = /
+pool = one
 """
 
 HASH_ONLY = """\
@@ -304,6 +309,11 @@ def test_headers(srv, f):
     r = srv.get("/hdr/echo", method="OPTIONS", headers=["Max-Forwards: 3"])
     is_((echoed_headers(r, "Max-Forwards"), echoed_headers(r, "X-Forwarded-For")), (["2"], ["127.0.0.1"]),
         "OPTIONS with Max-Forwards: 3 goes on with 2 (and the other fields intact)")
+    r = srv.request(b"OPTIONS http://star.test HTTP/1.1\r\nHost: star.test\r\nConnection: close\r\n\r\n")
+    d = echoed(r)
+    is_((d and d["method"], d and d["target"]), ("OPTIONS", "*"), "OPTIONS http://host goes to the server as OPTIONS * (RFC 9112 3.2.4)")
+    r = srv.request(b"GET http://star.test HTTP/1.1\r\nHost: star.test\r\nConnection: close\r\n\r\n")
+    is_(echoed(r) and echoed(r)["target"], "/", "GET http://host goes as GET /")
     r = srv.get("/hdr/echo", headers=["Max-Forwards: 0"])
     is_(echoed_headers(r, "Max-Forwards"), ["0"], "GET with Max-Forwards: 0 goes on untouched")
 

@@ -251,6 +251,7 @@ test_targets(void)
 	S(host, "example.com");
 	S(path, "/");
 	ok(r.query == NULL, "%s: no query", tname);
+	FLAGS(HTTP_F_KEEPALIVE | HTTP_F_HAS_HOST | HTTP_F_ABSOLUTE | HTTP_F_NO_PATH);
 
 	good("absolute-form with query only", "GET http://example.com?a=b HTTP/1.1\r\nHost: h\r\n\r\n");
 	S(host, "example.com");
