@@ -706,6 +706,9 @@ http_resp_error_hdr(struct request *r, int status, const char *name, const char 
 void
 http_resp_error(struct request *r, int status)
 {
+	/* RFC 9110 9.1: a method we do not know at all is 501, not 405. */
+	if (status == 405 && r->hr->meth == HTTP_M_OTHER)
+		status = 501;
 	if (status == 405)
 		http_resp_error_hdr(r, status, "Allow", "GET, HEAD");
 	else

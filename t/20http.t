@@ -235,6 +235,10 @@ def main():
         is_(r and r.status, 200, "connection usable after a 405")
         r = srv.request(b"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         is_(r and (r.status, r.header("Allow")), (405, "GET, HEAD"), "DELETE /healthz: 405 with Allow")
+        r = srv.request(b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        is_(r and (r.status, r.header("Allow")), (501, None), "an unknown method: 501 (RFC 9110 9.1)")
+        r = srv.request(b"get /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        is_(r and r.status, 501, "methods are case-sensitive: get is unknown, 501")
 
         # --- the server itself: OPTIONS * (RFC 9110 9.3.7); CONNECT, which we do not do
         c = srv.connect()
