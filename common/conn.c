@@ -372,6 +372,20 @@ status_has_body(int s)
 	return !(s < 200 || s == 204 || s == 304);
 }
 
+/* "HTTP/1.1 200 OK\r\n", with the caller's reason phrase or the standard one. */
+static void
+out_status_line(struct conn *c, int status, const char *reason, size_t reason_len)
+{
+	OUT_LIT(c, "HTTP/1.1 ");
+	out_num(c, (uint64_t)status);
+	OUT_LIT(c, " ");
+	if (reason_len > 0)
+		out_append(c, reason, reason_len);
+	else
+		out_str(c, http_status_text(status));
+	OUT_LIT(c, "\r\n");
+}
+
 void
 http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
 {
@@ -397,17 +411,11 @@ http_resp_start_reason(struct request *r, int status, const char *reason, size_t
 	    (c->state == CONN_HANDLER && c->x != NULL && &c->x->req == r && !c->x->body_done))
 		r->flags |= REQ_CLOSE;
 	worker_update_time(w);
-	OUT_LIT(c, "HTTP/1.1 ");
-	out_num(c, (uint64_t)status);
-	OUT_LIT(c, " ");
-	if (reason_len > 0)
-		out_append(c, reason, reason_len);
-	else
-		out_str(c, http_status_text(status));
+	out_status_line(c, status, reason, reason_len);
 	if (w->conf->global.server_tokens)
-		OUT_LIT(c, "\r\nServer: portico/" PORTICO_VERSION "\r\nDate: ");
+		OUT_LIT(c, "Server: portico/" PORTICO_VERSION "\r\nDate: ");
 	else
-		OUT_LIT(c, "\r\nServer: portico\r\nDate: ");
+		OUT_LIT(c, "Server: portico\r\nDate: ");
 	out_str(c, w->date);
 	OUT_LIT(c, "\r\n");
 	if (ctype != NULL && status_has_body(status)) {
@@ -455,14 +463,7 @@ http_resp_interim(struct request *r, int status, const char *reason, size_t reas
 
 	if (r->hr->version < 11 || (r->flags & REQ_STARTED) || status < 102 || status > 199)
 		return 0;
-	OUT_LIT(c, "HTTP/1.1 ");
-	out_num(c, (uint64_t)status);
-	OUT_LIT(c, " ");
-	if (reason_len > 0)
-		out_append(c, reason, reason_len);
-	else
-		out_str(c, http_status_text(status));
-	OUT_LIT(c, "\r\n");
+	out_status_line(c, status, reason, reason_len);
 	r->flags |= REQ_HDR_OPEN;
 	return 1;
 }

@@ -468,13 +468,15 @@ build_head(struct proxy_req *pr)
 	else
 		sbuf_str(b, proto);
 	sbuf_str(b, "\r\n");
+	const char *fh = hr->host;
+	size_t fhl = hr->host_len;
 	if (xfh != NULL && xfh->value_len > 0) {
+		fh = xfh->value;
+		fhl = xfh->value_len;
+	}
+	if (fh != NULL && fhl > 0) {
 		sbuf_str(b, "X-Forwarded-Host: ");
-		sbuf_add(b, xfh->value, xfh->value_len);
-		sbuf_str(b, "\r\n");
-	} else if (hr->host != NULL && hr->host_len > 0) {
-		sbuf_str(b, "X-Forwarded-Host: ");
-		sbuf_add(b, hr->host, hr->host_len);
+		sbuf_add(b, fh, fhl);
 		sbuf_str(b, "\r\n");
 	}
 	if (pc->forwarded) {
@@ -1291,7 +1293,7 @@ answer_here(struct request *r)
 		sbuf_str(&b, "\r\n");
 	}
 	sbuf_str(&b, "\r\n");
-	if (b.p == NULL)
+	if (sbuf_failed(&b))
 		http_resp_error(r, 500);
 	else
 		http_resp_simple(r, 200, "message/http", b.p, b.len);
