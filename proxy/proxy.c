@@ -1017,6 +1017,12 @@ response_head(struct proxy_req *pr, size_t head_len)
 	}
 	pr->framed = pr->rs != R_CLOSE;
 	http_resp_start_reason(r, rs->status, rs->reason, rs->reason_len, NULL, clen);
+	if (rs->status == 304 && (rs->flags & HTTP_F_HAS_CL)) {
+		/* The size a 200 would have had (RFC 9110 8.6), as nginx passes it on. */
+		char n[24];
+		snprintf(n, sizeof(n), "%lld", (long long)rs->content_length);
+		http_resp_header(r, "Content-Length", n);
+	}
 	copy_response_headers(pr);
 	pr->resp_started = 1;
 	memmove(u->in, u->in + head_len, u->inlen - head_len);

@@ -351,16 +351,21 @@ def test_bodiless(srv, g):
     r = exchange(c, "GET", "/nb/status/304")
     is_((r and r.status, r and r.header("ETag"), r and r.header("Transfer-Encoding")), (304, '"v1"', None),
         "304: ETag kept, no Transfer-Encoding")
+    r = exchange(c, "GET", "/nb/cl304")
+    is_((r and r.status, r and r.header("Content-Length"), r and r.body), (304, "100", b""),
+        "304 with the size a 200 would have: Content-Length passed on (RFC 9110 8.6), no body")
     ok(c.is_open_after(0.2), "no stray body bytes after the bodiless responses")
     r = exchange(c, "GET", "/nb/fixed?size=10")
     is_((r and r.status, r and r.body), (200, gen_bytes(10)), "the client connection goes on with the next response")
     c.close()
-    is_((g.requests, g.connections), (5, 1), "the backend saw 5 requests over one connection")
+    is_((g.requests, g.connections), (6, 1), "the backend saw 6 requests over one connection")
 
 
 def main():
     be = {n: Backend(n) for n in "abcdefgh"}
     try:
+        be["g"].on("/cl304", lambda h, req: h.send(
+            b'HTTP/1.1 304 Not Modified\r\nETag: "v2"\r\nContent-Length: 100\r\n\r\n') or True)
         conf = CONF
         for n, b in be.items():
             conf = conf.replace("{%s}" % n, b.addr)
