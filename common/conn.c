@@ -74,8 +74,13 @@ conn_arm(struct conn *c, short mode, const struct timeval *tv)
 {
 	short cur = event_get_events(&c->ev) & (EV_READ | EV_WRITE);
 
-	/* Decrypted bytes waiting inside OpenSSL will not wake the socket. */
-	if (c->ssl != NULL && mode == EV_READ && SSL_has_pending(c->ssl))
+	/*
+	 * Bytes OpenSSL holds (decrypted, or records read ahead) will not wake
+	 * the socket.  Not during the handshake: SSL_do_handshake takes every
+	 * whole record it has, so what is left is part of one, and waking for
+	 * it would spin until the rest arrives.
+	 */
+	if (c->ssl != NULL && !c->handshaking && mode == EV_READ && SSL_has_pending(c->ssl))
 		event_active(&c->ev, EV_READ, 0);
 	if (cur == mode && c->ev_tv == tv && event_pending(&c->ev, mode, NULL))
 		return;

@@ -1402,8 +1402,12 @@ proxy_writable(struct request *r)
 	if (pr == NULL || !pr->reading_paused || pr->u == NULL)
 		return;
 	pr->reading_paused = 0;
-	if (response_bytes(pr) == 0)
+	if (response_bytes(pr) == 0) {
 		u_arm(pr->u);
+		/* Records read ahead while paused will not wake the socket. */
+		if (pr->u->ssl != NULL && SSL_has_pending(pr->u->ssl))
+			event_active(&pr->u->ev, EV_READ, 0);
+	}
 }
 
 static void

@@ -251,6 +251,7 @@ def main():
             abandon(srv)
             concurrent(srv)
             plain_http(srv)
+            partial_hello(srv)
             timeouts(srv)
             resumption(srv)
             proxy(srv, be)
@@ -585,6 +586,37 @@ def concurrent(srv):
         t.join(30)
     is_(sum(1 for r in results if r[0] is True), 40, "40 concurrent TLS clients: 40 answers")
     is_(sum(1 for r in results if r[1] is True), 20, "40 concurrent TLS clients: the 20 offering a TLS 1.2 session resume it")
+
+
+def partial_hello(srv):
+    """A ClientHello cut short and held open: the worker waits for the rest
+    without spinning (read-ahead keeps the partial record inside OpenSSL,
+    and nothing must wake the connection for it)."""
+    ctx = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    ok(len(hello) > 200, "partial ClientHello: a real ClientHello of %d bytes" % len(hello))
+    ticks = lambda: sum(int(x) for x in open("/proc/%d/stat" % srv.proc.pid).read().rsplit(")", 1)[1].split()[11:13])
+    socks = []
+    for cut in (3, 100, len(hello) - 1):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        s.sendall(hello[:cut])
+        socks.append(s)
+    t0 = ticks()
+    time.sleep(1.0)  # what is measured is the CPU the server spends meanwhile
+    used = (ticks() - t0) / os.sysconf("SC_CLK_TCK")
+    ok(used < 0.5, "three connections holding a partial ClientHello for 1s cost %.2fs of server CPU (a spin costs ~1s)" % used)
+    for s in socks:
+        s.close()
+    c = tls(srv)
+    c.send(get("/a.txt", close=True))
+    r = c.read_response()
+    is_((r.status, r.body), (200, b"file a\n"), "after partial ClientHellos: TLS clients are still served")
 
 
 def plain_http(srv):
