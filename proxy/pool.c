@@ -349,12 +349,12 @@ parse_health(struct conf_ctx *ctx, const struct conf_kv *kv, struct pool *p)
 	    extra);
 	int nr = n == 6 ? sscanf(range, "%d-%d%c", &p->hc_lo, &p->hc_hi, &junk) : 0;
 
-	if (nr == 1) /* a single status: "expect 204" */
-		p->hc_hi = p->hc_lo;
+	if (nr == 1) /* a single status: "expect 204", digits only */
+		p->hc_hi = strspn(range, "0123456789") == strlen(range) ? p->hc_lo : -1;
 	if ((n != 4 && n != 6) || strcmp(every, "every") != 0 || path[0] != '/' ||
 	    units_duration(dur, &p->hc_interval) < 0 || p->hc_interval < 100 ||
 	    (n == 6 && (strcmp(exp, "expect") != 0 || (nr != 1 && nr != 2) ||
-	    (nr == 1 && strchr(range, '-') != NULL) || p->hc_lo < 100 || p->hc_hi > 599 ||
+	    p->hc_lo < 100 || p->hc_hi > 599 ||
 	    p->hc_lo > p->hc_hi))) {
 		conf_err(ctx, kv->line, ctx->section, "health_check",
 		    "expected \"METHOD /path every DURATION [expect 200-399]\", not \"%s\"", kv->value);

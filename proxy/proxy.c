@@ -75,6 +75,10 @@ struct upstream {
 	LIST_ENTRY(upstream) link;
 };
 
+/* 1xx heads one response may have before its final one; a server that
+ * sends more would fill the client's output without bound. */
+#define INTERIM_MAX 16
+
 /* One proxied request: the client side is r, the backend side is u. */
 struct proxy_req {
 	struct request *r;
@@ -101,6 +105,7 @@ struct proxy_req {
 	int64_t resp_left;
 	struct http_chunked ch;
 	int resp_started;
+	unsigned interim;            /* 1xx heads seen (bounded: INTERIM_MAX) */
 	int64_t t0;
 	struct http_response resp;   /* last: large */
 };
@@ -461,13 +466,12 @@ build_head(struct proxy_req *pr)
 	 */
 	const struct http_header *xfp = trusted ? http_find_header(hr, "x-forwarded-proto") : NULL;
 	const struct http_header *xfh = trusted ? http_find_header(hr, "x-forwarded-host") : NULL;
-	sbuf_printf(b, "%s\r\nX-Forwarded-Proto: ", peer);
-	if (xfp != NULL && (http_token_eq(xfp->value, xfp->value_len, "https") ||
-	    http_token_eq(xfp->value, xfp->value_len, "http")))
-		sbuf_add(b, xfp->value, xfp->value_len);
-	else
-		sbuf_str(b, proto);
-	sbuf_str(b, "\r\n");
+	const char *xproto = proto;
+	if (xfp != NULL && http_token_eq(xfp->value, xfp->value_len, "https"))
+		xproto = "https";
+	else if (xfp != NULL && http_token_eq(xfp->value, xfp->value_len, "http"))
+		xproto = "http";
+	sbuf_printf(b, "%s\r\nX-Forwarded-Proto: %s\r\n", peer, xproto);
 	const char *fh = hr->host;
 	size_t fhl = hr->host_len;
 	if (xfh != NULL && xfh->value_len > 0) {
@@ -482,8 +486,10 @@ build_head(struct proxy_req *pr)
 	if (pc->forwarded) {
 		int v6 = strchr(peer, ':') != NULL;
 		sbuf_str(b, "Forwarded: ");
-		/* RFC 7239 4: each proxy appends its element; a list from an
-		 * untrusted peer is dropped, as X-Forwarded-For is. */
+		/* RFC 7239 4: each proxy appends its element, about the request
+		 * it received (so proto and host are ours, not the X-Forwarded
+		 * ones); a list from an untrusted peer is dropped, as
+		 * X-Forwarded-For is. */
 		for (unsigned i = 0; trusted && i < hr->nheaders; i++) {
 			const struct http_header *h = &hr->headers[i];
 			if (http_token_eq(h->name, h->name_len, "forwarded") && h->value_len > 0) {
@@ -993,6 +999,8 @@ response_head(struct proxy_req *pr, size_t head_len)
 		 * as 103 Early Hints; 100 Continue is ours to give, from our own
 		 * reading of the body, and a 1.0 client gets none.
 		 */
+		if (++pr->interim > INTERIM_MAX)
+			return backend_failed(pr, 502, "too many interim responses", 0), -1;
 		if (rs->status != 100 && http_resp_interim(r, rs->status, rs->reason, rs->reason_len)) {
 			copy_response_headers(pr);
 			http_resp_interim_end(r);

@@ -216,6 +216,8 @@ return = 200 x
              "[pool:app] health_check: " + HC % "GET /hz every 2s expect 399-200"),
             ("pool-hc-range-half", "health_check = GET /hz every 2s expect 200-",
              "[pool:app] health_check: " + HC % "GET /hz every 2s expect 200-"),
+            ("pool-hc-status-junk", "health_check = GET /hz every 2s expect 204x",
+             "[pool:app] health_check: " + HC % "GET /hz every 2s expect 204x"),
             ("pool-hc-fast", "health_check = GET /hz every 10ms",
              "[pool:app] health_check: " + HC % "GET /hz every 10ms"),
             ("pool-hc-method", "health_check = get /hz every 2s", '[pool:app] health_check: bad method "get"'),

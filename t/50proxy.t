@@ -271,9 +271,9 @@ def test_headers(srv, f):
     is_(echoed_headers(r, "Forwarded"), ['for=6.6.6.6, for=127.0.0.1;proto=http;host="front.example"'],
         "forwarded = on, trusted peer: our element appended to its Forwarded list (RFC 7239 4)")
     r = srv.get("/trust/echo", host="front.example",
-                headers=["X-Forwarded-Proto: https", "X-Forwarded-Host: www.example"])
+                headers=["X-Forwarded-Proto: HTTPS", "X-Forwarded-Host: www.example"])
     is_((echoed_headers(r, "X-Forwarded-Proto"), echoed_headers(r, "X-Forwarded-Host")), (["https"], ["www.example"]),
-        "trusted peer (a TLS offloader): its X-Forwarded-Proto and -Host are kept")
+        "trusted peer (a TLS offloader): its X-Forwarded-Proto (in lower case) and -Host are kept")
     is_(echoed_headers(srv.get("/trust/echo", headers=["X-Forwarded-Proto: gopher"]), "X-Forwarded-Proto"), ["http"],
         "trusted peer: an X-Forwarded-Proto other than http or https is replaced")
     is_(echoed_headers(srv.get("/trust/echo"), "X-Forwarded-For"), ["127.0.0.1"],

@@ -226,6 +226,14 @@ def test_invalid(srv, x, y):
         if version == b"1.1":
             ok(b"\r\nLink: </a.css>; rel=preload\r\n\r\n" in raw, "  the 103 keeps its Link header")
             ok(raw.endswith(b"\r\n\r\nok"), "  and the final response follows whole")
+    # A server that keeps sending interim heads is cut off: 502 after 16.
+    c = srv.connect(timeout=5)
+    c.send(b"GET /single/early-flood HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    raw = c.read_until_close(5)
+    c.close()
+    heads = [blk.split(b"\r\n")[0] for blk in raw.split(b"\r\n\r\n") if blk.startswith(b"HTTP/")]
+    is_((heads.count(b"HTTP/1.1 103 Early Hints"), heads[-1] if heads else None), (16, b"HTTP/1.1 502 Bad Gateway"),
+        "40 interim heads from the server: 16 relayed, then 502")
 
 
 def long_status(split):
@@ -389,6 +397,9 @@ def main():
             b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
             b"HTTP/1.1 100 Continue\r\n\r\n"
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") or True)
+        be["x"].on("/early-flood", lambda h, req: h.send(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" * 40
+            + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") or True)
         be["x"].on("/bighead", lambda h, req: h.send(
             b"HTTP/1.1 299 Weird Thing\r\nX-Big: " + b"v" * 12000 + b"\r\nContent-Length: 2\r\n\r\nok") or True)
         hc = Health()
