@@ -394,7 +394,7 @@ header_date(const struct http_request *hr, const char *name, time_t *t)
  * go on, or the status (304, 412) to answer with.
  */
 static int
-preconditions(const struct http_request *hr, const struct fc_file *f)
+preconditions(const struct http_request *hr, const struct fc_file *f, time_t lm)
 {
 	time_t t;
 	int m;
@@ -402,13 +402,13 @@ preconditions(const struct http_request *hr, const struct fc_file *f)
 	if ((m = etag_list_matches(hr, "if-match", f->etag, 0)) >= 0) {
 		if (m == 0)
 			return 412;
-	} else if (header_date(hr, "if-unmodified-since", &t) && f->st.st_mtime > t) {
+	} else if (header_date(hr, "if-unmodified-since", &t) && lm > t) {
 		return 412;
 	}
 	if ((m = etag_list_matches(hr, "if-none-match", f->etag, 1)) >= 0) {
 		if (m == 1)
 			return 304; /* GET and HEAD only reach here */
-	} else if (header_date(hr, "if-modified-since", &t) && f->st.st_mtime <= t) {
+	} else if (header_date(hr, "if-modified-since", &t) && lm <= t) {
 		return 304;
 	}
 	return 0;
@@ -416,7 +416,7 @@ preconditions(const struct http_request *hr, const struct fc_file *f)
 
 /* If-Range: a strong validator equal to ours, or our exact Last-Modified date. */
 static int
-if_range_holds(const struct http_request *hr, const struct fc_file *f)
+if_range_holds(const struct http_request *hr, const struct fc_file *f, time_t lm)
 {
 	const struct http_header *h = http_find_header(hr, "if-range");
 	time_t t;
@@ -425,7 +425,7 @@ if_range_holds(const struct http_request *hr, const struct fc_file *f)
 		return 1;
 	if (h->value_len > 0 && h->value[0] == '"')
 		return h->value_len == strlen(f->etag) && memcmp(h->value, f->etag, h->value_len) == 0;
-	return http_parse_date(h->value, h->value_len, &t) == 0 && t == f->st.st_mtime;
+	return http_parse_date(h->value, h->value_len, &t) == 0 && t == lm;
 }
 
 static const char *const variant_coding[FC_VARIANTS] = { NULL, "br", "gzip" };
@@ -519,7 +519,10 @@ serve(struct request *r, const struct static_conf *sc, const struct fc_entry *e,
 	char cr[96];
 	int st, fd = -1;
 
-	if ((st = preconditions(hr, f)) != 0) {
+	/* Dates compare with the Last-Modified we send: never later than now. */
+	worker_update_time(r->conn->w);
+	time_t lm = f->st.st_mtime > r->conn->w->date_sec ? r->conn->w->date_sec : f->st.st_mtime;
+	if ((st = preconditions(hr, f, lm)) != 0) {
 		if (st == 412) {
 			http_resp_error(r, 412);
 			return;
@@ -530,7 +533,7 @@ serve(struct request *r, const struct static_conf *sc, const struct fc_entry *e,
 		return;
 	}
 	const struct http_header *range = hr->nheaders > 0 ? http_find_header(hr, "range") : NULL;
-	if (range != NULL && hr->meth == HTTP_M_GET && if_range_holds(hr, f))
+	if (range != NULL && hr->meth == HTTP_M_GET && if_range_holds(hr, f, lm))
 		rr = range_parse(range->value, range->value_len, size, rg, &n);
 	if (rr == RANGE_UNSATISFIABLE) {
 		snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);

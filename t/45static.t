@@ -455,6 +455,8 @@ def test_conditionals(srv, root):
     r = fetch(srv, "/future.txt")
     is_(r and (r.status, r.header("Last-Modified")), (200, r and r.header("Date")),
         "a file modified in 2033: Last-Modified is the Date")
+    r2 = fetch(srv, "/future.txt", headers=["If-Modified-Since: " + (r.header("Last-Modified") if r else "")])
+    is_(r2 and r2.status, 304, "  and revalidates with it: If-Modified-Since that date is 304")
     os.unlink(fut)
 
     # Field lines of one name are one list (RFC 9110 5.3); an invalid list,
