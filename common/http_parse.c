@@ -118,15 +118,31 @@ authority_ok(const char *s, size_t n)
 	size_t i = 0;
 
 	if (n > 0 && s[0] == '[') {
+		int future = n > 1 && (s[1] | 0x20) == 'v', colons = 0, zone = 0;
 		for (i = 1; i < n && s[i] != ']'; i++) {
 			unsigned char c = (unsigned char)s[i];
-			/* IPv6 (and IPvFuture) literals; a zone as %25 (RFC 6874) */
-			if (!hexdig(c) && c != ':' && c != '.' && c != '%' && (c | 0x20) != 'v' &&
-			    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '~'))
+			int unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+			colons += c == ':';
+			if (future) {
+				/* IPvFuture: "v" HEXDIG... "." (unreserved / sub-delims / ":")... */
+				if (!unreserved && c != ':' && strchr("!$&'()*+,;=", c) == NULL)
+					return 0;
+			} else if (zone) {
+				/* RFC 6874 zone after "%25": unreserved or %XX */
+				if (!unreserved && c != '%')
+					return 0;
+			} else if (c == '%') {
+				if (i + 2 >= n || s[i + 1] != '2' || s[i + 2] != '5')
+					return 0;
+				zone = 1;
+				i += 2;
+			} else if (!hexdig(c) && c != ':' && c != '.') {
 				return 0;
+			}
 		}
-		if (i == n || i < 3)
-			return 0; /* unclosed or empty brackets */
+		if (i == n || (!future && colons < 2) || (future && i < 4))
+			return 0; /* unclosed, or no IPv6 address inside */
 		i++;
 	} else {
 		for (; i < n && s[i] != ':'; i++) {

@@ -1,6 +1,7 @@
 #include "origin/range.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 static int
@@ -26,6 +27,23 @@ number(const char **p, const char *end, uint64_t *v)
 		(*p)++;
 	}
 	return *p > s ? 0 : -1;
+}
+
+/* Compares two decimal digit strings by value (leading zeros ignored). */
+static int
+digits_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+	while (al > 1 && *a == '0') {
+		a++;
+		al--;
+	}
+	while (bl > 1 && *b == '0') {
+		b++;
+		bl--;
+	}
+	if (al != bl)
+		return al < bl ? -1 : 1;
+	return memcmp(a, b, al);
 }
 
 enum range_result
@@ -59,11 +77,17 @@ range_parse(const char *v, size_t len, uint64_t size, struct byte_range *out, un
 			}
 			/* "-0" or an empty file: syntactically fine, unsatisfiable */
 		} else {
+			const char *as = p;
 			if (number(&p, end, &a) < 0 || p >= end || *p++ != '-')
 				return RANGE_NONE;
+			size_t al = (size_t)(p - 1 - as);
 			if (p < end && *p >= '0' && *p <= '9') {
+				const char *bs = p;
 				if (number(&p, end, &b) < 0 || b < a)
 					return RANGE_NONE;
+				if (b == UINT64_MAX && a == UINT64_MAX &&
+				    digits_cmp(bs, (size_t)(p - bs), as, al) < 0)
+					return RANGE_NONE; /* last < first, both past 64 bits */
 			} else {
 				b = UINT64_MAX;
 			}

@@ -609,6 +609,12 @@ test_headers(void)
 	bad("Host unclosed IPv6 literal", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400);
 	bad("Host empty brackets", "GET / HTTP/1.1\r\nHost: []\r\n\r\n", 400);
 	bad("Host bare IPv6", "GET / HTTP/1.1\r\nHost: ::1\r\n\r\n", 400);
+	bad("Host brackets around a name", "GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n", 400);
+	bad("Host brackets around one colon", "GET / HTTP/1.1\r\nHost: [1:2]\r\n\r\n", 400);
+	bad("Host IPv6 zone not %25", "GET / HTTP/1.1\r\nHost: [fe80::1%eth0]\r\n\r\n", 400);
+	good("Host IPv6 with zone", "GET / HTTP/1.1\r\nHost: [fe80::1%25eth0]:80\r\n\r\n");
+	good("Host IPv4-mapped IPv6", "GET / HTTP/1.1\r\nHost: [::ffff:127.0.0.1]\r\n\r\n");
+	good("Host IPvFuture", "GET / HTTP/1.1\r\nHost: [v1.fe80::a+en1]\r\n\r\n");
 	bad("Host only a port", "GET / HTTP/1.1\r\nHost: :80\r\n\r\n", 400);
 	bad("Host bad percent escape", "GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400);
 	bad("Host with brackets in a name", "GET / HTTP/1.1\r\nHost: a[b]\r\n\r\n", 400);
