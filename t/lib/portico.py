@@ -34,6 +34,8 @@ import tempfile
 import time
 import traceback
 
+import sockfill
+
 __all__ = [
     "plan", "ok", "is_", "isnt", "like", "unlike", "diag", "note", "skip", "done",
     "run", "fail_count", "Server", "Conn", "Response", "ServerError", "REPO", "BIN",
@@ -345,22 +347,7 @@ class Conn:
     def _fill(self, deadline):
         """Reads more bytes into buf.  False at EOF (or reset); raises
         socket.timeout after deadline."""
-        if self.eof:
-            return False
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("timed out")
-        self.sock.settimeout(left)
-        try:
-            d = self.sock.recv(65536)
-        except ConnectionResetError:
-            self.eof = self.reset = True
-            return False
-        if not d:
-            self.eof = True
-            return False
-        self.buf += d
-        return True
+        return sockfill.fill(self, deadline)
 
     def readable(self, timeout):
         """True if bytes (or EOF) arrive within timeout, without reading them."""

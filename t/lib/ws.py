@@ -46,6 +46,8 @@ import threading
 import time
 import urllib.parse
 
+import sockfill
+
 __all__ = [
     "GUID", "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
     "accept_key", "new_key", "mask_bytes", "encode_frame", "decode_frame", "Frame",
@@ -241,22 +243,7 @@ class WSClient:
     # -- I/O
 
     def _fill(self, deadline):
-        if self.eof:
-            return False
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("timed out")
-        self.sock.settimeout(left)
-        try:
-            d = self.sock.recv(262144)
-        except ConnectionResetError:
-            self.eof = self.reset = True
-            return False
-        if not d:
-            self.eof = True
-            return False
-        self.buf += d
-        return True
+        return sockfill.fill(self, deadline, 262144)
 
     def send_raw(self, data):
         """Sends bytes as they are; False if the peer has closed or reset."""
