@@ -62,13 +62,17 @@ conn_et(const struct conn *c)
 	return c->ssl == NULL ? EV_ET | EV_CLOSED : 0;
 }
 
+/* What c->ev_tv points at while a one-off deadline is armed (arm_deadline). */
+static const struct timeval deadline_tv;
+
 /*
- * Arms the connection's one event for reading or writing with timeout tv.
- * A persistent event restarts its timeout whenever it fires, so when
- * neither the mode nor the timeout changes there is nothing to do: a
- * keep-alive connection serving one request per read makes no event_add
+ * Arms the connection's one event for reading or writing with timeout tv
+ * (NULL: none).  A persistent event restarts its timeout whenever it fires,
+ * so when neither the mode nor the timeout changes there is nothing to do:
+ * a keep-alive connection serving one request per read makes no event_add
  * call at all.
  */
+
 static void
 conn_arm(struct conn *c, short mode, const struct timeval *tv)
 {
@@ -87,6 +91,12 @@ conn_arm(struct conn *c, short mode, const struct timeval *tv)
 	if (cur != mode) {
 		event_del(&c->ev);
 		event_assign(&c->ev, c->w->base, c->fd, mode | EV_PERSIST | conn_et(c), conn_on_event, c);
+	} else if (tv == NULL && c->ev_tv != NULL) {
+		/* event_add with no timeout keeps one already scheduled: a wait
+		 * with no deadline of ours (a slow backend's answer) must not
+		 * inherit the header or body deadline.  No syscall: the socket
+		 * stays registered. */
+		event_remove_timer(&c->ev);
 	}
 	c->ev_tv = tv;
 	event_add(&c->ev, tv);
@@ -98,8 +108,9 @@ arm_deadline(struct conn *c, uint64_t ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
-	conn_arm(c, EV_READ, NULL);
-	c->ev_tv = NULL; /* not a common timeout: the next conn_arm re-adds */
+	if ((event_get_events(&c->ev) & (EV_READ | EV_WRITE)) != EV_READ)
+		conn_arm(c, EV_READ, NULL);
+	c->ev_tv = &deadline_tv; /* not a common timeout: the next conn_arm re-adds */
 	event_add(&c->ev, &tv);
 }
 
