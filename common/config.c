@@ -39,6 +39,7 @@ static const struct key_def global_keys[] = {
 	{ "keepalive_timeout", K_DURATION, G(keepalive_timeout), "60s", 0, 0 },
 	{ "send_timeout", K_DURATION, G(send_timeout), "30s", 1, 0 },
 	{ "linger_timeout", K_DURATION, G(linger_timeout), "2s", 0, 0 },
+	{ "linger_time", K_DURATION, G(linger_time), "30s", 0, 0 },
 	{ "keepalive_requests", K_COUNT, G(keepalive_requests), "1000", 1, 1000000000 },
 	{ "max_request_line", K_SIZE, G(max_request_line), "8k", 64, 1 << 20 },
 	{ "max_header_size", K_SIZE, G(max_header_size), "16k", 256, 1 << 20 },

@@ -37,6 +37,7 @@ struct conf_global {
 	int64_t keepalive_timeout;
 	int64_t send_timeout;
 	int64_t linger_timeout;
+	int64_t linger_time;          /* lingering as a whole, however the client trickles */
 	uint64_t keepalive_requests;
 	uint64_t max_request_line;
 	uint64_t max_header_size;

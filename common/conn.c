@@ -32,6 +32,16 @@ static void kick(struct conn *c);
 static uint64_t usec_since(const struct timespec *t0);
 static void access_log(struct conn *c, uint64_t usec);
 
+/* Monotonic milliseconds. */
+static int64_t
+now_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
 const char *
 conn_peer(const struct conn *c, char *buf, size_t len)
 {
@@ -141,14 +151,12 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	struct tls_listener *tls = atomic_load_explicit(&w->conf->listens[listen_idx].tls,
 	    memory_order_acquire);
 	if (tls != NULL) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
 		c->ssl = tls_accept(tls, fd);
 		c->handshaking = 1;
 		/* The whole handshake within tls_handshake_timeout, however it trickles in. */
 		int64_t limit = w->conf->global.tls_handshake_timeout > 0 ?
 		    w->conf->global.tls_handshake_timeout : w->conf->global.header_timeout;
-		c->hs_deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + limit;
+		c->deadline = now_ms() + limit;
 	}
 	event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST | conn_et(c), conn_on_event, c);
 	c->ev_tv = w->tv_header;
@@ -189,9 +197,7 @@ conn_handshake(struct conn *c)
 		conn_arm(c, EV_READ, w->tv_header);
 		return 1;
 	}
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	int64_t left = c->hs_deadline - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	int64_t left = c->deadline - now_ms();
 	int err = SSL_get_error(c->ssl, rc);
 	if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && left <= 0) {
 		conn_close(c, "TLS handshake too slow");
@@ -843,6 +849,8 @@ request_finish(struct conn *c)
 		c->closing = 1;
 		c->linger = 1;
 	}
+	if (c->closing && c->rpos < c->rlen)
+		c->linger = 1; /* pipelined requests we will not answer: see input_waiting */
 	/* Drop the head (and any body bytes consumed with it) from the buffer. */
 	if (c->rpos < c->rlen && !c->closing) {
 		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
@@ -1054,6 +1062,22 @@ body_feed(struct conn *c)
 	return x->body_paused ? 2 : 0;
 }
 
+/*
+ * Whether the client has sent bytes we have not handled: pipelined requests
+ * behind the last one we answer.  Closing on them would reset the
+ * connection and could destroy responses still in flight.  One recv, on
+ * the closing path only.
+ */
+static int
+input_waiting(struct conn *c)
+{
+	char b;
+
+	if (c->rpos < c->rlen || (c->ssl != NULL && SSL_has_pending(c->ssl)))
+		return 1;
+	return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 /* Writes pending output.  Returns -1 if the connection was closed. */
 static int
 conn_flush(struct conn *c)
@@ -1101,18 +1125,25 @@ conn_flush(struct conn *c)
 	file_out_free(c);
 	c->writing = 0;
 	if (c->closing) {
-		if (!c->linger) {
+		if (c->state == CONN_LINGER)
+			return 0;
+		if (!c->linger && !input_waiting(c)) {
 			conn_close(c, "done");
 			return -1;
 		}
-		/* An error answer: stop sending, but read what the client still
-		 * sends for a moment so our answer is not lost to a reset. */
+		/*
+		 * An error answer, or requests we will not answer behind the last
+		 * one: stop sending, but read what the client still sends for a
+		 * while, so that what we sent is not lost to the reset a close
+		 * with unread input causes (RFC 9112 9.6).
+		 */
 		if (c->ssl != NULL) {
 			SSL_shutdown(c->ssl);
 			ERR_clear_error();
 		}
 		shutdown(c->fd, SHUT_WR);
 		c->state = CONN_LINGER;
+		c->deadline = now_ms() + w->conf->global.linger_time;
 		release_buffers(c);
 		conn_arm(c, EV_READ, w->tv_linger);
 		return 0;
@@ -1344,6 +1375,12 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->state == CONN_LINGER) {
 		c->rlen = 0; /* discard */
+		/* linger_timeout restarts with each read; linger_time does not. */
+		int64_t left = c->deadline - now_ms();
+		if (left <= 0)
+			conn_close(c, "lingered for linger_time");
+		else if (left < w->conf->global.linger_timeout)
+			arm_deadline(c, (uint64_t)left);
 		return;
 	}
 	c->rlen += (size_t)n;

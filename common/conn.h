@@ -77,7 +77,8 @@ struct conn {
 	unsigned in_loop : 1;          /* inside conn_process: output is flushed on the way out */
 	unsigned handshaking : 1;      /* TLS handshake not finished */
 	struct ssl_st *ssl;            /* NULL on plain HTTP listeners */
-	int64_t hs_deadline;           /* monotonic ms by which the handshake must be done */
+	int64_t deadline;              /* monotonic ms by which the TLS handshake, or
+	                                * lingering, must be over */
 	char *rbuf;                    /* from the worker's buffer pool, NULL while idle */
 	size_t rlen, rpos;             /* bytes in rbuf; start of unparsed input */
 	char *obuf;                    /* pending output, NULL while idle */

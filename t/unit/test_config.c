@@ -235,6 +235,7 @@ test_minimal_and_defaults(void)
 	is(g->keepalive_timeout, 60000, "default keepalive_timeout 60s");
 	is(g->send_timeout, 30000, "default send_timeout 30s");
 	is(g->linger_timeout, 2000, "default linger_timeout 2s");
+	is(g->linger_time, 30000, "default linger_time 30s");
 	is(g->keepalive_requests, 1000, "default keepalive_requests");
 	is(g->max_request_line, 8192, "default max_request_line 8k");
 	is(g->max_header_size, 16384, "default max_header_size 16k");
@@ -719,7 +720,7 @@ test_dump(void)
 	    "error_log = /tmp/e.log\nlog_level = debug\naccess_log = /tmp/a.log\n"
 	    "access_log_format = json\nshutdown_timeout = 1500ms\nheader_timeout = 3s\n"
 	    "body_timeout = 4s\nkeepalive_timeout = 0s\nsend_timeout = 90s\nlinger_timeout = 1h\n"
-	    "keepalive_requests = 7\nmax_request_line = 1k\nmax_header_size = 2k\nmax_headers = 9\n"
+	    "linger_time = 30s\nkeepalive_requests = 7\nmax_request_line = 1k\nmax_header_size = 2k\nmax_headers = 9\n"
 	    "max_body_size = 0\nserver_tokens = off\ntls_ticket_rotate = 12h\ntls_handshake_timeout = 0s\n\n[listen:a]\naddress = :8080\nbacklog = 64\n"
 	    "\n[listen:b]\naddress = [::1]:81\nbacklog = 511\n"
 	    "\n[route:r]\nlisten = b\nhost = x.com\npath = /p\nreturn = 200 hi\n"
