@@ -1033,7 +1033,8 @@ body_feed(struct conn *c)
 				return body_error(c, 400, "bad chunked framing");
 			off = c->rpos + doff;
 			c->rpos += (size_t)n;
-			if (x->chunk.total > w->conf->global.max_body_size)
+			/* Extensions count: else megabytes of them could ride on a tiny body. */
+			if (x->chunk.total + x->chunk.ext_bytes > w->conf->global.max_body_size)
 				return body_error(c, 413, "chunked body larger than max_body_size");
 			x->body_done = x->chunk.state == CHUNK_DONE;
 		}

@@ -756,6 +756,8 @@ http_chunked_parse(struct http_chunked *c, const char *buf, size_t len,
 		if (c->state == CHUNK_SIZE || c->state == CHUNK_SIZE_WS || c->state == CHUNK_EXT) {
 			if (++c->line_len > CHUNK_LINE_MAX)
 				return -1;
+			if (c->state == CHUNK_EXT)
+				c->ext_bytes++;
 		} else if (c->state == CHUNK_TRAILER_NAME || c->state == CHUNK_TRAILER ||
 		    c->state == CHUNK_TRAILER_LF ||
 		    (c->state == CHUNK_TRAILER_START && c->trailers > 0)) {

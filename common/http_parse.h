@@ -151,6 +151,7 @@ struct http_chunked {
 	size_t trailer_bytes;  /* bytes of the trailer section so far */
 	unsigned trailers;     /* trailer fields seen */
 	uint64_t total;        /* decoded data bytes so far */
+	uint64_t ext_bytes;    /* chunk-extension bytes so far: a body limit counts them too */
 };
 
 void http_chunked_init(struct http_chunked *c);

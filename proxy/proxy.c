@@ -31,6 +31,7 @@
 #define UPSTREAM_IN_SIZE (32 * 1024)
 #define MAX_TRUSTED 16
 #define REPLAY_MAX (64 * 1024)  /* request body kept for retries */
+#define REQUEST_BUFFER_MAX (16 * 1024 * 1024)
 
 struct cidr {
 	int family;
@@ -44,6 +45,7 @@ struct proxy_conf {
 	size_t strip_len;
 	int host_backend;            /* host_header = backend */
 	int forwarded;               /* add an RFC 7239 Forwarded header */
+	size_t request_buffer;       /* a body up to this is read whole before a server is picked */
 	struct cidr trusted[MAX_TRUSTED];
 	unsigned ntrusted;
 };
@@ -91,6 +93,8 @@ struct proxy_req {
 	struct sbuf head;            /* the request head as sent, kept for retries */
 	int body_chunked;            /* the body goes to the backend chunked */
 	int body_done;               /* the client's body is all queued */
+	int buffering;               /* reading the body into replay before any attempt */
+	int body_whole;              /* replay holds the whole body, unframed: Content-Length */
 	int body_written;            /* some body byte reached a backend */
 	struct sbuf replay;          /* the body so far, for a retry (up to REPLAY_MAX) */
 	int replay_lost;             /* the body outgrew it: no retry once any is sent */
@@ -219,6 +223,17 @@ proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_k
 	if ((k = conf_route_kv(rt, "forwarded")) != NULL && units_bool(k->value, &pc->forwarded) < 0) {
 		conf_err(ctx, k->line, ctx->section, "forwarded", "expected on or off");
 		rc = -1;
+	}
+	pc->request_buffer = REPLAY_MAX;
+	if ((k = conf_route_kv(rt, "request_buffer")) != NULL) {
+		uint64_t v;
+		if (units_size(k->value, &v) < 0 || v > REQUEST_BUFFER_MAX) {
+			conf_err(ctx, k->line, ctx->section, "request_buffer",
+			    "expected a size from 0 to 16m");
+			rc = -1;
+		} else {
+			pc->request_buffer = (size_t)v;
+		}
 	}
 	if ((k = conf_route_kv(rt, "trusted_proxies")) != NULL) {
 		char *copy = strdup(k->value), *save = NULL, *tok;
@@ -517,7 +532,10 @@ build_head(struct proxy_req *pr)
 		sbuf_printf(b, "%016llx", (unsigned long long)pool_hash(&seed, sizeof(seed)));
 	}
 	sbuf_str(b, "\r\n");
-	if (hr->flags & HTTP_F_CHUNKED) {
+	if (pr->body_whole) {
+		/* Read whole (request_buffer): its length is known, even if it came chunked. */
+		sbuf_printf(b, "Content-Length: %zu\r\n", pr->replay.len);
+	} else if (hr->flags & HTTP_F_CHUNKED) {
 		sbuf_str(b, "Transfer-Encoding: chunked\r\n");
 		pr->body_chunked = 1;
 	} else if (hr->flags & HTTP_F_HAS_CL) {
@@ -1337,7 +1355,69 @@ proxy_start(struct request *r)
 	http_response_reset(&pr->resp);
 	pr->body_done = !(r->hr->flags & HTTP_F_CHUNKED) && r->hr->content_length <= 0;
 	r->hdata = pr;
+	if (!pr->body_done && pc->request_buffer > 0 && ((r->hr->flags & HTTP_F_CHUNKED) ||
+	    (uint64_t)r->hr->content_length <= pc->request_buffer)) {
+		/*
+		 * Read the body before a server is picked (proxy_body): bad
+		 * framing is refused before any backend sees the request, and
+		 * the whole request can go to another server if one fails.
+		 */
+		pr->buffering = 1;
+		return;
+	}
 	attempt(pr);
+}
+
+/* The most body bytes kept for a retry. */
+static size_t
+replay_limit(const struct proxy_conf *pc)
+{
+	return pc->request_buffer > REPLAY_MAX ? pc->request_buffer : REPLAY_MAX;
+}
+
+/*
+ * Body bytes while the body is read before the request goes out (len 0:
+ * the end).  A body that ends within request_buffer goes out whole, with
+ * Content-Length; a chunked one that outgrows it goes out chunked from
+ * here on, what was read so far as its first chunk.  Returns 0, or -1
+ * once pr has ended.
+ */
+static int
+buffer_body(struct proxy_req *pr, const char *data, size_t len)
+{
+	struct sbuf *b = &pr->replay;
+
+	if (len > 0 && b->len + len <= pr->pc->request_buffer) {
+		sbuf_add(b, data, len);
+		if (sbuf_failed(b)) {
+			fail(pr, 500, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	pr->buffering = 0;
+	if (len == 0) {
+		pr->body_whole = 1;
+		pr->body_done = 1;
+	} else {
+		struct sbuf framed = { 0 };
+		if (b->len > 0) {
+			sbuf_printf(&framed, "%zx\r\n", b->len);
+			sbuf_add(&framed, b->p, b->len);
+			sbuf_str(&framed, "\r\n");
+		}
+		sbuf_printf(&framed, "%zx\r\n", len);
+		sbuf_add(&framed, data, len);
+		sbuf_str(&framed, "\r\n");
+		sbuf_free(b);
+		*b = framed;
+		if (sbuf_failed(b)) {
+			fail(pr, 500, "out of memory");
+			return -1;
+		}
+	}
+	attempt(pr); /* sends head and replay; pr may be gone after it */
+	return 0;
 }
 
 /* Remembers the body bytes just queued (as framed for the backend) so a
@@ -1349,7 +1429,7 @@ keep_for_replay(struct proxy_req *pr, const struct sbuf *out, size_t len)
 	if (pr->replay_lost || pr->rs == R_TUNNEL)
 		return;
 	size_t framed = out->len - pr->replay_mark;
-	if (pr->replay.len + framed > REPLAY_MAX) {
+	if (pr->replay.len + framed > replay_limit(pr->pc)) {
 		pr->replay_lost = 1;
 		sbuf_free(&pr->replay);
 		return;
@@ -1362,6 +1442,8 @@ proxy_body(struct request *r, const char *data, size_t len)
 {
 	struct proxy_req *pr = r->hdata;
 
+	if (pr != NULL && pr->buffering)
+		return buffer_body(pr, data, len);
 	if (pr == NULL || pr->u == NULL)
 		return -1; /* already answered */
 	struct sbuf *out = &pr->u->out;
@@ -1493,7 +1575,7 @@ proxy_main_stop(void *state)
 }
 
 static const char *const proxy_keys[] = {
-	"strip_prefix", "host_header", "forwarded", "trusted_proxies", NULL,
+	"strip_prefix", "host_header", "forwarded", "trusted_proxies", "request_buffer", NULL,
 };
 
 const struct handler_ops proxy_ops = {

@@ -233,6 +233,8 @@ return = 200 x
             one_error(text, name, 23, msg)
     one_error(VALID + "\n[pool:app]\nbalance = random\n\n[route:app]\npath = /app/\npool = app\n", "pool-empty", 21,
               "[pool:app] no server: give server = HOST:PORT")
+    one_error(POOL + "\n[route:app]\npath = /app/\npool = app\nrequest_buffer = 32m\n", "request-buffer-big", 27,
+              "[route:app] request_buffer: expected a size from 0 to 16m")
 
     # --- value syntax: compound durations, size suffixes, comments
     p = write("syntax.ini", VALID.replace("header_timeout = 5s", "header_timeout = 1m30s\nmax_body_size = 2MB\n"

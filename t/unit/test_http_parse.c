@@ -782,7 +782,7 @@ chunk_n(const char *name, const char *s, size_t n, size_t max_trailer)
 	decode(s, n, 1, max_trailer, &db);
 	ok(!dw.zero_return && !db.zero_return && dw.rc == db.rc && dw.out_len == db.out_len &&
 	    memcmp(dw.out, db.out, dw.out_len) == 0 && (dw.rc < 0 || (dw.consumed == db.consumed &&
-	    dw.c.state == db.c.state && dw.c.total == db.c.total &&
+	    dw.c.state == db.c.state && dw.c.total == db.c.total && dw.c.ext_bytes == db.c.ext_bytes &&
 	    dw.c.trailers == db.c.trailers && dw.c.trailer_bytes == db.c.trailer_bytes)),
 	    "%s: byte by byte gives the same result", tname);
 	free(db.out);
@@ -825,6 +825,9 @@ test_chunked(void)
 	chunk_ok("leading zeros", "0005\r\nhello\r\n000\r\n\r\n", "hello");
 	chunk_ok("chunk extension ignored", "5;name=value\r\nhello\r\n0;last\r\n\r\n", "hello");
 	chunk_ok("several extensions", "5;a=1;b=\"x y\"\r\nhello\r\n0\r\n\r\n", "hello");
+	is(dw.c.ext_bytes, 12, "several extensions: ext_bytes counts ';a=1;b=\"x y\"'");
+	chunk_ok("no extension", "5\r\nhello\r\n0\r\n\r\n", "hello");
+	is(dw.c.ext_bytes, 0, "no extension: ext_bytes 0");
 	chunk_ok("BWS before ';'", "5 ;a=1\r\nhello\r\n3\t \t;b\r\nabc\r\n0\r\n\r\n", "helloabc");
 	chunk_ok("CRLF inside the payload", "2\r\n\r\n\r\n0\r\n\r\n", "\r\n");
 	chunk_bad("whitespace without extension", "5 \r\nhello\r\n0\r\n\r\n");
