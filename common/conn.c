@@ -1285,6 +1285,16 @@ conn_on_timeout(struct conn *c)
 	case CONN_IDLE:
 		conn_close(c, c->writing ? "send timed out" : "keep-alive timeout");
 		return;
+	case CONN_HANDLER:
+		/* A handler taking the body as it comes (a proxied upload) waits
+		 * for the rest: 408 as when nobody takes it, if nothing was sent. */
+		if (!c->writing && !c->x->body_done) {
+			if (body_error(c, 408, "request body timed out") == -1)
+				conn_flush(c);
+			return;
+		}
+		conn_close(c, c->writing ? "send timed out" : "timed out");
+		return;
 	default:
 		conn_close(c, c->writing ? "send timed out" : "timed out");
 		return;

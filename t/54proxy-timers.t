@@ -89,6 +89,14 @@ def main():
             is_(echoed(r)["body_len"] if r else None, 1000, "  with the whole body at the backend")
             conn.close()
 
+            # A body that stops coming: 408 after body_timeout.
+            conn = srv.connect(timeout=8)
+            conn.send(b"POST /slow?delay=0 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            r, el = timed(lambda: conn.read_response(timeout=8))
+            is_(r and r.status, 408, "a proxied body that stops coming: 408")
+            ok(0.9 <= el <= 3.0, "  after body_timeout (%.2fs)" % el)
+            conn.close()
+
             # Two stalled servers, read_timeout 800ms, one retry: 504 after
             # about 1.6s, not a silent close at header_timeout (1s).
             conn = srv.connect(timeout=8)
