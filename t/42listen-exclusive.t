@@ -94,7 +94,10 @@ return = 200 lo
     port = srv.port
     is_(bodies("127.0.0.1", port, 5), ["one"] * 5, "restart: the first run serves")
     srv.stop()
+    # A literal port: the harness does not wait for it, so wait here.
     with Server(conf("127.0.0.1:%d" % port, "two")) as again:
+        wait_for(lambda: not again.alive() or bodies("127.0.0.1", port, 1) == ["two"], 5)
+        ok(again.alive(), "restart: the second run is up")
         is_(bodies("127.0.0.1", port, 3), ["two"] * 3, "restart: the same port binds again at once")
 
 
