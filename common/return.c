@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "common/config.h"
@@ -17,6 +18,7 @@
 struct return_conf {
 	int status;
 	int vars;            /* the text or URL holds $variables, expanded per request */
+	int markup;          /* return_type is HTML or XML: values are escaped */
 	char *text;          /* the template, when vars */
 	char *location;      /* for 301, 302, 303, 307, 308 */
 	char *type;
@@ -112,9 +114,32 @@ add_host(struct sbuf *out, const struct request *r)
 	}
 }
 
-/* Appends tmpl with its variables replaced; HTML-escaped when html. */
+/*
+ * Whether a media type is markup a browser parses, where a value from the
+ * request could open a <script>: HTML, XHTML and other XML (SVG included).
+ * The type alone decides, its parameters ("; charset=utf-8") aside.
+ */
+static int
+is_markup_type(const char *type)
+{
+	static const char *const types[] = { "text/html", "application/xhtml+xml", "text/xml",
+		"application/xml", NULL };
+	size_t n = strcspn(type, "; \t");
+
+	for (int i = 0; types[i] != NULL; i++)
+		if (n == strlen(types[i]) && strncasecmp(type, types[i], n) == 0)
+			return 1;
+	return n > 4 && strncasecmp(type + n - 4, "+xml", 4) == 0;
+}
+
+/* What expand escapes for HTML: nothing, the values of variables only (a
+ * configured body is markup as written), or everything (a URL put in an
+ * attribute). */
+enum expand_escape { ESC_NONE, ESC_VALUES, ESC_ALL };
+
+/* Appends tmpl with its variables replaced, escaped as esc says. */
 static void
-expand(struct sbuf *out, const char *tmpl, const struct request *r, int html)
+expand(struct sbuf *out, const char *tmpl, const struct request *r, enum expand_escape esc)
 {
 	struct sbuf v = { 0 };
 
@@ -148,7 +173,7 @@ expand(struct sbuf *out, const char *tmpl, const struct request *r, int html)
 		}
 		if (v.len == 0)
 			continue;
-		if (html)
+		if (esc == ESC_ALL || (esc == ESC_VALUES && l > 0))
 			sbuf_html(out, v.p);
 		else
 			sbuf_add(out, v.p, v.len);
@@ -240,6 +265,9 @@ return_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 		rc->body_len = strlen(rest);
 	}
 	rc->type = strdup(type != NULL ? type->value : "text/plain; charset=utf-8");
+	if (rc->type == NULL)
+		return -1;
+	rc->markup = is_markup_type(rc->type);
 	return 0;
 }
 
@@ -250,12 +278,12 @@ return_expanded(struct request *r, const struct return_conf *rc)
 	struct sbuf loc = { 0 }, body = { 0 };
 
 	if (rc->location != NULL) {
-		expand(&loc, rc->text, r, 0);
+		expand(&loc, rc->text, r, ESC_NONE);
 		sbuf_str(&body, "<html><body><a href=\"");
-		expand(&body, rc->text, r, 1);
+		expand(&body, rc->text, r, ESC_ALL);
 		sbuf_str(&body, "\">moved here</a></body></html>\n");
 	} else {
-		expand(&body, rc->text, r, 0);
+		expand(&body, rc->text, r, rc->markup ? ESC_VALUES : ESC_NONE);
 	}
 	if (sbuf_failed(&loc) || sbuf_failed(&body)) {
 		http_resp_error(r, 500);

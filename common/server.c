@@ -422,12 +422,71 @@ worker_free(struct worker *w)
 		event_base_free(w->base);
 }
 
-/* Binds every listener for every worker (SO_REUSEPORT: one socket each). */
+/*
+ * SO_REUSEPORT lets every worker have its own socket on one address, but it
+ * would equally let a second portico (same user) join the address and take
+ * half the connections.  A socket without SO_REUSEPORT cannot be bound where
+ * any other socket listens, so binding one first, then closing it, tells
+ * whether the address is free.  Returns 0 when it is, -1 (logged) when not.
+ *
+ * There is a small race: a process that probes between our probe and our
+ * listen() also finds the address free, and the two then share it.  Closing
+ * that window would need an exclusive claim on the address, which the kernel
+ * does not offer alongside SO_REUSEPORT; it takes two starts within
+ * microseconds of each other.  SO_REUSEADDR stays on so that connections of a
+ * previous run
+ * in TIME_WAIT do not block a restart.  Port 0 needs no probe: the kernel
+ * only picks a port that no socket is bound to.
+ */
+static int
+probe_address(const struct conf_listen *l)
+{
+	int one = 1, rc = 0;
+	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		log_warn("[listen:%s] socket", l->name);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* As the real sockets: [::] must not collide with 0.0.0.0. */
+	if (l->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0) {
+		if (errno == EADDRINUSE)
+			log_warnx("[listen:%s] cannot bind %s: address already in use "
+			    "(another process listens there)", l->name, l->address);
+		else
+			log_warn("[listen:%s] cannot bind %s", l->name, l->address);
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
+static uint16_t
+listen_port(const struct conf_listen *l)
+{
+	const struct sockaddr_storage *ss = &l->addr;
+
+	return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port :
+	    ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/*
+ * Binds every listener for every worker (SO_REUSEPORT: one socket each).
+ * Every address is probed before any is bound, so that two listeners of this
+ * process on overlapping addresses (0.0.0.0:80 and 127.0.0.1:80) do not take
+ * each other for a stranger.
+ */
 static int
 open_listeners(struct server *srv)
 {
 	const struct config *conf = srv->conf;
 
+	for (size_t i = 0; i < conf->nlistens; i++)
+		if (listen_port(&conf->listens[i]) != 0 && probe_address(&conf->listens[i]) < 0)
+			return -1;
 	for (size_t i = 0; i < conf->nlistens; i++) {
 		uint16_t port = 0;
 		for (int k = 0; k < srv->nworkers; k++) {

@@ -90,11 +90,22 @@ fcache_put(struct fcache *fc, const void *owner, const char *path, size_t len, t
 	return e;
 }
 
-void
-fcache_etag(const struct stat *st, char *buf, size_t len)
+uint64_t
+fcache_mtime_ns(const struct stat *st)
 {
-	snprintf(buf, len, "\"%llx-%llx-%llx\"", (unsigned long long)st->st_mtime,
-	    (unsigned long long)st->st_size, (unsigned long long)st->st_ino);
+	/* Wraps in the year 2554; a validator only needs to change with the file. */
+	return (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+}
+
+void
+fcache_etag(const struct stat *st, int v, char *buf, size_t len)
+{
+	/* The coding tells a sidecar from its file: gzip -k keeps the mtime, so
+	 * only the size would differ, and sometimes it does not. */
+	static const char *const suffix[FC_VARIANTS] = { "", "-br", "-gzip" };
+
+	snprintf(buf, len, "\"%llx-%llx%s\"", (unsigned long long)fcache_mtime_ns(st),
+	    (unsigned long long)st->st_size, suffix[v]);
 }
 
 void
@@ -104,7 +115,7 @@ fcache_fill(struct fcache *fc, struct fc_entry *e, int v, int fd, const struct s
 
 	f->fd = fd;
 	f->st = *st;
-	fcache_etag(st, f->etag, sizeof(f->etag));
+	fcache_etag(st, v, f->etag, sizeof(f->etag));
 	http_date(st->st_mtime, f->lastmod, sizeof(f->lastmod));
 	if (st->st_size > 0 && st->st_size <= FCACHE_SMALL &&
 	    fc->bytes + (size_t)st->st_size <= FCACHE_BYTES_MAX) {

@@ -57,7 +57,14 @@ struct fc_entry *fcache_put(struct fcache *fc, const void *owner, const char *pa
     time_t now);
 /* Takes fd (and st) into variant v of e, reading small contents in. */
 void fcache_fill(struct fcache *fc, struct fc_entry *e, int v, int fd, const struct stat *st);
-/* Formats the strong validator for st ("mtime-size-inode" in hex). */
-void fcache_etag(const struct stat *st, char *buf, size_t len);
+/* The modification time of st in nanoseconds since the epoch. */
+uint64_t fcache_mtime_ns(const struct stat *st);
+/*
+ * Formats the strong validator of variant v (FC_*) for st: "mtime-size" in
+ * hex, the mtime in nanoseconds, then "-br" or "-gzip" for a sidecar.  Never
+ * the inode number, which would tell a client about the file system
+ * (CVE-2003-1418) and change when a deploy copies identical files.
+ */
+void fcache_etag(const struct stat *st, int v, char *buf, size_t len);
 
 #endif

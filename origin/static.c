@@ -475,8 +475,9 @@ send_multipart(struct request *r, const struct static_conf *sc, const struct fc_
 	uint64_t size = (uint64_t)f->st.st_size, total = 0;
 	int plen, fd = -1;
 
-	snprintf(boundary, sizeof(boundary), "%016llx%08llx", (unsigned long long)f->st.st_ino,
-	    (unsigned long long)f->st.st_mtime);
+	/* From what the ETag already tells, not the inode number. */
+	snprintf(boundary, sizeof(boundary), "%016llx%016llx",
+	    (unsigned long long)fcache_mtime_ns(&f->st), (unsigned long long)size);
 	/* Two passes over the part headers: first to count, then to send. */
 	for (int pass = 0; pass < 2; pass++) {
 		for (unsigned i = 0; i < n; i++) {

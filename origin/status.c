@@ -53,6 +53,7 @@ static void
 status_start(struct request *r)
 {
 	struct server *srv = r->conn->w->srv;
+	const struct config *conf = r->conn->w->conf;
 	struct stats s;
 	char body[4096], started[32];
 	struct timespec now;
@@ -65,14 +66,17 @@ status_start(struct request *r)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	gmtime_r(&srv->start_time, &tm);
 	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* server_tokens = off hides the version from the Server header; a
+	 * status route may be as public, so it goes from here too. */
 	n = (size_t)snprintf(body, sizeof(body),
-	    "{\"version\":\"%s\",\"start_time\":\"%s\",\"uptime_seconds\":%lld,"
+	    "{%s\"start_time\":\"%s\",\"uptime_seconds\":%lld,"
 	    "\"workers\":%d,\"requests_total\":%llu,\"requests_per_second\":%.2f,"
 	    "\"active_connections\":%llu,\"connections_total\":%llu,"
 	    "\"bytes_received\":%llu,\"bytes_sent\":%llu,"
 	    "\"responses\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu},"
 	    "\"latency_histogram\":{\"unit\":\"us\",\"buckets\":[",
-	    PORTICO_VERSION, started, (long long)(now.tv_sec - srv->start_mono.tv_sec),
+	    conf->global.server_tokens ? "\"version\":\"" PORTICO_VERSION "\"," : "",
+	    started, (long long)(now.tv_sec - srv->start_mono.tv_sec),
 	    srv->nworkers, (unsigned long long)stats_get(&s.requests), server_rps(srv),
 	    (unsigned long long)stats_get(&s.connections_active),
 	    (unsigned long long)stats_get(&s.connections_total),
@@ -99,7 +103,6 @@ status_start(struct request *r)
 		n = sizeof(body) - 1;
 	/* Sections with a state of their own ("pools": {"app": {...}}). */
 	struct sbuf out = { 0 };
-	const struct config *conf = r->conn->w->conf;
 	sbuf_add(&out, body, n);
 	status_sections(conf, &out);
 	sbuf_str(&out, "}\n");

@@ -59,6 +59,30 @@ path = /typed
 return = 200 {"ok":true}
 return_type = application/json
 
+[route:vhtml]
+path = /vhtml/
+return = 200 <p class="q">You asked for $request_uri ($args) on ${host}, path $uri & more</p>
+return_type = Text/HTML; charset=utf-8
+
+[route:vxhtml]
+path = /vxhtml/
+return = 200 <p>$request_uri</p>
+return_type = application/xhtml+xml
+
+[route:vsvg]
+path = /vsvg/
+return = 200 <text>$args</text>
+return_type = image/svg+xml
+
+[route:vplain]
+path = /vplain/
+return = 200 <p>$request_uri</p>
+
+[route:vjson]
+path = /vjson/
+return = 200 {"uri":"$request_uri"}
+return_type = application/json
+
 [route:vhost]
 host = example.org
 path = /
@@ -384,6 +408,25 @@ def main():
             "redirect: the URL is HTML-escaped in the body")
         r = srv.get("/typed")
         is_(r and (r.header("Content-Type"), r.body), ("application/json", b'{"ok":true}'), "return_type sets Content-Type")
+
+        # --- variables in an HTML or XML body are escaped; the configured text is not
+        XSS = "/<script>alert('x')</script>?q=<b>&c=\"'"
+        XSS_HTML = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;?q=&lt;b&gt;&amp;c=&quot;&#39;"
+        r = srv.get("/vhtml" + XSS, host="Example.COM")
+        is_(r and (r.status, r.header("Content-Type"), r.body.decode()),
+            (200, "Text/HTML; charset=utf-8",
+             '<p class="q">You asked for /vhtml/%s (q=&lt;b&gt;&amp;c=&quot;&#39;) on example.com, '
+             "path /vhtml/%%3Cscript%%3Ealert(%%27x%%27)%%3C/script%%3E & more</p>" % XSS_HTML),
+            "return_type text/html: $request_uri, $args escaped, the literal text as written")
+        r = srv.get("/vxhtml" + XSS)
+        is_(r and r.body.decode(), "<p>/vxhtml/%s</p>" % XSS_HTML, "return_type application/xhtml+xml: escaped")
+        r = srv.get("/vsvg/?a=<script>'")
+        is_(r and r.body.decode(), "<text>a=&lt;script&gt;&#39;</text>", "return_type image/svg+xml: escaped")
+        r = srv.get("/vplain" + XSS)
+        is_(r and r.body.decode(), "<p>/vplain%s</p>" % XSS, "text/plain (the default): values as they are")
+        r = srv.get("/vjson/?<b>")
+        is_(r and r.body.decode(), '{"uri":"/vjson/?<b>"}', "application/json: values as they are")
+
         r = srv.get("/nope", method="HEAD")
         is_(r and (r.status, r.header("Content-Length"), r.body), (404, str(len(NOT_FOUND_BODY)), b""),
             "HEAD of an unrouted path: 404 with its length, no body")

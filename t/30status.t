@@ -287,4 +287,19 @@ def main():
             ok(False, "json: the log is valid UTF-8 (%s)" % e)
 
 
+    # --- server_tokens = off: no version in the document, as in the Server header
+    with Server(CONF.replace("[global]\n", "[global]\nserver_tokens = off\n")) as srv:
+        r = srv.get("/status")
+        is_(r and (r.status, r.header("Server")), (200, "portico"), "server_tokens = off: 200, Server: portico")
+        try:
+            s = json.loads(r.body)
+        except Exception as e:
+            s = {}
+            diag("not JSON: %s: %r" % (e, r.body[:300] if r else None))
+        ok("version" not in s and "start_time" in s and "workers" in s,
+           "server_tokens = off: /status has no version, the rest is there")
+        ok(r is not None and version().encode() not in r.raw,
+           "server_tokens = off: the version appears nowhere in the response")
+
+
 run(main)

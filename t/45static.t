@@ -148,9 +148,11 @@ def make_root(d):
     return root, h.hexdigest()
 
 
-def validators(root, rel):
+def validators(root, rel, coding=None):
+    """ETag ("mtime-size" in hex, the mtime in nanoseconds, then the coding
+    of a precompressed sidecar) and Last-Modified of root/rel."""
     st = os.stat(os.path.join(root, rel))
-    etag = '"%x-%x-%x"' % (int(st.st_mtime), st.st_size, st.st_ino)
+    etag = '"%x-%x%s"' % (st.st_mtime_ns, st.st_size, "-" + coding if coding else "")
     return etag, email.utils.formatdate(int(st.st_mtime), usegmt=True)
 
 
@@ -191,7 +193,8 @@ def H(ctype=None, length=None, close=True, *rest):
 def file_h(root, rel, ctype, length=None, close=True, pre=(), post=(), v_rel=None):
     """Headers of a 200/206 for file rel: pre goes before Accept-Ranges (Content-Range),
     post after ETag (Cache-Control, Vary, Content-Encoding)."""
-    etag, lm = validators(root, v_rel or rel)
+    coding = {"gz": "gzip", "br": "br"}.get(v_rel.rsplit(".", 1)[-1]) if v_rel and v_rel != rel else None
+    etag, lm = validators(root, v_rel or rel, coding)
     if length is None:
         length = os.path.getsize(os.path.join(root, v_rel or rel))
     return H(ctype, length, close, *pre, ("Accept-Ranges", "bytes"), ("Last-Modified", lm),
@@ -594,6 +597,48 @@ def test_changes(srv, root):
     ok(got, "a file removed from disk is 404 within 4 s")
 
 
+def held_deleted(srv, path):
+    """True while the server holds a descriptor of a file at path that has
+    been replaced (its open-file cache has not looked again yet)."""
+    try:
+        fds = os.listdir("/proc/%d/fd" % srv.proc.pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (srv.proc.pid, fd)) == path + " (deleted)":
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def test_etag_no_inode(srv, root):
+    """The ETag is the mtime (to the nanosecond) and the size: a deploy that
+    copies a file with cp -p (new inode, same size and mtime) keeps it."""
+    p = write(root, "copied.txt", b"same bytes\n")
+    mtime_ns = T0 * 10**9 + 123456789
+    os.utime(p, ns=(mtime_ns, mtime_ns))
+    r = fetch(srv, "/copied.txt")
+    is_(r and r.header("ETag"), '"%x-%x"' % (mtime_ns, 11), "ETag: mtime in nanoseconds and size, in hex")
+    before = r and r.header("ETag")
+    ino = os.stat(p).st_ino
+    subprocess.run(["cp", "-p", p, p + ".new"], check=True)
+    os.rename(p + ".new", p)
+    isnt(os.stat(p).st_ino, ino, "cp -p: the copy has another inode")
+    # Ask until the open-file cache has dropped the old file, so the answer
+    # comes from the copy.
+    gone = wait_for(lambda: fetch(srv, "/copied.txt") is not None and not held_deleted(srv, p), 4, 0.1)
+    ok(gone, "the server has let go of the replaced file within 4 s")
+    r = fetch(srv, "/copied.txt")
+    is_(r and (r.status, r.header("ETag"), r.body), (200, before, b"same bytes\n"),
+        "cp -p: the same ETag for the copy (no inode in it)")
+    r = fetch(srv, "/copied.txt", headers=["If-None-Match: " + (before or '"x"')])
+    is_(r and r.status, 304, "cp -p: If-None-Match with the old ETag is 304")
+    r = fetch(srv, "/copied.txt", headers=["Range: bytes=0-3", "If-Range: " + (before or '"x"')])
+    is_(r and (r.status, r.body), (206, b"same"), "cp -p: If-Range with the old ETag still gets the range")
+
+
 def fd_count(srv):
     try:
         return len(os.listdir("/proc/%d/fd" % srv.proc.pid))
@@ -810,6 +855,7 @@ def main():
         test_precompressed(srv, root)
         test_cache_control(srv, root)
         test_changes(srv, root)
+        test_etag_no_inode(srv, root)
         test_keepalive_pipeline(srv, root)
         test_big(srv, root, sha)
         test_quick_mode(srv.dir)
