@@ -123,7 +123,10 @@ fuzz: deps
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi
 
+# The peers and the load generator are for the benchmark only: installed
+# here (as root), never by deps.
 bench: all
+	@$(MAKE) --no-print-directory deps DEB_PKGS="wrk nginx haproxy"
 	t/bench/run
 
 install: all
