@@ -433,10 +433,9 @@ worker_free(struct worker *w)
  * listen() also finds the address free, and the two then share it.  Closing
  * that window would need an exclusive claim on the address, which the kernel
  * does not offer alongside SO_REUSEPORT; it takes two starts within
- * microseconds of each other.  SO_REUSEADDR stays on so that connections of a
- * previous run
- * in TIME_WAIT do not block a restart.  Port 0 needs no probe: the kernel
- * only picks a port that no socket is bound to.
+ * microseconds of each other.  SO_REUSEADDR stays on so that connections of
+ * a previous run in TIME_WAIT do not block a restart.  Port 0 needs no
+ * probe: the kernel only picks a port that no socket is bound to.
  */
 static int
 probe_address(const struct conf_listen *l)
