@@ -96,7 +96,7 @@ struct proxy_req {
 	int buffering;               /* reading the body into replay before any attempt */
 	int body_whole;              /* replay holds the whole body, unframed: Content-Length */
 	int body_written;            /* some body byte reached a backend */
-	struct sbuf replay;          /* the body so far, for a retry (up to REPLAY_MAX) */
+	struct sbuf replay;          /* the body so far, for a retry (up to replay_limit) */
 	int replay_lost;             /* the body outgrew it: no retry once any is sent */
 	size_t replay_mark;          /* where the bytes being queued start in u->out */
 	int last_status;             /* of the last failed attempt, for the final answer */
