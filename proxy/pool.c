@@ -340,38 +340,57 @@ parse_server(struct conf_ctx *ctx, const struct conf_kv *kv, struct backend *b)
 	return rc;
 }
 
-/* "GET /healthz every 2s [expect 200-399 | expect 204]" */
+/*
+ * "GET /healthz every 2s [expect 200-399 | expect 204]".  Split into words
+ * rather than scanned into fixed buffers: a path is as long as the line
+ * allows, and the check's request is built to fit it (proxy/health.c).
+ */
 static int
 parse_health(struct conf_ctx *ctx, const struct conf_kv *kv, struct pool *p)
 {
-	char m[16], path[160], every[8], dur[32], exp[8], range[32], extra[2], junk;
-	int n = sscanf(kv->value, "%15s %159s %7s %31s %7s %31s %1s", m, path, every, dur, exp, range,
-	    extra);
-	int nr = n == 6 ? sscanf(range, "%d-%d%c", &p->hc_lo, &p->hc_hi, &junk) : 0;
+	char *copy = strdup(kv->value), *save = NULL, *w[7] = { 0 };
+	int n = 0, nr = 0, rc = -1;
+	char junk;
 
+	if (copy == NULL)
+		return -1;
+	for (char *t = strtok_r(copy, " \t", &save); t != NULL && n < 7; t = strtok_r(NULL, " \t", &save))
+		w[n++] = t;
+	if (n == 6)
+		nr = sscanf(w[5], "%d-%d%c", &p->hc_lo, &p->hc_hi, &junk);
 	if (nr == 1) /* a single status: "expect 204", digits only */
-		p->hc_hi = strspn(range, "0123456789") == strlen(range) ? p->hc_lo : -1;
-	if ((n != 4 && n != 6) || strcmp(every, "every") != 0 || path[0] != '/' ||
-	    units_duration(dur, &p->hc_interval) < 0 || p->hc_interval < 100 ||
-	    (n == 6 && (strcmp(exp, "expect") != 0 || (nr != 1 && nr != 2) ||
-	    p->hc_lo < 100 || p->hc_hi > 599 ||
-	    p->hc_lo > p->hc_hi))) {
+		p->hc_hi = strspn(w[5], "0123456789") == strlen(w[5]) ? p->hc_lo : -1;
+	if ((n != 4 && n != 6) || strcmp(w[2], "every") != 0 || w[1][0] != '/' ||
+	    units_duration(w[3], &p->hc_interval) < 0 || p->hc_interval < 100 ||
+	    (n == 6 && (strcmp(w[4], "expect") != 0 || (nr != 1 && nr != 2) ||
+	    p->hc_lo < 100 || p->hc_hi > 599 || p->hc_lo > p->hc_hi))) {
 		conf_err(ctx, kv->line, ctx->section, "health_check",
 		    "expected \"METHOD /path every DURATION [expect 200-399]\", not \"%s\"", kv->value);
-		return -1;
+		goto out;
 	}
-	for (char *c = m; *c != '\0'; c++)
-		if (*c < 'A' || *c > 'Z') {
-			conf_err(ctx, kv->line, ctx->section, "health_check", "bad method \"%s\"", m);
-			return -1;
+	for (const char *c = w[0]; *c != '\0'; c++)
+		if (*c < 'A' || *c > 'Z' || c - w[0] >= 15) {
+			conf_err(ctx, kv->line, ctx->section, "health_check",
+			    "bad method \"%s\"", w[0]);
+			goto out;
+		}
+	/* The path goes on the request line as written: no byte that would end
+	 * it or the line early. */
+	for (const unsigned char *c = (const unsigned char *)w[1]; *c != '\0'; c++)
+		if (*c <= ' ' || *c == 0x7f) {
+			conf_err(ctx, kv->line, ctx->section, "health_check", "control byte in the path");
+			goto out;
 		}
 	if (n == 4) {
 		p->hc_lo = 200;
 		p->hc_hi = 399;
 	}
-	p->hc_method = strdup(m);
-	p->hc_path = strdup(path);
-	return 0;
+	p->hc_method = strdup(w[0]);
+	p->hc_path = strdup(w[1]);
+	rc = p->hc_method != NULL && p->hc_path != NULL ? 0 : -1;
+out:
+	free(copy);
+	return rc;
 }
 
 static const char *const pool_keys[] = {

@@ -68,8 +68,41 @@ def test_log_budget():
            "log budget: and the request's 502")
 
 
+LONG_PATH = "/health/" + "p" * 162   # 170 bytes: as long as a config line allows
+
+HC_LONG_CONF = """\
+[global]
+workers = 1
+
+[listen:http]
+address = 127.0.0.1:{port}
+
+[pool:hc]
+health_check=GET %s every 1s
+server = {h}
+""" % LONG_PATH
+
+
+def test_long_health_path():
+    # Before, the path was scanned into 160 bytes (a longer one was refused
+    # with a misleading message) and the request built in 256 (a request
+    # that did not fit was never sent, and the check timed out silently).
+    h = Backend("h")
+    try:
+        with Server(conf_with(HC_LONG_CONF, {"h": h}, ["hc"])) as srv:
+            ok(wait_for(lambda: h.paths[LONG_PATH] >= 1, 3), "health_check: a 170-byte path is sent")
+            last = h.log[-1] if h.log else None
+            is_((last and last.method, last and last.target, last and last.header("Host")),
+                ("GET", LONG_PATH, h.addr), "health_check: the backend sees it whole, with the server as Host")
+            r = srv.get("/hc/echo")
+            is_(r and r.status, 200, "health_check: the server stays in service")
+    finally:
+        h.stop()
+
+
 def main():
     test_log_budget()
+    test_long_health_path()
 
 
 run(main)
