@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/config.h"
+#include "common/stats.h"
 #include "common/units.h"
 
 int64_t
@@ -210,12 +211,13 @@ pool_select(struct pool_worker *pw, uint64_t tried, uint64_t key)
 }
 
 void
-pool_server_failed(const struct pool *p, unsigned i)
+pool_server_failed(struct pool_worker *pw, unsigned i)
 {
+	const struct pool *p = pw->pool;
 	struct backend *b = &p->servers[i];
 	int64_t now = pool_now_ms();
 
-	atomic_fetch_add(&b->failures, 1);
+	stats_add(&pw->cnt[i].failures, 1);
 	if (p->max_fails == 0)
 		return;
 	/* Failures count within one fail_timeout window (nginx's max_fails). */
@@ -230,9 +232,46 @@ pool_server_failed(const struct pool *p, unsigned i)
 }
 
 void
-pool_server_ok(const struct pool *p, unsigned i)
+pool_server_ok(struct pool_worker *pw, unsigned i, uint64_t latency_us)
 {
-	atomic_store(&p->servers[i].fails, 0);
+	struct backend *b = &pw->pool->servers[i];
+
+	stats_add(&pw->cnt[i].requests, 1);
+	stats_add(&pw->cnt[i].latency_us_total, latency_us);
+	/* Read before writing: a store on every response would pull the shared
+	 * line into this core's cache for nothing. */
+	if (atomic_load_explicit(&b->fails, memory_order_relaxed) != 0)
+		atomic_store(&b->fails, 0);
+}
+
+void
+pool_worker_register(struct pool_worker *pw)
+{
+	struct pool_shared *sh = pw->pool->shared;
+	struct pool_worker *head = atomic_load_explicit(&sh->workers, memory_order_relaxed);
+
+	/* Release: a reader that finds pw sees it whole, next included. */
+	do
+		pw->next = head;
+	while (!atomic_compare_exchange_weak_explicit(&sh->workers, &head, pw, memory_order_release,
+	    memory_order_relaxed));
+}
+
+void
+pool_counters(const struct pool *p, unsigned i, struct backend_counters *out)
+{
+	uint64_t req = 0, fail = 0, lat = 0;
+
+	/* O(workers); only /status comes here. */
+	for (struct pool_worker *pw = atomic_load_explicit(&p->shared->workers, memory_order_acquire);
+	    pw != NULL; pw = pw->next) {
+		req += stats_get(&pw->cnt[i].requests);
+		fail += stats_get(&pw->cnt[i].failures);
+		lat += stats_get(&pw->cnt[i].latency_us_total);
+	}
+	atomic_store_explicit(&out->requests, req, memory_order_relaxed);
+	atomic_store_explicit(&out->failures, fail, memory_order_relaxed);
+	atomic_store_explicit(&out->latency_us_total, lat, memory_order_relaxed);
 }
 
 const struct sockaddr *
@@ -503,6 +542,8 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	if (p == NULL)
 		return -1;
 	sec->data = p;
+	if ((p->shared = calloc(1, sizeof(*p->shared))) == NULL)
+		return -1;
 	p->name = strdup(sec->name);
 	p->balance = &balance_round_robin;
 	p->keepalive = 32;
@@ -623,6 +664,7 @@ pool_free(void *arg)
 		free(p->servers[i].port);
 	}
 	free(p->servers);
+	free(p->shared);
 	free(p->name);
 	free(p->hash_header);
 	free(p->hc_method);

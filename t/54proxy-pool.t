@@ -100,9 +100,66 @@ def test_long_health_path():
         h.stop()
 
 
+COUNTERS_CONF = """\
+[global]
+workers = 2
+
+[listen:http]
+address = 127.0.0.1:{port}
+
+[route:status]
+path = /status
+status = json
+
+[pool:app]
+server = {a}
+server = {b}
+
+[pool:gone]
+max_fails = 0
+retries = 0
+server = {dead}
+"""
+
+
+def server_status(srv, pool, i):
+    return srv.status_json()["pools"][pool]["servers"][i]
+
+
+def test_counters():
+    # Each worker counts its own requests; /status sums the workers.  Forty
+    # connections spread over both workers' listening sockets.
+    be = {"a": Backend("a"), "b": Backend("b"), "dead": Backend("dead")}
+    be["dead"].stop()
+    try:
+        with Server(conf_with(COUNTERS_CONF, be, ["app", "gone"])) as srv:
+            got = [srv.get("/app/echo") for _ in range(40)]
+            is_([r and r.status for r in got], [200] * 40, "counters: 40 proxied GETs with workers = 2")
+            slow = [srv.get("/app/slow?delay=0.1") for _ in range(4)]
+            is_([r and r.status for r in slow], [200] * 4, "counters: and 4 that take 100ms")
+            bad = [srv.get("/gone/echo") for _ in range(7)]
+            is_([r and r.status for r in bad], [502] * 7, "counters: 7 to a server that refuses")
+            st = srv.status_json()
+            a, b = st["pools"]["app"]["servers"]
+            is_((a["requests"], b["requests"]), (be["a"].requests, be["b"].requests),
+                "counters: requests per server are what each backend saw")
+            is_(a["requests"] + b["requests"], 44, "counters: 44 in all, summed over the workers")
+            is_((a["failures"], b["failures"], a["active"], b["active"]), (0, 0, 0, 0),
+                "counters: no failures, nothing in flight")
+            mean = (a["avg_latency_ms"] * a["requests"] + b["avg_latency_ms"] * b["requests"]) / 44
+            ok(400 / 44 <= mean < 400 / 44 + 50, "counters: mean latency %.3fms covers the 4 slow ones" % mean)
+            d = st["pools"]["gone"]["servers"][0]
+            is_((d["requests"], d["failures"], d["active"]), (0, 7, 0),
+                "counters: the refusing server has 7 failures and no requests")
+    finally:
+        for b in be.values():
+            b.stop()
+
+
 def main():
     test_log_budget()
     test_long_health_path()
+    test_counters()
 
 
 run(main)
