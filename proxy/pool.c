@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/config.h"
+#include "common/log.h"
 #include "common/stats.h"
 #include "common/units.h"
 
@@ -175,38 +176,125 @@ static const struct balance_ops *const balancers[] = {
 	&balance_round_robin, &balance_least_conn, &balance_random, &balance_ip_hash, &balance_hash, NULL,
 };
 
-int
-pool_server_up(const struct pool *p, unsigned i, int64_t now)
-{
-	const struct backend *b = &p->servers[i];
+/* What one look over a pool's servers finds, for one request. */
+struct scan {
+	uint64_t primary, backup;             /* in service, untried, under max_conns */
+	uint64_t any_primary, any_backup;     /* the same with passive marks ignored */
+	unsigned nprimary, nprimary_in;       /* primaries not disabled; of them in service */
+	unsigned nbackup_in;                  /* backups in service */
+};
 
-	return !b->disabled && !atomic_load(&b->health_down) && atomic_load(&b->down_until) <= now &&
-	    atomic_load(&b->gen) != 0;
+/*
+ * A passive mark ran out: the first thread to see it clears it and says
+ * so.  Nothing else would: the mark is only a time.
+ */
+static void
+back_in_service(const struct pool *p, struct backend *b, int64_t until)
+{
+	if (atomic_compare_exchange_strong(&b->down_until, &until, 0))
+		log_info("[pool:%s] server %s back in service", p->name, b->name);
+}
+
+/* O(servers) per request, as before: servers are few. */
+static void
+scan(const struct pool *p, int64_t now, uint64_t tried, struct scan *sc)
+{
+	memset(sc, 0, sizeof(*sc));
+	for (unsigned i = 0; i < p->nservers; i++) {
+		struct backend *b = &p->servers[i];
+		uint64_t bit = 1ULL << i;
+		if (b->disabled)
+			continue;
+		sc->nprimary += !b->backup;
+		int64_t until = atomic_load(&b->down_until);
+		if (until != 0 && until <= now) {
+			back_in_service(p, b, until);
+			until = 0;
+		}
+		if (atomic_load(&b->gen) == 0 || atomic_load(&b->health_down))
+			continue;
+		int up = until <= now;
+		if (up) {
+			sc->nprimary_in += !b->backup;
+			sc->nbackup_in += b->backup;
+		}
+		if ((tried & bit) || (b->max_conns > 0 && (unsigned)atomic_load(&b->active) >= b->max_conns))
+			continue;
+		if (b->backup) {
+			sc->any_backup |= bit;
+			sc->backup |= up ? bit : 0;
+		} else {
+			sc->any_primary |= bit;
+			sc->primary |= up ? bit : 0;
+		}
+	}
+}
+
+/*
+ * Panic (as Envoy has it): when the share of primaries in service falls
+ * under panic_threshold, passive health is more likely wrong about the
+ * servers (a few slow answers with max_fails = 1) than all of them are
+ * broken, and 503 for everyone is the worst answer; so balance over every
+ * server active checks have not marked down.  Backups in service come
+ * first: they are what the operator asked for when primaries fail.
+ */
+static int
+panicking(const struct pool *p, const struct scan *sc)
+{
+	return p->panic_threshold > 0 && sc->nprimary > 0 && sc->nbackup_in == 0 &&
+	    (uint64_t)sc->nprimary_in * 100 < (uint64_t)p->panic_threshold * sc->nprimary;
+}
+
+/* One line per change for the pool, whichever worker sees it first. */
+static void
+note_panic(const struct pool *p, int panic, const struct scan *sc)
+{
+	int was = !panic;
+
+	if (atomic_load_explicit(&p->shared->panic, memory_order_relaxed) == panic ||
+	    !atomic_compare_exchange_strong(&p->shared->panic, &was, panic))
+		return;
+	if (panic)
+		log_warnx("[pool:%s] panic: %u of %u servers in service, under panic_threshold %u%%; "
+		    "passive health is ignored until more come back", p->name, sc->nprimary_in,
+		    sc->nprimary, p->panic_threshold);
+	else
+		log_info("[pool:%s] panic over: %u of %u servers in service%s", p->name,
+		    sc->nprimary_in, sc->nprimary, sc->nbackup_in > 0 ? ", and a backup" : "");
+}
+
+int
+pool_panic(const struct pool *p)
+{
+	struct scan sc;
+
+	scan(p, pool_now_ms(), 0, &sc);
+	int panic = panicking(p, &sc);
+	note_panic(p, panic, &sc);
+	return panic;
 }
 
 int
 pool_select(struct pool_worker *pw, uint64_t tried, uint64_t key)
 {
 	const struct pool *p = pw->pool;
-	int64_t now = pool_now_ms();
-	uint64_t primary = 0, backup = 0;
+	struct scan sc;
 
-	for (unsigned i = 0; i < p->nservers; i++) {
-		const struct backend *b = &p->servers[i];
-		if ((tried & (1ULL << i)) || !pool_server_up(p, i, now))
-			continue;
-		if (b->max_conns > 0 && (unsigned)atomic_load(&b->active) >= b->max_conns)
-			continue;
-		if (b->backup)
-			backup |= 1ULL << i;
-		else
-			primary |= 1ULL << i;
+	scan(p, pool_now_ms(), tried, &sc);
+	int panic = panicking(p, &sc);
+	note_panic(p, panic, &sc);
+	if (panic) {
+		if (sc.any_primary != 0)
+			return p->balance->select(pw, p, sc.any_primary, key);
+		if (sc.any_backup != 0)
+			return p->balance->select(pw, p, sc.any_backup, key);
+		return -1;
 	}
 	/* Backups serve only while no primary can. */
-	if (primary != 0)
-		return p->balance->select(pw, p, primary, key);
-	if (backup != 0)
-		return p->balance->select(pw, p, backup, key);
+	if (sc.primary != 0)
+		return p->balance->select(pw, p, sc.primary, key);
+	if (sc.backup != 0)
+		return p->balance->select(pw, p, sc.backup, key);
 	return -1;
 }
 
@@ -225,10 +313,23 @@ pool_server_failed(struct pool_worker *pw, unsigned i)
 		atomic_store(&b->fail_window, now);
 		atomic_store(&b->fails, 0);
 	}
-	if (atomic_fetch_add(&b->fails, 1) + 1 >= p->max_fails) {
-		atomic_store(&b->down_until, now + p->fail_timeout);
-		atomic_store(&b->fails, 0);
-	}
+	unsigned n = atomic_fetch_add(&b->fails, 1) + 1;
+	if (n < p->max_fails)
+		return;
+	atomic_store(&b->fails, 0);
+	/*
+	 * Marked down (or, failing again while down, in panic, kept down).  Of
+	 * workers racing here one wins the exchange; only a change from in
+	 * service is logged.  These lines need no budget: a server goes down
+	 * at most once per fail_timeout.
+	 */
+	int64_t was = atomic_load(&b->down_until);
+	if (!atomic_compare_exchange_strong(&b->down_until, &was, now + p->fail_timeout) || was > now)
+		return;
+	char dur[32];
+	units_format_duration(p->fail_timeout, dur, sizeof(dur));
+	log_warnx("[pool:%s] server %s marked down for %s after %u failure%s", p->name, b->name, dur,
+	    n, n == 1 ? "" : "s");
 }
 
 void
@@ -434,7 +535,7 @@ out:
 
 static const char *const pool_keys[] = {
 	"server", "balance", "keepalive", "keepalive_timeout", "connect_timeout", "send_timeout",
-	"read_timeout", "tunnel_timeout", "resolve", "tls_ca", "tls_verify", "retries", "max_fails", "fail_timeout", "health_check", "rise", "fall", NULL,
+	"read_timeout", "tunnel_timeout", "resolve", "tls_ca", "tls_verify", "retries", "max_fails", "fail_timeout", "panic_threshold", "health_check", "rise", "fall", NULL,
 };
 
 static int
@@ -466,6 +567,28 @@ static int
 kv_count(struct conf_ctx *ctx, const struct conf_kv *kv, uint64_t max, unsigned *out)
 {
 	return kv_count_from(ctx, kv, 0, max, out);
+}
+
+/* "50%": a whole percentage from 0% to 100%, the sign required so that
+ * the unit is never in doubt. */
+static int
+kv_percent(struct conf_ctx *ctx, const struct conf_kv *kv, unsigned *out)
+{
+	size_t len = strlen(kv->value);
+	char num[8];
+	uint64_t v;
+
+	if (len >= 2 && len - 1 < sizeof(num) && kv->value[len - 1] == '%') {
+		memcpy(num, kv->value, len - 1);
+		num[len - 1] = '\0';
+		if (units_count(num, 100, &v) == 0) {
+			*out = (unsigned)v;
+			return 0;
+		}
+	}
+	conf_err(ctx, kv->line, ctx->section, kv->key,
+	    "expected a percentage from 0%% to 100%% such as 50%%, not \"%s\"", kv->value);
+	return -1;
 }
 
 /* rise and fall: a run of zero checks means nothing */
@@ -557,6 +680,7 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	p->retries = 1;
 	p->max_fails = 1;
 	p->fail_timeout = 10000;
+	p->panic_threshold = 50;
 	p->rise = 2;
 	p->fall = 3;
 	if (conf_check_keys(ctx, sec, pool_keys) > 0)
@@ -630,6 +754,8 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 			rc |= kv_count(ctx, kv, 1000, &p->max_fails);
 		} else if (strcmp(k, "fail_timeout") == 0) {
 			rc |= kv_duration(ctx, kv, &p->fail_timeout);
+		} else if (strcmp(k, "panic_threshold") == 0) {
+			rc |= kv_percent(ctx, kv, &p->panic_threshold);
 		} else if (strcmp(k, "health_check") == 0) {
 			rc |= parse_health(ctx, kv, p);
 		} else if (strcmp(k, "rise") == 0) {

@@ -71,6 +71,9 @@ struct pool_shared {
 	 * Only ever pushed (once per worker and pool); the states live until the
 	 * workers have ended, and the pool longer still. */
 	_Atomic(struct pool_worker *) workers;
+	/* In panic, as last noticed; changed by compare-exchange, so that of
+	 * several workers noticing a change one logs it. */
+	_Atomic int panic;
 };
 
 struct pool;
@@ -102,6 +105,7 @@ struct pool {
 	unsigned retries;
 	unsigned max_fails;
 	int64_t fail_timeout;
+	unsigned panic_threshold;           /* percent; 0: never panic */
 	/* health_check = METHOD PATH every DURATION [expect LO-HI] */
 	char *hc_method, *hc_path;
 	int64_t hc_interval;
@@ -139,11 +143,12 @@ void pool_free(void *p);
 int64_t pool_now_ms(void);
 /*
  * Picks a server for a request: usable servers not in tried, primaries
- * before backups.  key feeds the hash policies.  Returns the index or -1.
+ * before backups, or in panic (see pool.c) any not marked down by active
+ * checks.  key feeds the hash policies.  Returns the index or -1.
  */
 int pool_select(struct pool_worker *pw, uint64_t tried, uint64_t key);
-/* Whether server i may take requests now (not disabled, not marked down). */
-int pool_server_up(const struct pool *p, unsigned i, int64_t now);
+/* Whether the pool is in panic now (logging a change, as pool_select does). */
+int pool_panic(const struct pool *p);
 /* Records a failure of server i in the worker's counters and for passive
  * health (max_fails within fail_timeout). */
 void pool_server_failed(struct pool_worker *pw, unsigned i);

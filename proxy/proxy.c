@@ -1442,7 +1442,8 @@ proxy_section_status(const struct conf_section *sec, struct sbuf *out)
 		sbuf_str(out, "null");
 		return;
 	}
-	sbuf_printf(out, "{\"balance\":\"%s\",\"servers\":[", p->balance->name);
+	sbuf_printf(out, "{\"balance\":\"%s\",\"panic\":%s,\"servers\":[", p->balance->name,
+	    pool_panic(p) ? "true" : "false");
 	for (unsigned i = 0; i < p->nservers; i++) {
 		const struct backend *b = &p->servers[i];
 		struct backend_counters c;

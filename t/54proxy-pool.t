@@ -4,8 +4,10 @@
 # threshold with its log lines.
 import os
 import re
+import shutil
 import socket
 import sys
+import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in t/lib
@@ -156,10 +158,134 @@ def test_counters():
             b.stop()
 
 
+PANIC_CONF = """\
+[global]
+workers = 1
+log_level = info
+
+[listen:http]
+address = 127.0.0.1:{port}
+
+[route:status]
+path = /status
+status = json
+
+[pool:two]
+fail_timeout = 1s
+server = {a}
+server = {b}
+
+[pool:one]
+server = {c}
+
+[pool:off]
+panic_threshold = 0%
+server = {d}
+server = {e}
+
+[pool:bk]
+server = {f}
+server = {g} backup
+"""
+
+
+def fail_once(srv, path, backends):
+    """One GET that every backend of the list answers by hanging up."""
+    for b in backends:
+        b.mode = "hangup"
+    r = srv.get(path)
+    for b in backends:
+        b.mode = None
+    return r and r.status
+
+
+def panic_of(srv, pool):
+    p = srv.status_json()["pools"][pool]
+    return p.get("panic"), [x["state"] for x in p["servers"]]
+
+
+def test_panic():
+    names = "abcdefg"
+    be = {n: Backend(n) for n in names}
+    try:
+        with Server(conf_with(PANIC_CONF, be, ["two", "one", "off", "bk"])) as srv:
+            addr = {n: re.escape(b.addr) for n, b in be.items()}
+            is_(panic_of(srv, "two"), (False, ["up", "up"]), "panic: none to begin with")
+
+            # Two servers, max_fails = 1: one failure each took both out; the
+            # next request goes to one of them anyway (before: 503 for 1s).
+            is_(fail_once(srv, "/two/echo", [be["a"], be["b"]]), 502, "panic: both servers fail once: 502")
+            r = srv.get("/two/echo")
+            is_((r and r.status, r and r.header("X-Backend") in ("a", "b")), (200, True),
+                "panic: the next request still reaches a server, not 503")
+            is_(panic_of(srv, "two"), (True, ["failed", "failed"]), "panic: /status says so, both servers failed")
+            for n in "ab":
+                ok(re.search(r"^\S+ \[warn\] \[pool:two\] server %s marked down for 1s after 1 failure$" % addr[n],
+                             srv.stderr(), re.M), "panic: server %s marked down: logged" % n)
+            ok(re.search(r"^\S+ \[warn\] \[pool:two\] panic: 0 of 2 servers in service, under panic_threshold "
+                         r"50%; passive health is ignored until more come back$", srv.stderr(), re.M),
+               "panic: entering it is logged")
+            # After fail_timeout both are back, and the panic is over.
+            ok(wait_for(lambda: panic_of(srv, "two") == (False, ["up", "up"]), 3),
+               "panic: over once fail_timeout has passed")
+            for n in "ab":
+                ok(wait_log(srv, r"^\S+ \[info\] \[pool:two\] server %s back in service$" % addr[n]),
+                   "panic: server %s back in service: logged" % n)
+            ok(wait_log(srv, r"^\S+ \[info\] \[pool:two\] panic over: 2 of 2 servers in service$"),
+               "panic: leaving it is logged")
+            log = srv.stderr()
+            is_((len(re.findall(r"\[pool:two\] panic: ", log)), len(re.findall(r"\[pool:two\] panic over", log))),
+                (1, 1), "panic: one line for each change")
+
+            # A pool of one server is never locked out by its failure.
+            is_(fail_once(srv, "/one/echo", [be["c"]]), 502, "single server: fails once: 502")
+            r = srv.get("/one/echo")
+            is_((r and r.status, r and r.header("X-Backend")), (200, "c"),
+                "single server: the next request still goes to it")
+            is_(panic_of(srv, "one"), (True, ["failed"]), "single server: /status shows panic")
+
+            # panic_threshold = 0%: as before, a pool of failed servers answers 503.
+            is_(fail_once(srv, "/off/echo", [be["d"], be["e"]]), 502, "panic_threshold = 0%: both servers fail once")
+            r = srv.get("/off/echo")
+            is_((r and r.status, r and r.header("Retry-After")), (503, "1"), "panic_threshold = 0%: then 503")
+            is_(panic_of(srv, "off"), (False, ["failed", "failed"]), "panic_threshold = 0%: no panic")
+            unlike(srv.stderr(), r"\[pool:off\] panic", "panic_threshold = 0%: nothing logged about panic")
+
+            # A backup in service serves before the pool panics over its primaries.
+            is_(fail_once(srv, "/bk/echo?x=1", [be["f"]]), 200, "backup: the primary fails, the backup answers")
+            got = [srv.get("/bk/echo") for _ in range(3)]
+            is_([r and r.header("X-Backend") for r in got], ["g"] * 3, "backup: it keeps serving while the primary is out")
+            is_(panic_of(srv, "bk"), (False, ["failed", "up"]), "backup: no panic while a backup is in service")
+    finally:
+        for b in be.values():
+            b.stop()
+
+
+def test_panic_conf():
+    d = tempfile.mkdtemp(prefix="portico-t-")
+    try:
+        for value, want in (("50", None), ("101%", None), ("%", None), ("-1%", None), ("0%", 0), ("100%", 0)):
+            path = os.path.join(d, "p.ini")
+            with open(path, "w") as f:
+                f.write("[listen:h]\naddress = 127.0.0.1:1\n\n[pool:app]\nserver = 127.0.0.1:9\n"
+                        "panic_threshold = %s\n\n[route:r]\npath = /\npool = app\n" % value)
+            rc, out, err = portico(["-t", "-c", path])
+            if want is None:
+                is_((rc, err.splitlines()[0] if err else None), (1, "%s:6: [pool:app] panic_threshold: expected a percentage from 0%% to 100%% "
+                                            "such as 50%%, not \"%s\"" % (path, value)),
+                    "panic_threshold = %s: refused, with file and line" % value)
+            else:
+                is_(rc, 0, "panic_threshold = %s: valid" % value)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     test_log_budget()
     test_long_health_path()
     test_counters()
+    test_panic()
+    test_panic_conf()
 
 
 run(main)
