@@ -164,6 +164,7 @@ on_accept(evutil_socket_t fd, short what, void *arg)
 }
 
 #define CLIENT_ERROR_LOG_PER_SEC 20
+#define BACKEND_ERROR_LOG_PER_SEC 20
 
 int
 worker_log_client_error(struct worker *w)
@@ -173,6 +174,17 @@ worker_log_client_error(struct worker *w)
 		return 1;
 	}
 	w->log_suppressed++;
+	return 0;
+}
+
+int
+worker_log_backend_error(struct worker *w)
+{
+	if (w->blog_budget > 0) {
+		w->blog_budget--;
+		return 1;
+	}
+	w->blog_suppressed++;
 	return 0;
 }
 
@@ -188,6 +200,11 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		    w->id, w->log_suppressed);
 	w->log_suppressed = 0;
 	w->log_budget = CLIENT_ERROR_LOG_PER_SEC;
+	if (w->blog_suppressed > 0)
+		log_info("worker %d: %u more backend errors in the last second not logged",
+		    w->id, w->blog_suppressed);
+	w->blog_suppressed = 0;
+	w->blog_budget = BACKEND_ERROR_LOG_PER_SEC;
 	if (w->alog_len > 0)
 		alog_flush(w);
 }
@@ -343,6 +360,7 @@ worker_init(struct server *srv, struct worker *w, int id)
 	w->id = id;
 	w->srv = srv;
 	w->log_budget = CLIENT_ERROR_LOG_PER_SEC;
+	w->blog_budget = BACKEND_ERROR_LOG_PER_SEC;
 	w->conf = conf;
 	TAILQ_INIT(&w->conns);
 	if ((w->base = event_base_new()) == NULL)

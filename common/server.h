@@ -40,6 +40,8 @@ struct worker {
 	struct event *tick_ev;         /* once a second: flush logs */
 	unsigned log_budget;           /* client-error log lines left this second */
 	unsigned log_suppressed;       /* ... and how many were dropped */
+	unsigned blog_budget;          /* backend-error log lines left this second */
+	unsigned blog_suppressed;      /* ... and how many were dropped */
 	int accept_paused;
 	int draining;
 	_Atomic int stop_now;
@@ -104,6 +106,9 @@ void worker_conn_closed(struct worker *w);
 /* Whether a line about a client's error may be logged now: at most a few
  * per second per worker, so a hostile client cannot flood the log. */
 int worker_log_client_error(struct worker *w);
+/* The same for a line about a backend server's failure, with a budget of
+ * its own: a client sending garbage must not hide a server going down. */
+int worker_log_backend_error(struct worker *w);
 /* The calling worker's state for handler ops (made with ops->worker_new
  * on first use), or NULL if it could not be made. */
 void *worker_handler_state(struct worker *w, const struct handler_ops *ops);

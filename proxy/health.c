@@ -15,6 +15,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/sbuf.h"
 #include "proxy/pool.h"
 
 struct probe {
@@ -25,8 +26,8 @@ struct probe {
 	SSL *ssl;                     /* for servers marked tls */
 	int connected;
 	struct event ev;
-	char req[256];
-	size_t reqlen, sent;
+	struct sbuf req;              /* sized to the path and Host: no fixed bound */
+	size_t sent;
 	char resp[64];
 	size_t resplen;
 };
@@ -140,16 +141,16 @@ probe_event(evutil_socket_t fd, short what, void *arg)
 		probe_wait(pb, EV_WRITE);
 		return;
 	}
-	if (pb->sent < pb->reqlen) {
+	if (pb->sent < pb->req.len) {
 		ssize_t n;
 		if (pb->ssl != NULL) {
 			ERR_clear_error();
-			int w = SSL_write(pb->ssl, pb->req + pb->sent, (int)(pb->reqlen - pb->sent));
+			int w = SSL_write(pb->ssl, pb->req.p + pb->sent, (int)(pb->req.len - pb->sent));
 			n = w > 0 ? w : -1;
 			errno = w > 0 ? 0 : (SSL_get_error(pb->ssl, w) == SSL_ERROR_WANT_WRITE ||
 			    SSL_get_error(pb->ssl, w) == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
 		} else {
-			n = send(fd, pb->req + pb->sent, pb->reqlen - pb->sent, MSG_NOSIGNAL);
+			n = send(fd, pb->req.p + pb->sent, pb->req.len - pb->sent, MSG_NOSIGNAL);
 		}
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EINTR)
@@ -157,7 +158,7 @@ probe_event(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		pb->sent += (size_t)n;
-		if (pb->sent == pb->reqlen)
+		if (pb->sent == pb->req.len)
 			probe_wait(pb, EV_READ);
 		return;
 	}
@@ -210,6 +211,18 @@ probe_start(struct probe *pb)
 	const struct sockaddr *sa = backend_addr(b, &alen);
 	if (sa == NULL)
 		return;
+	/* Made once and kept: it only changes with the configuration. */
+	if (pb->req.len == 0) {
+		sbuf_printf(&pb->req, "%s %s HTTP/1.1\r\nHost: %s\r\n"
+		    "User-Agent: portico-health-check\r\nConnection: close\r\n\r\n", p->hc_method,
+		    p->hc_path, b->name);
+		if (sbuf_failed(&pb->req)) {
+			log_warnx("[pool:%s] server %s: health check skipped: out of memory", p->name,
+			    b->name);
+			sbuf_free(&pb->req);
+			return;
+		}
+	}
 	pb->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (pb->fd < 0) {
 		log_warn("[pool:%s] health check socket", p->name);
@@ -217,10 +230,6 @@ probe_start(struct probe *pb)
 	}
 	pb->sent = pb->resplen = 0;
 	pb->connected = 0;
-	int n = snprintf(pb->req, sizeof(pb->req), "%s %s HTTP/1.1\r\nHost: %s\r\n"
-	    "User-Agent: portico-health-check\r\nConnection: close\r\n\r\n", p->hc_method, p->hc_path,
-	    b->name);
-	pb->reqlen = n > 0 && (size_t)n < sizeof(pb->req) ? (size_t)n : 0;
 	(void)connect(pb->fd, sa, alen);
 	probe_wait(pb, EV_WRITE);
 }
@@ -287,12 +296,16 @@ health_stop(void *state)
 		return;
 	for (size_t i = 0; i < ck->n; i++) {
 		struct pool_check *pc = &ck->pools[i];
-		for (unsigned s = 0; s < pc->pool->nservers; s++)
-			if (pc->probes[s].fd >= 0) {
-				if (pc->probes[s].armed)
-					event_del(&pc->probes[s].ev);
-				close(pc->probes[s].fd);
+		for (unsigned s = 0; s < pc->pool->nservers; s++) {
+			struct probe *pb = &pc->probes[s];
+			if (pb->fd >= 0) {
+				if (pb->armed)
+					event_del(&pb->ev);
+				SSL_free(pb->ssl);
+				close(pb->fd);
 			}
+			sbuf_free(&pb->req);
+		}
 		if (pc->timer != NULL)
 			event_free(pc->timer);
 		free(pc->probes);

@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "common/config.h"
+#include "common/log.h"
+#include "common/stats.h"
 #include "common/units.h"
 
 int64_t
@@ -174,48 +176,136 @@ static const struct balance_ops *const balancers[] = {
 	&balance_round_robin, &balance_least_conn, &balance_random, &balance_ip_hash, &balance_hash, NULL,
 };
 
-int
-pool_server_up(const struct pool *p, unsigned i, int64_t now)
-{
-	const struct backend *b = &p->servers[i];
+/* What one look over a pool's servers finds, for one request. */
+struct scan {
+	uint64_t primary, backup;             /* in service, untried, under max_conns */
+	uint64_t any_primary, any_backup;     /* the same with passive marks ignored */
+	unsigned nprimary, nprimary_in;       /* primaries not disabled; of them in service */
+	unsigned nbackup_in;                  /* backups in service */
+};
 
-	return !b->disabled && !atomic_load(&b->health_down) && atomic_load(&b->down_until) <= now &&
-	    atomic_load(&b->gen) != 0;
+/*
+ * A passive mark ran out: the first thread to see it clears it and says
+ * so.  Nothing else would: the mark is only a time.
+ */
+static void
+back_in_service(const struct pool *p, struct backend *b, int64_t until)
+{
+	if (atomic_compare_exchange_strong(&b->down_until, &until, 0))
+		log_info("[pool:%s] server %s back in service", p->name, b->name);
+}
+
+/* O(servers) per request, as before: servers are few. */
+static void
+scan(const struct pool *p, int64_t now, uint64_t tried, struct scan *sc)
+{
+	memset(sc, 0, sizeof(*sc));
+	for (unsigned i = 0; i < p->nservers; i++) {
+		struct backend *b = &p->servers[i];
+		uint64_t bit = 1ULL << i;
+		if (b->disabled)
+			continue;
+		sc->nprimary += !b->backup;
+		int64_t until = atomic_load(&b->down_until);
+		if (until != 0 && until <= now) {
+			back_in_service(p, b, until);
+			until = 0;
+		}
+		if (atomic_load(&b->gen) == 0 || atomic_load(&b->health_down))
+			continue;
+		int up = until <= now;
+		if (up) {
+			sc->nprimary_in += !b->backup;
+			sc->nbackup_in += b->backup;
+		}
+		if ((tried & bit) || (b->max_conns > 0 && (unsigned)atomic_load(&b->active) >= b->max_conns))
+			continue;
+		if (b->backup) {
+			sc->any_backup |= bit;
+			sc->backup |= up ? bit : 0;
+		} else {
+			sc->any_primary |= bit;
+			sc->primary |= up ? bit : 0;
+		}
+	}
+}
+
+/*
+ * Panic (as Envoy has it): when the share of primaries in service falls
+ * under panic_threshold, passive health is more likely wrong about the
+ * servers (a few slow answers with max_fails = 1) than all of them are
+ * broken, and 503 for everyone is the worst answer; so balance over every
+ * server active checks have not marked down.  Backups in service come
+ * first: they are what the operator asked for when primaries fail.
+ */
+static int
+panicking(const struct pool *p, const struct scan *sc)
+{
+	return p->panic_threshold > 0 && sc->nprimary > 0 && sc->nbackup_in == 0 &&
+	    (uint64_t)sc->nprimary_in * 100 < (uint64_t)p->panic_threshold * sc->nprimary;
+}
+
+/* One line per change for the pool, whichever worker sees it first. */
+static void
+note_panic(const struct pool *p, int panic, const struct scan *sc)
+{
+	int was = !panic;
+
+	if (atomic_load_explicit(&p->shared->panic, memory_order_relaxed) == panic ||
+	    !atomic_compare_exchange_strong(&p->shared->panic, &was, panic))
+		return;
+	if (panic)
+		log_warnx("[pool:%s] panic: %u of %u servers in service, under panic_threshold %u%%; "
+		    "passive health is ignored until more come back", p->name, sc->nprimary_in,
+		    sc->nprimary, p->panic_threshold);
+	else
+		log_info("[pool:%s] panic over: %u of %u servers in service%s", p->name,
+		    sc->nprimary_in, sc->nprimary, sc->nbackup_in > 0 ? ", and a backup" : "");
+}
+
+int
+pool_panic(const struct pool *p)
+{
+	struct scan sc;
+
+	scan(p, pool_now_ms(), 0, &sc);
+	int panic = panicking(p, &sc);
+	note_panic(p, panic, &sc);
+	return panic;
 }
 
 int
 pool_select(struct pool_worker *pw, uint64_t tried, uint64_t key)
 {
 	const struct pool *p = pw->pool;
-	int64_t now = pool_now_ms();
-	uint64_t primary = 0, backup = 0;
+	struct scan sc;
 
-	for (unsigned i = 0; i < p->nservers; i++) {
-		const struct backend *b = &p->servers[i];
-		if ((tried & (1ULL << i)) || !pool_server_up(p, i, now))
-			continue;
-		if (b->max_conns > 0 && (unsigned)atomic_load(&b->active) >= b->max_conns)
-			continue;
-		if (b->backup)
-			backup |= 1ULL << i;
-		else
-			primary |= 1ULL << i;
+	scan(p, pool_now_ms(), tried, &sc);
+	int panic = panicking(p, &sc);
+	note_panic(p, panic, &sc);
+	if (panic) {
+		if (sc.any_primary != 0)
+			return p->balance->select(pw, p, sc.any_primary, key);
+		if (sc.any_backup != 0)
+			return p->balance->select(pw, p, sc.any_backup, key);
+		return -1;
 	}
 	/* Backups serve only while no primary can. */
-	if (primary != 0)
-		return p->balance->select(pw, p, primary, key);
-	if (backup != 0)
-		return p->balance->select(pw, p, backup, key);
+	if (sc.primary != 0)
+		return p->balance->select(pw, p, sc.primary, key);
+	if (sc.backup != 0)
+		return p->balance->select(pw, p, sc.backup, key);
 	return -1;
 }
 
 void
-pool_server_failed(const struct pool *p, unsigned i)
+pool_server_failed(struct pool_worker *pw, unsigned i)
 {
+	const struct pool *p = pw->pool;
 	struct backend *b = &p->servers[i];
 	int64_t now = pool_now_ms();
 
-	atomic_fetch_add(&b->failures, 1);
+	stats_add(&pw->cnt[i].failures, 1);
 	if (p->max_fails == 0)
 		return;
 	/* Failures count within one fail_timeout window (nginx's max_fails). */
@@ -223,16 +313,66 @@ pool_server_failed(const struct pool *p, unsigned i)
 		atomic_store(&b->fail_window, now);
 		atomic_store(&b->fails, 0);
 	}
-	if (atomic_fetch_add(&b->fails, 1) + 1 >= p->max_fails) {
-		atomic_store(&b->down_until, now + p->fail_timeout);
-		atomic_store(&b->fails, 0);
-	}
+	unsigned n = atomic_fetch_add(&b->fails, 1) + 1;
+	if (n < p->max_fails)
+		return;
+	atomic_store(&b->fails, 0);
+	/*
+	 * Marked down (or, failing again while down, in panic, kept down).  Of
+	 * workers racing here one wins the exchange; only a change from in
+	 * service is logged.  These lines need no budget: a server goes down
+	 * at most once per fail_timeout.
+	 */
+	int64_t was = atomic_load(&b->down_until);
+	if (!atomic_compare_exchange_strong(&b->down_until, &was, now + p->fail_timeout) || was > now)
+		return;
+	char dur[32];
+	units_format_duration(p->fail_timeout, dur, sizeof(dur));
+	log_warnx("[pool:%s] server %s marked down for %s after %u failure%s", p->name, b->name, dur,
+	    n, n == 1 ? "" : "s");
 }
 
 void
-pool_server_ok(const struct pool *p, unsigned i)
+pool_server_ok(struct pool_worker *pw, unsigned i, uint64_t latency_us)
 {
-	atomic_store(&p->servers[i].fails, 0);
+	struct backend *b = &pw->pool->servers[i];
+
+	stats_add(&pw->cnt[i].requests, 1);
+	stats_add(&pw->cnt[i].latency_us_total, latency_us);
+	/* Read before writing: a store on every response would pull the shared
+	 * line into this core's cache for nothing. */
+	if (atomic_load_explicit(&b->fails, memory_order_relaxed) != 0)
+		atomic_store(&b->fails, 0);
+}
+
+void
+pool_worker_register(struct pool_worker *pw)
+{
+	struct pool_shared *sh = pw->pool->shared;
+	struct pool_worker *head = atomic_load_explicit(&sh->workers, memory_order_relaxed);
+
+	/* Release: a reader that finds pw sees it whole, next included. */
+	do
+		pw->next = head;
+	while (!atomic_compare_exchange_weak_explicit(&sh->workers, &head, pw, memory_order_release,
+	    memory_order_relaxed));
+}
+
+void
+pool_counters(const struct pool *p, unsigned i, struct backend_counters *out)
+{
+	uint64_t req = 0, fail = 0, lat = 0;
+
+	/* O(workers); only /status comes here. */
+	for (struct pool_worker *pw = atomic_load_explicit(&p->shared->workers, memory_order_acquire);
+	    pw != NULL; pw = pw->next) {
+		req += stats_get(&pw->cnt[i].requests);
+		fail += stats_get(&pw->cnt[i].failures);
+		lat += stats_get(&pw->cnt[i].latency_us_total);
+	}
+	atomic_store_explicit(&out->requests, req, memory_order_relaxed);
+	atomic_store_explicit(&out->failures, fail, memory_order_relaxed);
+	atomic_store_explicit(&out->latency_us_total, lat, memory_order_relaxed);
 }
 
 const struct sockaddr *
@@ -340,43 +480,62 @@ parse_server(struct conf_ctx *ctx, const struct conf_kv *kv, struct backend *b)
 	return rc;
 }
 
-/* "GET /healthz every 2s [expect 200-399 | expect 204]" */
+/*
+ * "GET /healthz every 2s [expect 200-399 | expect 204]".  Split into words
+ * rather than scanned into fixed buffers: a path is as long as the line
+ * allows, and the check's request is built to fit it (proxy/health.c).
+ */
 static int
 parse_health(struct conf_ctx *ctx, const struct conf_kv *kv, struct pool *p)
 {
-	char m[16], path[160], every[8], dur[32], exp[8], range[32], extra[2], junk;
-	int n = sscanf(kv->value, "%15s %159s %7s %31s %7s %31s %1s", m, path, every, dur, exp, range,
-	    extra);
-	int nr = n == 6 ? sscanf(range, "%d-%d%c", &p->hc_lo, &p->hc_hi, &junk) : 0;
+	char *copy = strdup(kv->value), *save = NULL, *w[7] = { 0 };
+	int n = 0, nr = 0, rc = -1;
+	char junk;
 
+	if (copy == NULL)
+		return -1;
+	for (char *t = strtok_r(copy, " \t", &save); t != NULL && n < 7; t = strtok_r(NULL, " \t", &save))
+		w[n++] = t;
+	if (n == 6)
+		nr = sscanf(w[5], "%d-%d%c", &p->hc_lo, &p->hc_hi, &junk);
 	if (nr == 1) /* a single status: "expect 204", digits only */
-		p->hc_hi = strspn(range, "0123456789") == strlen(range) ? p->hc_lo : -1;
-	if ((n != 4 && n != 6) || strcmp(every, "every") != 0 || path[0] != '/' ||
-	    units_duration(dur, &p->hc_interval) < 0 || p->hc_interval < 100 ||
-	    (n == 6 && (strcmp(exp, "expect") != 0 || (nr != 1 && nr != 2) ||
-	    p->hc_lo < 100 || p->hc_hi > 599 ||
-	    p->hc_lo > p->hc_hi))) {
+		p->hc_hi = strspn(w[5], "0123456789") == strlen(w[5]) ? p->hc_lo : -1;
+	if ((n != 4 && n != 6) || strcmp(w[2], "every") != 0 || w[1][0] != '/' ||
+	    units_duration(w[3], &p->hc_interval) < 0 || p->hc_interval < 100 ||
+	    (n == 6 && (strcmp(w[4], "expect") != 0 || (nr != 1 && nr != 2) ||
+	    p->hc_lo < 100 || p->hc_hi > 599 || p->hc_lo > p->hc_hi))) {
 		conf_err(ctx, kv->line, ctx->section, "health_check",
 		    "expected \"METHOD /path every DURATION [expect 200-399]\", not \"%s\"", kv->value);
-		return -1;
+		goto out;
 	}
-	for (char *c = m; *c != '\0'; c++)
-		if (*c < 'A' || *c > 'Z') {
-			conf_err(ctx, kv->line, ctx->section, "health_check", "bad method \"%s\"", m);
-			return -1;
+	for (const char *c = w[0]; *c != '\0'; c++)
+		if (*c < 'A' || *c > 'Z' || c - w[0] >= 15) {
+			conf_err(ctx, kv->line, ctx->section, "health_check",
+			    "bad method \"%s\"", w[0]);
+			goto out;
+		}
+	/* The path goes on the request line as written: no byte that would end
+	 * it or the line early. */
+	for (const unsigned char *c = (const unsigned char *)w[1]; *c != '\0'; c++)
+		if (*c <= ' ' || *c == 0x7f) {
+			conf_err(ctx, kv->line, ctx->section, "health_check", "control byte in the path");
+			goto out;
 		}
 	if (n == 4) {
 		p->hc_lo = 200;
 		p->hc_hi = 399;
 	}
-	p->hc_method = strdup(m);
-	p->hc_path = strdup(path);
-	return 0;
+	p->hc_method = strdup(w[0]);
+	p->hc_path = strdup(w[1]);
+	rc = p->hc_method != NULL && p->hc_path != NULL ? 0 : -1;
+out:
+	free(copy);
+	return rc;
 }
 
 static const char *const pool_keys[] = {
 	"server", "balance", "keepalive", "keepalive_timeout", "connect_timeout", "send_timeout",
-	"read_timeout", "tunnel_timeout", "resolve", "tls_ca", "tls_verify", "retries", "max_fails", "fail_timeout", "health_check", "rise", "fall", NULL,
+	"read_timeout", "tunnel_timeout", "resolve", "tls_ca", "tls_verify", "retries", "max_fails", "fail_timeout", "panic_threshold", "health_check", "rise", "fall", NULL,
 };
 
 static int
@@ -408,6 +567,28 @@ static int
 kv_count(struct conf_ctx *ctx, const struct conf_kv *kv, uint64_t max, unsigned *out)
 {
 	return kv_count_from(ctx, kv, 0, max, out);
+}
+
+/* "50%": a whole percentage from 0% to 100%, the sign required so that
+ * the unit is never in doubt. */
+static int
+kv_percent(struct conf_ctx *ctx, const struct conf_kv *kv, unsigned *out)
+{
+	size_t len = strlen(kv->value);
+	char num[8];
+	uint64_t v;
+
+	if (len >= 2 && len - 1 < sizeof(num) && kv->value[len - 1] == '%') {
+		memcpy(num, kv->value, len - 1);
+		num[len - 1] = '\0';
+		if (units_count(num, 100, &v) == 0) {
+			*out = (unsigned)v;
+			return 0;
+		}
+	}
+	conf_err(ctx, kv->line, ctx->section, kv->key,
+	    "expected a percentage from 0%% to 100%% such as 50%%, not \"%s\"", kv->value);
+	return -1;
 }
 
 /* rise and fall: a run of zero checks means nothing */
@@ -484,6 +665,8 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	if (p == NULL)
 		return -1;
 	sec->data = p;
+	if ((p->shared = calloc(1, sizeof(*p->shared))) == NULL)
+		return -1;
 	p->name = strdup(sec->name);
 	p->balance = &balance_round_robin;
 	p->keepalive = 32;
@@ -497,6 +680,7 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	p->retries = 1;
 	p->max_fails = 1;
 	p->fail_timeout = 10000;
+	p->panic_threshold = 50;
 	p->rise = 2;
 	p->fall = 3;
 	if (conf_check_keys(ctx, sec, pool_keys) > 0)
@@ -570,6 +754,8 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 			rc |= kv_count(ctx, kv, 1000, &p->max_fails);
 		} else if (strcmp(k, "fail_timeout") == 0) {
 			rc |= kv_duration(ctx, kv, &p->fail_timeout);
+		} else if (strcmp(k, "panic_threshold") == 0) {
+			rc |= kv_percent(ctx, kv, &p->panic_threshold);
 		} else if (strcmp(k, "health_check") == 0) {
 			rc |= parse_health(ctx, kv, p);
 		} else if (strcmp(k, "rise") == 0) {
@@ -604,6 +790,7 @@ pool_free(void *arg)
 		free(p->servers[i].port);
 	}
 	free(p->servers);
+	free(p->shared);
 	free(p->name);
 	free(p->hash_header);
 	free(p->hc_method);

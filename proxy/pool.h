@@ -2,9 +2,10 @@
  * pool: upstream pools ([pool:NAME]) and how a request picks a server.
  *
  * A pool's configuration is immutable; its servers' health (down flags,
- * failure counts) is shared by all workers through atomics; everything
- * else (balancing cursors, idle keep-alive connections) is per worker, so
- * exact round-robin order holds within one worker.
+ * failure counts) and requests in flight are shared by all workers through
+ * atomics; everything else (balancing cursors, idle keep-alive connections,
+ * the counters /status shows) is per worker, so exact round-robin order
+ * holds within one worker.
  */
 #ifndef PORTICO_POOL_H
 #define PORTICO_POOL_H
@@ -33,19 +34,49 @@ struct backend {
 	int disabled;                      /* "down" in the config */
 	int tls;                           /* speak TLS to it ("tls" in the config) */
 	/* Shared between workers. */
-	_Atomic int64_t down_until;        /* monotonic ms; passive health */
+	_Atomic int64_t down_until;        /* monotonic ms; passive health; 0: never down */
 	_Atomic int health_down;           /* active health checks said so */
 	_Atomic unsigned fails;            /* failures in the current window */
 	_Atomic int64_t fail_window;       /* when that window started (ms) */
-	_Atomic int active;                /* requests in flight, all workers */
-	_Atomic uint64_t requests;
-	_Atomic uint64_t failures;
-	_Atomic uint64_t latency_us_total;
+	/*
+	 * Requests in flight, all workers.  The one counter kept shared (two
+	 * locked instructions per request): least_conn, random's two choices
+	 * and max_conns must see the other workers' load, or max_conns would
+	 * become a per-worker limit and least_conn blind to most of the load.
+	 */
+	_Atomic int active;
 	_Atomic unsigned hc_ok, hc_fail;   /* consecutive health check results */
 };
 
-struct pool;
+/*
+ * One worker's counters for one server.  Only the owning worker writes them
+ * (stats_add: a relaxed load and store, no locked instruction, no shared
+ * cache line); /status, in any worker, reads them with relaxed loads and
+ * sums them over the pool's workers (pool_counters).
+ */
+struct backend_counters {
+	_Atomic uint64_t requests;         /* responses relayed whole, or tunnels opened */
+	_Atomic uint64_t failures;
+	_Atomic uint64_t latency_us_total;
+};
+
 struct pool_worker;
+
+/*
+ * What a pool's threads share besides its servers' health.  Workers see the
+ * pool as const, so the mutable part hangs off a pointer.
+ */
+struct pool_shared {
+	/* Every worker's state for this pool, newest first, for /status to sum.
+	 * Only ever pushed (once per worker and pool); the states live until the
+	 * workers have ended, and the pool longer still. */
+	_Atomic(struct pool_worker *) workers;
+	/* In panic, as last noticed; changed by compare-exchange, so that of
+	 * several workers noticing a change one logs it. */
+	_Atomic int panic;
+};
+
+struct pool;
 
 /* A balancing policy: picks a server index among those allowed, or -1. */
 struct balance_ops {
@@ -74,11 +105,13 @@ struct pool {
 	unsigned retries;
 	unsigned max_fails;
 	int64_t fail_timeout;
+	unsigned panic_threshold;           /* percent; 0: never panic */
 	/* health_check = METHOD PATH every DURATION [expect LO-HI] */
 	char *hc_method, *hc_path;
 	int64_t hc_interval;
 	int hc_lo, hc_hi;
 	unsigned rise, fall;
+	struct pool_shared *shared;
 };
 
 struct upstream;
@@ -96,6 +129,8 @@ struct pool_worker {
 	const struct timeval *tv_connect, *tv_send, *tv_read, *tv_idle, *tv_tunnel;
 	void *spare;                        /* recycled request states (proxy.c) */
 	unsigned nspare;
+	struct backend_counters cnt[POOL_MAX_SERVERS];
+	struct pool_worker *next;           /* in pool->shared->workers; set once */
 };
 
 struct conf_ctx;
@@ -108,14 +143,24 @@ void pool_free(void *p);
 int64_t pool_now_ms(void);
 /*
  * Picks a server for a request: usable servers not in tried, primaries
- * before backups.  key feeds the hash policies.  Returns the index or -1.
+ * before backups, or in panic (see pool.c) any not marked down by active
+ * checks.  key feeds the hash policies.  Returns the index or -1.
  */
 int pool_select(struct pool_worker *pw, uint64_t tried, uint64_t key);
-/* Whether server i may take requests now (not disabled, not marked down). */
-int pool_server_up(const struct pool *p, unsigned i, int64_t now);
-/* Records a failure of server i (passive health: max_fails within fail_timeout). */
-void pool_server_failed(const struct pool *p, unsigned i);
-void pool_server_ok(const struct pool *p, unsigned i);
+/* Whether the pool is in panic now (logging a change, as pool_select does). */
+int pool_panic(const struct pool *p);
+/* Records a failure of server i in the worker's counters and for passive
+ * health (max_fails within fail_timeout). */
+void pool_server_failed(struct pool_worker *pw, unsigned i);
+/* Records a response from server i relayed whole, taking latency_us. */
+void pool_server_ok(struct pool_worker *pw, unsigned i, uint64_t latency_us);
+/*
+ * Makes a worker's new state for a pool known to /status (pool_counters).
+ * Called once, by the owning worker, when pw is complete.
+ */
+void pool_worker_register(struct pool_worker *pw);
+/* Server i's counters summed over every worker into *out. */
+void pool_counters(const struct pool *p, unsigned i, struct backend_counters *out);
 /* The server's current address, or NULL while its name is unresolved. */
 const struct sockaddr *backend_addr(const struct backend *b, socklen_t *len);
 /* Publishes a new address (main thread only).  Returns 1 if it changed. */

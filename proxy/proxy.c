@@ -341,6 +341,7 @@ pool_worker_for(struct request *r, const struct pool *pool)
 	for (unsigned s = 0; s < POOL_MAX_SERVERS; s++)
 		LIST_INIT(&pw->idle[s]);
 	v[pxw->n++] = pw;
+	pool_worker_register(pw);
 	return pw;
 }
 
@@ -713,11 +714,8 @@ count_done(struct proxy_req *pr, int ok)
 	struct backend *b = &pr->pw->pool->servers[pr->u->idx];
 	atomic_fetch_sub(&b->active, 1);
 	pr->pw->active[pr->u->idx]--;
-	if (ok) {
-		atomic_fetch_add(&b->requests, 1);
-		atomic_fetch_add(&b->latency_us_total, (uint64_t)(pool_now_ms() - pr->t0) * 1000);
-		pool_server_ok(pr->pw->pool, pr->u->idx);
-	}
+	if (ok)
+		pool_server_ok(pr->pw, pr->u->idx, (uint64_t)(pool_now_ms() - pr->t0) * 1000);
 }
 
 /* The response is complete: hand the connection back and finish the client side. */
@@ -746,7 +744,7 @@ fail(struct proxy_req *pr, int status, const char *why)
 		upstream_free(pr->u);
 		pr->u = NULL;
 	}
-	if (worker_log_client_error(r->conn->w))
+	if (worker_log_backend_error(r->conn->w))
 		log_warnx("proxy [pool:%s] %.*s: %d: %s", pr->pw->pool->name, (int)r->hr->line_len,
 		    r->hr->line, status, why);
 	r->hdata = NULL;
@@ -800,8 +798,8 @@ backend_failed(struct proxy_req *pr, int status, const char *why, int nothing_se
 	const struct pool *p = pr->pw->pool;
 	unsigned idx = pr->u->idx;
 
-	pool_server_failed(p, idx);
-	if (worker_log_client_error(pr->r->conn->w))
+	pool_server_failed(pr->pw, idx);
+	if (worker_log_backend_error(pr->r->conn->w))
 		log_warnx("proxy [pool:%s] server %s: %s", p->name, p->servers[idx].name, why);
 	pr->last_status = status;
 	pr->last_why = why;
@@ -879,7 +877,7 @@ attempt(struct proxy_req *pr)
 		u->state = U_ACTIVE;
 	} else if ((u = u_connect(pr, (unsigned)idx)) == NULL) {
 		pr->u = NULL;
-		pool_server_failed(p, (unsigned)idx);
+		pool_server_failed(pw, (unsigned)idx);
 		fail(pr, 502, "cannot create a socket");
 		return;
 	}
@@ -1526,10 +1524,13 @@ proxy_section_status(const struct conf_section *sec, struct sbuf *out)
 		sbuf_str(out, "null");
 		return;
 	}
-	sbuf_printf(out, "{\"balance\":\"%s\",\"servers\":[", p->balance->name);
+	sbuf_printf(out, "{\"balance\":\"%s\",\"panic\":%s,\"servers\":[", p->balance->name,
+	    pool_panic(p) ? "true" : "false");
 	for (unsigned i = 0; i < p->nservers; i++) {
 		const struct backend *b = &p->servers[i];
-		uint64_t req = atomic_load(&b->requests);
+		struct backend_counters c;
+		pool_counters(p, i, &c);
+		uint64_t req = stats_get(&c.requests);
 		const char *state = b->disabled ? "disabled" : atomic_load(&b->gen) == 0 ? "unresolved" :
 		    atomic_load(&b->health_down) ? "down" :
 		    atomic_load(&b->down_until) > now ? "failed" : "up";
@@ -1538,8 +1539,8 @@ proxy_section_status(const struct conf_section *sec, struct sbuf *out)
 		sbuf_printf(out, "\",\"state\":\"%s\",\"backup\":%s,\"weight\":%u,"
 		    "\"active\":%d,\"requests\":%llu,\"failures\":%llu,\"avg_latency_ms\":%.3f}",
 		    state, b->backup ? "true" : "false", b->weight, atomic_load(&b->active),
-		    (unsigned long long)req, (unsigned long long)atomic_load(&b->failures),
-		    req ? (double)atomic_load(&b->latency_us_total) / 1000.0 / (double)req : 0.0);
+		    (unsigned long long)req, (unsigned long long)stats_get(&c.failures),
+		    req ? (double)stats_get(&c.latency_us_total) / 1000.0 / (double)req : 0.0);
 	}
 	sbuf_str(out, "]}");
 }

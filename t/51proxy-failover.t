@@ -26,6 +26,7 @@ server = {k2}
 server = {k3}
 
 [pool:dead]
+panic_threshold = 0%
 server = {d1}
 server = {d2}
 
