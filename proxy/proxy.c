@@ -31,6 +31,9 @@
 #define UPSTREAM_IN_SIZE (32 * 1024)
 #define MAX_TRUSTED 16
 #define REPLAY_MAX (64 * 1024)  /* request body kept for retries */
+/* The longest X-Client-Cert-Subject: a longer one is left out, never cut
+ * (RFC 2253 puts the most specific name, the CN, at the end). */
+#define CERT_SUBJECT_MAX 4096
 
 struct cidr {
 	int family;
@@ -366,6 +369,23 @@ is_hop_header(const struct http_header *h, const struct http_request *hr)
 	return named_in_connection(hr->headers, hr->nheaders, h);
 }
 
+/* The subject of a client certificate too long for X-Client-Cert-Subject:
+ * said once a connection, and within the worker's budget for client
+ * trouble, since a client can make it happen on every request. */
+static void
+note_long_subject(struct conn *c, ssize_t len)
+{
+	char peer[INET6_ADDRSTRLEN];
+
+	if (c->cert_noted)
+		return;
+	c->cert_noted = 1;
+	if (log_enabled(LOG_LVL_WARN) && worker_log_client_error(c->w))
+		log_warnx("conn %d from %s: client certificate subject of %zd bytes is longer "
+		    "than %d: X-Client-Cert-Subject not sent", c->fd, conn_peer(c, peer, sizeof(peer)),
+		    len, CERT_SUBJECT_MAX);
+}
+
 /* Appends the path for the backend: the target as sent, or with the route prefix stripped. */
 static void
 add_target(struct sbuf *b, const struct request *r, const struct proxy_conf *pc)
@@ -506,9 +526,16 @@ build_head(struct proxy_req *pr)
 		}
 		sbuf_str(b, "\r\n");
 	}
-	char subject[512], fp[72];
-	if (r->conn->ssl != NULL && tls_client_cert(r->conn->ssl, subject, sizeof(subject), fp, sizeof(fp)))
-		sbuf_printf(b, "X-Client-Cert-Subject: %s\r\nX-Client-Cert-Fingerprint: %s\r\n", subject, fp);
+	char subject[CERT_SUBJECT_MAX + 1], fp[72];
+	ssize_t sl;
+	if (r->conn->ssl != NULL &&
+	    (sl = tls_client_cert(r->conn->ssl, subject, sizeof(subject), fp, sizeof(fp))) >= 0) {
+		if ((size_t)sl < sizeof(subject))
+			sbuf_printf(b, "X-Client-Cert-Subject: %s\r\n", subject);
+		else
+			note_long_subject(r->conn, sl);
+		sbuf_printf(b, "X-Client-Cert-Fingerprint: %s\r\n", fp);
+	}
 	sbuf_str(b, "X-Request-Id: ");
 	if (rid != NULL && rid->value_len > 0 && rid->value_len <= 128) {
 		sbuf_add(b, rid->value, rid->value_len);
