@@ -31,6 +31,7 @@
 #define UPSTREAM_IN_SIZE (32 * 1024)
 #define MAX_TRUSTED 16
 #define REPLAY_MAX (64 * 1024)  /* request body kept for retries */
+#define REQUEST_ID_MAX 128      /* a longer X-Request-Id is replaced */
 /* The longest X-Client-Cert-Subject: a longer one is left out, never cut
  * (RFC 2253 puts the most specific name, the CN, at the end). */
 #define CERT_SUBJECT_MAX 4096
@@ -49,6 +50,7 @@ struct proxy_conf {
 	int forwarded;               /* add an RFC 7239 Forwarded header */
 	struct cidr trusted[MAX_TRUSTED];
 	unsigned ntrusted;
+	enum { RID_TRUSTED, RID_KEEP, RID_GENERATE } request_id;
 };
 
 enum ustate { U_CONNECTING, U_HANDSHAKE, U_ACTIVE, U_IDLE };
@@ -236,6 +238,19 @@ proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_k
 		}
 		free(copy);
 	}
+	if ((k = conf_route_kv(rt, "request_id")) != NULL) {
+		if (strcmp(k->value, "trusted") == 0)
+			pc->request_id = RID_TRUSTED;
+		else if (strcmp(k->value, "keep") == 0)
+			pc->request_id = RID_KEEP;
+		else if (strcmp(k->value, "generate") == 0)
+			pc->request_id = RID_GENERATE;
+		else {
+			conf_err(ctx, k->line, ctx->section, "request_id",
+			    "expected trusted, keep or generate");
+			rc = -1;
+		}
+	}
 	return rc;
 }
 
@@ -369,6 +384,19 @@ is_hop_header(const struct http_header *h, const struct http_request *hr)
 	return named_in_connection(hr->headers, hr->nheaders, h);
 }
 
+/* Whether a client's X-Request-Id may be passed on: 1 to REQUEST_ID_MAX
+ * visible ASCII characters (it goes into the server's logs). */
+static int
+request_id_ok(const struct http_header *h)
+{
+	if (h->value_len == 0 || h->value_len > REQUEST_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < h->value_len; i++)
+		if ((unsigned char)h->value[i] <= 0x20 || (unsigned char)h->value[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
 /* The subject of a client certificate too long for X-Client-Cert-Subject:
  * said once a connection, and within the worker's budget for client
  * trouble, since a client can make it happen on every request. */
@@ -432,6 +460,7 @@ build_head(struct proxy_req *pr)
 	struct sbuf *b = &pr->head;
 	char peer[INET6_ADDRSTRLEN];
 	const struct http_header *xff = NULL, *rid = NULL;
+	unsigned nrid = 0;
 	int trusted = 0;
 	long mf = max_forwards(hr);
 
@@ -455,9 +484,15 @@ build_head(struct proxy_req *pr)
 		}
 		if (http_token_eq(h->name, h->name_len, "x-request-id")) {
 			rid = h;
+			nrid++;
 			continue;
 		}
-		if (is_hop_header(h, hr) || (pc->forwarded && http_token_eq(h->name, h->name_len, "forwarded")))
+		if (is_hop_header(h, hr))
+			continue;
+		/* Who the client is, said by anyone but a trusted proxy, is a forgery. */
+		if (http_token_eq(h->name, h->name_len, "forwarded") && (pc->forwarded || !trusted))
+			continue;
+		if (!trusted && http_token_eq(h->name, h->name_len, "x-real-ip"))
 			continue;
 		if (mf > 0 && http_token_eq(h->name, h->name_len, "max-forwards"))
 			continue; /* sent below, one less */
@@ -536,8 +571,10 @@ build_head(struct proxy_req *pr)
 			note_long_subject(r->conn, sl);
 		sbuf_printf(b, "X-Client-Cert-Fingerprint: %s\r\n", fp);
 	}
+	/* One id, and only from whom the route believes; else a fresh one. */
+	int keep_rid = pc->request_id == RID_KEEP || (pc->request_id == RID_TRUSTED && trusted);
 	sbuf_str(b, "X-Request-Id: ");
-	if (rid != NULL && rid->value_len > 0 && rid->value_len <= 128) {
+	if (keep_rid && nrid == 1 && request_id_ok(rid)) {
 		sbuf_add(b, rid->value, rid->value_len);
 	} else {
 		struct { const void *p; struct timespec t; uint64_t n; } seed = { pr, r->start, pr->pw->rng++ };
@@ -1520,7 +1557,7 @@ proxy_main_stop(void *state)
 }
 
 static const char *const proxy_keys[] = {
-	"strip_prefix", "host_header", "forwarded", "trusted_proxies", NULL,
+	"strip_prefix", "host_header", "forwarded", "trusted_proxies", "request_id", NULL,
 };
 
 const struct handler_ops proxy_ops = {

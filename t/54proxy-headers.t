@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-# Proxy: the request head a backend gets, where a client could make it lie:
-# a client certificate subject longer than the header may carry (omitted
-# and logged, never cut).  Certificates are made here with `openssl req`;
-# no key is committed.
+# Proxy: the request head a backend gets, where a client could make it lie.
+# Identity headers from peers that are not trusted_proxies (Forwarded,
+# X-Real-IP, X-Request-Id and request_id), and a client certificate subject
+# longer than the header may carry (omitted and logged, never cut).
+# Certificates are made here with `openssl req`; no key is committed.
 import os
 import re
 import shutil
@@ -14,10 +15,117 @@ import tempfile
 sys.dont_write_bytecode = True  # no __pycache__ in t/lib
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from portico import *  # noqa: E402,F403
-from backend import Backend, echoed_headers, request_bytes  # noqa: E402
+from backend import Backend, echoed, echoed_headers, request_bytes  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="portico-t-proxy-headers-")
 OPENSSL = shutil.which("openssl")
+
+CONF = """\
+[global]
+workers = 1
+
+[listen:http]
+address = 127.0.0.1:{port}
+
+[pool:a]
+server = %(a)s
+max_fails = 0
+
+[route:trust]
+path = /trust/
+pool = a
+strip_prefix = yes
+trusted_proxies = 127.0.0.0/8
+
+[route:trustgen]
+path = /trustgen/
+pool = a
+strip_prefix = yes
+trusted_proxies = 127.0.0.0/8
+request_id = generate
+
+[route:keep]
+path = /keep/
+pool = a
+strip_prefix = yes
+trusted_proxies = 10.0.0.0/8
+request_id = keep
+
+[route:fwd]
+path = /fwd/
+pool = a
+strip_prefix = yes
+forwarded = on
+
+[route:any]
+path = /
+pool = a
+"""
+
+GEN_ID = r"[0-9a-f]{16}"
+
+
+def raw(srv, lines, conn=None):
+    """Sends a request made of lines (request line first) and reads its answer."""
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    c = conn or srv.connect()
+    try:
+        c.send(data)
+        return c.read_response()
+    finally:
+        if conn is None:
+            c.close()
+
+
+def sent(r):
+    """The header fields the backend's /echo saw, as (lower-case name, value)."""
+    d = echoed(r)
+    return None if d is None else [(k.lower(), v) for k, v in d["headers"]]
+
+
+def only(r, *names):
+    h = sent(r)
+    return None if h is None else [(k, v) for k, v in h if k in names]
+
+
+# ---------------------------------------------------------------- identity headers
+
+def test_identity(srv):
+    ident = ["Forwarded: for=6.6.6.6", "X-Real-IP: 6.6.6.6", "X-Request-Id: client-id-1"]
+
+    r = raw(srv, ["GET /echo HTTP/1.1", "Host: x"] + ident)
+    got = only(r, "forwarded", "x-real-ip", "x-request-id")
+    ok(got is not None and len(got) == 1 and got[0][0] == "x-request-id" and re.fullmatch(GEN_ID, got[0][1])
+       and got[0][1] != "client-id-1",
+       "untrusted client, forwarded = off: its Forwarded and X-Real-IP are dropped, its X-Request-Id "
+       "replaced with 16 hex digits (%r)" % (got,))
+
+    r = raw(srv, ["GET /trust/echo HTTP/1.1", "Host: x"] + ident)
+    is_(only(r, "forwarded", "x-real-ip", "x-request-id"),
+        [("forwarded", "for=6.6.6.6"), ("x-real-ip", "6.6.6.6"), ("x-request-id", "client-id-1")],
+        "trusted peer, forwarded = off: Forwarded, X-Real-IP and X-Request-Id pass as sent")
+    r = raw(srv, ["GET /fwd/echo HTTP/1.1", "Host: x"] + ident)
+    is_(only(r, "forwarded", "x-real-ip"), [("forwarded", 'for=127.0.0.1;proto=http;host="x"')],
+        "untrusted, forwarded = on: only portico's Forwarded element, no X-Real-IP")
+
+    r = raw(srv, ["GET /trustgen/echo HTTP/1.1", "Host: x"] + ident)
+    rid = [v for k, v in sent(r) or [] if k == "x-request-id"]
+    ok(len(rid) == 1 and re.fullmatch(GEN_ID, rid[0]), "request_id = generate: a trusted peer's id replaced (%r)" % rid)
+
+    r = raw(srv, ["GET /keep/echo HTTP/1.1", "Host: x"] + ident)
+    is_(only(r, "x-request-id", "x-real-ip"), [("x-request-id", "client-id-1")],
+        "request_id = keep: an untrusted client's id kept (X-Real-IP still dropped)")
+    long_ok = "k" * 128
+    is_(only(raw(srv, ["GET /keep/echo HTTP/1.1", "Host: x", "X-Request-Id: " + long_ok]), "x-request-id"),
+        [("x-request-id", long_ok)], "request_id = keep: an id of 128 bytes is kept")
+    for bad, why in (("X-Request-Id: " + "k" * 129, "129 bytes"), ("X-Request-Id: a b", "a blank inside"),
+                     ("X-Request-Id: a\x80b", "a byte that is not ASCII")):
+        rid = [v for k, v in sent(raw(srv, ["GET /keep/echo HTTP/1.1", "Host: x", bad])) or [] if k == "x-request-id"]
+        ok(len(rid) == 1 and re.fullmatch(GEN_ID, rid[0]), "request_id = keep: an id with %s is replaced (%r)" % (why, rid))
+    rid = [v for k, v in sent(raw(srv, ["GET /trust/echo HTTP/1.1", "Host: x", "X-Request-Id: one",
+                                        "X-Request-Id: two"])) or [] if k == "x-request-id"]
+    ok(len(rid) == 1 and re.fullmatch(GEN_ID, rid[0]), "two X-Request-Id lines, even from a trusted peer: one new id (%r)" % rid)
+
 
 # ---------------------------------------------------------------- client certificate subject
 
@@ -135,10 +243,37 @@ def test_cert_subject(a):
         ok(wait_for(lambda: len(re.findall(pat, srv.stderr())) == 2, 3), "  and logged again, once")
 
 
+# ---------------------------------------------------------------- configuration
+
+def test_config_errors(a):
+    cases = [
+        ("request_id = sometimes", "[route:x] request_id: expected trusted, keep or generate"),
+    ]
+    for key, msg in cases:
+        p = T("bad.ini")
+        with open(p, "w") as f:
+            f.write("[listen:h]\naddress = 127.0.0.1:1\n\n[pool:a]\nserver = %s\n\n[route:x]\npath = /\npool = a\n%s\n"
+                    % (a.addr, key))
+        rc, out, err = portico(["-t", "-c", p])
+        is_((rc, [l for l in err.splitlines() if l.startswith(p + ":")]), (1, ["%s:10: %s" % (p, msg)]),
+            "%s: -t exits 1 with FILE:LINE: [route:x] key: reason" % key)
+    p = T("good.ini")
+    with open(p, "w") as f:
+        f.write("[listen:h]\naddress = 127.0.0.1:1\n[pool:a]\nserver = %s\n"
+                "[route:x]\npath = /\npool = a\nrequest_id = keep\n" % a.addr)
+    rc, out, err = portico(["-T", "-c", p])
+    is_((rc, [l for l in out.splitlines() if re.match(r"request_id =", l)]),
+        (0, ["request_id = keep"]),
+        "-T shows request_id")
+
+
 def main():
     a = Backend("a")
     try:
+        with Server(CONF % {"a": a.addr}) as srv:
+            test_identity(srv)
         test_cert_subject(a)
+        test_config_errors(a)
     finally:
         a.stop()
         if os.environ.get("PORTICO_LEAVE") == "1":
