@@ -1,6 +1,7 @@
 #include "proxy/proxy.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -50,6 +51,7 @@ struct proxy_conf {
 	int forwarded;               /* add an RFC 7239 Forwarded header */
 	struct cidr trusted[MAX_TRUSTED];
 	unsigned ntrusted;
+	int underscores;             /* [global] underscores_in_headers */
 	enum { RID_TRUSTED, RID_KEEP, RID_GENERATE } request_id;
 };
 
@@ -238,6 +240,7 @@ proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_k
 		}
 		free(copy);
 	}
+	pc->underscores = ctx->conf->global.underscores_in_headers;
 	if ((k = conf_route_kv(rt, "request_id")) != NULL) {
 		if (strcmp(k->value, "trusted") == 0)
 			pc->request_id = RID_TRUSTED;
@@ -384,6 +387,50 @@ is_hop_header(const struct http_header *h, const struct http_request *hr)
 	return named_in_connection(hr->headers, hr->nheaders, h);
 }
 
+/*
+ * Whether a header name is lc (lower case), or starts with it when prefix,
+ * once '_' and '-' are taken as equal: CGI-style servers (WSGI, PHP, Rack)
+ * read both X_Forwarded_For and X-Forwarded-For as HTTP_X_FORWARDED_FOR.
+ */
+static int
+name_folds_to(const char *s, size_t len, const char *lc, int prefix)
+{
+	size_t i;
+
+	for (i = 0; i < len && lc[i] != '\0'; i++) {
+		int c = tolower((unsigned char)s[i]);
+		if ((c == '_' ? '-' : c) != lc[i])
+			return 0;
+	}
+	return lc[i] == '\0' && (prefix || i == len);
+}
+
+/*
+ * Whether a header name with an underscore stands, for a CGI-style server,
+ * for one that portico sets, replaces or strips: such a name is never passed
+ * on, even with underscores_in_headers, or a client could forge what
+ * portico vouches for (X_Client_Cert_Subject for a certificate).  Names
+ * without a '-' (Host, Connection, TE, Upgrade, Forwarded...) are left out:
+ * a name with '_' never folds to one.
+ */
+static int
+folds_to_ours(const struct http_header *h)
+{
+	static const char *const names[] = {
+		"content-length", "transfer-encoding", "keep-alive", "max-forwards", "x-real-ip",
+		"x-request-id", NULL,
+	};
+	static const char *const prefixes[] = { "x-forwarded-", "x-client-cert-", "proxy-", NULL };
+
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (name_folds_to(h->name, h->name_len, names[i], 0))
+			return 1;
+	for (size_t i = 0; prefixes[i] != NULL; i++)
+		if (name_folds_to(h->name, h->name_len, prefixes[i], 1))
+			return 1;
+	return 0;
+}
+
 /* Whether a client's X-Request-Id may be passed on: 1 to REQUEST_ID_MAX
  * visible ASCII characters (it goes into the server's logs). */
 static int
@@ -478,6 +525,11 @@ build_head(struct proxy_req *pr)
 	sbuf_str(b, "\r\n");
 	for (unsigned i = 0; i < hr->nheaders; i++) {
 		const struct http_header *h = &hr->headers[i];
+		/* Names with '_' are dropped, as nginx does, unless
+		 * underscores_in_headers; and never one a CGI server would
+		 * read as ours. */
+		if (memchr(h->name, '_', h->name_len) != NULL && (!pc->underscores || folds_to_ours(h)))
+			continue;
 		if (http_token_eq(h->name, h->name_len, "x-forwarded-for")) {
 			xff = h;
 			continue;

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 # Proxy: the request head a backend gets, where a client could make it lie.
-# Identity headers from peers that are not trusted_proxies (Forwarded,
-# X-Real-IP, X-Request-Id and request_id), and a client certificate subject
-# longer than the header may carry (omitted and logged, never cut).
-# Certificates are made here with `openssl req`; no key is committed.
+# Header names with underscores (underscores_in_headers, and the names a CGI
+# server would read as portico's own), identity headers from peers that are
+# not trusted_proxies (Forwarded, X-Real-IP, X-Request-Id and request_id),
+# and a client certificate subject longer than the header may carry
+# (omitted and logged, never cut).  Certificates are made here with
+# `openssl req`; no key is committed.
 import os
 import re
 import shutil
@@ -23,6 +25,7 @@ OPENSSL = shutil.which("openssl")
 CONF = """\
 [global]
 workers = 1
+%(global)s
 
 [listen:http]
 address = 127.0.0.1:{port}
@@ -86,6 +89,34 @@ def sent(r):
 def only(r, *names):
     h = sent(r)
     return None if h is None else [(k, v) for k, v in h if k in names]
+
+
+# ---------------------------------------------------------------- underscores
+
+UNDERSCORE = ["X_Client_Cert_Subject: CN=admin", "X_Forwarded_For: 1.2.3.4", "x_forwarded_proto: https",
+              "X-Forwarded_Host: evil", "X_Real_IP: 6.6.6.6", "X_Request_Id: forged", "Content_Length: 5",
+              "Transfer_Encoding: chunked", "Proxy_Authorization: x", "X_Forwarded_Prefix: /evil",
+              "X_Client_Cert_Fingerprint_Extra: 1", "Max_Forwards: 9", "Keep_Alive: 1",
+              "X_Custom: c", "Hostname_X: h", "My_X_Forwarded_For: m", "X-Fine: ok"]
+
+
+def test_underscores_off(srv):
+    r = raw(srv, ["GET /echo HTTP/1.1", "Host: x"] + UNDERSCORE)
+    names = [k for k, _ in sent(r) or []]
+    is_([k for k in names if "_" in k], [], "by default no header name with '_' reaches the server")
+    is_(only(r, "x-fine", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"),
+        [("x-fine", "ok"), ("x-forwarded-for", "127.0.0.1"), ("x-forwarded-proto", "http"),
+         ("x-forwarded-host", "x")], "  the others do, and the X-Forwarded-* are portico's")
+
+
+def test_underscores_on(a):
+    conf = CONF % {"global": "underscores_in_headers = on", "a": a.addr}
+    with Server(conf) as srv:
+        r = raw(srv, ["GET /echo HTTP/1.1", "Host: x"] + UNDERSCORE)
+        is_([k for k, _ in sent(r) or [] if "_" in k], ["x_custom", "hostname_x", "my_x_forwarded_for"],
+            "underscores_in_headers = on: X_Custom, Hostname_X, My_X_Forwarded_For pass; no name that is "
+            "portico's once '_' is '-' (X-Forwarded-*, X-Client-Cert-*, X-Real-IP, X-Request-Id, "
+            "Content-Length, Transfer-Encoding, Proxy-*, Max-Forwards, Keep-Alive)")
 
 
 # ---------------------------------------------------------------- identity headers
@@ -257,21 +288,31 @@ def test_config_errors(a):
         rc, out, err = portico(["-t", "-c", p])
         is_((rc, [l for l in err.splitlines() if l.startswith(p + ":")]), (1, ["%s:10: %s" % (p, msg)]),
             "%s: -t exits 1 with FILE:LINE: [route:x] key: reason" % key)
+    p = T("bad.ini")
+    with open(p, "w") as f:
+        f.write("[global]\nunderscores_in_headers = maybe\n[listen:h]\naddress = 127.0.0.1:1\n"
+                "[route:x]\npath = /\nreturn = 200\n")
+    rc, out, err = portico(["-t", "-c", p])
+    is_((rc, [l for l in err.splitlines() if l.startswith(p + ":")]),
+        (1, ['%s:2: [global] underscores_in_headers: expected on or off, not "maybe"' % p]),
+        "underscores_in_headers = maybe: an error at its line")
     p = T("good.ini")
     with open(p, "w") as f:
-        f.write("[listen:h]\naddress = 127.0.0.1:1\n[pool:a]\nserver = %s\n"
+        f.write("[global]\nunderscores_in_headers = on\n[listen:h]\naddress = 127.0.0.1:1\n[pool:a]\nserver = %s\n"
                 "[route:x]\npath = /\npool = a\nrequest_id = keep\n" % a.addr)
     rc, out, err = portico(["-T", "-c", p])
-    is_((rc, [l for l in out.splitlines() if re.match(r"request_id =", l)]),
-        (0, ["request_id = keep"]),
-        "-T shows request_id")
+    is_((rc, [l for l in out.splitlines() if re.match(r"(underscores_in_headers|request_id) =", l)]),
+        (0, ["underscores_in_headers = on", "request_id = keep"]),
+        "-T shows underscores_in_headers and request_id")
 
 
 def main():
     a = Backend("a")
     try:
-        with Server(CONF % {"a": a.addr}) as srv:
+        with Server(CONF % {"global": "", "a": a.addr}) as srv:
+            test_underscores_off(srv)
             test_identity(srv)
+        test_underscores_on(a)
         test_cert_subject(a)
         test_config_errors(a)
     finally:
