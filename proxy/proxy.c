@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,6 +33,8 @@
 #define UPSTREAM_IN_SIZE (32 * 1024)
 #define MAX_TRUSTED 16
 #define REPLAY_MAX (64 * 1024)  /* request body kept for retries */
+#define UPGRADE_MAX 8           /* protocols one route lets through an Upgrade */
+#define UPGRADE_LEN 48          /* the longest, "name/version", with its NUL */
 #define REQUEST_ID_MAX 128      /* a longer X-Request-Id is replaced */
 /* The longest X-Client-Cert-Subject: a longer one is left out, never cut
  * (RFC 2253 puts the most specific name, the CN, at the end). */
@@ -53,6 +56,8 @@ struct proxy_conf {
 	unsigned ntrusted;
 	int underscores;             /* [global] underscores_in_headers */
 	enum { RID_TRUSTED, RID_KEEP, RID_GENERATE } request_id;
+	unsigned nupgrade;           /* upgrade = ...: protocols passed on, lower case */
+	char upgrade[UPGRADE_MAX][UPGRADE_LEN];
 };
 
 enum ustate { U_CONNECTING, U_HANDSHAKE, U_ACTIVE, U_IDLE };
@@ -184,6 +189,68 @@ proxy_free_conf(void *p)
 	free(pc);
 }
 
+/* Whether s[0..len) is a token (RFC 9110 5.6.2). */
+static int
+is_token(const char *s, size_t len)
+{
+	static const char tspecial[] = "!#$%&'*+-.^_`|~";
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!(c >= '0' && c <= '9') && !((c | 0x20) >= 'a' && (c | 0x20) <= 'z') &&
+		    (c == '\0' || strchr(tspecial, c) == NULL))
+			return 0;
+	}
+	return len > 0;
+}
+
+/*
+ * upgrade = off | PROTOCOL[/VERSION] ...: the protocols a client may switch
+ * to through this route.  Whatever else an Upgrade offers is not passed on,
+ * since after a 101 the tunnel's bytes bypass routes and header rules.
+ */
+static int
+configure_upgrade(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_kv *k)
+{
+	char *copy = strdup(k->value), *save = NULL, *tok;
+	int rc = 0;
+
+	if (copy == NULL)
+		return -1;
+	pc->nupgrade = 0;
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+		const char *slash = strchr(tok, '/');
+		size_t len = strlen(tok), nlen = slash != NULL ? (size_t)(slash - tok) : len;
+		if (strcmp(tok, "off") == 0 && strcmp(k->value, "off") == 0)
+			break; /* alone: no protocol at all */
+		if (strcmp(tok, "off") == 0 || !is_token(tok, nlen) ||
+		    (slash != NULL && !is_token(slash + 1, len - nlen - 1))) {
+			conf_err(ctx, k->line, ctx->section, "upgrade",
+			    "expected off or protocol names such as websocket, not \"%s\"", tok);
+			rc = -1;
+			break;
+		}
+		if ((nlen == 3 && strncasecmp(tok, "h2c", 3) == 0) ||
+		    (nlen == 2 && strncasecmp(tok, "h2", 2) == 0)) {
+			conf_err(ctx, k->line, ctx->section, "upgrade", "\"%s\" is never passed on: "
+			    "upgrading to HTTP/2 is deprecated (RFC 9113 3.1)", tok);
+			rc = -1;
+			break;
+		}
+		if (pc->nupgrade == UPGRADE_MAX || len >= UPGRADE_LEN) {
+			conf_err(ctx, k->line, ctx->section, "upgrade", "expected up to %d protocol names "
+			    "of up to %d bytes", UPGRADE_MAX, UPGRADE_LEN - 1);
+			rc = -1;
+			break;
+		}
+		for (size_t i = 0; i <= len; i++)
+			pc->upgrade[pc->nupgrade][i] = (char)tolower((unsigned char)tok[i]);
+		pc->nupgrade++;
+	}
+	free(copy);
+	return rc;
+}
+
 static int
 proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv)
 {
@@ -254,6 +321,11 @@ proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_k
 			rc = -1;
 		}
 	}
+	/* WebSocket, and nothing else, unless the route says otherwise. */
+	pc->nupgrade = 1;
+	strcpy(pc->upgrade[0], "websocket");
+	if ((k = conf_route_kv(rt, "upgrade")) != NULL && configure_upgrade(ctx, pc, k) < 0)
+		rc = -1;
 	return rc;
 }
 
@@ -429,6 +501,108 @@ folds_to_ours(const struct http_header *h)
 		if (name_folds_to(h->name, h->name_len, prefixes[i], 1))
 			return 1;
 	return 0;
+}
+
+/* The length of the protocol name in an Upgrade element "name[/version]". */
+static size_t
+protocol_name_len(const char *tok, size_t len)
+{
+	const char *slash = memchr(tok, '/', len);
+
+	return slash != NULL ? (size_t)(slash - tok) : len;
+}
+
+/*
+ * Whether the route lets the protocol tok[0..len) of an Upgrade through:
+ * an upgrade entry "name" allows the protocol at any version, one with
+ * "/version" that version only, both compared without regard to case.
+ * O(entries), at most UPGRADE_MAX, and only for requests with an Upgrade.
+ */
+static int
+upgrade_allowed(const struct proxy_conf *pc, const char *tok, size_t len)
+{
+	size_t nlen = protocol_name_len(tok, len);
+
+	for (unsigned i = 0; i < pc->nupgrade; i++) {
+		const char *a = pc->upgrade[i];
+		size_t alen = strlen(a);
+		if ((alen == len && strncasecmp(a, tok, len) == 0) ||
+		    (strchr(a, '/') == NULL && alen == nlen && strncasecmp(a, tok, nlen) == 0))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Appends to b (when not NULL) the protocols of the client's Upgrade lines
+ * that the route allows, as one list, and returns how many there are: with
+ * none, the request goes on as a plain one.
+ */
+static unsigned
+upgrade_offer(const struct proxy_conf *pc, const struct http_request *hr, struct sbuf *b)
+{
+	unsigned n = 0;
+
+	if (!(hr->flags & HTTP_F_UPGRADE))
+		return 0; /* without Connection: upgrade, Upgrade is only hop-by-hop */
+	for (unsigned i = 0; i < hr->nheaders; i++) {
+		const struct http_header *h = &hr->headers[i];
+		const char *p = h->value, *tok;
+		size_t len;
+		if (!http_token_eq(h->name, h->name_len, "upgrade"))
+			continue;
+		while (http_list_next(&p, h->value + h->value_len, &tok, &len)) {
+			if (!upgrade_allowed(pc, tok, len))
+				continue;
+			if (b != NULL) {
+				sbuf_str(b, n > 0 ? ", " : "Connection: upgrade\r\nUpgrade: ");
+				sbuf_add(b, tok, len);
+			}
+			n++;
+		}
+	}
+	if (b != NULL && n > 0)
+		sbuf_str(b, "\r\n");
+	return n;
+}
+
+/*
+ * Whether a 101 switches to protocols we offered (RFC 9110 7.8: its
+ * Upgrade names them): each must be allowed and be one the client asked for.
+ */
+static int
+upgrade_answer_ok(const struct proxy_conf *pc, const struct http_request *hr,
+    const struct http_response *rs)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < rs->nheaders; i++) {
+		const struct http_header *h = &rs->headers[i];
+		const char *p = h->value, *tok;
+		size_t len;
+		if (!http_token_eq(h->name, h->name_len, "upgrade"))
+			continue;
+		while (http_list_next(&p, h->value + h->value_len, &tok, &len)) {
+			size_t nlen = protocol_name_len(tok, len);
+			int asked = 0;
+			if (!upgrade_allowed(pc, tok, len))
+				return 0;
+			for (unsigned j = 0; j < hr->nheaders && !asked; j++) {
+				const struct http_header *c = &hr->headers[j];
+				const char *q = c->value, *ct;
+				size_t clen;
+				if (!http_token_eq(c->name, c->name_len, "upgrade"))
+					continue;
+				while (!asked && http_list_next(&q, c->value + c->value_len, &ct, &clen))
+					asked = protocol_name_len(ct, clen) == nlen &&
+					    strncasecmp(ct, tok, nlen) == 0;
+			}
+			if (!asked)
+				return 0;
+			n++;
+		}
+	}
+	return n > 0;
 }
 
 /* Whether a client's X-Request-Id may be passed on: 1 to REQUEST_ID_MAX
@@ -639,13 +813,9 @@ build_head(struct proxy_req *pr)
 	} else if (hr->flags & HTTP_F_HAS_CL) {
 		sbuf_printf(b, "Content-Length: %lld\r\n", (long long)hr->content_length);
 	}
-	const struct http_header *up = (hr->flags & HTTP_F_UPGRADE) ? http_find_header(hr, "upgrade") : NULL;
-	if (up != NULL) {
-		/* A protocol switch (WebSocket) is asked for: pass it on, hop by hop. */
-		sbuf_str(b, "Connection: upgrade\r\nUpgrade: ");
-		sbuf_add(b, up->value, up->value_len);
-		sbuf_str(b, "\r\n");
-	} else if (pc->pool->keepalive == 0) {
+	/* A switch to a protocol the route allows (WebSocket) is passed on,
+	 * hop by hop; a request offering none goes on as a plain one. */
+	if (upgrade_offer(pc, hr, b) == 0 && pc->pool->keepalive == 0) {
 		sbuf_str(b, "Connection: close\r\n");
 	}
 	sbuf_str(b, "\r\n");
@@ -1105,8 +1275,11 @@ response_head(struct proxy_req *pr, size_t head_len)
 	int64_t clen = -1;
 
 	if (rs->status == 101) {
-		if (!(r->hr->flags & HTTP_F_UPGRADE))
+		if (upgrade_offer(pr->pc, r->hr, NULL) == 0)
 			return backend_failed(pr, 502, "101 Switching Protocols not asked for", 0), -1;
+		if (!upgrade_answer_ok(pr->pc, r->hr, rs))
+			return backend_failed(pr, 502, "101 Switching Protocols to a protocol not offered",
+			    0), -1;
 		return tunnel_begin(pr, head_len);
 	}
 	if (rs->status >= 100 && rs->status < 200) {
@@ -1609,7 +1782,7 @@ proxy_main_stop(void *state)
 }
 
 static const char *const proxy_keys[] = {
-	"strip_prefix", "host_header", "forwarded", "trusted_proxies", "request_id", NULL,
+	"strip_prefix", "host_header", "forwarded", "trusted_proxies", "request_id", "upgrade", NULL,
 };
 
 const struct handler_ops proxy_ops = {

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 # Proxy: the request head a backend gets, where a client could make it lie.
-# Header names with underscores (underscores_in_headers, and the names a CGI
-# server would read as portico's own), identity headers from peers that are
-# not trusted_proxies (Forwarded, X-Real-IP, X-Request-Id and request_id),
-# and a client certificate subject longer than the header may carry
-# (omitted and logged, never cut).  Certificates are made here with
+# Upgrade offers (only allowed protocols go on; h2c never; a 101 to anything
+# else is a 502), header names with underscores (underscores_in_headers, and
+# the names a CGI server would read as portico's own), identity headers from
+# peers that are not trusted_proxies (Forwarded, X-Real-IP, X-Request-Id and
+# request_id), and a client certificate subject longer than the header may
+# carry (omitted and logged, never cut).  Certificates are made here with
 # `openssl req`; no key is committed.
 import os
 import re
@@ -33,6 +34,22 @@ address = 127.0.0.1:{port}
 [pool:a]
 server = %(a)s
 max_fails = 0
+
+[route:admin]
+path = /admin/
+return = 403 no
+
+[route:up]
+path = /up/
+pool = a
+strip_prefix = yes
+upgrade = websocket, foo/2, BAR
+
+[route:none]
+path = /none/
+pool = a
+strip_prefix = yes
+upgrade = off
 
 [route:trust]
 path = /trust/
@@ -89,6 +106,86 @@ def sent(r):
 def only(r, *names):
     h = sent(r)
     return None if h is None else [(k, v) for k, v in h if k in names]
+
+
+# ---------------------------------------------------------------- upgrades
+
+def backend_routes(a):
+    def h2c(h, req):
+        # Switches to h2c whenever it is offered, as an h2c-capable server does.
+        if "h2c" in (req.header("Upgrade") or "").lower():
+            h.send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+            return False
+        return h.do_echo(req)
+
+    def force_h2c(h, req):
+        h.send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+        return False
+
+    def force_ws(h, req):
+        h.send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        return False
+
+    a.on("/h2c", h2c)
+    a.on("/force-h2c", force_h2c)
+    a.on("/force-ws", force_ws)
+
+
+def test_upgrade(srv, a):
+    # The bypass: an h2c upgrade through a proxied route would open a tunnel
+    # whose requests no route sees.  It goes on as a plain request instead,
+    # and the next request on the connection is routed as any other.
+    c = srv.connect()
+    try:
+        r = raw(srv, ["GET /h2c HTTP/1.1", "Host: x", "Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c",
+                      "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"], c)
+        is_(r and r.status, 200, "Upgrade: h2c to a server that would switch: 200, not 101")
+        is_(only(r, "upgrade", "connection", "http2-settings"), [],
+            "  the server got no Upgrade, Connection or HTTP2-Settings")
+        r = raw(srv, ["GET /admin/x HTTP/1.1", "Host: x"], c)
+        is_(r and (r.status, r.body), (403, b"no"),
+            "  and the next request on that connection is routed (return = 403), not tunnelled")
+    finally:
+        c.close()
+
+    r = raw(srv, ["GET /echo HTTP/1.1", "Host: x", "Connection: upgrade", "Upgrade: h2c, WebSocket"])
+    is_(only(r, "upgrade", "connection"), [("connection", "upgrade"), ("upgrade", "WebSocket")],
+        "Upgrade: h2c, WebSocket: only WebSocket goes on (tokens compared without case)")
+    r = raw(srv, ["GET /echo HTTP/1.1", "Host: x", "Connection: upgrade", "Upgrade: foo", "Upgrade: websocket"])
+    is_(only(r, "upgrade", "connection"), [("connection", "upgrade"), ("upgrade", "websocket")],
+        "Upgrade over two lines (foo, websocket): websocket goes on")
+    r = raw(srv, ["GET /echo HTTP/1.1", "Host: x", "Upgrade: websocket"])
+    is_(only(r, "upgrade", "connection"), [], "Upgrade without Connection: upgrade: neither goes on")
+    r = raw(srv, ["GET /up/echo HTTP/1.1", "Host: x", "Connection: upgrade",
+                  "Upgrade: h2c, foo/2, Foo/3, bar/1, websocket, baz, HTTP/2.0"])
+    is_(only(r, "upgrade", "connection"), [("connection", "upgrade"), ("upgrade", "foo/2, bar/1, websocket")],
+        "upgrade = websocket, foo/2, BAR: foo/2, bar/1 (any version) and websocket go on, in order")
+    r = raw(srv, ["GET /none/echo HTTP/1.1", "Host: x", "Connection: upgrade", "Upgrade: websocket"])
+    is_(only(r, "upgrade", "connection"), [], "upgrade = off: not even websocket goes on")
+
+    # A 101 for a request that went on without an Upgrade is a 502, as is a
+    # 101 to a protocol other than the ones offered.
+    n0 = a.paths["/force-h2c"]
+    r = raw(srv, ["GET /force-h2c HTTP/1.1", "Host: x", "Connection: Upgrade", "Upgrade: h2c"])
+    is_(r and r.status, 502, "h2c offered, the server answers 101 Upgrade: h2c anyway: 502")
+    is_(a.paths["/force-h2c"] - n0, 1, "  the server did get the request")
+    h = a.log[-1].headers if a.log else []
+    is_([v for k, v in h if k.lower() in ("upgrade", "connection")], [], "  without Upgrade or Connection")
+    r = raw(srv, ["GET /force-h2c HTTP/1.1", "Host: x", "Connection: Upgrade", "Upgrade: websocket, h2c",
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"])
+    is_(r and r.status, 502, "websocket and h2c offered, websocket passed on, 101 to h2c: 502")
+    r = raw(srv, ["GET /up/force-ws HTTP/1.1", "Host: x", "Connection: Upgrade", "Upgrade: foo/2"])
+    is_(r and r.status, 502, "foo/2 offered, 101 to websocket (not asked for): 502")
+    c = srv.connect()
+    try:
+        c.send(request_bytes("GET", "/force-ws", headers=["Connection: Upgrade", "Upgrade: WebSocket",
+                                                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                                                           "Sec-WebSocket-Version: 13"]))
+        r = c.read_response(head=True)
+        is_(r and (r.status, r.header("Upgrade")), (101, "websocket"),
+            "WebSocket offered, 101 to websocket: the client gets the 101")
+    finally:
+        c.close()
 
 
 # ---------------------------------------------------------------- underscores
@@ -278,6 +375,11 @@ def test_cert_subject(a):
 
 def test_config_errors(a):
     cases = [
+        ("upgrade = h2c", '[route:x] upgrade: "h2c" is never passed on: upgrading to HTTP/2 is deprecated (RFC 9113 3.1)'),
+        ("upgrade = websocket, H2C/1", '[route:x] upgrade: "H2C/1" is never passed on: upgrading to HTTP/2 is deprecated (RFC 9113 3.1)'),
+        ("upgrade = off, websocket", '[route:x] upgrade: expected off or protocol names such as websocket, not "off"'),
+        ("upgrade = web(socket)", '[route:x] upgrade: expected off or protocol names such as websocket, not "web(socket)"'),
+        ("upgrade = a b c d e f g h i", "[route:x] upgrade: expected up to 8 protocol names of up to 47 bytes"),
         ("request_id = sometimes", "[route:x] request_id: expected trusted, keep or generate"),
     ]
     for key, msg in cases:
@@ -299,17 +401,19 @@ def test_config_errors(a):
     p = T("good.ini")
     with open(p, "w") as f:
         f.write("[global]\nunderscores_in_headers = on\n[listen:h]\naddress = 127.0.0.1:1\n[pool:a]\nserver = %s\n"
-                "[route:x]\npath = /\npool = a\nrequest_id = keep\n" % a.addr)
+                "[route:x]\npath = /\npool = a\nupgrade = websocket, foo/1.0\nrequest_id = keep\n" % a.addr)
     rc, out, err = portico(["-T", "-c", p])
-    is_((rc, [l for l in out.splitlines() if re.match(r"(underscores_in_headers|request_id) =", l)]),
-        (0, ["underscores_in_headers = on", "request_id = keep"]),
-        "-T shows underscores_in_headers and request_id")
+    is_((rc, [l for l in out.splitlines() if re.match(r"(underscores_in_headers|upgrade|request_id) =", l)]),
+        (0, ["underscores_in_headers = on", "upgrade = websocket, foo/1.0", "request_id = keep"]),
+        "-T shows underscores_in_headers, upgrade and request_id")
 
 
 def main():
     a = Backend("a")
+    backend_routes(a)
     try:
         with Server(CONF % {"global": "", "a": a.addr}) as srv:
+            test_upgrade(srv, a)
             test_underscores_off(srv)
             test_identity(srv)
         test_underscores_on(a)
