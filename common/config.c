@@ -46,6 +46,7 @@ static const struct key_def global_keys[] = {
 	{ "max_headers", K_COUNT, G(max_headers), "100", 1, 256 },
 	{ "max_body_size", K_SIZE, G(max_body_size), "1m", 0, 1ULL << 40 },
 	{ "server_tokens", K_BOOL, G(server_tokens), "on", 0, 0 },
+	{ "underscores_in_headers", K_BOOL, G(underscores_in_headers), "off", 0, 0 },
 	{ "tls_ticket_rotate", K_DURATION, G(tls_ticket_rotate), "12h", 1, 0 },
 	{ "tls_handshake_timeout", K_DURATION, G(tls_handshake_timeout), "0s", 0, 0 },
 	{ "tls_ticket_key", K_STR, G(tls_ticket_key), NULL, 0, 0 },

@@ -44,6 +44,7 @@ struct conf_global {
 	uint64_t max_headers;
 	uint64_t max_body_size;
 	int server_tokens;
+	int underscores_in_headers;   /* proxy: pass request header names with '_' */
 	int64_t tls_ticket_rotate;    /* session ticket keys are replaced this often */
 	int64_t tls_handshake_timeout; /* a TLS handshake must be done within this; 0: header_timeout */
 	char *tls_ticket_key;         /* 80-byte key file shared by several edges, or NULL */

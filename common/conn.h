@@ -76,6 +76,8 @@ struct conn {
 	unsigned writing : 1;          /* waiting for EV_WRITE */
 	unsigned in_loop : 1;          /* inside conn_process: output is flushed on the way out */
 	unsigned handshaking : 1;      /* TLS handshake not finished */
+	unsigned cert_noted : 1;       /* a handler logged trouble with the client
+	                                * certificate: once a connection is enough */
 	struct ssl_st *ssl;            /* NULL on plain HTTP listeners */
 	int64_t deadline;              /* monotonic ms by which the TLS handshake, or
 	                                * lingering, must be over */

@@ -594,31 +594,37 @@ tls_accept(struct tls_listener *t, int fd)
 	return ssl;
 }
 
-int
+ssize_t
 tls_client_cert(SSL *ssl, char *subject, size_t slen, char *fp, size_t flen)
 {
 	X509 *x = SSL_get0_peer_certificate(ssl);
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
+	char *text = NULL;
+	long n = -1;
 
-	if (x == NULL || SSL_get_verify_result(ssl) != X509_V_OK || flen < 65)
-		return 0;
-	BIO *b = BIO_new(BIO_s_mem());
-	if (b == NULL)
-		return 0;
-	X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
-	int n = BIO_read(b, subject, (int)slen - 1);
-	subject[n > 0 ? n : 0] = '\0';
-	BIO_free(b);
-	/* A subject is the CA's text, but it goes into a header: no control bytes. */
-	for (char *p = subject; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	if (X509_digest(x, EVP_sha256(), md, &mdlen) != 1)
-		return 0;
+	if (x == NULL || SSL_get_verify_result(ssl) != X509_V_OK || flen < 65 || slen == 0)
+		return -1;
+	if (X509_digest(x, EVP_sha256(), md, &mdlen) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
 	for (unsigned i = 0; i < mdlen && 2 * i + 2 < flen; i++)
 		snprintf(fp + 2 * i, 3, "%02x", md[i]);
-	return 1;
+	/* Printed whole into memory first: only its full length tells whether it fits. */
+	BIO *b = BIO_new(BIO_s_mem());
+	if (b != NULL && X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0)
+		n = BIO_get_mem_data(b, &text);
+	if (n >= 0 && (size_t)n < slen) {
+		/* A subject is the CA's text, but it goes into a header: no control bytes. */
+		for (long i = 0; i < n; i++)
+			subject[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' :
+			    text[i];
+		subject[n] = '\0';
+	}
+	BIO_free(b);
+	ERR_clear_error();
+	return n;
 }
 
 /* Maps what SSL_read or SSL_write returned (n <= 0) to the recv/send

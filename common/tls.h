@@ -36,10 +36,14 @@ void tls_listener_free(struct tls_listener *t);
 struct ssl_st *tls_accept(struct tls_listener *t, int fd);
 /*
  * The client certificate of a finished handshake, when one was presented
- * and verified: its subject (RFC 2253) and SHA-256 fingerprint (hex).
- * Returns 1 and fills both, else 0.
+ * and verified: its SHA-256 fingerprint (64 hex digits and a NUL; flen >=
+ * 65) goes into fp, and its subject (RFC 2253, control bytes as '?') into
+ * subject with a NUL when the whole of it fits in slen bytes.  Returns the
+ * subject's length, which is slen or more when it did not fit (subject is
+ * then untouched: a subject is never cut), or -1 when there is no verified
+ * certificate (or no memory to print its subject).
  */
-int tls_client_cert(struct ssl_st *ssl, char *subject, size_t slen, char *fp, size_t flen);
+ssize_t tls_client_cert(struct ssl_st *ssl, char *subject, size_t slen, char *fp, size_t flen);
 /*
  * Session tickets: one set of keys for the whole process, so a ticket from
  * any worker resumes on any other.  tls_tickets_start makes a random key

@@ -1,6 +1,7 @@
 #include "proxy/proxy.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,6 +34,12 @@
 #define MAX_TRUSTED 16
 #define REPLAY_MAX (64 * 1024)  /* request body kept for retries */
 #define REQUEST_BUFFER_MAX (16 * 1024 * 1024)
+#define UPGRADE_MAX 8           /* protocols one route lets through an Upgrade */
+#define UPGRADE_LEN 48          /* the longest, "name/version", with its NUL */
+#define REQUEST_ID_MAX 128      /* a longer X-Request-Id is replaced */
+/* The longest X-Client-Cert-Subject: a longer one is left out, never cut
+ * (RFC 2253 puts the most specific name, the CN, at the end). */
+#define CERT_SUBJECT_MAX 4096
 
 struct cidr {
 	int family;
@@ -48,6 +56,10 @@ struct proxy_conf {
 	size_t request_buffer;       /* a body up to this is read whole before a server is picked */
 	struct cidr trusted[MAX_TRUSTED];
 	unsigned ntrusted;
+	int underscores;             /* [global] underscores_in_headers */
+	enum { RID_TRUSTED, RID_KEEP, RID_GENERATE } request_id;
+	unsigned nupgrade;           /* upgrade = ...: protocols passed on, lower case */
+	char upgrade[UPGRADE_MAX][UPGRADE_LEN];
 };
 
 enum ustate { U_CONNECTING, U_HANDSHAKE, U_ACTIVE, U_IDLE };
@@ -181,6 +193,68 @@ proxy_free_conf(void *p)
 	free(pc);
 }
 
+/* Whether s[0..len) is a token (RFC 9110 5.6.2). */
+static int
+is_token(const char *s, size_t len)
+{
+	static const char tspecial[] = "!#$%&'*+-.^_`|~";
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!(c >= '0' && c <= '9') && !((c | 0x20) >= 'a' && (c | 0x20) <= 'z') &&
+		    (c == '\0' || strchr(tspecial, c) == NULL))
+			return 0;
+	}
+	return len > 0;
+}
+
+/*
+ * upgrade = off | PROTOCOL[/VERSION] ...: the protocols a client may switch
+ * to through this route.  Whatever else an Upgrade offers is not passed on,
+ * since after a 101 the tunnel's bytes bypass routes and header rules.
+ */
+static int
+configure_upgrade(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_kv *k)
+{
+	char *copy = strdup(k->value), *save = NULL, *tok;
+	int rc = 0;
+
+	if (copy == NULL)
+		return -1;
+	pc->nupgrade = 0;
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+		const char *slash = strchr(tok, '/');
+		size_t len = strlen(tok), nlen = slash != NULL ? (size_t)(slash - tok) : len;
+		if (strcmp(tok, "off") == 0 && strcmp(k->value, "off") == 0)
+			break; /* alone: no protocol at all */
+		if (strcmp(tok, "off") == 0 || !is_token(tok, nlen) ||
+		    (slash != NULL && !is_token(slash + 1, len - nlen - 1))) {
+			conf_err(ctx, k->line, ctx->section, "upgrade",
+			    "expected off or protocol names such as websocket, not \"%s\"", tok);
+			rc = -1;
+			break;
+		}
+		if ((nlen == 3 && strncasecmp(tok, "h2c", 3) == 0) ||
+		    (nlen == 2 && strncasecmp(tok, "h2", 2) == 0)) {
+			conf_err(ctx, k->line, ctx->section, "upgrade", "\"%s\" is never passed on: "
+			    "upgrading to HTTP/2 is deprecated (RFC 9113 3.1)", tok);
+			rc = -1;
+			break;
+		}
+		if (pc->nupgrade == UPGRADE_MAX || len >= UPGRADE_LEN) {
+			conf_err(ctx, k->line, ctx->section, "upgrade", "expected up to %d protocol names "
+			    "of up to %d bytes", UPGRADE_MAX, UPGRADE_LEN - 1);
+			rc = -1;
+			break;
+		}
+		for (size_t i = 0; i <= len; i++)
+			pc->upgrade[pc->nupgrade][i] = (char)tolower((unsigned char)tok[i]);
+		pc->nupgrade++;
+	}
+	free(copy);
+	return rc;
+}
+
 static int
 proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv)
 {
@@ -248,6 +322,25 @@ proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_k
 		}
 		free(copy);
 	}
+	pc->underscores = ctx->conf->global.underscores_in_headers;
+	if ((k = conf_route_kv(rt, "request_id")) != NULL) {
+		if (strcmp(k->value, "trusted") == 0)
+			pc->request_id = RID_TRUSTED;
+		else if (strcmp(k->value, "keep") == 0)
+			pc->request_id = RID_KEEP;
+		else if (strcmp(k->value, "generate") == 0)
+			pc->request_id = RID_GENERATE;
+		else {
+			conf_err(ctx, k->line, ctx->section, "request_id",
+			    "expected trusted, keep or generate");
+			rc = -1;
+		}
+	}
+	/* WebSocket, and nothing else, unless the route says otherwise. */
+	pc->nupgrade = 1;
+	strcpy(pc->upgrade[0], "websocket");
+	if ((k = conf_route_kv(rt, "upgrade")) != NULL && configure_upgrade(ctx, pc, k) < 0)
+		rc = -1;
 	return rc;
 }
 
@@ -382,6 +475,182 @@ is_hop_header(const struct http_header *h, const struct http_request *hr)
 	return named_in_connection(hr->headers, hr->nheaders, h);
 }
 
+/*
+ * Whether a header name is lc (lower case), or starts with it when prefix,
+ * once '_' and '-' are taken as equal: CGI-style servers (WSGI, PHP, Rack)
+ * read both X_Forwarded_For and X-Forwarded-For as HTTP_X_FORWARDED_FOR.
+ */
+static int
+name_folds_to(const char *s, size_t len, const char *lc, int prefix)
+{
+	size_t i;
+
+	for (i = 0; i < len && lc[i] != '\0'; i++) {
+		int c = tolower((unsigned char)s[i]);
+		if ((c == '_' ? '-' : c) != lc[i])
+			return 0;
+	}
+	return lc[i] == '\0' && (prefix || i == len);
+}
+
+/*
+ * Whether a header name with an underscore stands, for a CGI-style server,
+ * for one that portico sets, replaces or strips: such a name is never passed
+ * on, even with underscores_in_headers, or a client could forge what
+ * portico vouches for (X_Client_Cert_Subject for a certificate).  Names
+ * without a '-' (Host, Connection, TE, Upgrade, Forwarded...) are left out:
+ * a name with '_' never folds to one.
+ */
+static int
+folds_to_ours(const struct http_header *h)
+{
+	static const char *const names[] = {
+		"content-length", "transfer-encoding", "keep-alive", "max-forwards", "x-real-ip",
+		"x-request-id", NULL,
+	};
+	static const char *const prefixes[] = { "x-forwarded-", "x-client-cert-", "proxy-", NULL };
+
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (name_folds_to(h->name, h->name_len, names[i], 0))
+			return 1;
+	for (size_t i = 0; prefixes[i] != NULL; i++)
+		if (name_folds_to(h->name, h->name_len, prefixes[i], 1))
+			return 1;
+	return 0;
+}
+
+/* The length of the protocol name in an Upgrade element "name[/version]". */
+static size_t
+protocol_name_len(const char *tok, size_t len)
+{
+	const char *slash = memchr(tok, '/', len);
+
+	return slash != NULL ? (size_t)(slash - tok) : len;
+}
+
+/*
+ * Whether the route lets the protocol tok[0..len) of an Upgrade through:
+ * an upgrade entry "name" allows the protocol at any version, one with
+ * "/version" that version only, both compared without regard to case.
+ * O(entries), at most UPGRADE_MAX, and only for requests with an Upgrade.
+ */
+static int
+upgrade_allowed(const struct proxy_conf *pc, const char *tok, size_t len)
+{
+	size_t nlen = protocol_name_len(tok, len);
+
+	for (unsigned i = 0; i < pc->nupgrade; i++) {
+		const char *a = pc->upgrade[i];
+		size_t alen = strlen(a);
+		if ((alen == len && strncasecmp(a, tok, len) == 0) ||
+		    (strchr(a, '/') == NULL && alen == nlen && strncasecmp(a, tok, nlen) == 0))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Appends to b (when not NULL) the protocols of the client's Upgrade lines
+ * that the route allows, as one list, and returns how many there are: with
+ * none, the request goes on as a plain one.
+ */
+static unsigned
+upgrade_offer(const struct proxy_conf *pc, const struct http_request *hr, struct sbuf *b)
+{
+	unsigned n = 0;
+
+	if (!(hr->flags & HTTP_F_UPGRADE))
+		return 0; /* without Connection: upgrade, Upgrade is only hop-by-hop */
+	for (unsigned i = 0; i < hr->nheaders; i++) {
+		const struct http_header *h = &hr->headers[i];
+		const char *p = h->value, *tok;
+		size_t len;
+		if (!http_token_eq(h->name, h->name_len, "upgrade"))
+			continue;
+		while (http_list_next(&p, h->value + h->value_len, &tok, &len)) {
+			if (!upgrade_allowed(pc, tok, len))
+				continue;
+			if (b != NULL) {
+				sbuf_str(b, n > 0 ? ", " : "Connection: upgrade\r\nUpgrade: ");
+				sbuf_add(b, tok, len);
+			}
+			n++;
+		}
+	}
+	if (b != NULL && n > 0)
+		sbuf_str(b, "\r\n");
+	return n;
+}
+
+/*
+ * Whether a 101 switches to protocols we offered (RFC 9110 7.8: its
+ * Upgrade names them): each must be allowed and be one the client asked for.
+ */
+static int
+upgrade_answer_ok(const struct proxy_conf *pc, const struct http_request *hr,
+    const struct http_response *rs)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < rs->nheaders; i++) {
+		const struct http_header *h = &rs->headers[i];
+		const char *p = h->value, *tok;
+		size_t len;
+		if (!http_token_eq(h->name, h->name_len, "upgrade"))
+			continue;
+		while (http_list_next(&p, h->value + h->value_len, &tok, &len)) {
+			size_t nlen = protocol_name_len(tok, len);
+			int asked = 0;
+			if (!upgrade_allowed(pc, tok, len))
+				return 0;
+			for (unsigned j = 0; j < hr->nheaders && !asked; j++) {
+				const struct http_header *c = &hr->headers[j];
+				const char *q = c->value, *ct;
+				size_t clen;
+				if (!http_token_eq(c->name, c->name_len, "upgrade"))
+					continue;
+				while (!asked && http_list_next(&q, c->value + c->value_len, &ct, &clen))
+					asked = protocol_name_len(ct, clen) == nlen &&
+					    strncasecmp(ct, tok, nlen) == 0;
+			}
+			if (!asked)
+				return 0;
+			n++;
+		}
+	}
+	return n > 0;
+}
+
+/* Whether a client's X-Request-Id may be passed on: 1 to REQUEST_ID_MAX
+ * visible ASCII characters (it goes into the server's logs). */
+static int
+request_id_ok(const struct http_header *h)
+{
+	if (h->value_len == 0 || h->value_len > REQUEST_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < h->value_len; i++)
+		if ((unsigned char)h->value[i] <= 0x20 || (unsigned char)h->value[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+/* The subject of a client certificate too long for X-Client-Cert-Subject:
+ * said once a connection, and within the worker's budget for client
+ * trouble, since a client can make it happen on every request. */
+static void
+note_long_subject(struct conn *c, ssize_t len)
+{
+	char peer[INET6_ADDRSTRLEN];
+
+	if (c->cert_noted)
+		return;
+	c->cert_noted = 1;
+	if (log_enabled(LOG_LVL_WARN) && worker_log_client_error(c->w))
+		log_warnx("conn %d from %s: client certificate subject of %zd bytes is longer "
+		    "than %d: X-Client-Cert-Subject not sent", c->fd, conn_peer(c, peer, sizeof(peer)),
+		    len, CERT_SUBJECT_MAX);
+}
+
 /* Appends the path for the backend: the target as sent, or with the route prefix stripped. */
 static void
 add_target(struct sbuf *b, const struct request *r, const struct proxy_conf *pc)
@@ -428,6 +697,7 @@ build_head(struct proxy_req *pr)
 	struct sbuf *b = &pr->head;
 	char peer[INET6_ADDRSTRLEN];
 	const struct http_header *xff = NULL, *rid = NULL;
+	unsigned nrid = 0;
 	int trusted = 0;
 	long mf = max_forwards(hr);
 
@@ -445,15 +715,26 @@ build_head(struct proxy_req *pr)
 	sbuf_str(b, "\r\n");
 	for (unsigned i = 0; i < hr->nheaders; i++) {
 		const struct http_header *h = &hr->headers[i];
+		/* Names with '_' are dropped, as nginx does, unless
+		 * underscores_in_headers; and never one a CGI server would
+		 * read as ours. */
+		if (memchr(h->name, '_', h->name_len) != NULL && (!pc->underscores || folds_to_ours(h)))
+			continue;
 		if (http_token_eq(h->name, h->name_len, "x-forwarded-for")) {
 			xff = h;
 			continue;
 		}
 		if (http_token_eq(h->name, h->name_len, "x-request-id")) {
 			rid = h;
+			nrid++;
 			continue;
 		}
-		if (is_hop_header(h, hr) || (pc->forwarded && http_token_eq(h->name, h->name_len, "forwarded")))
+		if (is_hop_header(h, hr))
+			continue;
+		/* Who the client is, said by anyone but a trusted proxy, is a forgery. */
+		if (http_token_eq(h->name, h->name_len, "forwarded") && (pc->forwarded || !trusted))
+			continue;
+		if (!trusted && http_token_eq(h->name, h->name_len, "x-real-ip"))
 			continue;
 		if (mf > 0 && http_token_eq(h->name, h->name_len, "max-forwards"))
 			continue; /* sent below, one less */
@@ -522,11 +803,20 @@ build_head(struct proxy_req *pr)
 		}
 		sbuf_str(b, "\r\n");
 	}
-	char subject[512], fp[72];
-	if (r->conn->ssl != NULL && tls_client_cert(r->conn->ssl, subject, sizeof(subject), fp, sizeof(fp)))
-		sbuf_printf(b, "X-Client-Cert-Subject: %s\r\nX-Client-Cert-Fingerprint: %s\r\n", subject, fp);
+	char subject[CERT_SUBJECT_MAX + 1], fp[72];
+	ssize_t sl;
+	if (r->conn->ssl != NULL &&
+	    (sl = tls_client_cert(r->conn->ssl, subject, sizeof(subject), fp, sizeof(fp))) >= 0) {
+		if ((size_t)sl < sizeof(subject))
+			sbuf_printf(b, "X-Client-Cert-Subject: %s\r\n", subject);
+		else
+			note_long_subject(r->conn, sl);
+		sbuf_printf(b, "X-Client-Cert-Fingerprint: %s\r\n", fp);
+	}
+	/* One id, and only from whom the route believes; else a fresh one. */
+	int keep_rid = pc->request_id == RID_KEEP || (pc->request_id == RID_TRUSTED && trusted);
 	sbuf_str(b, "X-Request-Id: ");
-	if (rid != NULL && rid->value_len > 0 && rid->value_len <= 128) {
+	if (keep_rid && nrid == 1 && request_id_ok(rid)) {
 		sbuf_add(b, rid->value, rid->value_len);
 	} else {
 		struct { const void *p; struct timespec t; uint64_t n; } seed = { pr, r->start, pr->pw->rng++ };
@@ -542,13 +832,9 @@ build_head(struct proxy_req *pr)
 	} else if (hr->flags & HTTP_F_HAS_CL) {
 		sbuf_printf(b, "Content-Length: %lld\r\n", (long long)hr->content_length);
 	}
-	const struct http_header *up = (hr->flags & HTTP_F_UPGRADE) ? http_find_header(hr, "upgrade") : NULL;
-	if (up != NULL) {
-		/* A protocol switch (WebSocket) is asked for: pass it on, hop by hop. */
-		sbuf_str(b, "Connection: upgrade\r\nUpgrade: ");
-		sbuf_add(b, up->value, up->value_len);
-		sbuf_str(b, "\r\n");
-	} else if (pc->pool->keepalive == 0) {
+	/* A switch to a protocol the route allows (WebSocket) is passed on,
+	 * hop by hop; a request offering none goes on as a plain one. */
+	if (upgrade_offer(pc, hr, b) == 0 && pc->pool->keepalive == 0) {
 		sbuf_str(b, "Connection: close\r\n");
 	}
 	sbuf_str(b, "\r\n");
@@ -1005,8 +1291,11 @@ response_head(struct proxy_req *pr, size_t head_len)
 	int64_t clen = -1;
 
 	if (rs->status == 101) {
-		if (!(r->hr->flags & HTTP_F_UPGRADE))
+		if (upgrade_offer(pr->pc, r->hr, NULL) == 0)
 			return backend_failed(pr, 502, "101 Switching Protocols not asked for", 0), -1;
+		if (!upgrade_answer_ok(pr->pc, r->hr, rs))
+			return backend_failed(pr, 502, "101 Switching Protocols to a protocol not offered",
+			    0), -1;
 		return tunnel_begin(pr, head_len);
 	}
 	if (rs->status >= 100 && rs->status < 200) {
@@ -1576,7 +1865,8 @@ proxy_main_stop(void *state)
 }
 
 static const char *const proxy_keys[] = {
-	"strip_prefix", "host_header", "forwarded", "trusted_proxies", "request_buffer", NULL,
+	"strip_prefix", "host_header", "forwarded", "trusted_proxies", "request_buffer", "request_id",
+	"upgrade", NULL,
 };
 
 const struct handler_ops proxy_ops = {

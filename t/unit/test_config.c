@@ -242,6 +242,7 @@ test_minimal_and_defaults(void)
 	is(g->max_headers, 100, "default max_headers");
 	is(g->max_body_size, 1048576, "default max_body_size 1m");
 	is(g->server_tokens, 1, "default server_tokens on");
+	is(g->underscores_in_headers, 0, "default underscores_in_headers off");
 
 	is(conf->nlistens, 1, "one listener");
 	is_str(conf->listens[0].name, "a", "listener name");
@@ -333,6 +334,10 @@ test_bools_workers_levels(void)
 		    "bool %s is %d", bools[i].v, bools[i].want);
 	}
 	global_bad("server_tokens = maybe", "F:2: [global] server_tokens: expected on or off, not \"maybe\"");
+	ok(global_line("underscores_in_headers = on") && conf->global.underscores_in_headers == 1,
+	    "underscores_in_headers on");
+	global_bad("underscores_in_headers = 2",
+	    "F:2: [global] underscores_in_headers: expected on or off, not \"2\"");
 
 	ok(global_line("workers = auto") && conf->global.workers == 0, "workers auto");
 	ok(global_line("workers = 4") && conf->global.workers == 4, "workers 4");
@@ -692,7 +697,7 @@ test_dump(void)
 		"access_log_format", "shutdown_timeout", "header_timeout", "body_timeout",
 		"keepalive_timeout", "send_timeout", "linger_timeout", "keepalive_requests",
 		"max_request_line", "max_header_size", "max_headers", "max_body_size",
-		"server_tokens", NULL,
+		"server_tokens", "underscores_in_headers", NULL,
 	};
 	const char *text =
 	    "[global]\nworkers = 3\nmax_connections = 50\nuser = nobody\nerror_log = /tmp/e.log\n"
@@ -700,7 +705,7 @@ test_dump(void)
 	    "shutdown_timeout = 1500ms\nheader_timeout = 3s\nbody_timeout = 4s\n"
 	    "keepalive_timeout = 0\nsend_timeout = 1m30s\nlinger_timeout = 1h\n"
 	    "keepalive_requests = 7\nmax_request_line = 1k\nmax_header_size = 2k\n"
-	    "max_headers = 9\nmax_body_size = 0\nserver_tokens = off\n"
+	    "max_headers = 9\nmax_body_size = 0\nserver_tokens = off\nunderscores_in_headers = on\n"
 	    "[listen:a]\naddress = :8080\nbacklog = 64\n[listen:b]\naddress = [::1]:81\n"
 	    "[route:r]\nlisten = b\nhost = x.com\npath = /p\nreturn = 200 hi\n"
 	    "[route:s]\nstatus = json\n";
@@ -721,7 +726,8 @@ test_dump(void)
 	    "access_log_format = json\nshutdown_timeout = 1500ms\nheader_timeout = 3s\n"
 	    "body_timeout = 4s\nkeepalive_timeout = 0s\nsend_timeout = 90s\nlinger_timeout = 1h\n"
 	    "linger_time = 30s\nkeepalive_requests = 7\nmax_request_line = 1k\nmax_header_size = 2k\nmax_headers = 9\n"
-	    "max_body_size = 0\nserver_tokens = off\ntls_ticket_rotate = 12h\ntls_handshake_timeout = 0s\n\n[listen:a]\naddress = :8080\nbacklog = 64\n"
+	    "max_body_size = 0\nserver_tokens = off\nunderscores_in_headers = on\n"
+	    "tls_ticket_rotate = 12h\ntls_handshake_timeout = 0s\n\n[listen:a]\naddress = :8080\nbacklog = 64\n"
 	    "\n[listen:b]\naddress = [::1]:81\nbacklog = 511\n"
 	    "\n[route:r]\nlisten = b\nhost = x.com\npath = /p\nreturn = 200 hi\n"
 	    "\n[route:s]\nlisten = a\nlisten = b\npath = /\nstatus = json\n") != NULL,
