@@ -26,105 +26,11 @@
 #include "common/tls.h"
 #include "common/server.h"
 #include "common/units.h"
+#include "proxy/head.h"
 #include "proxy/health.h"
 #include "proxy/pool.h"
+#include "proxy/proxy-t.h"
 #include "proxy/resolve.h"
-
-#define UPSTREAM_IN_SIZE (32 * 1024)
-#define MAX_TRUSTED 16
-#define REPLAY_MAX (64 * 1024)  /* request body kept for retries */
-#define REQUEST_BUFFER_MAX (16 * 1024 * 1024)
-#define UPGRADE_MAX 8           /* protocols one route lets through an Upgrade */
-#define UPGRADE_LEN 48          /* the longest, "name/version", with its NUL */
-#define REQUEST_ID_MAX 128      /* a longer X-Request-Id is replaced */
-/* The longest X-Client-Cert-Subject: a longer one is left out, never cut
- * (RFC 2253 puts the most specific name, the CN, at the end). */
-#define CERT_SUBJECT_MAX 4096
-
-struct cidr {
-	int family;
-	unsigned char addr[16];
-	unsigned bits;
-};
-
-struct proxy_conf {
-	struct pool *pool;
-	char *strip;                 /* the route's path prefix, when strip_prefix = yes */
-	size_t strip_len;
-	int host_backend;            /* host_header = backend */
-	int forwarded;               /* add an RFC 7239 Forwarded header */
-	size_t request_buffer;       /* a body up to this is read whole before a server is picked */
-	struct cidr trusted[MAX_TRUSTED];
-	unsigned ntrusted;
-	int underscores;             /* [global] underscores_in_headers */
-	enum { RID_TRUSTED, RID_KEEP, RID_GENERATE } request_id;
-	unsigned nupgrade;           /* upgrade = ...: protocols passed on, lower case */
-	char upgrade[UPGRADE_MAX][UPGRADE_LEN];
-};
-
-enum ustate { U_CONNECTING, U_HANDSHAKE, U_ACTIVE, U_IDLE };
-enum rstate { R_HEAD, R_LENGTH, R_CHUNKED, R_CLOSE, R_DONE, R_TUNNEL };
-
-struct proxy_req;
-
-/* One connection to a backend. */
-struct upstream {
-	int fd;
-	struct event ev;             /* EV_READ, kept registered while connected */
-	struct event wev;            /* EV_WRITE, only while connecting or output waits */
-	const struct timeval *rtv;   /* the timeout ev is armed with */
-	unsigned rarmed : 1, warmed : 1;
-	struct event_base *base;
-	struct pool_worker *pw;
-	unsigned idx;
-	enum ustate state;
-	int reused;                  /* came from the idle pool */
-	SSL *ssl;                    /* for servers marked tls */
-	int hs_write;                /* the handshake waits for writable */
-	struct proxy_req *pr;        /* the request using it; NULL while idle */
-	struct sbuf out;             /* bytes for the backend */
-	size_t osent;
-	char *in;                    /* bytes from the backend */
-	size_t inlen;
-	LIST_ENTRY(upstream) link;
-};
-
-/* 1xx heads one response may have before its final one; a server that
- * sends more would fill the client's output without bound. */
-#define INTERIM_MAX 16
-
-/* One proxied request: the client side is r, the backend side is u. */
-struct proxy_req {
-	struct request *r;
-	const struct proxy_conf *pc;
-	struct pool_worker *pw;
-	struct upstream *u;
-	uint64_t tried;
-	unsigned attempts;
-	int fresh_retry;             /* retried once after a reused connection was dead */
-	struct sbuf head;            /* the request head as sent, kept for retries */
-	int body_chunked;            /* the body goes to the backend chunked */
-	int body_done;               /* the client's body is all queued */
-	int buffering;               /* reading the body into replay before any attempt */
-	int body_whole;              /* replay holds the whole body, unframed: Content-Length */
-	int body_written;            /* some body byte reached a backend */
-	struct sbuf replay;          /* the body so far, for a retry (up to replay_limit) */
-	int replay_lost;             /* the body outgrew it: no retry once any is sent */
-	size_t replay_mark;          /* where the bytes being queued start in u->out */
-	int last_status;             /* of the last failed attempt, for the final answer */
-	const char *last_why;
-	int client_paused;
-	int client_eof;              /* tunnel: the client closed its sending side */
-	int reading_paused;          /* client output is backed up */
-	int framed;                  /* the response has a length or is chunked */
-	enum rstate rs;
-	int64_t resp_left;
-	struct http_chunked ch;
-	int resp_started;
-	unsigned interim;            /* 1xx heads seen (bounded: INTERIM_MAX) */
-	int64_t t0;
-	struct http_response resp;   /* last: large */
-};
 
 /* Each worker's pools, found by pointer (a handful per config). */
 struct proxy_worker {
@@ -140,48 +46,6 @@ static void retry_fresh(struct proxy_req *pr);
 
 /* ---- configuration ---- */
 
-static int
-parse_cidr(const char *s, struct cidr *c)
-{
-	char buf[64];
-	const char *slash = strchr(s, '/');
-	uint64_t bits;
-
-	snprintf(buf, sizeof(buf), "%.*s", slash ? (int)(slash - s) : (int)strlen(s), s);
-	if (inet_pton(AF_INET, buf, c->addr) == 1) {
-		c->family = AF_INET;
-		c->bits = 32;
-	} else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
-		c->family = AF_INET6;
-		c->bits = 128;
-	} else {
-		return -1;
-	}
-	if (slash != NULL) {
-		if (units_count(slash + 1, c->bits, &bits) < 0)
-			return -1;
-		c->bits = (unsigned)bits;
-	}
-	return 0;
-}
-
-static int
-cidr_match(const struct cidr *c, const struct sockaddr_in6 *peer)
-{
-	const unsigned char *a;
-
-	if (peer->sin6_family != c->family)
-		return 0;
-	a = c->family == AF_INET ? (const unsigned char *)&((const struct sockaddr_in *)peer)->sin_addr :
-	    (const unsigned char *)&peer->sin6_addr;
-	for (unsigned i = 0; i < c->bits; i++) {
-		unsigned byte = i / 8, bit = 7 - i % 8;
-		if (((a[byte] >> bit) & 1) != ((c->addr[byte] >> bit) & 1))
-			return 0;
-	}
-	return 1;
-}
-
 static void
 proxy_free_conf(void *p)
 {
@@ -191,68 +55,6 @@ proxy_free_conf(void *p)
 		return;
 	free(pc->strip);
 	free(pc);
-}
-
-/* Whether s[0..len) is a token (RFC 9110 5.6.2). */
-static int
-is_token(const char *s, size_t len)
-{
-	static const char tspecial[] = "!#$%&'*+-.^_`|~";
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!(c >= '0' && c <= '9') && !((c | 0x20) >= 'a' && (c | 0x20) <= 'z') &&
-		    (c == '\0' || strchr(tspecial, c) == NULL))
-			return 0;
-	}
-	return len > 0;
-}
-
-/*
- * upgrade = off | PROTOCOL[/VERSION] ...: the protocols a client may switch
- * to through this route.  Whatever else an Upgrade offers is not passed on,
- * since after a 101 the tunnel's bytes bypass routes and header rules.
- */
-static int
-configure_upgrade(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_kv *k)
-{
-	char *copy = strdup(k->value), *save = NULL, *tok;
-	int rc = 0;
-
-	if (copy == NULL)
-		return -1;
-	pc->nupgrade = 0;
-	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
-		const char *slash = strchr(tok, '/');
-		size_t len = strlen(tok), nlen = slash != NULL ? (size_t)(slash - tok) : len;
-		if (strcmp(tok, "off") == 0 && strcmp(k->value, "off") == 0)
-			break; /* alone: no protocol at all */
-		if (strcmp(tok, "off") == 0 || !is_token(tok, nlen) ||
-		    (slash != NULL && !is_token(slash + 1, len - nlen - 1))) {
-			conf_err(ctx, k->line, ctx->section, "upgrade",
-			    "expected off or protocol names such as websocket, not \"%s\"", tok);
-			rc = -1;
-			break;
-		}
-		if ((nlen == 3 && strncasecmp(tok, "h2c", 3) == 0) ||
-		    (nlen == 2 && strncasecmp(tok, "h2", 2) == 0)) {
-			conf_err(ctx, k->line, ctx->section, "upgrade", "\"%s\" is never passed on: "
-			    "upgrading to HTTP/2 is deprecated (RFC 9113 3.1)", tok);
-			rc = -1;
-			break;
-		}
-		if (pc->nupgrade == UPGRADE_MAX || len >= UPGRADE_LEN) {
-			conf_err(ctx, k->line, ctx->section, "upgrade", "expected up to %d protocol names "
-			    "of up to %d bytes", UPGRADE_MAX, UPGRADE_LEN - 1);
-			rc = -1;
-			break;
-		}
-		for (size_t i = 0; i <= len; i++)
-			pc->upgrade[pc->nupgrade][i] = (char)tolower((unsigned char)tok[i]);
-		pc->nupgrade++;
-	}
-	free(copy);
-	return rc;
 }
 
 static int
@@ -312,7 +114,7 @@ proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_k
 	if ((k = conf_route_kv(rt, "trusted_proxies")) != NULL) {
 		char *copy = strdup(k->value), *save = NULL, *tok;
 		for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
-			if (pc->ntrusted == MAX_TRUSTED || parse_cidr(tok, &pc->trusted[pc->ntrusted]) < 0) {
+			if (pc->ntrusted == MAX_TRUSTED || head_parse_cidr(tok, &pc->trusted[pc->ntrusted]) < 0) {
 				conf_err(ctx, k->line, ctx->section, "trusted_proxies",
 				    "expected up to %d addresses or CIDR blocks, not \"%s\"", MAX_TRUSTED, tok);
 				rc = -1;
@@ -339,7 +141,7 @@ proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_k
 	/* WebSocket, and nothing else, unless the route says otherwise. */
 	pc->nupgrade = 1;
 	strcpy(pc->upgrade[0], "websocket");
-	if ((k = conf_route_kv(rt, "upgrade")) != NULL && configure_upgrade(ctx, pc, k) < 0)
+	if ((k = conf_route_kv(rt, "upgrade")) != NULL && head_configure_upgrade(ctx, pc, k) < 0)
 		rc = -1;
 	return rc;
 }
@@ -436,408 +238,6 @@ pool_worker_for(struct request *r, const struct pool *pool)
 	v[pxw->n++] = pw;
 	pool_worker_register(pw);
 	return pw;
-}
-
-/* ---- the request head for the backend ---- */
-
-/* Whether a Connection field of the message names h (RFC 9110 7.6.1). */
-static int
-named_in_connection(const struct http_header *hs, unsigned n, const struct http_header *h)
-{
-	for (unsigned i = 0; i < n; i++) {
-		const struct http_header *c = &hs[i];
-		if (!http_token_eq(c->name, c->name_len, "connection"))
-			continue;
-		const char *p = c->value, *tok;
-		size_t len;
-		while (http_list_next(&p, c->value + c->value_len, &tok, &len))
-			if (len == h->name_len && strncasecmp(tok, h->name, len) == 0)
-				return 1;
-	}
-	return 0;
-}
-
-static int
-is_hop_header(const struct http_header *h, const struct http_request *hr)
-{
-	static const char *const hop[] = {
-		"connection", "keep-alive", "te", "trailer", "upgrade", "transfer-encoding",
-		"content-length", "host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-		"x-client-cert-subject", "x-client-cert-fingerprint",
-		NULL,
-	};
-	for (size_t i = 0; hop[i] != NULL; i++)
-		if (http_token_eq(h->name, h->name_len, hop[i]))
-			return 1;
-	if (h->name_len >= 6 && strncasecmp(h->name, "proxy-", 6) == 0)
-		return 1; /* Proxy-* is for the proxy, not the origin */
-	/* And whatever the Connection header names. */
-	return named_in_connection(hr->headers, hr->nheaders, h);
-}
-
-/*
- * Whether a header name is lc (lower case), or starts with it when prefix,
- * once '_' and '-' are taken as equal: CGI-style servers (WSGI, PHP, Rack)
- * read both X_Forwarded_For and X-Forwarded-For as HTTP_X_FORWARDED_FOR.
- */
-static int
-name_folds_to(const char *s, size_t len, const char *lc, int prefix)
-{
-	size_t i;
-
-	for (i = 0; i < len && lc[i] != '\0'; i++) {
-		int c = tolower((unsigned char)s[i]);
-		if ((c == '_' ? '-' : c) != lc[i])
-			return 0;
-	}
-	return lc[i] == '\0' && (prefix || i == len);
-}
-
-/*
- * Whether a header name with an underscore stands, for a CGI-style server,
- * for one that portico sets, replaces or strips: such a name is never passed
- * on, even with underscores_in_headers, or a client could forge what
- * portico vouches for (X_Client_Cert_Subject for a certificate).  Names
- * without a '-' (Host, Connection, TE, Upgrade, Forwarded...) are left out:
- * a name with '_' never folds to one.
- */
-static int
-folds_to_ours(const struct http_header *h)
-{
-	static const char *const names[] = {
-		"content-length", "transfer-encoding", "keep-alive", "max-forwards", "x-real-ip",
-		"x-request-id", NULL,
-	};
-	static const char *const prefixes[] = { "x-forwarded-", "x-client-cert-", "proxy-", NULL };
-
-	for (size_t i = 0; names[i] != NULL; i++)
-		if (name_folds_to(h->name, h->name_len, names[i], 0))
-			return 1;
-	for (size_t i = 0; prefixes[i] != NULL; i++)
-		if (name_folds_to(h->name, h->name_len, prefixes[i], 1))
-			return 1;
-	return 0;
-}
-
-/* The length of the protocol name in an Upgrade element "name[/version]". */
-static size_t
-protocol_name_len(const char *tok, size_t len)
-{
-	const char *slash = memchr(tok, '/', len);
-
-	return slash != NULL ? (size_t)(slash - tok) : len;
-}
-
-/*
- * Whether the route lets the protocol tok[0..len) of an Upgrade through:
- * an upgrade entry "name" allows the protocol at any version, one with
- * "/version" that version only, both compared without regard to case.
- * O(entries), at most UPGRADE_MAX, and only for requests with an Upgrade.
- */
-static int
-upgrade_allowed(const struct proxy_conf *pc, const char *tok, size_t len)
-{
-	size_t nlen = protocol_name_len(tok, len);
-
-	for (unsigned i = 0; i < pc->nupgrade; i++) {
-		const char *a = pc->upgrade[i];
-		size_t alen = strlen(a);
-		if ((alen == len && strncasecmp(a, tok, len) == 0) ||
-		    (strchr(a, '/') == NULL && alen == nlen && strncasecmp(a, tok, nlen) == 0))
-			return 1;
-	}
-	return 0;
-}
-
-/*
- * Appends to b (when not NULL) the protocols of the client's Upgrade lines
- * that the route allows, as one list, and returns how many there are: with
- * none, the request goes on as a plain one.
- */
-static unsigned
-upgrade_offer(const struct proxy_conf *pc, const struct http_request *hr, struct sbuf *b)
-{
-	unsigned n = 0;
-
-	if (!(hr->flags & HTTP_F_UPGRADE))
-		return 0; /* without Connection: upgrade, Upgrade is only hop-by-hop */
-	for (unsigned i = 0; i < hr->nheaders; i++) {
-		const struct http_header *h = &hr->headers[i];
-		const char *p = h->value, *tok;
-		size_t len;
-		if (!http_token_eq(h->name, h->name_len, "upgrade"))
-			continue;
-		while (http_list_next(&p, h->value + h->value_len, &tok, &len)) {
-			if (!upgrade_allowed(pc, tok, len))
-				continue;
-			if (b != NULL) {
-				sbuf_str(b, n > 0 ? ", " : "Connection: upgrade\r\nUpgrade: ");
-				sbuf_add(b, tok, len);
-			}
-			n++;
-		}
-	}
-	if (b != NULL && n > 0)
-		sbuf_str(b, "\r\n");
-	return n;
-}
-
-/*
- * Whether a 101 switches to protocols we offered (RFC 9110 7.8: its
- * Upgrade names them): each must be allowed and be one the client asked for.
- */
-static int
-upgrade_answer_ok(const struct proxy_conf *pc, const struct http_request *hr,
-    const struct http_response *rs)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < rs->nheaders; i++) {
-		const struct http_header *h = &rs->headers[i];
-		const char *p = h->value, *tok;
-		size_t len;
-		if (!http_token_eq(h->name, h->name_len, "upgrade"))
-			continue;
-		while (http_list_next(&p, h->value + h->value_len, &tok, &len)) {
-			size_t nlen = protocol_name_len(tok, len);
-			int asked = 0;
-			if (!upgrade_allowed(pc, tok, len))
-				return 0;
-			for (unsigned j = 0; j < hr->nheaders && !asked; j++) {
-				const struct http_header *c = &hr->headers[j];
-				const char *q = c->value, *ct;
-				size_t clen;
-				if (!http_token_eq(c->name, c->name_len, "upgrade"))
-					continue;
-				while (!asked && http_list_next(&q, c->value + c->value_len, &ct, &clen))
-					asked = protocol_name_len(ct, clen) == nlen &&
-					    strncasecmp(ct, tok, nlen) == 0;
-			}
-			if (!asked)
-				return 0;
-			n++;
-		}
-	}
-	return n > 0;
-}
-
-/* Whether a client's X-Request-Id may be passed on: 1 to REQUEST_ID_MAX
- * visible ASCII characters (it goes into the server's logs). */
-static int
-request_id_ok(const struct http_header *h)
-{
-	if (h->value_len == 0 || h->value_len > REQUEST_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < h->value_len; i++)
-		if ((unsigned char)h->value[i] <= 0x20 || (unsigned char)h->value[i] >= 0x7f)
-			return 0;
-	return 1;
-}
-
-/* The subject of a client certificate too long for X-Client-Cert-Subject:
- * said once a connection, and within the worker's budget for client
- * trouble, since a client can make it happen on every request. */
-static void
-note_long_subject(struct conn *c, ssize_t len)
-{
-	char peer[INET6_ADDRSTRLEN];
-
-	if (c->cert_noted)
-		return;
-	c->cert_noted = 1;
-	if (log_enabled(LOG_LVL_WARN) && worker_log_client_error(c->w))
-		log_warnx("conn %d from %s: client certificate subject of %zd bytes is longer "
-		    "than %d: X-Client-Cert-Subject not sent", c->fd, conn_peer(c, peer, sizeof(peer)),
-		    len, CERT_SUBJECT_MAX);
-}
-
-/* Appends the path for the backend: the target as sent, or with the route prefix stripped. */
-static void
-add_target(struct sbuf *b, const struct request *r, const struct proxy_conf *pc)
-{
-	const struct http_request *hr = r->hr;
-
-	if (hr->meth == HTTP_M_OPTIONS && (hr->flags & HTTP_F_NO_PATH) && hr->query == NULL) {
-		sbuf_str(b, "*"); /* RFC 9112 3.2.4: OPTIONS http://h is OPTIONS * to the origin */
-		return;
-	}
-	if (pc->strip == NULL) {
-		sbuf_add(b, hr->path, hr->path_len);
-	} else {
-		/* Strip from the normalized path, then escape what must be. */
-		const char *p = r->npath + pc->strip_len;
-		size_t n = r->npath_len - pc->strip_len;
-		static const char hex[] = "0123456789ABCDEF";
-		if (n == 0 || p[0] != '/')
-			sbuf_str(b, "/");
-		for (size_t i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)p[i];
-			if (c <= 0x20 || c >= 0x7f || c == '%' || c == '?' || c == '#') {
-				char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-				sbuf_add(b, e, 3);
-			} else {
-				sbuf_add(b, p + i, 1);
-			}
-		}
-	}
-	if (hr->query != NULL) {
-		sbuf_str(b, "?");
-		sbuf_add(b, hr->query, hr->query_len);
-	}
-}
-
-static long max_forwards(const struct http_request *hr);
-
-static void
-build_head(struct proxy_req *pr)
-{
-	struct request *r = pr->r;
-	const struct http_request *hr = r->hr;
-	const struct proxy_conf *pc = pr->pc;
-	struct sbuf *b = &pr->head;
-	char peer[INET6_ADDRSTRLEN];
-	const struct http_header *xff = NULL, *rid = NULL;
-	unsigned nrid = 0;
-	int trusted = 0;
-	long mf = max_forwards(hr);
-
-	conn_peer(r->conn, peer, sizeof(peer));
-	for (unsigned i = 0; i < pc->ntrusted && !trusted; i++)
-		trusted = cidr_match(&pc->trusted[i], &r->conn->peer);
-	sbuf_add(b, hr->method, hr->method_len);
-	sbuf_str(b, " ");
-	add_target(b, r, pc);
-	sbuf_str(b, " HTTP/1.1\r\nHost: ");
-	if (pc->host_backend || hr->host == NULL || hr->host_len == 0)
-		sbuf_str(b, pc->pool->servers[pr->u != NULL ? pr->u->idx : 0].name);
-	else
-		sbuf_add(b, hr->host, hr->host_len);
-	sbuf_str(b, "\r\n");
-	for (unsigned i = 0; i < hr->nheaders; i++) {
-		const struct http_header *h = &hr->headers[i];
-		/* Names with '_' are dropped, as nginx does, unless
-		 * underscores_in_headers; and never one a CGI server would
-		 * read as ours. */
-		if (memchr(h->name, '_', h->name_len) != NULL && (!pc->underscores || folds_to_ours(h)))
-			continue;
-		if (http_token_eq(h->name, h->name_len, "x-forwarded-for")) {
-			xff = h;
-			continue;
-		}
-		if (http_token_eq(h->name, h->name_len, "x-request-id")) {
-			rid = h;
-			nrid++;
-			continue;
-		}
-		if (is_hop_header(h, hr))
-			continue;
-		/* Who the client is, said by anyone but a trusted proxy, is a forgery. */
-		if (http_token_eq(h->name, h->name_len, "forwarded") && (pc->forwarded || !trusted))
-			continue;
-		if (!trusted && http_token_eq(h->name, h->name_len, "x-real-ip"))
-			continue;
-		if (mf > 0 && http_token_eq(h->name, h->name_len, "max-forwards"))
-			continue; /* sent below, one less */
-		sbuf_add(b, h->name, h->name_len);
-		sbuf_str(b, ": ");
-		sbuf_add(b, h->value, h->value_len);
-		sbuf_str(b, "\r\n");
-	}
-	if (mf > 0)
-		sbuf_printf(b, "Max-Forwards: %ld\r\n", mf - 1);
-	/* X-Forwarded-For grows only behind proxies we trust; else a client could forge it. */
-	sbuf_str(b, "X-Forwarded-For: ");
-	for (unsigned i = 0; trusted && xff != NULL && i < hr->nheaders; i++) {
-		/* Every X-Forwarded-For line, in order (RFC 9110 5.3: one list). */
-		const struct http_header *h = &hr->headers[i];
-		if (http_token_eq(h->name, h->name_len, "x-forwarded-for") && h->value_len > 0) {
-			sbuf_add(b, h->value, h->value_len);
-			sbuf_str(b, ", ");
-		}
-	}
-	const char *proto = r->conn->ssl != NULL ? "https" : "http";
-	/*
-	 * Behind a trusted proxy (a TLS offloader, say) the scheme and host the
-	 * client used are the ones that proxy passed on; from anyone else they
-	 * are ours to state.
-	 */
-	const struct http_header *xfp = trusted ? http_find_header(hr, "x-forwarded-proto") : NULL;
-	const struct http_header *xfh = trusted ? http_find_header(hr, "x-forwarded-host") : NULL;
-	const char *xproto = proto;
-	if (xfp != NULL && http_token_eq(xfp->value, xfp->value_len, "https"))
-		xproto = "https";
-	else if (xfp != NULL && http_token_eq(xfp->value, xfp->value_len, "http"))
-		xproto = "http";
-	sbuf_printf(b, "%s\r\nX-Forwarded-Proto: %s\r\n", peer, xproto);
-	const char *fh = hr->host;
-	size_t fhl = hr->host_len;
-	if (xfh != NULL && xfh->value_len > 0) {
-		fh = xfh->value;
-		fhl = xfh->value_len;
-	}
-	if (fh != NULL && fhl > 0) {
-		sbuf_str(b, "X-Forwarded-Host: ");
-		sbuf_add(b, fh, fhl);
-		sbuf_str(b, "\r\n");
-	}
-	if (pc->forwarded) {
-		int v6 = strchr(peer, ':') != NULL;
-		sbuf_str(b, "Forwarded: ");
-		/* RFC 7239 4: each proxy appends its element, about the request
-		 * it received (so proto and host are ours, not the X-Forwarded
-		 * ones); a list from an untrusted peer is dropped, as
-		 * X-Forwarded-For is. */
-		for (unsigned i = 0; trusted && i < hr->nheaders; i++) {
-			const struct http_header *h = &hr->headers[i];
-			if (http_token_eq(h->name, h->name_len, "forwarded") && h->value_len > 0) {
-				sbuf_add(b, h->value, h->value_len);
-				sbuf_str(b, ", ");
-			}
-		}
-		sbuf_printf(b, "for=%s%s%s;proto=%s", v6 ? "\"[" : "", peer, v6 ? "]\"" : "",
-		    proto);
-		if (hr->host != NULL && hr->host_len > 0) {
-			sbuf_str(b, ";host=\"");
-			sbuf_add(b, hr->host, hr->host_len);
-			sbuf_str(b, "\"");
-		}
-		sbuf_str(b, "\r\n");
-	}
-	char subject[CERT_SUBJECT_MAX + 1], fp[72];
-	ssize_t sl;
-	if (r->conn->ssl != NULL &&
-	    (sl = tls_client_cert(r->conn->ssl, subject, sizeof(subject), fp, sizeof(fp))) >= 0) {
-		if ((size_t)sl < sizeof(subject))
-			sbuf_printf(b, "X-Client-Cert-Subject: %s\r\n", subject);
-		else
-			note_long_subject(r->conn, sl);
-		sbuf_printf(b, "X-Client-Cert-Fingerprint: %s\r\n", fp);
-	}
-	/* One id, and only from whom the route believes; else a fresh one. */
-	int keep_rid = pc->request_id == RID_KEEP || (pc->request_id == RID_TRUSTED && trusted);
-	sbuf_str(b, "X-Request-Id: ");
-	if (keep_rid && nrid == 1 && request_id_ok(rid)) {
-		sbuf_add(b, rid->value, rid->value_len);
-	} else {
-		struct { const void *p; struct timespec t; uint64_t n; } seed = { pr, r->start, pr->pw->rng++ };
-		sbuf_printf(b, "%016llx", (unsigned long long)pool_hash(&seed, sizeof(seed)));
-	}
-	sbuf_str(b, "\r\n");
-	if (pr->body_whole) {
-		/* Read whole (request_buffer): its length is known, even if it came chunked. */
-		sbuf_printf(b, "Content-Length: %zu\r\n", pr->replay.len);
-	} else if (hr->flags & HTTP_F_CHUNKED) {
-		sbuf_str(b, "Transfer-Encoding: chunked\r\n");
-		pr->body_chunked = 1;
-	} else if (hr->flags & HTTP_F_HAS_CL) {
-		sbuf_printf(b, "Content-Length: %lld\r\n", (long long)hr->content_length);
-	}
-	/* A switch to a protocol the route allows (WebSocket) is passed on,
-	 * hop by hop; a request offering none goes on as a plain one. */
-	if (upgrade_offer(pc, hr, b) == 0 && pc->pool->keepalive == 0) {
-		sbuf_str(b, "Connection: close\r\n");
-	}
-	sbuf_str(b, "\r\n");
 }
 
 /* ---- upstream connections ---- */
@@ -1173,7 +573,7 @@ attempt(struct proxy_req *pr)
 	atomic_fetch_add(&p->servers[idx].active, 1);
 	/* Built per attempt: with host_header = backend the Host names the server. */
 	pr->head.len = 0;
-	build_head(pr);
+	head_build(pr);
 	if (sbuf_failed(&pr->head)) {
 		fail(pr, 500, "out of memory");
 		return;
@@ -1242,7 +642,7 @@ copy_response_headers(struct proxy_req *pr)
 		for (k = 0; skip[k] != NULL; k++)
 			if (http_token_eq(h->name, h->name_len, skip[k]))
 				break;
-		if (skip[k] != NULL || named_in_connection(rs->headers, rs->nheaders, h))
+		if (skip[k] != NULL || head_named_in_connection(rs->headers, rs->nheaders, h))
 			continue;
 		/* Checked by the response parser; the head fits its buffer. */
 		http_resp_header_n(pr->r, h->name, h->name_len, h->value, h->value_len);
@@ -1291,9 +691,9 @@ response_head(struct proxy_req *pr, size_t head_len)
 	int64_t clen = -1;
 
 	if (rs->status == 101) {
-		if (upgrade_offer(pr->pc, r->hr, NULL) == 0)
+		if (head_upgrade_offer(pr->pc, r->hr, NULL) == 0)
 			return backend_failed(pr, 502, "101 Switching Protocols not asked for", 0), -1;
-		if (!upgrade_answer_ok(pr->pc, r->hr, rs))
+		if (!head_upgrade_answer_ok(pr->pc, r->hr, rs))
 			return backend_failed(pr, 502, "101 Switching Protocols to a protocol not offered",
 			    0), -1;
 		return tunnel_begin(pr, head_len);
@@ -1565,26 +965,6 @@ u_on_event(evutil_socket_t fd, short what, void *arg)
 
 /* ---- handler ops ---- */
 
-/* Max-Forwards of a TRACE or OPTIONS (RFC 9110 7.6.2): its value, or -1 when
- * absent, not a number, or on another method (where it means nothing). */
-static long
-max_forwards(const struct http_request *hr)
-{
-	const struct http_header *h;
-	long v = 0;
-
-	if ((hr->meth != HTTP_M_TRACE && hr->meth != HTTP_M_OPTIONS) ||
-	    (h = http_find_header(hr, "max-forwards")) == NULL || h->value_len == 0)
-		return -1;
-	for (size_t i = 0; i < h->value_len; i++) {
-		if (h->value[i] < '0' || h->value[i] > '9')
-			return -1;
-		if (v < 1000000000)
-			v = v * 10 + (h->value[i] - '0');
-	}
-	return v;
-}
-
 /* Max-Forwards: 0 makes us the final recipient: OPTIONS gets an empty 200,
  * TRACE its own request head back, less the fields that carry credentials. */
 static void
@@ -1624,7 +1004,7 @@ proxy_start(struct request *r)
 {
 	const struct proxy_conf *pc = r->route->hconf;
 
-	if (max_forwards(r->hr) == 0) {
+	if (head_max_forwards(r->hr) == 0) {
 		answer_here(r);
 		return;
 	}
