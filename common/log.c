@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,7 +19,9 @@ static struct {
 	_Atomic int fd;
 	_Atomic int level;
 	char path[4096];
-} log_state = { .fd = STDERR_FILENO, .level = LOG_LVL_INFO };
+	uid_t uid;                    /* owner given to files created as root, or -1 */
+	gid_t gid;
+} log_state = { .fd = STDERR_FILENO, .level = LOG_LVL_INFO, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -46,28 +49,86 @@ log_enabled(enum log_level l)
 	return (int)l <= atomic_load_explicit(&log_state.level, memory_order_relaxed);
 }
 
+/*
+ * While root, a log file is handed to the user the process will run as, so
+ * that user can still write to it, and create its successor, after a
+ * rotation (SIGUSR1 arrives after privileges are gone).
+ */
 static int
-open_target(const char *path)
+give_away(int fd)
 {
-	if (path == NULL || path[0] == '\0' || strcmp(path, "stderr") == 0)
-		return STDERR_FILENO;
-	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	struct stat st;
+
+	if (log_state.uid == (uid_t)-1 || geteuid() != 0)
+		return 0;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (st.st_uid == log_state.uid && st.st_gid == log_state.gid)
+		return 0;
+	return fchown(fd, log_state.uid, log_state.gid);
+}
+
+int
+log_file_open(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+	if (fd >= 0 && give_away(fd) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static int
+is_stderr(const char *path)
+{
+	return path == NULL || path[0] == '\0' || strcmp(path, "stderr") == 0;
+}
+
+static void
+set_fd(int fd)
+{
+	int old = atomic_exchange(&log_state.fd, fd);
+
+	if (old != STDERR_FILENO && old != fd)
+		close(old);
 }
 
 int
 log_open(const char *path, enum log_level level)
 {
-	int fd = open_target(path);
+	int fd = is_stderr(path) ? STDERR_FILENO : log_file_open(path);
 
 	if (fd == -1)
 		return -1;
-	int old = atomic_exchange(&log_state.fd, fd);
-	if (old != STDERR_FILENO && old != fd)
-		close(old);
-	snprintf(log_state.path, sizeof(log_state.path), "%s",
-	    path == NULL ? "stderr" : path);
+	if (!is_stderr(path) && strlen(path) >= sizeof(log_state.path)) {
+		close(fd);
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	set_fd(fd);
+	snprintf(log_state.path, sizeof(log_state.path), "%s", is_stderr(path) ? "stderr" : path);
 	atomic_store(&log_state.level, (int)level);
 	return 0;
+}
+
+int
+log_set_owner(uid_t uid, gid_t gid)
+{
+	log_state.uid = uid;
+	log_state.gid = gid;
+	if (strcmp(log_state.path, "stderr") == 0 || log_state.path[0] == '\0')
+		return 0;
+	return give_away(atomic_load(&log_state.fd));
+}
+
+const char *
+log_path(void)
+{
+	return log_state.path;
 }
 
 int
@@ -75,7 +136,11 @@ log_reopen(void)
 {
 	if (strcmp(log_state.path, "stderr") == 0 || log_state.path[0] == '\0')
 		return 0;
-	return log_open(log_state.path, (enum log_level)atomic_load(&log_state.level));
+	int fd = log_file_open(log_state.path);
+	if (fd == -1)
+		return -1;
+	set_fd(fd);
+	return 0;
 }
 
 void

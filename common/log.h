@@ -9,14 +9,24 @@
 #define PORTICO_LOG_H
 
 #include <stdarg.h>
+#include <sys/types.h>
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 /* Opens path ("stderr" or NULL means standard error) for appending and sets
  * the threshold.  Returns 0, or -1 with errno set; the old target stays. */
 int log_open(const char *path, enum log_level level);
-/* Reopens the current file (SIGUSR1, for logrotate).  0 or -1. */
+/* Reopens the current file (SIGUSR1, for logrotate): a new file takes the
+ * place of a renamed one.  0, or -1 with errno set; the old file stays. */
 int log_reopen(void);
+/* The error log's path, or "stderr". */
+const char *log_path(void);
+/* Files opened from now on while root, and the error log open now, are
+ * given to uid:gid, the user privileges are dropped to.  0 or -1. */
+int log_set_owner(uid_t uid, gid_t gid);
+/* Opens a log file (the error log or the access log) for appending,
+ * creating it 0640 and giving it to the owner above.  An fd or -1. */
+int log_file_open(const char *path);
 void log_close(void);
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level l);

@@ -4,6 +4,7 @@
  * knows them only through struct handler_ops.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <openssl/opensslv.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -32,8 +33,6 @@
 #endif
 
 #define QUICK_ADDRESS "127.0.0.1:8000"
-#define EXIT_USAGE 64
-#define EXIT_CONFIG 78
 
 static const struct handler_ops *const handlers[] = {
 	&status_ops, &health_ops, &return_ops, &static_ops, &proxy_ops, NULL,
@@ -44,31 +43,80 @@ usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: portico [-tTVh] [-c file]\n"
-	    "       portico -r dir [-l address]\n"
-	    "       portico -b backend [-b backend ...] [-l address]\n"
+	    "       portico -r dir [-l address] [-a file]\n"
+	    "       portico -b backend [-b backend ...] [-l address] [-a file]\n"
 	    "  -c file  configuration file (default " PORTICO_DEFAULT_CONF ")\n"
 	    "  -r dir   serve the files in dir, with no configuration file\n"
 	    "  -b addr  proxy to the backend at addr (HOST:PORT), round-robin, with no\n"
 	    "           configuration file; repeat for more backends\n"
 	    "  -l addr  with -r or -b: listen on addr (default " QUICK_ADDRESS ")\n"
+	    "  -a file  with -r or -b: the access log, a file, - for standard output\n"
+	    "           (the default) or off\n"
 	    "  -t       check the configuration and exit\n"
 	    "  -T       check the configuration, print it with defaults and exit\n"
-	    "  -V       print versions and exit\n"
-	    "  -h       print this help and exit\n");
+	    "  -V, --version  print versions and exit\n"
+	    "  -h, --help     print this help and exit\n");
+}
+
+static void
+versions(void)
+{
+	printf("portico %s\nlibevent %s\n%s\ninih r%s\n", PORTICO_VERSION, event_get_version(),
+	    OpenSSL_version(OPENSSL_VERSION), INIH_VERSION);
+}
+
+/*
+ * A value the command line puts into the configuration it builds: one
+ * line's worth, with nothing that would end the line or start a comment.
+ */
+static int
+quick_value(const char *opt, const char *v, int word)
+{
+	size_t n = strlen(v);
+	const char *why = NULL;
+
+	if (n == 0)
+		why = "is empty";
+	else if (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t')
+		why = "starts or ends with a blank";
+	for (const char *p = v; why == NULL && *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			why = "holds a control character";
+		else if (word && (*p == ' ' || *p == '\t'))
+			why = "holds a blank: give HOST:PORT alone, or write a configuration file";
+		else if ((*p == ' ' || *p == '\t') && p[1] == ';')
+			why = "holds a blank followed by ';', which would start a comment";
+	}
+	if (why == NULL)
+		return 0;
+	fprintf(stderr, "portico: %s \"%s\" %s\n", opt, v, why);
+	return -1;
 }
 
 int
 main(int argc, char *argv[])
 {
 	const char *file = PORTICO_DEFAULT_CONF, *root = NULL, *listen_addr = NULL;
+	const char *access_log = NULL;
 	struct sbuf backends = { 0 };
 	int test = 0, dump = 0, ch;
 	struct conf_ctx ctx = { 0 };
 	struct server srv = { 0 };
 
-	while ((ch = getopt(argc, argv, "b:c:l:r:tTVh")) != -1) {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	opterr = 0; /* our own messages, which name "portico" however it was run */
+	while ((ch = getopt_long(argc, argv, "+:a:b:c:l:r:tTVh", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'a':
+			access_log = optarg;
+			break;
 		case 'b':
+			if (quick_value("-b", optarg, 1) < 0)
+				return EXIT_USAGE;
 			sbuf_printf(&backends, "server = %s\n", optarg);
 			break;
 		case 'l':
@@ -87,13 +135,20 @@ main(int argc, char *argv[])
 			dump = 1;
 			break;
 		case 'V':
-			printf("portico %s\nlibevent %s\n%s\ninih r%s\n", PORTICO_VERSION,
-			    event_get_version(), OpenSSL_version(OPENSSL_VERSION), INIH_VERSION);
+			versions();
 			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;
+		case ':':
+			fprintf(stderr, "portico: option -%c needs a value\n", optopt);
+			usage(stderr);
+			return EXIT_USAGE;
 		default:
+			if (optopt != 0)
+				fprintf(stderr, "portico: unknown option -%c\n", optopt);
+			else
+				fprintf(stderr, "portico: unknown option %s\n", argv[optind - 1]);
 			usage(stderr);
 			return EXIT_USAGE;
 		}
@@ -103,14 +158,18 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (listen_addr != NULL && root == NULL && backends.len == 0) {
-		fprintf(stderr, "portico: -l needs -r or -b\n");
+	if ((listen_addr != NULL || access_log != NULL) && root == NULL && backends.len == 0) {
+		fprintf(stderr, "portico: -%c needs -r or -b\n", listen_addr != NULL ? 'l' : 'a');
 		return EXIT_USAGE;
 	}
 	if (root != NULL && backends.len > 0) {
 		fprintf(stderr, "portico: -r and -b do not go together; write a configuration file\n");
 		return EXIT_USAGE;
 	}
+	if ((root != NULL && quick_value("-r", root, 0) < 0) ||
+	    (listen_addr != NULL && quick_value("-l", listen_addr, 1) < 0) ||
+	    (access_log != NULL && quick_value("-a", access_log, 0) < 0))
+		return EXIT_USAGE;
 	struct config *conf;
 	if (root != NULL || backends.len > 0) {
 		/* Quick mode: the same configuration path as a file would take. */
@@ -122,7 +181,11 @@ main(int argc, char *argv[])
 			snprintf(port, sizeof(port), "127.0.0.1:%s", listen_addr);
 			listen_addr = port;
 		}
-		sbuf_printf(&q, "[listen:quick]\naddress = %s\n", listen_addr);
+		/* Each request is printed, as quick servers of other kinds do. */
+		if (access_log == NULL || strcmp(access_log, "-") == 0)
+			access_log = "stdout";
+		sbuf_printf(&q, "[global]\naccess_log = %s\n[listen:quick]\naddress = %s\n",
+		    access_log, listen_addr);
 		if (root != NULL)
 			sbuf_printf(&q, "[route:files]\nroot = %s\nindex = index.html\n"
 			    "precompressed = br, gzip\nautoindex = off\n", root);
@@ -159,7 +222,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "portico: cannot open error_log %s: %s\n", conf->global.error_log,
 		    strerror(errno));
 		config_free(conf);
-		return 1;
+		return EXIT_CONFIG;
 	}
 	srv.conf = conf;
 	srv.conf_file = file;

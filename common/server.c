@@ -312,23 +312,45 @@ cpu_count(void)
 	return n > 0 ? (int)n : 1;
 }
 
+/*
+ * Looks up the user (and group) privileges will be dropped to, when started
+ * as root, so log files can be given to it before it takes over.  The
+ * configuration check has looked them up too; this catches a user removed
+ * since.
+ */
 static int
-drop_privileges(const char *user)
+resolve_user(struct server *srv)
 {
+	const struct conf_global *g = &srv->conf->global;
 	struct passwd *pw;
 
-	if (user == NULL)
+	srv->run_uid = (uid_t)-1;
+	srv->run_gid = (gid_t)-1;
+	if (g->user == NULL)
 		return 0;
 	if (geteuid() != 0) {
-		log_warnx("user = %s ignored: not started as root", user);
+		log_warnx("user = %s ignored: not started as root", g->user);
 		return 0;
 	}
-	if ((pw = getpwnam(user)) == NULL) {
-		log_error("user = %s: no such user", user);
+	if ((pw = getpwnam(g->user)) == NULL) {
+		log_error("user = %s: no such user", g->user);
 		return -1;
 	}
-	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_warn("cannot become user %s", user);
+	srv->run_uid = pw->pw_uid;
+	srv->run_gid = pw->pw_gid;
+	return 0;
+}
+
+static int
+drop_privileges(struct server *srv)
+{
+	const char *user = srv->conf->global.user;
+
+	if (srv->run_uid == (uid_t)-1)
+		return 0;
+	if (setgroups(1, &srv->run_gid) < 0 || setgid(srv->run_gid) < 0 ||
+	    setuid(srv->run_uid) < 0) {
+		log_error("cannot become user %s: %s", user, strerror(errno));
 		return -1;
 	}
 	log_info("running as user %s", user);
@@ -543,9 +565,49 @@ on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (int i = 0; i < srv->nworkers; i++)
 		open += stats_get(&srv->workers[i].stats.connections_active);
-	log_warnx("shutdown_timeout passed: closing %llu connections still open",
-	    (unsigned long long)open);
+	log_warnx("shutdown_timeout passed: closing %llu connection%s still open",
+	    (unsigned long long)open, open == 1 ? "" : "s");
 	signal_workers(srv, 1);
+}
+
+/* Whether the access log is a file (not off, stdout or stderr). */
+static int
+access_log_is_file(const char *path)
+{
+	return path != NULL && strcmp(path, "off") != 0 && strcmp(path, "stdout") != 0 &&
+	    strcmp(path, "stderr") != 0;
+}
+
+/*
+ * SIGUSR1: a file renamed by a log rotation is replaced by a new one under
+ * its name.  A file that cannot be opened leaves the old one in use, and
+ * the failure is the last word: success is claimed only when both worked.
+ */
+static void
+reopen_logs(struct server *srv)
+{
+	const char *alog = srv->conf->global.access_log;
+	int failed = 0;
+
+	if (log_reopen() < 0) {
+		log_error("SIGUSR1: cannot reopen error_log %s: %s; the old file stays in use",
+		    log_path(), strerror(errno));
+		failed = 1;
+	}
+	if (srv->access_log_fd >= 0 && access_log_is_file(alog)) {
+		int fd = log_file_open(alog);
+		if (fd < 0) {
+			log_error("SIGUSR1: cannot reopen access_log %s: %s; the old file stays in use",
+			    alog, strerror(errno));
+			failed = 1;
+		} else {
+			/* dup2 swaps the file under the workers' feet atomically */
+			dup2(fd, srv->access_log_fd);
+			close(fd);
+		}
+	}
+	if (!failed)
+		log_info("SIGUSR1: log files reopened");
 }
 
 static void
@@ -573,20 +635,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		signal_workers(srv, 1);
 		break;
 	case SIGUSR1:
-		if (log_reopen() < 0)
-			log_warn("cannot reopen error_log");
-		if (srv->access_log_fd >= 0 && strcmp(srv->conf->global.access_log, "stdout") != 0 &&
-		    strcmp(srv->conf->global.access_log, "stderr") != 0) {
-			int fd = open(srv->conf->global.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-			if (fd < 0) {
-				log_warn("cannot reopen access_log %s", srv->conf->global.access_log);
-			} else {
-				/* dup2 swaps the file under the workers' feet atomically */
-				dup2(fd, srv->access_log_fd);
-				close(fd);
-			}
-		}
-		log_info("log files reopened");
+		reopen_logs(srv);
 		break;
 	case SIGHUP:
 		/* Certificates and keys are read again; the rest of the
@@ -685,14 +734,25 @@ server_run(struct server *srv)
 			fatalx("cannot set up worker %d", i);
 	if (open_listeners(srv) < 0)
 		goto out;
+	if (resolve_user(srv) < 0) {
+		rc = EXIT_CONFIG;
+		goto out;
+	}
+	if (log_set_owner(srv->run_uid, srv->run_gid) < 0) {
+		log_error("cannot give error_log %s to user %s: %s", log_path(), g->user,
+		    strerror(errno));
+		rc = EXIT_CONFIG;
+		goto out;
+	}
 	if (g->access_log != NULL && strcmp(g->access_log, "stdout") == 0) {
 		srv->access_log_fd = dup(STDOUT_FILENO);
 	} else if (g->access_log != NULL && strcmp(g->access_log, "stderr") == 0) {
 		srv->access_log_fd = dup(STDERR_FILENO);
-	} else if (g->access_log != NULL && strcmp(g->access_log, "off") != 0) {
-		srv->access_log_fd = open(g->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	} else if (access_log_is_file(g->access_log)) {
+		srv->access_log_fd = log_file_open(g->access_log);
 		if (srv->access_log_fd < 0) {
-			log_warn("cannot open access_log %s", g->access_log);
+			log_error("cannot open access_log %s: %s", g->access_log, strerror(errno));
+			rc = EXIT_CONFIG;
 			goto out;
 		}
 	}
@@ -711,8 +771,10 @@ server_run(struct server *srv)
 		srv->ticket_ev = event_new(srv->base, -1, EV_PERSIST, on_ticket_rotate, srv);
 		event_add(srv->ticket_ev, &rot);
 	}
-	if (drop_privileges(g->user) < 0)
+	if (drop_privileges(srv) < 0) {
+		rc = EXIT_CONFIG;
 		goto out;
+	}
 	for (int i = 0; i < srv->nworkers; i++)
 		for (size_t j = 0; j < srv->workers[i].nlisteners; j++) {
 			struct listener *ls = &srv->workers[i].listeners[j];
@@ -753,7 +815,8 @@ server_run(struct server *srv)
 		started++;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	log_info("portico %s started: %d workers, pid %d", PORTICO_VERSION, srv->nworkers, (int)getpid());
+	log_info("portico %s started: %d worker%s, pid %d", PORTICO_VERSION, srv->nworkers,
+	    srv->nworkers == 1 ? "" : "s", (int)getpid());
 	if (started == srv->nworkers) {
 		event_base_dispatch(srv->base);
 		rc = 0;

@@ -75,6 +75,8 @@ struct server {
 	int **listen_fds;              /* [worker][listen] sockets, bound before threads start */
 	_Atomic unsigned nconns;       /* for max_connections */
 	int access_log_fd;             /* -1 when off */
+	uid_t run_uid;                 /* user = ..., when started as root; else -1 */
+	gid_t run_gid;
 	time_t start_time;
 	struct timespec start_mono;
 	_Atomic uint64_t rps_ring[SERVER_RPS_WINDOW + 1]; /* requests_total, one per second */
@@ -92,8 +94,15 @@ struct server {
 	int exit_code;
 };
 
+/* Exit statuses (sysexits.h): a command line or a configuration that
+ * cannot work as given; a restart would fail the same way. */
+#define EXIT_USAGE 64
+#define EXIT_CONFIG 78
+
 /* Opens listeners, drops privileges, starts workers and runs until a
- * signal stops the process.  Returns the exit status. */
+ * signal stops the process.  Returns the exit status: 0, 1 for a failure
+ * at run time (an address in use), EXIT_CONFIG for one of the
+ * configuration found at start (a log file that cannot be opened). */
 int server_run(struct server *srv);
 /* Refreshes the cached Date and log time strings if the second changed. */
 void worker_update_time(struct worker *w);

@@ -138,11 +138,11 @@ def listener_tests():
     finally:
         holder.close()
 
-    # --- an access log that cannot be opened: exit 1
-    srv = Server(CONF.replace("[global]\n", "[global]\naccess_log = /nonexistent-dir/access.log\n"), start=False, expect_rc=1)
+    # --- an access log that cannot be opened: a configuration error, exit 78
+    srv = Server(CONF.replace("[global]\n", "[global]\naccess_log = /nonexistent-dir/access.log\n"), start=False, expect_rc=78)
     srv.start_nowait()
     rc = srv.wait(10)
-    is_(rc, 1, "an access log in a missing directory: exit 1")
+    is_(rc, 78, "an access log in a missing directory: exit 78")
     like(srv.stderr(), r"cannot open access_log /nonexistent-dir/access\.log", "an access log that cannot be opened: logged")
     srv.stop()
 
