@@ -177,7 +177,7 @@ tls_tickets_rotate(void)
 int
 tls_reload(struct config *conf)
 {
-	int failed = 0;
+	int failed = 0, https = 0;
 
 	for (size_t i = 0; i < conf->nlistens; i++) {
 		struct conf_listen *l = &conf->listens[i];
@@ -185,6 +185,7 @@ tls_reload(struct config *conf)
 		char sec[256];
 		if (atomic_load(&l->tls) == NULL)
 			continue;
+		https++;
 		snprintf(sec, sizeof(sec), "listen:%s", l->name);
 		struct tls_listener *t = tls_listener_new(&ctx, l, sec, conf->global.tls_ticket_rotate,
 		    NULL, NULL);
@@ -203,7 +204,7 @@ tls_reload(struct config *conf)
 		conf_ctx_free(&ctx);
 		log_info("[listen:%s] certificates reloaded", l->name);
 	}
-	return failed;
+	return https > 0 ? failed : -1;
 }
 
 void

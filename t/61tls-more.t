@@ -846,6 +846,8 @@ def reload_certs():
         put("server-new")
         srv.signal(signal.SIGHUP)
         ok(wait_log(srv, r"\[listen:https\] certificates reloaded"), "SIGHUP: logged \"certificates reloaded\"")
+        ok(wait_log(srv, r"\[info\] SIGHUP: certificates reloaded; other configuration changes need a restart$"),
+           "... and \"SIGHUP: certificates reloaded; other configuration changes need a restart\"")
         is_([served_cert() for _ in range(4)], ["new"] * 4, "after SIGHUP: new handshakes get the new certificate")
         held.send(get("/", close=False))
         r2 = held.read_response()
