@@ -757,7 +757,8 @@ listing(struct request *r, const struct static_conf *sc, int dirfd)
 			n++;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), entry_cmp);
+	if (n > 0)
+		qsort(v, n, sizeof(*v), entry_cmp); /* v is NULL for an empty directory */
 	if (json) {
 		sbuf_str(&b, "[");
 		for (size_t i = 0; i < n; i++) {
