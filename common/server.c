@@ -640,9 +640,16 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGHUP:
 		/* Certificates and keys are read again; the rest of the
 		 * configuration needs a restart. */
-		if (tls_reload(srv->conf) == 0)
+		switch (tls_reload(srv->conf)) {
+		case -1:
+			log_info("SIGHUP: no HTTPS listener, nothing reloaded; configuration "
+			    "changes need a restart");
+			break;
+		case 0:
 			log_info("SIGHUP: certificates reloaded; other configuration changes "
 			    "need a restart");
+			break;
+		}
 		break;
 	}
 }

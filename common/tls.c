@@ -12,6 +12,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
@@ -176,7 +177,7 @@ tls_tickets_rotate(void)
 int
 tls_reload(struct config *conf)
 {
-	int failed = 0;
+	int failed = 0, https = 0;
 
 	for (size_t i = 0; i < conf->nlistens; i++) {
 		struct conf_listen *l = &conf->listens[i];
@@ -184,6 +185,7 @@ tls_reload(struct config *conf)
 		char sec[256];
 		if (atomic_load(&l->tls) == NULL)
 			continue;
+		https++;
 		snprintf(sec, sizeof(sec), "listen:%s", l->name);
 		struct tls_listener *t = tls_listener_new(&ctx, l, sec, conf->global.tls_ticket_rotate,
 		    NULL, NULL);
@@ -202,7 +204,7 @@ tls_reload(struct config *conf)
 		conf_ctx_free(&ctx);
 		log_info("[listen:%s] certificates reloaded", l->name);
 	}
-	return failed;
+	return https > 0 ? failed : -1;
 }
 
 void
@@ -368,14 +370,144 @@ readable(struct conf_ctx *cctx, int line, const char *sec, const char *key, cons
 	return 1;
 }
 
+/*
+ * The passphrase callback of every key read: encrypted keys are not
+ * supported, so it never asks (OpenSSL's default would prompt on the
+ * terminal) and fails, -1 rather than 0, which OpenSSL would try as an
+ * empty passphrase.  u, when not NULL, counts the times it was asked.
+ */
 static int
-no_passphrase(char *buf, int size, int rwflag, void *u)
+refuse_passphrase(char *buf, int size, int rwflag, void *u)
 {
 	(void)buf;
 	(void)size;
 	(void)rwflag;
-	(void)u;
-	return 0;
+	if (u != NULL)
+		(*(int *)u)++;
+	return -1;
+}
+
+enum {
+	PEM_CERT = 0x1,          /* CERTIFICATE, TRUSTED CERTIFICATE, X509 CERTIFICATE */
+	PEM_KEY = 0x2,           /* any PRIVATE KEY block */
+	PEM_ENCRYPTED = 0x4,     /* ENCRYPTED PRIVATE KEY, or "Proc-Type: 4,ENCRYPTED" */
+};
+
+static int
+label_ends(const char *label, size_t len, const char *suffix)
+{
+	size_t n = strlen(suffix);
+
+	return len >= n && memcmp(label + len - n, suffix, n) == 0;
+}
+
+/*
+ * The kinds of PEM block path holds (PEM_* bits; 0 when none, or when it
+ * cannot be read), from their BEGIN lines: enough to say why OpenSSL
+ * refused a file, which its errors ("PEM lib", "DECODER routines::
+ * unsupported") do not.
+ */
+static int
+pem_kinds(const char *path)
+{
+	char line[128];
+	int kinds = 0, bol = 1;
+	FILE *fp = fopen(path, "r");
+
+	if (fp == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		size_t n = strlen(line);
+		int at_start = bol;
+		const char *label = line + 11, *end;
+		bol = n > 0 && line[n - 1] == '\n';
+		if (!at_start)
+			continue; /* the rest of a line longer than the buffer */
+		if (strncmp(line, "Proc-Type: 4,ENCRYPTED", 22) == 0)
+			kinds |= PEM_ENCRYPTED;
+		if (strncmp(line, "-----BEGIN ", 11) != 0 || (end = strstr(label, "-----")) == NULL)
+			continue;
+		size_t len = (size_t)(end - label);
+		if (label_ends(label, len, "CERTIFICATE"))
+			kinds |= PEM_CERT;
+		else if (label_ends(label, len, "PRIVATE KEY"))
+			kinds |= PEM_KEY | (len == 21 && memcmp(label, "ENCRYPTED", 9) == 0 ? PEM_ENCRYPTED : 0);
+	}
+	fclose(fp);
+	return kinds;
+}
+
+/* The earliest error OpenSSL queued, the cause rather than "PEM lib". */
+static const char *
+ssl_first_error(void)
+{
+	static _Thread_local char buf[256];
+	unsigned long e = ERR_peek_error();
+
+	if (e == 0)
+		return "unknown error";
+	ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return buf;
+}
+
+/* Loads the certificate (and chain) file into ctx, or says what the file is instead. */
+static int
+use_cert(struct conf_ctx *cctx, SSL_CTX *ctx, int line, const char *sec, const char *cert)
+{
+	ERR_clear_error();
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) == 1)
+		return 0;
+	int kinds = pem_kinds(cert);
+	if ((kinds & PEM_CERT) == 0)
+		conf_err(cctx, line, sec, "tls_cert", "%s: not a PEM certificate%s", cert,
+		    kinds & PEM_KEY ? " (it holds a private key)" : "");
+	else
+		conf_err(cctx, line, sec, "tls_cert", "%s: %s", cert, ssl_first_error());
+	ERR_clear_error();
+	return -1;
+}
+
+/*
+ * Loads the private key file into ctx, whose certificate it must match, or
+ * says why not: encrypted, no key in it, or one OpenSSL cannot read.  The
+ * key is read here rather than by SSL_CTX_use_PrivateKey_file, which would
+ * say "PEM lib" for all of these, and "key values mismatch" or nothing for
+ * a key of another certificate, depending on its type.
+ */
+static int
+use_key(struct conf_ctx *cctx, SSL_CTX *ctx, int line, const char *sec, const char *key,
+    const char *cert)
+{
+	EVP_PKEY *pk = NULL;
+	int asked = 0, rc = -1;
+	BIO *b;
+
+	ERR_clear_error();
+	if ((b = BIO_new_file(key, "r")) != NULL)
+		pk = PEM_read_bio_PrivateKey(b, NULL, refuse_passphrase, &asked);
+	BIO_free(b);
+	if (pk == NULL) {
+		int kinds = pem_kinds(key);
+		if (asked > 0 || (kinds & PEM_ENCRYPTED))
+			conf_err(cctx, line, sec, "tls_key",
+			    "%s: encrypted keys are not supported; decrypt it with openssl pkey", key);
+		else if ((kinds & PEM_KEY) == 0)
+			conf_err(cctx, line, sec, "tls_key", "%s: not a PEM private key%s", key,
+			    kinds & PEM_CERT ? " (it holds a certificate)" : "");
+		else
+			conf_err(cctx, line, sec, "tls_key", "%s: its private key cannot be read "
+			    "(damaged, or of a type OpenSSL does not know)", key);
+	} else if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), pk) != 1) {
+		conf_err(cctx, line, sec, "tls_key", "%s does not match %s", key, cert);
+	} else if (SSL_CTX_use_PrivateKey(ctx, pk) != 1) {
+		conf_err(cctx, line, sec, "tls_key", "%s: %s", key, ssl_first_error());
+	} else {
+		rc = 0;
+	}
+	EVP_PKEY_free(pk);
+	ERR_clear_error();
+	return rc;
 }
 
 static SSL_CTX *
@@ -390,6 +522,8 @@ make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, si
 
 	if (ctx == NULL)
 		return NULL;
+	/* Whatever reads a key through ctx later (join_same_names) never prompts. */
+	SSL_CTX_set_default_passwd_cb(ctx, refuse_passphrase);
 	if (!readable(cctx, cline, sec, "tls_cert", cert) || !readable(cctx, kline, sec, "tls_key", key))
 		goto fail;
 	SSL_CTX_set_min_proto_version(ctx, minv);
@@ -430,20 +564,8 @@ make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, si
 		conf_err(cctx, key_line(ln, "tls_ciphersuites"), sec, "tls_ciphersuites", "%s", ssl_error());
 		goto fail;
 	}
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		conf_err(cctx, cline, sec, "tls_cert", "%s: %s", cert, ssl_error());
+	if (use_cert(cctx, ctx, cline, sec, cert) < 0 || use_key(cctx, ctx, kline, sec, key, cert) < 0)
 		goto fail;
-	}
-	/* An encrypted key would make OpenSSL ask on the terminal: refuse instead. */
-	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		conf_err(cctx, kline, sec, "tls_key", "%s: %s", key, ssl_error());
-		goto fail;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		conf_err(cctx, kline, sec, "tls_key", "%s does not match %s", key, cert);
-		goto fail;
-	}
 	if (strcmp(l->tls_verify_client, "off") != 0) {
 		int line = key_line(ln, "tls_client_ca");
 		STACK_OF(X509_NAME) *names;

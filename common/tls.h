@@ -61,7 +61,8 @@ int tls_ticket_key_check(const char *path, char *why, size_t len);
  * Rereads the certificates and keys of every HTTPS listener of conf (SIGHUP,
  * main thread).  A listener whose files fail keeps its old ones, and why is
  * logged.  Replaced state stays allocated until tls_tickets_stop, since a
- * handshake in a worker may still use it.  Returns the number of failures.
+ * handshake in a worker may still use it.  Returns the number of failures,
+ * or -1 when conf has no HTTPS listener, so nothing was read.
  */
 int tls_reload(struct config *conf);
 /*

@@ -33,6 +33,18 @@
 enum symlinks { SYMLINKS_INSIDE, SYMLINKS_OUTSIDE, SYMLINKS_OFF };
 enum coding { CODING_BR, CODING_GZIP };
 
+/*
+ * A secret of the TLS configuration (a tls_key, the tls_ticket_key): never
+ * served, by any name.  It is known by the file it was at load; when its
+ * name lies under the root, by what that name is now too, since a renewed
+ * key is often a new file renamed into place.
+ */
+struct secret {
+	dev_t dev;
+	ino_t ino;
+	char *watch;                      /* the name as configured, under the root; or NULL */
+};
+
 struct static_conf {
 	char *root;                       /* absolute, resolved */
 	char *index[STATIC_INDEX_MAX];
@@ -43,6 +55,8 @@ struct static_conf {
 	enum coding pre[2];               /* precompressed sidecars, in order of preference */
 	unsigned npre;
 	enum symlinks symlinks;
+	struct secret *secrets;
+	size_t nsecrets;
 };
 
 static void
@@ -52,6 +66,9 @@ static_free(void *p)
 
 	if (sc == NULL)
 		return;
+	for (size_t i = 0; i < sc->nsecrets; i++)
+		free(sc->secrets[i].watch);
+	free(sc->secrets);
 	free(sc->root);
 	for (unsigned i = 0; i < sc->nindex; i++)
 		free(sc->index[i]);
@@ -110,6 +127,82 @@ next:;
 	return rc;
 }
 
+/*
+ * Adds the file at path to the secrets of sc, once however many names it
+ * has; when the name, resolved, lies under the root, watches that name and
+ * warns, since nothing but this check then stands between the file and a
+ * client.  what says whose file it is, for the warning.  A file that cannot
+ * be resolved is left out: the TLS code reports it as an error.
+ */
+static void
+add_secret(struct conf_ctx *ctx, struct static_conf *sc, const struct conf_kv *kv,
+    const char *path, const char *what)
+{
+	struct stat st;
+	char *real;
+	size_t i, rl = strlen(sc->root);
+
+	if (stat(path, &st) < 0 || (real = realpath(path, NULL)) == NULL)
+		return;
+	int under = strncmp(real, sc->root, rl) == 0 && (real[rl] == '/' || rl == 1);
+	free(real);
+	for (i = 0; i < sc->nsecrets; i++)
+		if (sc->secrets[i].dev == st.st_dev && sc->secrets[i].ino == st.st_ino)
+			break;
+	if (i == sc->nsecrets) {
+		struct secret *v = realloc(sc->secrets, (sc->nsecrets + 1) * sizeof(*v));
+		if (v == NULL)
+			return;
+		sc->secrets = v;
+		v[sc->nsecrets++] = (struct secret){ st.st_dev, st.st_ino, NULL };
+	}
+	if (!under)
+		return;
+	if (sc->secrets[i].watch == NULL)
+		sc->secrets[i].watch = strdup(path);
+	log_warnx("%s:%d: [%s] root: %s, %s, lies under %s; it is not served (404), but keep it "
+	    "out of the root", ctx->file, kv->line, ctx->section, path, what, sc->root);
+}
+
+/* Every tls_key of every listener, and the tls_ticket_key. */
+static void
+find_secrets(struct conf_ctx *ctx, struct static_conf *sc, const struct conf_kv *kv)
+{
+	const struct config *conf = ctx->conf;
+	char what[300];
+
+	if (conf == NULL)
+		return;
+	for (size_t i = 0; i < conf->nlistens; i++)
+		for (size_t k = 0; k < conf->listens[i].tls_key.n; k++) {
+			snprintf(what, sizeof(what), "the tls_key of [listen:%s]", conf->listens[i].name);
+			add_secret(ctx, sc, kv, conf->listens[i].tls_key.v[k], what);
+		}
+	if (conf->global.tls_ticket_key != NULL)
+		add_secret(ctx, sc, kv, conf->global.tls_ticket_key, "the tls_ticket_key");
+}
+
+/*
+ * Whether st is a secret file.  Called when a path is looked up (not for
+ * one the open-file cache answers): two integer compares per secret, plus
+ * a stat() per watched name, which only a root the load warned about has.
+ */
+static int
+is_secret(const struct static_conf *sc, const struct stat *st)
+{
+	struct stat now;
+
+	for (size_t i = 0; i < sc->nsecrets; i++) {
+		const struct secret *k = &sc->secrets[i];
+		if (k->ino == st->st_ino && k->dev == st->st_dev)
+			return 1;
+		if (k->watch != NULL && stat(k->watch, &now) == 0 && now.st_ino == st->st_ino &&
+		    now.st_dev == st->st_dev)
+			return 1;
+	}
+	return 0;
+}
+
 static int
 static_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv)
 {
@@ -128,6 +221,7 @@ static_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 		    sc->root == NULL ? strerror(errno) : "not a directory");
 		return -1;
 	}
+	find_secrets(ctx, sc, kv);
 	if ((k = conf_route_kv(rt, "index")) != NULL)
 		rc |= parse_index(ctx, sc, k);
 	else
@@ -595,7 +689,7 @@ find_sidecars(const struct static_conf *sc, struct fcache *fc, struct fc_entry *
 		if (fd < 0)
 			continue;
 		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-		    st.st_mtime < e->v[FC_IDENTITY].st.st_mtime) {
+		    st.st_mtime < e->v[FC_IDENTITY].st.st_mtime || is_secret(sc, &st)) {
 			close(fd);
 			continue;
 		}
@@ -621,7 +715,7 @@ entry_cmp(const void *a, const void *b)
 }
 /* Directory listing of dirfd (which it closes), HTML or ?format=json. */
 static void
-listing(struct request *r, int dirfd)
+listing(struct request *r, const struct static_conf *sc, int dirfd)
 {
 	const struct http_request *hr = r->hr;
 	struct entry *v = NULL;
@@ -647,7 +741,9 @@ listing(struct request *r, int dirfd)
 		    !utf8_ok((const unsigned char *)de->d_name, strlen(de->d_name)) ||
 		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		/* A key's name is not listed either; a link to it would only 404. */
+		if ((!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) ||
+		    (S_ISREG(st.st_mode) && is_secret(sc, &st)))
 			continue;
 		struct entry *nv = realloc(v, (n + 1) * sizeof(*v));
 		if (nv == NULL)
@@ -661,7 +757,8 @@ listing(struct request *r, int dirfd)
 			n++;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), entry_cmp);
+	if (n > 0)
+		qsort(v, n, sizeof(*v), entry_cmp); /* v is NULL for an empty directory */
 	if (json) {
 		sbuf_str(&b, "[");
 		for (size_t i = 0; i < n; i++) {
@@ -799,7 +896,7 @@ resolve(struct request *r, const struct static_conf *sc, struct fcache *fc, time
 		}
 		close(rootfd);
 		if (sc->autoindex) {
-			listing(r, fd);
+			listing(r, sc, fd);
 			return NULL;
 		}
 		close(fd);
@@ -813,7 +910,15 @@ resolve(struct request *r, const struct static_conf *sc, struct fcache *fc, time
 		http_resp_error(r, 404);
 		return NULL;
 	}
-regular:;
+regular:
+	if (is_secret(sc, &st)) {
+		/* A TLS key, under whatever name: as if it were not there. */
+		log_debug("static: %s is a TLS key file: 404", rel);
+		close(fd);
+		close(rootfd);
+		http_resp_error(r, 404);
+		return NULL;
+	}
 	struct fc_entry *e = fcache_put(fc, sc, r->npath, r->npath_len, now);
 	if (e == NULL) {
 		close(fd);

@@ -4,7 +4,9 @@
  * optional directory listings.  No path ever leaves the root: the path is
  * normalized lexically first, then opened beneath the root directory with
  * openat2(RESOLVE_BENEATH), so symlinks cannot lead out either (unless
- * follow_symlinks = outside).
+ * follow_symlinks = outside).  The TLS keys of the configuration (every
+ * tls_key, the tls_ticket_key) are never served, by any name: a lookup
+ * that opens one answers 404, and one under a root is warned about at load.
  */
 #ifndef PORTICO_STATIC_H
 #define PORTICO_STATIC_H

@@ -214,6 +214,11 @@ def main():
     with Server(CONF.replace("[global]\n", "[global]\naccess_log = {dir}/access.log\n")) as srv:
         srv.signal(signal.SIGHUP)
         ok(wait_for(lambda: "SIGHUP" in srv.stderr(), 3), "SIGHUP is logged")
+        # No HTTPS listener: no certificate was read, and the log must not
+        # say one was (7a12a0b: "SIGHUP: certificates reloaded; ...").
+        like(srv.stderr(), r"\[info\] SIGHUP: no HTTPS listener, nothing reloaded; configuration changes need a restart$",
+             "SIGHUP without an HTTPS listener: \"no HTTPS listener, nothing reloaded\"")
+        unlike(srv.stderr(), r"certificates reloaded", "... and nothing about certificates reloaded")
         r = srv.get("/")
         is_(r and r.status, 200, "after SIGHUP the server still answers")
         log = srv.path("access.log")

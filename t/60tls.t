@@ -12,8 +12,10 @@
 import hashlib
 import json
 import os
+import pty
 import random
 import re
+import select
 import shutil
 import socket
 import ssl
@@ -764,6 +766,7 @@ def config_errors(conf):
         ("min-version", "tls_cert = %s/ec.pem\ntls_key = %s/ec.key\ntls_min_version = TLSv1.1\n" % (t, t), 12,
          "tls_min_version", r"^expected TLSv1\.2 or TLSv1\.3, not \"TLSv1\.1\"$"),
     )
+    cases += file_cases(t)
     for name, keys, line, key, why in cases:
         p = os.path.join(TMP, name + ".ini")
         with open(p, "w") as f:
@@ -787,6 +790,92 @@ def config_errors(conf):
         like(m.group(3) if m else e, why, "%s: the message says what is wrong" % name)
         if not m or int(m.group(1)) not in lines:
             diag(err)
+    no_prompt()
+
+
+def file_cases(t):
+    """Certificate and key files that are not what they should be, each
+    error at its key's line (10 tls_cert, 11 tls_key) and saying what is
+    wrong: 7a12a0b said "error:0A080009:SSL routines::PEM lib" for every one
+    of them but the mismatch, and "key values mismatch" for a key of
+    another certificate of the same type."""
+    for args in (
+        [OPENSSL, "pkey", "-in", t + "/ec.key", "-aes256", "-passout", "pass:secret", "-out", t + "/enc-pkcs8.key"],
+        [OPENSSL, "rsa", "-in", t + "/other.key", "-aes256", "-passout", "pass:secret", "-traditional",
+         "-out", t + "/enc-trad.key"],
+        # an empty passphrase: 7a12a0b's callback answered with one, and took the key
+        [OPENSSL, "pkcs8", "-topk8", "-v2", "aes256", "-in", t + "/ec.key", "-passout", "pass:", "-out", t + "/enc-empty.key"],
+        [OPENSSL, "x509", "-in", t + "/ec.pem", "-outform", "DER", "-out", t + "/ec.der"],
+    ):
+        rc, out = sh(args)
+        if rc != 0:
+            raise ServerError("%s failed:\n%s" % (" ".join(args), out))
+    pem = {"enc-pkcs8.key": "-----BEGIN ENCRYPTED PRIVATE KEY-----", "enc-trad.key": "Proc-Type: 4,ENCRYPTED",
+           "enc-empty.key": "-----BEGIN ENCRYPTED PRIVATE KEY-----"}
+    for f, marker in sorted(pem.items()):
+        ok(marker in open(os.path.join(t, f)).read(), "%s holds %s" % (f, marker))
+    with open(t + "/garbage.key", "wb") as f:
+        f.write(b"this is not a key\n" + bytes(range(256)))
+    with open(t + "/damaged.key", "w") as f:
+        f.write("-----BEGIN PRIVATE KEY-----\nAAAAnot-base64!\n-----END PRIVATE KEY-----\n")
+    pair = "tls_cert = %s\ntls_key = %s\n"
+    enc = r"^%s: encrypted keys are not supported; decrypt it with openssl pkey$"
+    return (
+        ("key-encrypted-pkcs8", pair % (t + "/ec.pem", t + "/enc-pkcs8.key"), 11, "tls_key",
+         enc % re.escape(t + "/enc-pkcs8.key")),
+        ("key-encrypted-traditional", pair % (t + "/other-chain.pem", t + "/enc-trad.key"), 11, "tls_key",
+         enc % re.escape(t + "/enc-trad.key")),
+        ("key-encrypted-empty-passphrase", pair % (t + "/ec.pem", t + "/enc-empty.key"), 11, "tls_key",
+         enc % re.escape(t + "/enc-empty.key")),
+        ("key-garbage", pair % (t + "/ec.pem", t + "/garbage.key"), 11, "tls_key",
+         r"^%s: not a PEM private key$" % re.escape(t + "/garbage.key")),
+        ("key-is-cert", pair % (t + "/ec.pem", t + "/ec.pem"), 11, "tls_key",
+         r"^%s: not a PEM private key \(it holds a certificate\)$" % re.escape(t + "/ec.pem")),
+        ("key-damaged", pair % (t + "/ec.pem", t + "/damaged.key"), 11, "tls_key",
+         r"^%s: its private key cannot be read \(damaged, or of a type OpenSSL does not know\)$"
+         % re.escape(t + "/damaged.key")),
+        ("key-mismatch-same-type", pair % (t + "/ec.pem", t + "/x.key"), 11, "tls_key",
+         r"^%s does not match %s$" % (re.escape(t + "/x.key"), re.escape(t + "/ec.pem"))),
+        ("cert-garbage", pair % (t + "/garbage.key", t + "/ec.key"), 10, "tls_cert",
+         r"^%s: not a PEM certificate$" % re.escape(t + "/garbage.key")),
+        ("cert-is-key", pair % (t + "/ec.key", t + "/ec.key"), 10, "tls_cert",
+         r"^%s: not a PEM certificate \(it holds a private key\)$" % re.escape(t + "/ec.key")),
+        ("cert-der", pair % (t + "/ec.der", t + "/ec.key"), 10, "tls_cert",
+         r"^%s: not a PEM certificate$" % re.escape(t + "/ec.der")),
+    )
+
+
+def no_prompt():
+    """With a terminal at hand, as when an operator runs portico -t, an
+    encrypted key is refused at once: OpenSSL's default would be to ask
+    for its passphrase on /dev/tty and wait."""
+    p = os.path.join(TMP, "key-encrypted-pkcs8.ini")
+    pid, fd = pty.fork()   # the child's controlling terminal is the pty
+    if pid == 0:
+        try:
+            os.execv(BIN, [BIN, "-t", "-c", p])
+        finally:
+            os._exit(127)
+    out, status = b"", None
+    end = time.monotonic() + 5
+    while status is None and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:   # EIO: the child closed the terminal
+                pass
+        wpid, st = os.waitpid(pid, os.WNOHANG)
+        if wpid == pid:
+            status = st
+    if status is None:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    os.close(fd)
+    text = out.decode("utf-8", "replace")
+    is_((status is not None and os.waitstatus_to_exitcode(status), "pass phrase" in text.lower()), (1, False),
+        "an encrypted key with a terminal: -t exits 1 at once, no passphrase asked for")
+    like(text, r"encrypted keys are not supported", "... and says why on the terminal")
 
 
 run(main)
