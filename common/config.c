@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -87,8 +86,7 @@ struct loader {
 	const struct handler_ops *const *handlers;
 	FILE *fp;
 	int lineno;
-	char *linebuf;
-	size_t linecap;
+	char *line;                  /* CONF_MAX_LINE bytes and a NUL */
 	char cur_section[256];
 	int cur_kind;                /* index in section_kinds, KIND_HANDLER, or -1 when bad */
 	void *cur_obj;               /* the listen or route being filled */
@@ -100,13 +98,15 @@ void
 conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
     const char *fmt, ...)
 {
-	char msg[512], *full;
+	char *msg, *full;
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = vasprintf(&msg, fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		return;
 	if (section != NULL && key != NULL)
 		n = asprintf(&full, "%s:%d: [%s] %s: %s", ctx->file, line, section, key, msg);
 	else if (section != NULL)
@@ -115,6 +115,7 @@ conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
 		n = asprintf(&full, "%s:%d: %s: %s", ctx->file, line, key, msg);
 	else
 		n = asprintf(&full, "%s:%d: %s", ctx->file, line, msg);
+	free(msg);
 	if (n < 0)
 		return;
 	char **e = realloc(ctx->errors, (ctx->nerrors + 1) * sizeof(*e));
@@ -508,6 +509,13 @@ begin_section(struct loader *ld, const char *hdr)
 		ld->cur_kind = -1;
 		return;
 	}
+	/* Messages and the seen-key table hold "kind:NAME" in 256 bytes. */
+	if (strlen(name) > CONF_MAX_NAME) {
+		conf_err(ld->ctx, ld->lineno, hdr, NULL, "a name may be at most %d bytes",
+		    CONF_MAX_NAME);
+		ld->cur_kind = -1;
+		return;
+	}
 	for (const char *p = name; *p != '\0'; p++)
 		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
 			conf_err(ld->ctx, ld->lineno, hdr, NULL,
@@ -576,68 +584,6 @@ begin_section(struct loader *ld, const char *hdr)
 	}
 }
 
-/*
- * inih reader: hands inih one line at a time so we know the line number of
- * every key, and does the checks inih cannot: over-long lines (Debian's inih
- * cuts at 200 bytes), section headers (so empty sections are seen), and
- * lines that are neither.  A line we have dealt with goes to inih as an
- * empty line.
- */
-static char *
-read_line(char *str, int num, void *stream)
-{
-	struct loader *ld = stream;
-	ssize_t n = getline(&ld->linebuf, &ld->linecap, ld->fp);
-	char *s;
-
-	if (n < 0)
-		return NULL;
-	ld->lineno++;
-	while (n > 0 && (ld->linebuf[n - 1] == '\n' || ld->linebuf[n - 1] == '\r'))
-		ld->linebuf[--n] = '\0';
-	if (memchr(ld->linebuf, '\0', (size_t)n) != NULL) {
-		conf_err(ld->ctx, ld->lineno, NULL, NULL, "NUL byte in line");
-		goto skip;
-	}
-	s = ld->linebuf;
-	if (ld->lineno == 1 && (unsigned char)s[0] == 0xef && (unsigned char)s[1] == 0xbb &&
-	    (unsigned char)s[2] == 0xbf)
-		s += 3;
-	/* Leading blanks would make inih treat the line as a continuation. */
-	while (*s == ' ' || *s == '\t')
-		s++;
-	if (*s == '\0' || *s == ';' || *s == '#')
-		goto skip;
-	if ((int)strlen(s) >= num - 1) {
-		conf_err(ld->ctx, ld->lineno, NULL, NULL, "line longer than %d bytes", num - 2);
-		goto skip;
-	}
-	if (*s == '[') {
-		char *rb = strchr(s, ']');
-		char *rest = rb != NULL ? rb + 1 : NULL;
-		while (rest != NULL && (*rest == ' ' || *rest == '\t'))
-			rest++;
-		if (rb == NULL || (*rest != '\0' && *rest != ';' && *rest != '#')) {
-			conf_err(ld->ctx, ld->lineno, NULL, NULL, "malformed section header");
-			ld->cur_kind = -1;
-			goto skip;
-		}
-		*rb = '\0';
-		begin_section(ld, s + 1);
-		goto skip;
-	}
-	if (strchr(s, '=') == NULL) {
-		conf_err(ld->ctx, ld->lineno, ld->cur_section[0] ? ld->cur_section : NULL, NULL,
-		    "expected \"key = value\"");
-		goto skip;
-	}
-	snprintf(str, (size_t)num, "%s\n", s);
-	return str;
-skip:
-	snprintf(str, (size_t)num, "\n");
-	return str;
-}
-
 static void
 section_key(struct conf_section *sec, const char *name, const char *value, int line)
 {
@@ -652,28 +598,26 @@ section_key(struct conf_section *sec, const char *name, const char *value, int l
 	sec->nkv++;
 }
 
-static int
-on_key(void *user, const char *section, const char *name, const char *value)
+/* One "key = value" of the current section, both trimmed and non-empty key. */
+static void
+on_key(struct loader *ld, const char *name, const char *value)
 {
-	struct loader *ld = user;
-
-	(void)section; /* we track sections ourselves, see read_line */
 	if (ld->cur_section[0] == '\0') {
 		conf_err(ld->ctx, ld->lineno, NULL, name, "key outside any section");
-		return 1;
+		return;
 	}
 	if (ld->cur_kind < 0 || ld->cur_obj == NULL)
-		return 1; /* the section header was already reported */
+		return; /* the section header was already reported */
 	if (value[0] == '\0') {
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "empty value");
-		return 1;
+		return;
 	}
 	/* Values end up in headers and logs: a CR or other control byte never belongs. */
 	for (const char *p = value; *p != '\0'; p++)
 		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f) {
 			conf_err(ld->ctx, ld->lineno, ld->cur_section, name,
 			    "control character (0x%02x) in value", (unsigned char)*p);
-			return 1;
+			return;
 		}
 	if (ld->cur_kind == 0)
 		set_table_key(ld, global_keys, ld->cur_obj, name, value);
@@ -683,7 +627,145 @@ on_key(void *user, const char *section, const char *name, const char *value)
 		section_key(ld->cur_obj, name, value, ld->lineno);
 	else
 		route_key(ld, ld->cur_obj, name, value);
-	return 1;
+}
+
+/*
+ * Blanks, as inih counted them before we read lines ourselves: any
+ * isspace() byte, so a stray form feed around a value is trimmed as it
+ * always was.
+ */
+static int
+is_blank(char c)
+{
+	return isspace((unsigned char)c);
+}
+
+static char *
+skip_blanks(char *s)
+{
+	while (is_blank(*s))
+		s++;
+	return s;
+}
+
+static void
+trim_end(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && is_blank(s[n - 1]))
+		s[--n] = '\0';
+}
+
+/* Keeps byte c at buf[n] while the line has room; returns the new length. */
+static size_t
+keep_byte(char *buf, size_t n, int c, int *over)
+{
+	if (n == CONF_MAX_LINE) {
+		*over = 1;
+		return n;
+	}
+	buf[n] = (char)c;
+	return n + 1;
+}
+
+/*
+ * Reads the next line into ld->line without its ending (the LF and any CRs
+ * just before it), NUL-terminated.  At most CONF_MAX_LINE bytes are kept:
+ * *over is set when the line had more, and the rest is read and dropped, so
+ * memory stays bounded whatever the file holds.  *len is the length kept.
+ * Returns 1 for a line, 0 at the end of the file, -1 on a read error (errno).
+ */
+static int
+next_line(struct loader *ld, size_t *len, int *over)
+{
+	size_t n = 0, ncr = 0;
+	int c, any = 0;
+
+	*over = 0;
+	while ((c = getc(ld->fp)) != EOF) {
+		any = 1;
+		if (c == '\n')
+			break;
+		if (c == '\r') {
+			ncr++; /* kept only if more than CRs follow */
+			continue;
+		}
+		for (; ncr > 0; ncr--)
+			n = keep_byte(ld->line, n, '\r', over);
+		n = keep_byte(ld->line, n, c, over);
+	}
+	if (c == EOF && ferror(ld->fp))
+		return -1;
+	ld->line[n] = '\0';
+	*len = n;
+	return any;
+}
+
+/*
+ * Cuts s at its inline comment: a ';' after a blank, as inih's rule was.
+ * A '#' is no comment there, and neither is a ';' right after '=' ("a =;b").
+ */
+static void
+cut_comment(char *s)
+{
+	for (char *p = s; *p != '\0'; p++)
+		if (*p == ';' && p > s && is_blank(p[-1])) {
+			*p = '\0';
+			return;
+		}
+}
+
+/*
+ * One line of the file, len bytes in ld->line (over: it was longer).  Does
+ * what inih did for us until lines grew past its 200-byte buffer: skips
+ * comments and empty lines, starts sections, splits "key = value" at the
+ * first '=' with blanks trimmed around both and an inline comment cut off.
+ * Leading blanks never make a continuation line.
+ */
+static void
+parse_line(struct loader *ld, size_t len, int over)
+{
+	char *s = ld->line, *eq;
+
+	if (memchr(s, '\0', len) != NULL) {
+		conf_err(ld->ctx, ld->lineno, NULL, NULL, "NUL byte in line");
+		return;
+	}
+	if (ld->lineno == 1 && len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+		s += 3;
+	s = skip_blanks(s);
+	if (*s == ';' || *s == '#' || (*s == '\0' && !over))
+		return;
+	if (over) {
+		conf_err(ld->ctx, ld->lineno, NULL, NULL, "line longer than %d bytes", CONF_MAX_LINE);
+		return;
+	}
+	if (*s == '[') {
+		char *rb = strchr(s, ']');
+		char *rest = rb != NULL ? skip_blanks(rb + 1) : NULL;
+		if (rb == NULL || (*rest != '\0' && *rest != ';' && *rest != '#')) {
+			conf_err(ld->ctx, ld->lineno, NULL, NULL, "malformed section header");
+			ld->cur_kind = -1;
+			return;
+		}
+		*rb = '\0';
+		begin_section(ld, s + 1);
+		return;
+	}
+	cut_comment(s);
+	eq = strchr(s, '=');
+	trim_end(s);
+	if (eq == NULL || eq == s) {
+		/* no '=' before the comment, or no key before the '=' */
+		conf_err(ld->ctx, ld->lineno, ld->cur_section[0] ? ld->cur_section : NULL, NULL,
+		    "expected \"key = value\"");
+		return;
+	}
+	*eq = '\0';
+	trim_end(s);
+	char *value = skip_blanks(eq + 1);
+	on_key(ld, s, value);
 }
 
 struct conf_section *
@@ -975,7 +1057,17 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 		}
 		goto fail;
 	}
-	ini_parse_stream(read_line, &ld, on_key, &ld);
+	ld.line = malloc(CONF_MAX_LINE + 1);
+	if (ld.line == NULL) {
+		fclose(ld.fp);
+		goto fail;
+	}
+	size_t len;
+	int over;
+	while (next_line(&ld, &len, &over) > 0) {
+		ld.lineno++;
+		parse_line(&ld, len, over);
+	}
 	fclose(ld.fp);
 	check_listens(&ld);
 	if (ld.conf->global.tls_ticket_key != NULL &&
@@ -998,11 +1090,11 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 		goto fail;
 	if (ld.conf->nroutes > 0)
 		qsort(ld.conf->routes, ld.conf->nroutes, sizeof(*ld.conf->routes), route_order);
-	free(ld.linebuf);
+	free(ld.line);
 	free(ld.seen);
 	return ld.conf;
 fail:
-	free(ld.linebuf);
+	free(ld.line);
 	free(ld.seen);
 	config_free(ld.conf);
 	return NULL;

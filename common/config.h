@@ -1,5 +1,5 @@
 /*
- * config: the INI file, read through inih into an immutable snapshot.
+ * config: the INI file, read line by line into an immutable snapshot.
  *
  * A snapshot is built whole and checked whole before anything uses it:
  * every error is collected as "FILE:LINE: [section] key: reason" and the
@@ -20,6 +20,11 @@
 struct handler_ops;
 
 #define CONF_MAX_LISTENS 64 /* routes name listeners through a 64-bit mask */
+/* The longest line, its line ending not counted; a longer one is an error,
+ * never cut short.  Comment lines are skipped whatever their length. */
+#define CONF_MAX_LINE 65536
+/* The longest NAME of a [kind:NAME] section. */
+#define CONF_MAX_NAME 200
 
 enum access_log_format { ACCESS_LOG_COMBINED, ACCESS_LOG_JSON };
 

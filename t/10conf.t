@@ -246,24 +246,26 @@ return = 200 x
                  "return = 200 a#b;c"):
         like(out, r"(?m)^%s$" % re.escape(want), "-T shows %s" % want)
 
-    # --- over-long line: the message states the limit; it is exact both ways
-    p = write("long.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\nhost = " + "x" * 300 + "\n")
-    rc, out, err = check(p)
-    is_(rc, 1, "line of 307 bytes: -t exits 1")
-    lines = errors(err, p)
-    ok(len(lines) == 1 and re.fullmatch(re.escape(p) + r":24: line longer than \d+ bytes", lines[0]) is not None,
-       "line of 307 bytes: the one error names line 24")
-    if lines:
-        diag(lines[0][len(TMP) + 1:])
-    m = re.search(r"line longer than (\d+) bytes", err)
-    limit = int(m.group(1)) if m else 198
+    # --- long lines: read whole up to 65536 bytes (line ending not counted), an error past that
+    LIMIT = 65536
+    p = write("long.ini", VALID + "\n[route:long]\npath = /long\nhost = " + "x" * 300 + "\nreturn = 200 " + "y" * 10000 + " ; note\n")
+    rc, out, err = portico(["-T", "-c", p])
+    is_(rc, 0, "lines of 307 and 10020 bytes: valid")
+    like(out, r"(?m)^host = x{300}$", "-T shows the 300-byte host whole")
+    like(out, r"(?m)^return = 200 y{10000}$", "-T shows the 10000-byte text whole, without its comment")
     prefix = "host = "
-    at = write("at-limit.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\n" + prefix + "x" * (limit - len(prefix)) + "\n")
-    rc, out, err = check(at)
-    is_(rc, 0, "a line of exactly %d bytes is accepted" % limit)
-    over = write("over-limit.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\n" + prefix + "x" * (limit + 1 - len(prefix)) + "\n")
+    at = write("at-limit.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\n" + prefix + "x" * (LIMIT - len(prefix)) + "\r\n")
+    rc, out, err = portico(["-T", "-c", at])
+    is_(rc, 0, "a line of exactly %d bytes (and CR LF) is accepted" % LIMIT)
+    like(out, r"(?m)^host = x{%d}$" % (LIMIT - len(prefix)), "-T shows it whole")
+    over = write("over-limit.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\n" + prefix + "x" * (LIMIT + 1 - len(prefix)) + "\nhots = x\n")
     rc, out, err = check(over)
-    is_(errors(err, over), ["%s:24: line longer than %d bytes" % (over, limit)], "a line of %d bytes is refused" % (limit + 1))
+    is_(rc, 1, "a line of %d bytes: -t exits 1" % (LIMIT + 1))
+    is_(errors(err, over), ["%s:24: line longer than %d bytes" % (over, LIMIT),
+                            '%s:25: [route:long] hots: unknown key (did you mean "host"?)' % over],
+        "a line of %d bytes is refused on its line, and the next line is still read" % (LIMIT + 1))
+    p = write("long-comment.ini", VALID + ";" * (2 * LIMIT) + "\n")
+    is_(check(p)[0], 0, "a comment line longer than the limit is skipped")
 
     # --- file does not exist
     missing = os.path.join(TMP, "does-not-exist.ini")

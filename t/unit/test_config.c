@@ -472,31 +472,178 @@ test_errors(void)
 	    "/nonexistent/portico.ini: cannot open: No such file or directory", "missing file message");
 }
 
+/* Loads "[global]\n" line "\n" MINIMAL, line being any length. */
+static struct config *
+load_global(const char *line)
+{
+	size_t n = strlen(line);
+	char *text = malloc(n + 128);
+
+	if (text == NULL) {
+		printf("Bail out! out of memory\n");
+		exit(1);
+	}
+	snprintf(text, n + 128, "[global]\n%s\n" MINIMAL, line);
+	load(text);
+	free(text);
+	return conf;
+}
+
+/* A line "user = " followed by x repeated n times, then tail; malloc'd. */
+static char *
+user_line(size_t n, const char *tail)
+{
+	char *line = malloc(n + strlen(tail) + 8);
+
+	if (line == NULL) {
+		printf("Bail out! out of memory\n");
+		exit(1);
+	}
+	memcpy(line, "user = ", 7);
+	memset(line + 7, 'x', n);
+	strcpy(line + 7 + n, tail);
+	return line;
+}
+
+/* conf->global.user is n x's followed by tail. */
+static int
+user_is(size_t n, const char *tail)
+{
+	const char *u = conf != NULL ? conf->global.user : NULL;
+
+	if (u == NULL || strlen(u) != n + strlen(tail) || strcmp(u + n, tail) != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (u[i] != 'x')
+			return 0;
+	return 1;
+}
+
 static void
 test_long_lines(void)
 {
-	char text[1024], val[400];
+	char *line, *text, want[128];
 
-	/* 300 bytes; the rest of the file is still read. */
-	memset(val, 'x', 293);
-	val[293] = '\0';
-	snprintf(text, sizeof(text), "[global]\nuser = %s\nworkrs = 3\n" MINIMAL, val);
-	errors_are("300-byte line", text,
-	    "F:2: line longer than 198 bytes",
+	/* Lines past inih's old 198-byte cap are read whole. */
+	line = user_line(300, "");
+	load_global(line);
+	ok(user_is(300, ""), "300-byte value accepted whole");
+	free(line);
+	line = user_line(10000, "");
+	load_global(line);
+	ok(user_is(10000, ""), "10000-byte value accepted whole");
+	free(line);
+	text = malloc(10100);
+	memcpy(text, LISTEN "[route:r]\nreturn = 200 ", sizeof(LISTEN "[route:r]\nreturn = 200 ") - 1);
+	memset(text + sizeof(LISTEN "[route:r]\nreturn = 200 ") - 1, 'y', 10000);
+	strcpy(text + sizeof(LISTEN "[route:r]\nreturn = 200 ") - 1 + 10000, "\n");
+	if (loads(text, "10000-byte route value")) {
+		const struct conf_kv *kv = conf_route_kv(&conf->routes[0], "return");
+		ok(kv != NULL && strlen(kv->value) == 10004 && kv->value[10003] == 'y',
+		    "10000-byte route value kept whole");
+	}
+	free(text);
+
+	/* The bound: CONF_MAX_LINE bytes, line ending not counted. */
+	line = user_line(CONF_MAX_LINE - 7, "");
+	load_global(line);
+	ok(user_is(CONF_MAX_LINE - 7, ""), "line of exactly CONF_MAX_LINE bytes accepted");
+	free(line);
+	line = user_line(CONF_MAX_LINE - 7, "\r");
+	load_global(line);
+	ok(user_is(CONF_MAX_LINE - 7, ""), "line of CONF_MAX_LINE bytes ending in CR LF accepted");
+	free(line);
+	/* One byte more is an error on its line, and the next line is still read. */
+	line = user_line(CONF_MAX_LINE - 6, "");
+	text = malloc(CONF_MAX_LINE + 200);
+	snprintf(text, CONF_MAX_LINE + 200, "[global]\n%s\nworkrs = 3\n" MINIMAL, line);
+	snprintf(want, sizeof(want), "F:2: line longer than %d bytes", CONF_MAX_LINE);
+	errors_are("line one byte past the bound", text, want,
 	    "F:3: [global] workrs: unknown key (did you mean \"workers\"?)", NULL);
-	/* The limit: inih's 200-byte buffer less "\n\0". */
-	val[191] = '\0';
-	snprintf(text, sizeof(text), "[global]\nuser = %s\n" MINIMAL, val);
-	ok(load(text) != NULL && strlen(conf->global.user) == 191, "198-byte line accepted whole");
-	val[191] = 'x';
-	val[192] = '\0';
-	snprintf(text, sizeof(text), "[global]\nuser = %s\n" MINIMAL, val);
-	errors_are("199-byte line", text, "F:2: line longer than 198 bytes", NULL);
-	/* A long comment is not a line that matters. */
-	memset(val, ';', 300);
-	val[300] = '\0';
-	snprintf(text, sizeof(text), "%s\n" MINIMAL, val);
-	loads(text, "300-byte comment line");
+	free(text);
+	free(line);
+	/* A value is never cut short: far past the bound, still refused. */
+	line = user_line(3 * CONF_MAX_LINE, "");
+	load_global(line);
+	ok(conf == NULL && ctx.nerrors == 1 && strstr(ctx.errors[0], want + 1) != NULL,
+	    "line three times the bound refused, with its line");
+	free(line);
+
+	/* Comments are skipped whatever their length. */
+	text = malloc(CONF_MAX_LINE + 200);
+	memset(text, ';', CONF_MAX_LINE + 100);
+	strcpy(text + CONF_MAX_LINE + 100, "\n" MINIMAL);
+	loads(text, "comment line past the bound");
+	memcpy(text, "   #", 4);
+	loads(text, "indented # comment past the bound");
+	free(text);
+}
+
+static void
+test_inline_comments(void)
+{
+	static const struct { const char *line, *user; } cases[] = {
+		{ "user = a ;c", "a" },
+		{ "user = a\t;c", "a" },
+		{ "user = a;b", "a;b" },
+		{ "user =;b", ";b" },
+		{ "user = a #b", "a #b" },
+		{ "user = a#b ; c ; d", "a#b" },
+		{ "user = a = b", "a = b" },
+		{ "  user\t=\tspaced out \t", "spaced out" },
+		{ "user = a ;", "a" },
+		{ "user = \"a ;b\"", "\"a" },
+		{ "user = x\f", "x" },
+	};
+	char *line;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		load_global(cases[i].line);
+		is_str(conf != NULL ? conf->global.user : NULL, cases[i].user, "%s", cases[i].line);
+	}
+	/* The same rules on lines the old 198-byte cap refused. */
+	line = user_line(300, " ;c");
+	load_global(line);
+	ok(user_is(300, ""), "300-byte value before \" ;c\": comment cut");
+	free(line);
+	line = user_line(300, ";b #c");
+	load_global(line);
+	ok(user_is(300, ";b #c"), "300-byte value with ';' after no blank: kept");
+	free(line);
+	line = user_line(300, "\t; c ; d");
+	load_global(line);
+	ok(user_is(300, ""), "300-byte value before a tab and ';': comment cut");
+	free(line);
+
+	global_bad("user = ;c", "F:2: [global] user: empty value");
+	/* The key ends at the first '=': no ':' separator as inih had. */
+	global_bad("user:nobody = x",
+	    "F:2: [global] user:nobody: unknown key");
+	/* A comment before the '=' leaves no "key = value" (inih dropped the line). */
+	global_bad("user ;c = x", "F:2: [global] expected \"key = value\"");
+	global_bad("= x", "F:2: [global] expected \"key = value\"");
+	global_bad("  =x ; c", "F:2: [global] expected \"key = value\"");
+	errors_are("no key, outside any section", "= x\n" MINIMAL,
+	    "F:1: expected \"key = value\"", NULL);
+}
+
+static void
+test_long_names(void)
+{
+	char name[CONF_MAX_NAME + 2], text[512], want[512];
+
+	memset(name, 'n', CONF_MAX_NAME);
+	name[CONF_MAX_NAME] = '\0';
+	snprintf(text, sizeof(text), "[listen:%s]\naddress = :1\naddress = :2\n" ROUTE, name);
+	snprintf(want, sizeof(want), "F:3: [listen:%s] address: given twice (first on line 2)", name);
+	errors_are("listener name of CONF_MAX_NAME bytes: messages name it whole", text, want, NULL);
+	name[CONF_MAX_NAME] = 'n';
+	name[CONF_MAX_NAME + 1] = '\0';
+	snprintf(text, sizeof(text), "[listen:%s]\naddress = :1\n" ROUTE, name);
+	snprintf(want, sizeof(want), "F:1: [listen:%s] a name may be at most %d bytes", name,
+	    CONF_MAX_NAME);
+	errors_are("listener name past CONF_MAX_NAME", text, want,
+	    "F:4: no [listen:NAME] section: nothing to serve", NULL);
 }
 
 static void
@@ -813,6 +960,8 @@ main(void)
 	test_addresses();
 	test_errors();
 	test_long_lines();
+	test_inline_comments();
+	test_long_names();
 	test_many_errors();
 	test_routes_checks();
 	test_return();
