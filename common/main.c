@@ -24,9 +24,6 @@
 #include "origin/status.h"
 #include "proxy/proxy.h"
 
-#ifndef INIH_VERSION
-#define INIH_VERSION "unknown"
-#endif
 #ifndef PORTICO_DEFAULT_CONF
 #define PORTICO_DEFAULT_CONF "/etc/portico/portico.ini"
 #endif
@@ -87,8 +84,8 @@ main(int argc, char *argv[])
 			dump = 1;
 			break;
 		case 'V':
-			printf("portico %s\nlibevent %s\n%s\ninih r%s\n", PORTICO_VERSION,
-			    event_get_version(), OpenSSL_version(OPENSSL_VERSION), INIH_VERSION);
+			printf("portico %s\nlibevent %s\n%s\n", PORTICO_VERSION,
+			    event_get_version(), OpenSSL_version(OPENSSL_VERSION));
 			return 0;
 		case 'h':
 			usage(stdout);
