@@ -410,6 +410,22 @@ handler_for_key(const struct loader *ld, const char *key, int selector)
 	return NULL;
 }
 
+/* Whether a route key may be repeated, each line adding to a list. */
+static int
+route_list_key(const struct loader *ld, const char *name)
+{
+	const struct handler_ops *h;
+
+	if (strcmp(name, "host") == 0 || strcmp(name, "listen") == 0)
+		return 1;
+	if ((h = handler_for_key(ld, name, 0)) == NULL || h->list_keys == NULL)
+		return 0;
+	for (size_t i = 0; h->list_keys[i] != NULL; i++)
+		if (strcmp(h->list_keys[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 route_key(struct loader *ld, struct conf_route *rt, const char *name, const char *value)
 {
@@ -434,8 +450,9 @@ route_key(struct loader *ld, struct conf_route *rt, const char *name, const char
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "unknown key%s", hint);
 		return;
 	}
-	/* host and listen are lists; every other key may be given once. */
-	if (strcmp(name, "host") != 0 && strcmp(name, "listen") != 0) {
+	/* host, listen and the handlers' list keys may be repeated; every
+	 * other key may be given once. */
+	if (!route_list_key(ld, name)) {
 		const struct conf_kv *prev = conf_route_kv(rt, name);
 		if (prev != NULL) {
 			conf_err(ld->ctx, ld->lineno, ld->cur_section, name,
@@ -598,7 +615,7 @@ section_key(struct conf_section *sec, const char *name, const char *value, int l
 	sec->nkv++;
 }
 
-/* One "key = value" of the current section, both trimmed and non-empty key. */
+/* One "key = value" of the current section: both trimmed, the key not empty. */
 static void
 on_key(struct loader *ld, const char *name, const char *value)
 {
@@ -805,6 +822,29 @@ conf_route_kv(const struct conf_route *rt, const char *key)
 		if (strcmp(rt->kv[i].key, key) == 0)
 			return &rt->kv[i];
 	return NULL;
+}
+
+const struct conf_kv *
+conf_route_next(const struct conf_route *rt, const char *key, const struct conf_kv *prev)
+{
+	for (size_t i = prev != NULL ? (size_t)(prev - rt->kv) + 1 : 0; i < rt->nkv; i++)
+		if (strcmp(rt->kv[i].key, key) == 0)
+			return &rt->kv[i];
+	return NULL;
+}
+
+int
+conf_route_alone(struct conf_ctx *ctx, const struct conf_route *rt, const struct conf_kv *kv)
+{
+	const struct conf_kv *other = conf_route_next(rt, kv->key, NULL);
+
+	if (other == kv)
+		other = conf_route_next(rt, kv->key, kv);
+	if (other == NULL)
+		return 0;
+	conf_err(ctx, kv->line, ctx->section, kv->key, "\"%s\" cannot go with another %s line "
+	    "(line %d)", kv->value, kv->key, other->line);
+	return -1;
 }
 
 static int

@@ -157,6 +157,14 @@ void conf_err(struct conf_ctx *ctx, int line, const char *section, const char *k
 
 /* The last value given for key in a route, or NULL. */
 const struct conf_kv *conf_route_kv(const struct conf_route *rt, const char *key);
+/* For a key that may be repeated: the first value of key in a route after
+ * prev, or the first of all when prev is NULL; NULL when there is no more. */
+const struct conf_kv *conf_route_next(const struct conf_route *rt, const char *key,
+    const struct conf_kv *prev);
+
+/* For "off" and such, which cannot go with other values of a repeated key:
+ * 0 when kv is its key's only line in rt, else -1 with the error reported. */
+int conf_route_alone(struct conf_ctx *ctx, const struct conf_route *rt, const struct conf_kv *kv);
 
 /* The handler-owned section [kind:name], or NULL. */
 struct conf_section *conf_section_find(const struct config *conf, const char *kind,

@@ -236,6 +236,33 @@ return = 200 x
     one_error(POOL + "\n[route:app]\npath = /app/\npool = app\nrequest_buffer = 32m\n", "request-buffer-big", 27,
               "[route:app] request_buffer: expected a size from 0 to 16m")
 
+    # --- list keys: each line adds to the list, the limit counts all lines; other keys once
+    ROUTE = POOL + "\n[route:app]\npath = /app/\npool = app\n"   # [route:app] on line 24, pool on 26
+    p = write("lists.ini", ROUTE + "trusted_proxies = 10.0.0.0/8, 127.0.0.1\ntrusted_proxies = ::1\n"
+              "upgrade = websocket\nupgrade = foo/2\n"
+              "\n[route:files]\npath = /files/\nroot = %s\nindex = a.html\nindex = b.html, c.html\n"
+              "precompressed = br\nprecompressed = gzip\n" % TMP)
+    rc, out, err = portico(["-T", "-c", p])
+    is_(rc, 0, "trusted_proxies, upgrade, index and precompressed on two lines each: valid")
+    if rc != 0:
+        diag(err)
+    like(out, r"(?m)^trusted_proxies = 10\.0\.0\.0/8, 127\.0\.0\.1\ntrusted_proxies = ::1\nupgrade = websocket\nupgrade = foo/2$",
+         "-T shows each line, in order")
+    like(out, r"(?m)^index = a\.html\nindex = b\.html, c\.html\nprecompressed = br\nprecompressed = gzip$",
+         "-T shows index and precompressed lines, in order")
+    sixteen = ROUTE + "trusted_proxies = " + " ".join("10.0.0.%d" % i for i in range(1, 15)) + "\ntrusted_proxies = 10.1.0.1\n"
+    is_(check(write("trusted-16.ini", sixteen + "trusted_proxies = 10.1.0.2\n"))[0], 0,
+        "trusted_proxies: 14, 1 and 1 on three lines: valid")
+    one_error(sixteen + "trusted_proxies = 10.1.0.2, 10.1.0.3\n", "trusted-17", 29,
+              '[route:app] trusted_proxies: more than 16 addresses or CIDR blocks, counting every '
+              'trusted_proxies line ("10.1.0.3" is one too many)')
+    one_error(ROUTE + "upgrade = off\nupgrade = websocket\n", "upgrade-off-and-more", 27,
+              '[route:app] upgrade: "off" cannot go with another upgrade line (line 28)')
+    one_error(ROUTE + "strip_prefix = yes\nforwarded = on\nstrip_prefix = yes\n", "not-a-list-twice", 29,
+              '[route:app] strip_prefix: given twice (first on line 27)')
+    one_error(ROUTE.replace("server = 127.0.0.1:9001\n", "server = 127.0.0.1:9001\nbalance = random\nbalance = random\n"),
+              "pool-key-twice", 24, '[pool:app] balance: given twice (first on line 23)')
+
     # --- value syntax: compound durations, size suffixes, comments
     p = write("syntax.ini", VALID.replace("header_timeout = 5s", "header_timeout = 1m30s\nmax_body_size = 2MB\n"
                                           "keepalive_timeout = 1500ms ; a comment\nbody_timeout = 7")

@@ -13,7 +13,10 @@
 #include "common/config.h"
 #include "common/return.h"
 #include "origin/health.h"
+#include "origin/static.h"
 #include "origin/status.h"
+#include "proxy/proxy.h"
+#include "proxy/proxy-t.h"
 #include "t/unit/tap.h"
 
 #include <arpa/inet.h>
@@ -28,6 +31,11 @@
 static const struct handler_ops *const handlers[] = {
 	&status_ops, &health_ops, &return_ops, NULL,
 };
+/* The table of common/main.c, for the keys of root and pool routes. */
+static const struct handler_ops *const all_handlers[] = {
+	&status_ops, &health_ops, &return_ops, &static_ops, &proxy_ops, NULL,
+};
+static const struct handler_ops *const *table = handlers;
 
 /* The smallest config that loads: one listener, one route. */
 #define LISTEN "[listen:a]\naddress = 127.0.0.1:8080\n"
@@ -65,7 +73,7 @@ load_n(const char *text, size_t len)
 	conf_ctx_free(&ctx);
 	snprintf(name, sizeof(name), "case%03d.ini", ++nfiles);
 	write_file(name, text, len);
-	conf = config_load(path, handlers, &ctx);
+	conf = config_load(path, table, &ctx);
 	return conf;
 }
 
@@ -646,6 +654,124 @@ test_long_names(void)
 	    "F:4: no [listen:NAME] section: nothing to serve", NULL);
 }
 
+/* A pool route [route:r] (line 5) with extra lines from line 8 on. */
+#define POOL_ROUTE LISTEN "[pool:p]\nserver = 127.0.0.1:9\n[route:r]\npath = /\npool = p\n"
+
+static const struct proxy_conf *
+proxy_conf(void)
+{
+	return conf != NULL && conf->nroutes == 1 ? conf->routes[0].hconf : NULL;
+}
+
+static void
+test_list_keys(void)
+{
+	char text[4096], more[1024];
+	size_t n;
+
+	table = all_handlers;
+	/* trusted_proxies: one address a line, 16 lines. */
+	n = (size_t)snprintf(text, sizeof(text), "%s", POOL_ROUTE);
+	for (int i = 1; i <= 16; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "trusted_proxies = 10.0.0.%d\n", i);
+	if (loads(text, "trusted_proxies on 16 lines")) {
+		const struct proxy_conf *pc = proxy_conf();
+		ok(pc != NULL && pc->ntrusted == 16, "16 lines: 16 entries");
+		int inorder = pc != NULL;
+		for (unsigned i = 0; inorder && i < pc->ntrusted; i++)
+			inorder = pc->trusted[i].family == AF_INET && pc->trusted[i].bits == 32 &&
+			    pc->trusted[i].addr[3] == i + 1;
+		ok(inorder, "16 lines: in the order given");
+	}
+	/* Lists on one line and over several count together. */
+	snprintf(text, sizeof(text), "%s"
+	    "trusted_proxies = 10.0.0.1, 10.0.0.2 10.0.0.3,10.0.0.4 10.0.0.5 10.0.0.6 10.0.0.7 ::1\n"
+	    "forwarded = on\n"
+	    "trusted_proxies = 10.1.0.0/16 10.2.0.0/16 10.3.0.0/16 10.4.0.0/16\n"
+	    "trusted_proxies = fd00::/8, 192.168.0.0/16, 172.16.0.0/12, 127.0.0.0/8\n", POOL_ROUTE);
+	if (loads(text, "trusted_proxies: 8, 4 and 4 on three lines")) {
+		const struct proxy_conf *pc = proxy_conf();
+		ok(pc != NULL && pc->ntrusted == 16 && pc->trusted[7].family == AF_INET6 &&
+		    pc->trusted[8].bits == 16 && pc->trusted[15].addr[0] == 127 &&
+		    pc->trusted[15].bits == 8, "three lines: 16 entries, in order");
+	}
+	/* The 17th is refused, on its line, wherever it comes. */
+	snprintf(more, sizeof(more), "%s"
+	    "trusted_proxies = 10.0.0.1, 10.0.0.2 10.0.0.3,10.0.0.4 10.0.0.5 10.0.0.6 10.0.0.7 ::1\n"
+	    "trusted_proxies = 10.1.0.0/16 10.2.0.0/16 10.3.0.0/16 10.4.0.0/16\n"
+	    "trusted_proxies = fd00::/8, 192.168.0.0/16, 172.16.0.0/12, 127.0.0.0/8\n"
+	    "trusted_proxies = 10.9.9.9\n", POOL_ROUTE);
+	errors_are("trusted_proxies: a 17th on a fourth line", more,
+	    "F:11: [route:r] trusted_proxies: more than 16 addresses or CIDR blocks, counting every "
+	    "trusted_proxies line (\"10.9.9.9\" is one too many)", NULL);
+	n = (size_t)snprintf(text, sizeof(text), "%s", POOL_ROUTE);
+	for (int i = 1; i <= 17; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "trusted_proxies = 10.0.0.%d\n", i);
+	errors_are("trusted_proxies on 17 lines", text,
+	    "F:24: [route:r] trusted_proxies: more than 16 addresses or CIDR blocks, counting every "
+	    "trusted_proxies line (\"10.0.0.17\" is one too many)", NULL);
+	errors_are("trusted_proxies: a bad one on a second line",
+	    POOL_ROUTE "trusted_proxies = 10.0.0.1\ntrusted_proxies = 10.0.0.300\n",
+	    "F:9: [route:r] trusted_proxies: expected up to 16 addresses or CIDR blocks, not "
+	    "\"10.0.0.300\"", NULL);
+
+	/* upgrade: lines add up; off only alone. */
+	if (loads(POOL_ROUTE "upgrade = foo/2\nupgrade = WebSocket, bar\n", "upgrade on two lines")) {
+		const struct proxy_conf *pc = proxy_conf();
+		ok(pc != NULL && pc->nupgrade == 3 && strcmp(pc->upgrade[0], "foo/2") == 0 &&
+		    strcmp(pc->upgrade[1], "websocket") == 0 && strcmp(pc->upgrade[2], "bar") == 0,
+		    "upgrade on two lines: foo/2, websocket, bar");
+	}
+	if (loads(POOL_ROUTE "upgrade = off\n", "upgrade = off alone"))
+		ok(proxy_conf() != NULL && proxy_conf()->nupgrade == 0, "upgrade = off: none");
+	errors_are("upgrade = off with another upgrade line",
+	    POOL_ROUTE "upgrade = websocket\nupgrade = off\n",
+	    "F:9: [route:r] upgrade: \"off\" cannot go with another upgrade line (line 8)", NULL);
+	errors_are("upgrade: a ninth protocol on a second line",
+	    POOL_ROUTE "upgrade = a b c d e f g\nupgrade = h i\n",
+	    "F:9: [route:r] upgrade: expected up to 8 protocol names of up to 47 bytes", NULL);
+
+	/* index and precompressed: the limit counts every line. */
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\n"
+	    "index = a.html b.html c.html\nindex = d.html, e.html\nindex = f g h\n", dir);
+	loads(text, "index: 8 names on three lines");
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\n"
+	    "index = a.html b.html c.html\nindex = d.html, e.html\nindex = f g h i\n", dir);
+	errors_are("index: a ninth name on a third line", text,
+	    "F:7: [route:r] index: more than 8 file names, counting every index line "
+	    "(\"i\" is one too many)", NULL);
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\nindex = a.html\nindex = ../b\n", dir);
+	errors_are("index: a bad name on a second line", text,
+	    "F:6: [route:r] index: expected up to 8 plain file names, not \"../b\"", NULL);
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\nprecompressed = gzip\n"
+	    "precompressed = br\n", dir);
+	loads(text, "precompressed on two lines");
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\nprecompressed = off\n"
+	    "precompressed = br\n", dir);
+	errors_are("precompressed = off with another precompressed line", text,
+	    "F:5: [route:r] precompressed: \"off\" cannot go with another precompressed line (line 6)",
+	    NULL);
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\nprecompressed = gzip\n"
+	    "precompressed = zstd\n", dir);
+	errors_are("precompressed: a bad coding on a second line", text,
+	    "F:6: [route:r] precompressed: expected off or a list of br and gzip, not \"zstd\"", NULL);
+
+	/* A key that is not a list is still an error when given twice. */
+	errors_are("strip_prefix twice", POOL_ROUTE "strip_prefix = yes\nstrip_prefix = no\n",
+	    "F:9: [route:r] strip_prefix: given twice (first on line 8)", NULL);
+	errors_are("request_id twice", POOL_ROUTE "request_id = keep\nforwarded = on\nrequest_id = keep\n",
+	    "F:10: [route:r] request_id: given twice (first on line 8)", NULL);
+	errors_are("pool twice", POOL_ROUTE "pool = p\n",
+	    "F:8: [route:r] pool: given twice (first on line 7)", NULL);
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\nautoindex = on\nautoindex = on\n", dir);
+	errors_are("autoindex twice", text, "F:6: [route:r] autoindex: given twice (first on line 5)", NULL);
+	errors_are("return_type twice", LISTEN "[route:r]\nreturn = 200 x\nreturn_type = a/b\n"
+	    "return_type = a/b\n", "F:6: [route:r] return_type: given twice (first on line 5)", NULL);
+	errors_are("pool key twice", LISTEN "[pool:p]\nserver = 127.0.0.1:9\nretries = 1\nretries = 1\n"
+	    "[route:r]\npool = p\n", "F:6: [pool:p] retries: given twice (first on line 5)", NULL);
+	table = handlers;
+}
+
 static void
 test_many_errors(void)
 {
@@ -962,6 +1088,7 @@ main(void)
 	test_long_lines();
 	test_inline_comments();
 	test_long_names();
+	test_list_keys();
 	test_many_errors();
 	test_routes_checks();
 	test_return();
