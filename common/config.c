@@ -94,6 +94,68 @@ struct loader {
 	size_t nseen;
 };
 
+/* Appends msg, which ctx then owns, as an error about line. */
+static void
+push_error(struct conf_ctx *ctx, int line, char *msg)
+{
+	char **e = realloc(ctx->errors, (ctx->nerrors + 1) * sizeof(*e));
+	int *l;
+
+	if (e == NULL) {
+		free(msg);
+		return;
+	}
+	ctx->errors = e;
+	if ((l = realloc(ctx->lines, (ctx->nerrors + 1) * sizeof(*l))) == NULL) {
+		free(msg);
+		return;
+	}
+	ctx->lines = l;
+	e[ctx->nerrors] = msg;
+	l[ctx->nerrors] = line;
+	ctx->nerrors++;
+}
+
+struct error_at {
+	int line;
+	size_t seq;
+	char *msg;
+};
+
+static int
+error_order(const void *a, const void *b)
+{
+	const struct error_at *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Puts the errors from index from on in the order of their lines.  They are
+ * found in another (a listener's address, a pool or a route is checked once
+ * the whole file is read); the sort is stable, so those of one line keep
+ * the order they were found in.  Left as they are if memory is short.
+ */
+static void
+sort_errors(struct conf_ctx *ctx, size_t from)
+{
+	size_t n = ctx->nerrors - from;
+	struct error_at *v;
+
+	if (n < 2 || (v = calloc(n, sizeof(*v))) == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct error_at){ ctx->lines[from + i], i, ctx->errors[from + i] };
+	qsort(v, n, sizeof(*v), error_order);
+	for (size_t i = 0; i < n; i++) {
+		ctx->lines[from + i] = v[i].line;
+		ctx->errors[from + i] = v[i].msg;
+	}
+	free(v);
+}
+
 void
 conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
     const char *fmt, ...)
@@ -116,15 +178,8 @@ conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
 	else
 		n = asprintf(&full, "%s:%d: %s", ctx->file, line, msg);
 	free(msg);
-	if (n < 0)
-		return;
-	char **e = realloc(ctx->errors, (ctx->nerrors + 1) * sizeof(*e));
-	if (e == NULL) {
-		free(full);
-		return;
-	}
-	ctx->errors = e;
-	ctx->errors[ctx->nerrors++] = full;
+	if (n >= 0)
+		push_error(ctx, line, full);
 }
 
 void
@@ -133,7 +188,9 @@ conf_ctx_free(struct conf_ctx *ctx)
 	for (size_t i = 0; i < ctx->nerrors; i++)
 		free(ctx->errors[i]);
 	free(ctx->errors);
+	free(ctx->lines);
 	ctx->errors = NULL;
+	ctx->lines = NULL;
 	ctx->nerrors = 0;
 }
 
@@ -1086,15 +1143,8 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 	ld.fp = text != NULL ? fmemopen((void *)text, strlen(text), "r") : fopen(file, "r");
 	if (ld.fp == NULL) {
 		char *msg;
-		if (asprintf(&msg, "%s: cannot open: %s", file, strerror(errno)) >= 0) {
-			char **e = realloc(ctx->errors, (ctx->nerrors + 1) * sizeof(*e));
-			if (e != NULL) {
-				ctx->errors = e;
-				e[ctx->nerrors++] = msg;
-			} else {
-				free(msg);
-			}
-		}
+		if (asprintf(&msg, "%s: cannot open: %s", file, strerror(errno)) >= 0)
+			push_error(ctx, 0, msg);
 		goto fail;
 	}
 	ld.line = malloc(CONF_MAX_LINE + 1);
@@ -1134,6 +1184,7 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 	free(ld.seen);
 	return ld.conf;
 fail:
+	sort_errors(ctx, before);
 	free(ld.line);
 	free(ld.seen);
 	config_free(ld.conf);

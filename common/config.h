@@ -128,10 +128,11 @@ struct config {
 	size_t nroutes;
 };
 
-/* Collected errors of one load. */
+/* Collected errors of one load, in the order of their lines once it is done. */
 struct conf_ctx {
 	const char *file;
 	char **errors;
+	int *lines;                   /* errors[i] is about line lines[i]; 0: the whole file */
 	size_t nerrors;
 	const char *section;          /* the section being read, for messages */
 	struct config *conf;          /* the snapshot being built */

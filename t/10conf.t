@@ -130,6 +130,35 @@ return = 200 x
     like(err, r"(?m)^portico: configuration file %s has 5 errors$" % re.escape(multi), "summary counts 5 errors")
     is_(len(err.splitlines()), 6, "nothing else on stderr")
 
+    # --- listeners, pools and routes are checked after the file is read, but
+    # their errors are printed in line order with the others
+    late = write("late.ini", """\
+[listen:http]
+address = 127.0.0.1:notaport
+
+[pool:app]
+server = 127.0.0.1:9001
+balance = fastest
+
+[global]
+workers = many
+
+[route:x]
+pool = app
+upgrade = h2c
+retrun = 200
+""")
+    rc, out, err = check(late)
+    is_(rc, 1, "errors found late and early: -t exits 1")
+    is_(errors(err, late), [
+        '%s:2: [listen:http] address: expected HOST:PORT, [IPV6]:PORT or :PORT, not "127.0.0.1:notaport"' % late,
+        '%s:6: [pool:app] balance: expected round_robin, least_conn, random, ip_hash or hash HEADER, not "fastest"' % late,
+        '%s:9: [global] workers: expected auto or a number from 1 to 256, not "many"' % late,
+        '%s:13: [route:x] upgrade: "h2c" is never passed on: upgrading to HTTP/2 is deprecated (RFC 9113 3.1)' % late,
+        '%s:14: [route:x] retrun: unknown key (did you mean "return"?)' % late,
+    ], "errors found late and early: printed in line order")
+    like(err, r"(?m)^portico: configuration file %s has 5 errors$" % re.escape(late), "  and counted")
+
     # --- one mistake at a time, exact messages and lines
     one_error(VALID.replace("header_timeout = 5s", "keepalive_timout = 5s"), "typo", 4,
               '[global] keepalive_timout: unknown key (did you mean "keepalive_timeout"?)')

@@ -423,8 +423,8 @@ test_errors(void)
 	errors_are("unknown key, nothing close", "[global]\nzzzzzz = 2\n" MINIMAL,
 	    "F:2: [global] zzzzzz: unknown key", NULL);
 	errors_are("unknown listen key", "[listen:a]\nadress = :1\n" ROUTE,
-	    "F:2: [listen:a] adress: unknown key (did you mean \"address\"?)",
-	    "F:1: [listen:a] address: missing (e.g. address = 127.0.0.1:8080)", NULL);
+	    "F:1: [listen:a] address: missing (e.g. address = 127.0.0.1:8080)",
+	    "F:2: [listen:a] adress: unknown key (did you mean \"address\"?)", NULL);
 	errors_are("unknown route key", LISTEN "[route:r]\nretrun = 204\nreturn = 204\n",
 	    "F:4: [route:r] retrun: unknown key (did you mean \"return\"?)", NULL);
 	errors_are("unknown handler key", LISTEN "[route:r]\nreturn = 204\nretur_file = x\n",
@@ -459,8 +459,8 @@ test_errors(void)
 	errors_are("empty value", "[global]\nuser =\n" MINIMAL,
 	    "F:2: [global] user: empty value", NULL);
 	errors_are("empty route value", LISTEN "[route:r]\nreturn =   \n",
-	    "F:4: [route:r] return: empty value",
-	    "F:3: [route:r] no handler: give one of status, health, return", NULL);
+	    "F:3: [route:r] no handler: give one of status, health, return",
+	    "F:4: [route:r] return: empty value", NULL);
 	errors_are("control character in value", "[global]\nuser = a\x01" "b\n" MINIMAL,
 	    "F:2: [global] user: control character (0x01) in value", NULL);
 	errors_are("not key = value", LISTEN "[route:r]\nreturn 204\nreturn = 204\n",
@@ -790,9 +790,38 @@ test_many_errors(void)
 	    "F:2: [global] workers: expected auto or a number from 1 to 256, not \"0\"",
 	    "F:3: [global] max_connections: expected a whole number in range, not \"x\"",
 	    "F:4: [listn:a]: unknown section (did you mean \"listen\"?)",
-	    "F:8: [route:r] retrun: unknown key (did you mean \"return\"?)",
 	    "F:7: [route:r] no handler: give one of status, health, return",
+	    "F:8: [route:r] retrun: unknown key (did you mean \"return\"?)",
 	    "F:11: [route:s] listen: no [listen:b] section", NULL);
+	/*
+	 * Listeners, pools and routes are checked once the file is read, yet
+	 * their errors take their place by line; two of one line keep the
+	 * order they were found in.
+	 */
+	table = all_handlers;
+	errors_are("errors in line order, whenever found",
+	    "[listen:a]\n"                  /* 1 */
+	    "address = nowhere\n"           /* 2: checked after reading */
+	    "[pool:p]\n"                    /* 3 */
+	    "server = 127.0.0.1:9\n"        /* 4 */
+	    "balance = fastest\n"           /* 5: checked after reading */
+	    "[global]\n"                    /* 6 */
+	    "workers = 0\n"                 /* 7: found while reading */
+	    "[global:x]\n"                  /* 8: two, found while reading */
+	    "[route:r]\n"                   /* 9 */
+	    "pool = p\n"                    /* 10 */
+	    "upgrade = h2c\n"               /* 11: checked after reading */
+	    "retrun = 1\n",                 /* 12: found while reading */
+	    "F:2: [listen:a] address: expected HOST:PORT, [IPV6]:PORT or :PORT, not \"nowhere\"",
+	    "F:5: [pool:p] balance: expected round_robin, least_conn, random, ip_hash or hash HEADER, "
+	    "not \"fastest\"",
+	    "F:7: [global] workers: expected auto or a number from 1 to 256, not \"0\"",
+	    "F:8: [global:x] [global] takes no name",
+	    "F:8: [global:x] section given twice",
+	    "F:11: [route:r] upgrade: \"h2c\" is never passed on: upgrading to HTTP/2 is deprecated "
+	    "(RFC 9113 3.1)",
+	    "F:12: [route:r] retrun: unknown key (did you mean \"return\"?)", NULL);
+	table = handlers;
 	/*
 	 * BUG: a route whose path is refused falls back to "/" and is then
 	 * reported as a duplicate of other routes, with a message that is
