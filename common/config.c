@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/handler.h"
 #include "common/tls.h"
@@ -1131,8 +1132,10 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
     struct conf_ctx *ctx)
 {
 	struct loader ld = { .ctx = ctx, .handlers = handlers, .cur_kind = -1 };
-	char errbuf[256];
-	size_t before = ctx->nerrors;
+	char errbuf[256], *msg;
+	size_t before = ctx->nerrors, len;
+	struct stat st;
+	int over, got;
 
 	ctx->file = file;
 	ld.conf = calloc(1, sizeof(*ld.conf));
@@ -1142,9 +1145,15 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 	apply_defaults(global_keys, &ld.conf->global);
 	ld.fp = text != NULL ? fmemopen((void *)text, strlen(text), "r") : fopen(file, "r");
 	if (ld.fp == NULL) {
-		char *msg;
 		if (asprintf(&msg, "%s: cannot open: %s", file, strerror(errno)) >= 0)
 			push_error(ctx, 0, msg);
+		goto fail;
+	}
+	/* A directory opens, and reading it fails; say what it is instead. */
+	if (fstat(fileno(ld.fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (asprintf(&msg, "%s: is a directory", file) >= 0)
+			push_error(ctx, 0, msg);
+		fclose(ld.fp);
 		goto fail;
 	}
 	ld.line = malloc(CONF_MAX_LINE + 1);
@@ -1152,11 +1161,16 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 		fclose(ld.fp);
 		goto fail;
 	}
-	size_t len;
-	int over;
-	while (next_line(&ld, &len, &over) > 0) {
+	while ((got = next_line(&ld, &len, &over)) > 0) {
 		ld.lineno++;
 		parse_line(&ld, len, over);
+	}
+	/* Half a file is no configuration: nothing past this is checked. */
+	if (got < 0) {
+		if (asprintf(&msg, "%s: cannot read: %s", file, strerror(errno)) >= 0)
+			push_error(ctx, 0, msg);
+		fclose(ld.fp);
+		goto fail;
 	}
 	fclose(ld.fp);
 	check_listens(&ld);

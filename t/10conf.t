@@ -331,6 +331,16 @@ retrun = 200
     rc, out, err = portico(["-c", missing])
     is_(rc, 78, "missing file without -t exits 78")
 
+    # --- a directory, and a file that opens but cannot be read
+    rc, out, err = check(TMP)
+    is_((rc, err), (1, "%s: is a directory\nportico: configuration file %s has 1 error\n" % (TMP, TMP)),
+        "-c DIRECTORY: -t exits 1, saying it is a directory")
+    rc, out, err = portico(["-c", TMP])
+    is_((rc, err.splitlines()[:1]), (78, ["%s: is a directory" % TMP]), "-c DIRECTORY without -t exits 78, saying so")
+    rc, out, err = check("/proc/self/mem")
+    is_((rc, err.splitlines()[:1]), (1, ["/proc/self/mem: cannot read: Input/output error"]),
+        "a file that opens but cannot be read: -t exits 1 with the reason")
+
     # --- -T prints the effective configuration with defaults
     rc, out, err = portico(["-T", "-c", good])
     is_(rc, 0, "-T exits 0")

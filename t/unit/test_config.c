@@ -480,6 +480,25 @@ test_errors(void)
 	    "/nonexistent/portico.ini: cannot open: No such file or directory", "missing file message");
 }
 
+static void
+test_unreadable(void)
+{
+	char want[600];
+
+	config_free(conf);
+	conf_ctx_free(&ctx);
+	conf = config_load(dir, handlers, &ctx);
+	snprintf(want, sizeof(want), "%s: is a directory", dir);
+	ok(conf == NULL && ctx.nerrors == 1, "a directory is refused with one error");
+	is_str(ctx.nerrors > 0 ? ctx.errors[0] : NULL, want, "a directory: FILE: is a directory");
+	conf_ctx_free(&ctx);
+	/* Opens, but reading at offset 0 (an address never mapped) fails. */
+	conf = config_load("/proc/self/mem", handlers, &ctx);
+	ok(conf == NULL && ctx.nerrors == 1, "a file that cannot be read is refused with one error");
+	is_str(ctx.nerrors > 0 ? ctx.errors[0] : NULL,
+	    "/proc/self/mem: cannot read: Input/output error", "a read error: FILE: cannot read: strerror");
+}
+
 /* Loads "[global]\n" line "\n" MINIMAL, line being any length. */
 static struct config *
 load_global(const char *line)
@@ -1114,6 +1133,7 @@ main(void)
 	test_bools_workers_levels();
 	test_addresses();
 	test_errors();
+	test_unreadable();
 	test_long_lines();
 	test_inline_comments();
 	test_long_names();
