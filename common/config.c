@@ -134,10 +134,11 @@ error_order(const void *a, const void *b)
 }
 
 /*
- * Puts the errors from index from on in the order of their lines.  They are
- * found in another (a listener's address, a pool or a route is checked once
- * the whole file is read); the sort is stable, so those of one line keep
- * the order they were found in.  Left as they are if memory is short.
+ * Puts the errors from index `from` on in the order of their lines, which is
+ * not the order they are found in: a listener's address, a pool or a route
+ * is checked once the whole file is read.  The sort is stable, so errors of
+ * one line keep the order they were found in.  Left as they are if memory
+ * is short.
  */
 static void
 sort_errors(struct conf_ctx *ctx, size_t from)
@@ -1158,6 +1159,8 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 	}
 	ld.line = malloc(CONF_MAX_LINE + 1);
 	if (ld.line == NULL) {
+		if (asprintf(&msg, "%s: cannot read: out of memory", file) >= 0)
+			push_error(ctx, 0, msg);
 		fclose(ld.fp);
 		goto fail;
 	}
