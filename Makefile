@@ -3,15 +3,14 @@ SHELL := /bin/bash
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
-PKGS     = libevent libevent_pthreads openssl inih
-DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev libinih-dev \
+PKGS     = libevent libevent_pthreads openssl
+DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev \
            zlib1g-dev curl python3 perl mandoc openssl clang libclang-rt-14-dev
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 # Project flags are kept apart from CFLAGS so `make CFLAGS=...` (asan) keeps them.
 PORTICO_CFLAGS = -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
-           -DINIH_VERSION=\"$(shell pkg-config --modversion inih 2>/dev/null)\" \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 BUILD   ?= build

@@ -3,11 +3,11 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/handler.h"
 #include "common/tls.h"
@@ -87,8 +87,7 @@ struct loader {
 	const struct handler_ops *const *handlers;
 	FILE *fp;
 	int lineno;
-	char *linebuf;
-	size_t linecap;
+	char *line;                  /* CONF_MAX_LINE bytes and a NUL */
 	char cur_section[256];
 	int cur_kind;                /* index in section_kinds, KIND_HANDLER, or -1 when bad */
 	void *cur_obj;               /* the listen or route being filled */
@@ -96,17 +95,82 @@ struct loader {
 	size_t nseen;
 };
 
+/* Appends msg, which ctx then owns, as an error about line. */
+static void
+push_error(struct conf_ctx *ctx, int line, char *msg)
+{
+	char **e = realloc(ctx->errors, (ctx->nerrors + 1) * sizeof(*e));
+	int *l;
+
+	if (e == NULL) {
+		free(msg);
+		return;
+	}
+	ctx->errors = e;
+	if ((l = realloc(ctx->lines, (ctx->nerrors + 1) * sizeof(*l))) == NULL) {
+		free(msg);
+		return;
+	}
+	ctx->lines = l;
+	e[ctx->nerrors] = msg;
+	l[ctx->nerrors] = line;
+	ctx->nerrors++;
+}
+
+struct error_at {
+	int line;
+	size_t seq;
+	char *msg;
+};
+
+static int
+error_order(const void *a, const void *b)
+{
+	const struct error_at *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Puts the errors from index `from` on in the order of their lines, which is
+ * not the order they are found in: a listener's address, a pool or a route
+ * is checked once the whole file is read.  The sort is stable, so errors of
+ * one line keep the order they were found in.  Left as they are if memory
+ * is short.
+ */
+static void
+sort_errors(struct conf_ctx *ctx, size_t from)
+{
+	size_t n = ctx->nerrors - from;
+	struct error_at *v;
+
+	if (n < 2 || (v = calloc(n, sizeof(*v))) == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct error_at){ ctx->lines[from + i], i, ctx->errors[from + i] };
+	qsort(v, n, sizeof(*v), error_order);
+	for (size_t i = 0; i < n; i++) {
+		ctx->lines[from + i] = v[i].line;
+		ctx->errors[from + i] = v[i].msg;
+	}
+	free(v);
+}
+
 void
 conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
     const char *fmt, ...)
 {
-	char msg[512], *full;
+	char *msg, *full;
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = vasprintf(&msg, fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		return;
 	if (section != NULL && key != NULL)
 		n = asprintf(&full, "%s:%d: [%s] %s: %s", ctx->file, line, section, key, msg);
 	else if (section != NULL)
@@ -115,15 +179,9 @@ conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
 		n = asprintf(&full, "%s:%d: %s: %s", ctx->file, line, key, msg);
 	else
 		n = asprintf(&full, "%s:%d: %s", ctx->file, line, msg);
-	if (n < 0)
-		return;
-	char **e = realloc(ctx->errors, (ctx->nerrors + 1) * sizeof(*e));
-	if (e == NULL) {
-		free(full);
-		return;
-	}
-	ctx->errors = e;
-	ctx->errors[ctx->nerrors++] = full;
+	free(msg);
+	if (n >= 0)
+		push_error(ctx, line, full);
 }
 
 void
@@ -132,7 +190,9 @@ conf_ctx_free(struct conf_ctx *ctx)
 	for (size_t i = 0; i < ctx->nerrors; i++)
 		free(ctx->errors[i]);
 	free(ctx->errors);
+	free(ctx->lines);
 	ctx->errors = NULL;
+	ctx->lines = NULL;
 	ctx->nerrors = 0;
 }
 
@@ -409,6 +469,22 @@ handler_for_key(const struct loader *ld, const char *key, int selector)
 	return NULL;
 }
 
+/* Whether a route key may be repeated, each line adding to a list. */
+static int
+route_list_key(const struct loader *ld, const char *name)
+{
+	const struct handler_ops *h;
+
+	if (strcmp(name, "host") == 0 || strcmp(name, "listen") == 0)
+		return 1;
+	if ((h = handler_for_key(ld, name, 0)) == NULL || h->list_keys == NULL)
+		return 0;
+	for (size_t i = 0; h->list_keys[i] != NULL; i++)
+		if (strcmp(h->list_keys[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 route_key(struct loader *ld, struct conf_route *rt, const char *name, const char *value)
 {
@@ -433,8 +509,9 @@ route_key(struct loader *ld, struct conf_route *rt, const char *name, const char
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "unknown key%s", hint);
 		return;
 	}
-	/* host and listen are lists; every other key may be given once. */
-	if (strcmp(name, "host") != 0 && strcmp(name, "listen") != 0) {
+	/* host, listen and the handlers' list keys may be repeated; every
+	 * other key may be given once. */
+	if (!route_list_key(ld, name)) {
 		const struct conf_kv *prev = conf_route_kv(rt, name);
 		if (prev != NULL) {
 			conf_err(ld->ctx, ld->lineno, ld->cur_section, name,
@@ -508,6 +585,13 @@ begin_section(struct loader *ld, const char *hdr)
 		ld->cur_kind = -1;
 		return;
 	}
+	/* Messages and the seen-key table hold "kind:NAME" in 256 bytes. */
+	if (strlen(name) > CONF_MAX_NAME) {
+		conf_err(ld->ctx, ld->lineno, hdr, NULL, "a name may be at most %d bytes",
+		    CONF_MAX_NAME);
+		ld->cur_kind = -1;
+		return;
+	}
 	for (const char *p = name; *p != '\0'; p++)
 		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
 			conf_err(ld->ctx, ld->lineno, hdr, NULL,
@@ -576,68 +660,6 @@ begin_section(struct loader *ld, const char *hdr)
 	}
 }
 
-/*
- * inih reader: hands inih one line at a time so we know the line number of
- * every key, and does the checks inih cannot: over-long lines (Debian's inih
- * cuts at 200 bytes), section headers (so empty sections are seen), and
- * lines that are neither.  A line we have dealt with goes to inih as an
- * empty line.
- */
-static char *
-read_line(char *str, int num, void *stream)
-{
-	struct loader *ld = stream;
-	ssize_t n = getline(&ld->linebuf, &ld->linecap, ld->fp);
-	char *s;
-
-	if (n < 0)
-		return NULL;
-	ld->lineno++;
-	while (n > 0 && (ld->linebuf[n - 1] == '\n' || ld->linebuf[n - 1] == '\r'))
-		ld->linebuf[--n] = '\0';
-	if (memchr(ld->linebuf, '\0', (size_t)n) != NULL) {
-		conf_err(ld->ctx, ld->lineno, NULL, NULL, "NUL byte in line");
-		goto skip;
-	}
-	s = ld->linebuf;
-	if (ld->lineno == 1 && (unsigned char)s[0] == 0xef && (unsigned char)s[1] == 0xbb &&
-	    (unsigned char)s[2] == 0xbf)
-		s += 3;
-	/* Leading blanks would make inih treat the line as a continuation. */
-	while (*s == ' ' || *s == '\t')
-		s++;
-	if (*s == '\0' || *s == ';' || *s == '#')
-		goto skip;
-	if ((int)strlen(s) >= num - 1) {
-		conf_err(ld->ctx, ld->lineno, NULL, NULL, "line longer than %d bytes", num - 2);
-		goto skip;
-	}
-	if (*s == '[') {
-		char *rb = strchr(s, ']');
-		char *rest = rb != NULL ? rb + 1 : NULL;
-		while (rest != NULL && (*rest == ' ' || *rest == '\t'))
-			rest++;
-		if (rb == NULL || (*rest != '\0' && *rest != ';' && *rest != '#')) {
-			conf_err(ld->ctx, ld->lineno, NULL, NULL, "malformed section header");
-			ld->cur_kind = -1;
-			goto skip;
-		}
-		*rb = '\0';
-		begin_section(ld, s + 1);
-		goto skip;
-	}
-	if (strchr(s, '=') == NULL) {
-		conf_err(ld->ctx, ld->lineno, ld->cur_section[0] ? ld->cur_section : NULL, NULL,
-		    "expected \"key = value\"");
-		goto skip;
-	}
-	snprintf(str, (size_t)num, "%s\n", s);
-	return str;
-skip:
-	snprintf(str, (size_t)num, "\n");
-	return str;
-}
-
 static void
 section_key(struct conf_section *sec, const char *name, const char *value, int line)
 {
@@ -652,28 +674,26 @@ section_key(struct conf_section *sec, const char *name, const char *value, int l
 	sec->nkv++;
 }
 
-static int
-on_key(void *user, const char *section, const char *name, const char *value)
+/* One "key = value" of the current section: both trimmed, the key not empty. */
+static void
+on_key(struct loader *ld, const char *name, const char *value)
 {
-	struct loader *ld = user;
-
-	(void)section; /* we track sections ourselves, see read_line */
 	if (ld->cur_section[0] == '\0') {
 		conf_err(ld->ctx, ld->lineno, NULL, name, "key outside any section");
-		return 1;
+		return;
 	}
 	if (ld->cur_kind < 0 || ld->cur_obj == NULL)
-		return 1; /* the section header was already reported */
+		return; /* the section header was already reported */
 	if (value[0] == '\0') {
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "empty value");
-		return 1;
+		return;
 	}
 	/* Values end up in headers and logs: a CR or other control byte never belongs. */
 	for (const char *p = value; *p != '\0'; p++)
 		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f) {
 			conf_err(ld->ctx, ld->lineno, ld->cur_section, name,
 			    "control character (0x%02x) in value", (unsigned char)*p);
-			return 1;
+			return;
 		}
 	if (ld->cur_kind == 0)
 		set_table_key(ld, global_keys, ld->cur_obj, name, value);
@@ -683,7 +703,145 @@ on_key(void *user, const char *section, const char *name, const char *value)
 		section_key(ld->cur_obj, name, value, ld->lineno);
 	else
 		route_key(ld, ld->cur_obj, name, value);
-	return 1;
+}
+
+/*
+ * Blanks, as inih counted them before we read lines ourselves: any
+ * isspace() byte, so a stray form feed around a value is trimmed as it
+ * always was.
+ */
+static int
+is_blank(char c)
+{
+	return isspace((unsigned char)c);
+}
+
+static char *
+skip_blanks(char *s)
+{
+	while (is_blank(*s))
+		s++;
+	return s;
+}
+
+static void
+trim_end(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && is_blank(s[n - 1]))
+		s[--n] = '\0';
+}
+
+/* Keeps byte c at buf[n] while the line has room; returns the new length. */
+static size_t
+keep_byte(char *buf, size_t n, int c, int *over)
+{
+	if (n == CONF_MAX_LINE) {
+		*over = 1;
+		return n;
+	}
+	buf[n] = (char)c;
+	return n + 1;
+}
+
+/*
+ * Reads the next line into ld->line without its ending (the LF and any CRs
+ * just before it), NUL-terminated.  At most CONF_MAX_LINE bytes are kept:
+ * *over is set when the line had more, and the rest is read and dropped, so
+ * memory stays bounded whatever the file holds.  *len is the length kept.
+ * Returns 1 for a line, 0 at the end of the file, -1 on a read error (errno).
+ */
+static int
+next_line(struct loader *ld, size_t *len, int *over)
+{
+	size_t n = 0, ncr = 0;
+	int c, any = 0;
+
+	*over = 0;
+	while ((c = getc(ld->fp)) != EOF) {
+		any = 1;
+		if (c == '\n')
+			break;
+		if (c == '\r') {
+			ncr++; /* kept only if more than CRs follow */
+			continue;
+		}
+		for (; ncr > 0; ncr--)
+			n = keep_byte(ld->line, n, '\r', over);
+		n = keep_byte(ld->line, n, c, over);
+	}
+	if (c == EOF && ferror(ld->fp))
+		return -1;
+	ld->line[n] = '\0';
+	*len = n;
+	return any;
+}
+
+/*
+ * Cuts s at its inline comment: a ';' after a blank, as inih's rule was.
+ * A '#' is no comment there, and neither is a ';' right after '=' ("a =;b").
+ */
+static void
+cut_comment(char *s)
+{
+	for (char *p = s; *p != '\0'; p++)
+		if (*p == ';' && p > s && is_blank(p[-1])) {
+			*p = '\0';
+			return;
+		}
+}
+
+/*
+ * One line of the file, len bytes in ld->line (over: it was longer).  Does
+ * what inih did for us until lines grew past its 200-byte buffer: skips
+ * comments and empty lines, starts sections, splits "key = value" at the
+ * first '=' with blanks trimmed around both and an inline comment cut off.
+ * Leading blanks never make a continuation line.
+ */
+static void
+parse_line(struct loader *ld, size_t len, int over)
+{
+	char *s = ld->line, *eq;
+
+	if (memchr(s, '\0', len) != NULL) {
+		conf_err(ld->ctx, ld->lineno, NULL, NULL, "NUL byte in line");
+		return;
+	}
+	if (ld->lineno == 1 && len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+		s += 3;
+	s = skip_blanks(s);
+	if (*s == ';' || *s == '#' || (*s == '\0' && !over))
+		return;
+	if (over) {
+		conf_err(ld->ctx, ld->lineno, NULL, NULL, "line longer than %d bytes", CONF_MAX_LINE);
+		return;
+	}
+	if (*s == '[') {
+		char *rb = strchr(s, ']');
+		char *rest = rb != NULL ? skip_blanks(rb + 1) : NULL;
+		if (rb == NULL || (*rest != '\0' && *rest != ';' && *rest != '#')) {
+			conf_err(ld->ctx, ld->lineno, NULL, NULL, "malformed section header");
+			ld->cur_kind = -1;
+			return;
+		}
+		*rb = '\0';
+		begin_section(ld, s + 1);
+		return;
+	}
+	cut_comment(s);
+	eq = strchr(s, '=');
+	trim_end(s);
+	if (eq == NULL || eq == s) {
+		/* no '=' before the comment, or no key before the '=' */
+		conf_err(ld->ctx, ld->lineno, ld->cur_section[0] ? ld->cur_section : NULL, NULL,
+		    "expected \"key = value\"");
+		return;
+	}
+	*eq = '\0';
+	trim_end(s);
+	char *value = skip_blanks(eq + 1);
+	on_key(ld, s, value);
 }
 
 struct conf_section *
@@ -723,6 +881,29 @@ conf_route_kv(const struct conf_route *rt, const char *key)
 		if (strcmp(rt->kv[i].key, key) == 0)
 			return &rt->kv[i];
 	return NULL;
+}
+
+const struct conf_kv *
+conf_route_next(const struct conf_route *rt, const char *key, const struct conf_kv *prev)
+{
+	for (size_t i = prev != NULL ? (size_t)(prev - rt->kv) + 1 : 0; i < rt->nkv; i++)
+		if (strcmp(rt->kv[i].key, key) == 0)
+			return &rt->kv[i];
+	return NULL;
+}
+
+int
+conf_route_alone(struct conf_ctx *ctx, const struct conf_route *rt, const struct conf_kv *kv)
+{
+	const struct conf_kv *other = conf_route_next(rt, kv->key, NULL);
+
+	if (other == kv)
+		other = conf_route_next(rt, kv->key, kv);
+	if (other == NULL)
+		return 0;
+	conf_err(ctx, kv->line, ctx->section, kv->key, "\"%s\" cannot go with another %s line "
+	    "(line %d)", kv->value, kv->key, other->line);
+	return -1;
 }
 
 static int
@@ -952,8 +1133,10 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
     struct conf_ctx *ctx)
 {
 	struct loader ld = { .ctx = ctx, .handlers = handlers, .cur_kind = -1 };
-	char errbuf[256];
-	size_t before = ctx->nerrors;
+	char errbuf[256], *msg;
+	size_t before = ctx->nerrors, len;
+	struct stat st;
+	int over, got;
 
 	ctx->file = file;
 	ld.conf = calloc(1, sizeof(*ld.conf));
@@ -963,19 +1146,35 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 	apply_defaults(global_keys, &ld.conf->global);
 	ld.fp = text != NULL ? fmemopen((void *)text, strlen(text), "r") : fopen(file, "r");
 	if (ld.fp == NULL) {
-		char *msg;
-		if (asprintf(&msg, "%s: cannot open: %s", file, strerror(errno)) >= 0) {
-			char **e = realloc(ctx->errors, (ctx->nerrors + 1) * sizeof(*e));
-			if (e != NULL) {
-				ctx->errors = e;
-				e[ctx->nerrors++] = msg;
-			} else {
-				free(msg);
-			}
-		}
+		if (asprintf(&msg, "%s: cannot open: %s", file, strerror(errno)) >= 0)
+			push_error(ctx, 0, msg);
 		goto fail;
 	}
-	ini_parse_stream(read_line, &ld, on_key, &ld);
+	/* A directory opens, and reading it fails; say what it is instead. */
+	if (fstat(fileno(ld.fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (asprintf(&msg, "%s: is a directory", file) >= 0)
+			push_error(ctx, 0, msg);
+		fclose(ld.fp);
+		goto fail;
+	}
+	ld.line = malloc(CONF_MAX_LINE + 1);
+	if (ld.line == NULL) {
+		if (asprintf(&msg, "%s: cannot read: out of memory", file) >= 0)
+			push_error(ctx, 0, msg);
+		fclose(ld.fp);
+		goto fail;
+	}
+	while ((got = next_line(&ld, &len, &over)) > 0) {
+		ld.lineno++;
+		parse_line(&ld, len, over);
+	}
+	/* Half a file is no configuration: nothing past this is checked. */
+	if (got < 0) {
+		if (asprintf(&msg, "%s: cannot read: %s", file, strerror(errno)) >= 0)
+			push_error(ctx, 0, msg);
+		fclose(ld.fp);
+		goto fail;
+	}
 	fclose(ld.fp);
 	check_listens(&ld);
 	if (ld.conf->global.tls_ticket_key != NULL &&
@@ -998,11 +1197,12 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 		goto fail;
 	if (ld.conf->nroutes > 0)
 		qsort(ld.conf->routes, ld.conf->nroutes, sizeof(*ld.conf->routes), route_order);
-	free(ld.linebuf);
+	free(ld.line);
 	free(ld.seen);
 	return ld.conf;
 fail:
-	free(ld.linebuf);
+	sort_errors(ctx, before);
+	free(ld.line);
 	free(ld.seen);
 	config_free(ld.conf);
 	return NULL;

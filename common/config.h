@@ -1,5 +1,5 @@
 /*
- * config: the INI file, read through inih into an immutable snapshot.
+ * config: the INI file, read line by line into an immutable snapshot.
  *
  * A snapshot is built whole and checked whole before anything uses it:
  * every error is collected as "FILE:LINE: [section] key: reason" and the
@@ -20,6 +20,11 @@
 struct handler_ops;
 
 #define CONF_MAX_LISTENS 64 /* routes name listeners through a 64-bit mask */
+/* The longest line, its line ending not counted; a longer one is an error,
+ * never cut short.  Comment lines are skipped whatever their length. */
+#define CONF_MAX_LINE 65536
+/* The longest NAME of a [kind:NAME] section. */
+#define CONF_MAX_NAME 200
 
 enum access_log_format { ACCESS_LOG_COMBINED, ACCESS_LOG_JSON };
 
@@ -123,10 +128,11 @@ struct config {
 	size_t nroutes;
 };
 
-/* Collected errors of one load. */
+/* Collected errors of one load, in the order of their lines once it is done. */
 struct conf_ctx {
 	const char *file;
 	char **errors;
+	int *lines;                   /* errors[i] is about line lines[i]; 0: the whole file */
 	size_t nerrors;
 	const char *section;          /* the section being read, for messages */
 	struct config *conf;          /* the snapshot being built */
@@ -152,6 +158,14 @@ void conf_err(struct conf_ctx *ctx, int line, const char *section, const char *k
 
 /* The last value given for key in a route, or NULL. */
 const struct conf_kv *conf_route_kv(const struct conf_route *rt, const char *key);
+/* For a key that may be repeated: the first value of key in a route after
+ * prev, or the first of all when prev is NULL; NULL when there is no more. */
+const struct conf_kv *conf_route_next(const struct conf_route *rt, const char *key,
+    const struct conf_kv *prev);
+
+/* For "off" and such, which cannot go with other values of a repeated key:
+ * 0 when kv is its key's only line in rt, else -1 with the error reported. */
+int conf_route_alone(struct conf_ctx *ctx, const struct conf_route *rt, const struct conf_kv *kv);
 
 /* The handler-owned section [kind:name], or NULL. */
 struct conf_section *conf_section_find(const struct config *conf, const char *kind,

@@ -26,6 +26,10 @@ struct handler_ops {
 	const char *name;
 	const char *key;            /* the route key that selects this handler */
 	const char *const *keys;    /* further route keys it reads, NULL-terminated */
+	/* Those of keys that hold a list and may be repeated, each line adding
+	 * to it (read them with conf_route_next); NULL-terminated or NULL.
+	 * Any other key given twice in a route is an error. */
+	const char *const *list_keys;
 	unsigned flags;
 	/*
 	 * Checks the route's keys and builds rt->hconf.  Reports problems with

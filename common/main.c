@@ -25,9 +25,6 @@
 #include "origin/status.h"
 #include "proxy/proxy.h"
 
-#ifndef INIH_VERSION
-#define INIH_VERSION "unknown"
-#endif
 #ifndef PORTICO_DEFAULT_CONF
 #define PORTICO_DEFAULT_CONF "/etc/portico/portico.ini"
 #endif
@@ -61,8 +58,8 @@ usage(FILE *out)
 static void
 versions(void)
 {
-	printf("portico %s\nlibevent %s\n%s\ninih r%s\n", PORTICO_VERSION, event_get_version(),
-	    OpenSSL_version(OPENSSL_VERSION), INIH_VERSION);
+	printf("portico %s\nlibevent %s\n%s\n", PORTICO_VERSION, event_get_version(),
+	    OpenSSL_version(OPENSSL_VERSION));
 }
 
 /*

@@ -77,15 +77,24 @@ static_free(void *p)
 	free(sc);
 }
 
+/* One index line, its names added after those of the lines before. */
 static int
 parse_index(struct conf_ctx *ctx, struct static_conf *sc, const struct conf_kv *kv)
 {
 	char *copy = strdup(kv->value), *save = NULL, *tok;
 
+	if (copy == NULL)
+		return -1;
 	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
-		if (strchr(tok, '/') != NULL || tok[0] == '.' || sc->nindex == STATIC_INDEX_MAX) {
+		if (strchr(tok, '/') != NULL || tok[0] == '.') {
 			conf_err(ctx, kv->line, ctx->section, "index",
 			    "expected up to %d plain file names, not \"%s\"", STATIC_INDEX_MAX, tok);
+			free(copy);
+			return -1;
+		}
+		if (sc->nindex == STATIC_INDEX_MAX) {
+			conf_err(ctx, kv->line, ctx->section, "index", "more than %d file names, "
+			    "counting every index line (\"%s\" is one too many)", STATIC_INDEX_MAX, tok);
 			free(copy);
 			return -1;
 		}
@@ -95,16 +104,18 @@ parse_index(struct conf_ctx *ctx, struct static_conf *sc, const struct conf_kv *
 	return 0;
 }
 
+/* One precompressed line, its codings added after those of the lines before. */
 static int
-parse_precompressed(struct conf_ctx *ctx, struct static_conf *sc, const struct conf_kv *kv)
+parse_precompressed(struct conf_ctx *ctx, struct static_conf *sc, const struct conf_route *rt,
+    const struct conf_kv *kv)
 {
-	char *copy = strdup(kv->value), *save = NULL, *tok;
+	char *copy, *save = NULL, *tok;
 	int rc = 0;
 
-	if (strcmp(kv->value, "off") == 0) {
-		free(copy);
-		return 0;
-	}
+	if (strcmp(kv->value, "off") == 0)
+		return conf_route_alone(ctx, rt, kv);
+	if ((copy = strdup(kv->value)) == NULL)
+		return -1;
 	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
 		enum coding c;
 		if (strcmp(tok, "br") == 0)
@@ -222,9 +233,9 @@ static_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 		return -1;
 	}
 	find_secrets(ctx, sc, kv);
-	if ((k = conf_route_kv(rt, "index")) != NULL)
+	for (k = conf_route_next(rt, "index", NULL); k != NULL; k = conf_route_next(rt, "index", k))
 		rc |= parse_index(ctx, sc, k);
-	else
+	if (conf_route_kv(rt, "index") == NULL)
 		sc->index[sc->nindex++] = strdup("index.html");
 	if ((k = conf_route_kv(rt, "autoindex")) != NULL && units_bool(k->value, &sc->autoindex) < 0) {
 		conf_err(ctx, k->line, ctx->section, "autoindex", "expected on or off, not \"%s\"", k->value);
@@ -232,8 +243,9 @@ static_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 	}
 	if ((k = conf_route_kv(rt, "cache_control")) != NULL)
 		sc->cache_control = strdup(k->value);
-	if ((k = conf_route_kv(rt, "precompressed")) != NULL)
-		rc |= parse_precompressed(ctx, sc, k);
+	for (k = conf_route_next(rt, "precompressed", NULL); k != NULL;
+	    k = conf_route_next(rt, "precompressed", k))
+		rc |= parse_precompressed(ctx, sc, rt, k);
 	if ((k = conf_route_kv(rt, "mime_types")) != NULL &&
 	    mime_load(&sc->mime, k->value, err, sizeof(err)) < 0) {
 		conf_err(ctx, k->line, ctx->section, "mime_types", "%s", err);
@@ -974,11 +986,13 @@ static_start(struct request *r)
 static const char *const static_keys[] = {
 	"index", "autoindex", "cache_control", "precompressed", "mime_types", "follow_symlinks", NULL,
 };
+static const char *const static_list_keys[] = { "index", "precompressed", NULL };
 
 const struct handler_ops static_ops = {
 	.name = "static",
 	.key = "root",
 	.keys = static_keys,
+	.list_keys = static_list_keys,
 	.configure = static_configure,
 	.free_conf = static_free,
 	.start = static_start,

@@ -81,25 +81,18 @@ is_token(const char *s, size_t len)
 	return len > 0;
 }
 
-/*
- * upgrade = off | PROTOCOL[/VERSION] ...: the protocols a client may switch
- * to through this route.  Whatever else an Upgrade offers is not passed on,
- * since after a 101 the tunnel's bytes bypass routes and header rules.
- */
-int
-head_configure_upgrade(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_kv *k)
+/* One upgrade line, its protocols added after those of the lines before. */
+static int
+upgrade_line(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_kv *k)
 {
 	char *copy = strdup(k->value), *save = NULL, *tok;
 	int rc = 0;
 
 	if (copy == NULL)
 		return -1;
-	pc->nupgrade = 0;
 	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
 		const char *slash = strchr(tok, '/');
 		size_t len = strlen(tok), nlen = slash != NULL ? (size_t)(slash - tok) : len;
-		if (strcmp(tok, "off") == 0 && strcmp(k->value, "off") == 0)
-			break; /* alone: no protocol at all */
 		if (strcmp(tok, "off") == 0 || !is_token(tok, nlen) ||
 		    (slash != NULL && !is_token(slash + 1, len - nlen - 1))) {
 			conf_err(ctx, k->line, ctx->section, "upgrade",
@@ -128,6 +121,26 @@ head_configure_upgrade(struct conf_ctx *ctx, struct proxy_conf *pc, const struct
 	return rc;
 }
 
+/*
+ * upgrade = off | PROTOCOL[/VERSION] ...: the protocols a client may switch
+ * to through this route.  Whatever else an Upgrade offers is not passed on,
+ * since after a 101 the tunnel's bytes bypass routes and header rules.
+ */
+int
+head_configure_upgrade(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_route *rt)
+{
+	const struct conf_kv *k;
+	int rc = 0;
+
+	pc->nupgrade = 0;
+	for (k = conf_route_next(rt, "upgrade", NULL); k != NULL; k = conf_route_next(rt, "upgrade", k)) {
+		if (strcmp(k->value, "off") == 0)
+			rc |= conf_route_alone(ctx, rt, k);
+		else
+			rc |= upgrade_line(ctx, pc, k);
+	}
+	return rc;
+}
 
 /* Whether a Connection field of the message names h (RFC 9110 7.6.1). */
 int

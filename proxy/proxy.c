@@ -57,6 +57,36 @@ proxy_free_conf(void *p)
 	free(pc);
 }
 
+/* One trusted_proxies line, added to those before it: MAX_TRUSTED in all. */
+static int
+parse_trusted(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_kv *k)
+{
+	char *copy = strdup(k->value), *save = NULL, *tok;
+	int rc = 0;
+
+	if (copy == NULL)
+		return -1;
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+		struct cidr c;
+		if (head_parse_cidr(tok, &c) < 0) {
+			conf_err(ctx, k->line, ctx->section, "trusted_proxies",
+			    "expected up to %d addresses or CIDR blocks, not \"%s\"", MAX_TRUSTED, tok);
+			rc = -1;
+			break;
+		}
+		if (pc->ntrusted == MAX_TRUSTED) {
+			conf_err(ctx, k->line, ctx->section, "trusted_proxies", "more than %d addresses "
+			    "or CIDR blocks, counting every trusted_proxies line (\"%s\" is one too many)",
+			    MAX_TRUSTED, tok);
+			rc = -1;
+			break;
+		}
+		pc->trusted[pc->ntrusted++] = c;
+	}
+	free(copy);
+	return rc;
+}
+
 static int
 proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv)
 {
@@ -111,19 +141,9 @@ proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_k
 			pc->request_buffer = (size_t)v;
 		}
 	}
-	if ((k = conf_route_kv(rt, "trusted_proxies")) != NULL) {
-		char *copy = strdup(k->value), *save = NULL, *tok;
-		for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
-			if (pc->ntrusted == MAX_TRUSTED || head_parse_cidr(tok, &pc->trusted[pc->ntrusted]) < 0) {
-				conf_err(ctx, k->line, ctx->section, "trusted_proxies",
-				    "expected up to %d addresses or CIDR blocks, not \"%s\"", MAX_TRUSTED, tok);
-				rc = -1;
-				break;
-			}
-			pc->ntrusted++;
-		}
-		free(copy);
-	}
+	for (k = conf_route_next(rt, "trusted_proxies", NULL); k != NULL;
+	    k = conf_route_next(rt, "trusted_proxies", k))
+		rc |= parse_trusted(ctx, pc, k);
 	pc->underscores = ctx->conf->global.underscores_in_headers;
 	if ((k = conf_route_kv(rt, "request_id")) != NULL) {
 		if (strcmp(k->value, "trusted") == 0)
@@ -141,7 +161,7 @@ proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_k
 	/* WebSocket, and nothing else, unless the route says otherwise. */
 	pc->nupgrade = 1;
 	strcpy(pc->upgrade[0], "websocket");
-	if ((k = conf_route_kv(rt, "upgrade")) != NULL && head_configure_upgrade(ctx, pc, k) < 0)
+	if (conf_route_kv(rt, "upgrade") != NULL && head_configure_upgrade(ctx, pc, rt) < 0)
 		rc = -1;
 	return rc;
 }
@@ -1248,11 +1268,13 @@ static const char *const proxy_keys[] = {
 	"strip_prefix", "host_header", "forwarded", "trusted_proxies", "request_buffer", "request_id",
 	"upgrade", NULL,
 };
+static const char *const proxy_list_keys[] = { "trusted_proxies", "upgrade", NULL };
 
 const struct handler_ops proxy_ops = {
 	.name = "proxy",
 	.key = "pool",
 	.keys = proxy_keys,
+	.list_keys = proxy_list_keys,
 	.flags = HANDLER_WANTS_BODY,
 	.configure = proxy_configure,
 	.free_conf = proxy_free_conf,

@@ -130,6 +130,35 @@ return = 200 x
     like(err, r"(?m)^portico: configuration file %s has 5 errors$" % re.escape(multi), "summary counts 5 errors")
     is_(len(err.splitlines()), 6, "nothing else on stderr")
 
+    # --- listeners, pools and routes are checked after the file is read, but
+    # their errors are printed in line order with the others
+    late = write("late.ini", """\
+[listen:http]
+address = 127.0.0.1:notaport
+
+[pool:app]
+server = 127.0.0.1:9001
+balance = fastest
+
+[global]
+workers = many
+
+[route:x]
+pool = app
+upgrade = h2c
+retrun = 200
+""")
+    rc, out, err = check(late)
+    is_(rc, 1, "errors found late and early: -t exits 1")
+    is_(errors(err, late), [
+        '%s:2: [listen:http] address: expected HOST:PORT, [IPV6]:PORT or :PORT, not "127.0.0.1:notaport"' % late,
+        '%s:6: [pool:app] balance: expected round_robin, least_conn, random, ip_hash or hash HEADER, not "fastest"' % late,
+        '%s:9: [global] workers: expected auto or a number from 1 to 256, not "many"' % late,
+        '%s:13: [route:x] upgrade: "h2c" is never passed on: upgrading to HTTP/2 is deprecated (RFC 9113 3.1)' % late,
+        '%s:14: [route:x] retrun: unknown key (did you mean "return"?)' % late,
+    ], "errors found late and early: printed in line order")
+    like(err, r"(?m)^portico: configuration file %s has 5 errors$" % re.escape(late), "  and counted")
+
     # --- one mistake at a time, exact messages and lines
     one_error(VALID.replace("header_timeout = 5s", "keepalive_timout = 5s"), "typo", 4,
               '[global] keepalive_timout: unknown key (did you mean "keepalive_timeout"?)')
@@ -236,6 +265,33 @@ return = 200 x
     one_error(POOL + "\n[route:app]\npath = /app/\npool = app\nrequest_buffer = 32m\n", "request-buffer-big", 27,
               "[route:app] request_buffer: expected a size from 0 to 16m")
 
+    # --- list keys: each line adds to the list, the limit counts all lines; other keys once
+    ROUTE = POOL + "\n[route:app]\npath = /app/\npool = app\n"   # [route:app] on line 24, pool on 26
+    p = write("lists.ini", ROUTE + "trusted_proxies = 10.0.0.0/8, 127.0.0.1\ntrusted_proxies = ::1\n"
+              "upgrade = websocket\nupgrade = foo/2\n"
+              "\n[route:files]\npath = /files/\nroot = %s\nindex = a.html\nindex = b.html, c.html\n"
+              "precompressed = br\nprecompressed = gzip\n" % TMP)
+    rc, out, err = portico(["-T", "-c", p])
+    is_(rc, 0, "trusted_proxies, upgrade, index and precompressed on two lines each: valid")
+    if rc != 0:
+        diag(err)
+    like(out, r"(?m)^trusted_proxies = 10\.0\.0\.0/8, 127\.0\.0\.1\ntrusted_proxies = ::1\nupgrade = websocket\nupgrade = foo/2$",
+         "-T shows each line, in order")
+    like(out, r"(?m)^index = a\.html\nindex = b\.html, c\.html\nprecompressed = br\nprecompressed = gzip$",
+         "-T shows index and precompressed lines, in order")
+    sixteen = ROUTE + "trusted_proxies = " + " ".join("10.0.0.%d" % i for i in range(1, 15)) + "\ntrusted_proxies = 10.1.0.1\n"
+    is_(check(write("trusted-16.ini", sixteen + "trusted_proxies = 10.1.0.2\n"))[0], 0,
+        "trusted_proxies: 14, 1 and 1 on three lines: valid")
+    one_error(sixteen + "trusted_proxies = 10.1.0.2, 10.1.0.3\n", "trusted-17", 29,
+              '[route:app] trusted_proxies: more than 16 addresses or CIDR blocks, counting every '
+              'trusted_proxies line ("10.1.0.3" is one too many)')
+    one_error(ROUTE + "upgrade = off\nupgrade = websocket\n", "upgrade-off-and-more", 27,
+              '[route:app] upgrade: "off" cannot go with another upgrade line (line 28)')
+    one_error(ROUTE + "strip_prefix = yes\nforwarded = on\nstrip_prefix = yes\n", "not-a-list-twice", 29,
+              '[route:app] strip_prefix: given twice (first on line 27)')
+    one_error(ROUTE.replace("server = 127.0.0.1:9001\n", "server = 127.0.0.1:9001\nbalance = random\nbalance = random\n"),
+              "pool-key-twice", 24, '[pool:app] balance: given twice (first on line 23)')
+
     # --- value syntax: compound durations, size suffixes, comments
     p = write("syntax.ini", VALID.replace("header_timeout = 5s", "header_timeout = 1m30s\nmax_body_size = 2MB\n"
                                           "keepalive_timeout = 1500ms ; a comment\nbody_timeout = 7")
@@ -246,24 +302,26 @@ return = 200 x
                  "return = 200 a#b;c"):
         like(out, r"(?m)^%s$" % re.escape(want), "-T shows %s" % want)
 
-    # --- over-long line: the message states the limit; it is exact both ways
-    p = write("long.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\nhost = " + "x" * 300 + "\n")
-    rc, out, err = check(p)
-    is_(rc, 1, "line of 307 bytes: -t exits 1")
-    lines = errors(err, p)
-    ok(len(lines) == 1 and re.fullmatch(re.escape(p) + r":24: line longer than \d+ bytes", lines[0]) is not None,
-       "line of 307 bytes: the one error names line 24")
-    if lines:
-        diag(lines[0][len(TMP) + 1:])
-    m = re.search(r"line longer than (\d+) bytes", err)
-    limit = int(m.group(1)) if m else 198
+    # --- long lines: read whole up to 65536 bytes (line ending not counted), an error past that
+    LIMIT = 65536
+    p = write("long.ini", VALID + "\n[route:long]\npath = /long\nhost = " + "x" * 300 + "\nreturn = 200 " + "y" * 10000 + " ; note\n")
+    rc, out, err = portico(["-T", "-c", p])
+    is_(rc, 0, "lines of 307 and 10020 bytes: valid")
+    like(out, r"(?m)^host = x{300}$", "-T shows the 300-byte host whole")
+    like(out, r"(?m)^return = 200 y{10000}$", "-T shows the 10000-byte text whole, without its comment")
     prefix = "host = "
-    at = write("at-limit.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\n" + prefix + "x" * (limit - len(prefix)) + "\n")
-    rc, out, err = check(at)
-    is_(rc, 0, "a line of exactly %d bytes is accepted" % limit)
-    over = write("over-limit.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\n" + prefix + "x" * (limit + 1 - len(prefix)) + "\n")
+    at = write("at-limit.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\n" + prefix + "x" * (LIMIT - len(prefix)) + "\r\n")
+    rc, out, err = portico(["-T", "-c", at])
+    is_(rc, 0, "a line of exactly %d bytes (and CR LF) is accepted" % LIMIT)
+    like(out, r"(?m)^host = x{%d}$" % (LIMIT - len(prefix)), "-T shows it whole")
+    over = write("over-limit.ini", VALID + "\n[route:long]\npath = /long\nreturn = 204\n" + prefix + "x" * (LIMIT + 1 - len(prefix)) + "\nhots = x\n")
     rc, out, err = check(over)
-    is_(errors(err, over), ["%s:24: line longer than %d bytes" % (over, limit)], "a line of %d bytes is refused" % (limit + 1))
+    is_(rc, 1, "a line of %d bytes: -t exits 1" % (LIMIT + 1))
+    is_(errors(err, over), ["%s:24: line longer than %d bytes" % (over, LIMIT),
+                            '%s:25: [route:long] hots: unknown key (did you mean "host"?)' % over],
+        "a line of %d bytes is refused on its line, and the next line is still read" % (LIMIT + 1))
+    p = write("long-comment.ini", VALID + ";" * (2 * LIMIT) + "\n")
+    is_(check(p)[0], 0, "a comment line longer than the limit is skipped")
 
     # --- file does not exist
     missing = os.path.join(TMP, "does-not-exist.ini")
@@ -272,6 +330,16 @@ return = 200 x
     like(err, r"(?m)^%s: cannot open: No such file or directory$" % re.escape(missing), "missing file: says it cannot open it")
     rc, out, err = portico(["-c", missing])
     is_(rc, 78, "missing file without -t exits 78")
+
+    # --- a directory, and a file that opens but cannot be read
+    rc, out, err = check(TMP)
+    is_((rc, err), (1, "%s: is a directory\nportico: configuration file %s has 1 error\n" % (TMP, TMP)),
+        "-c DIRECTORY: -t exits 1, saying it is a directory")
+    rc, out, err = portico(["-c", TMP])
+    is_((rc, err.splitlines()[:1]), (78, ["%s: is a directory" % TMP]), "-c DIRECTORY without -t exits 78, saying so")
+    rc, out, err = check("/proc/self/mem")
+    is_((rc, err.splitlines()[:1]), (1, ["/proc/self/mem: cannot read: Input/output error"]),
+        "a file that opens but cannot be read: -t exits 1 with the reason")
 
     # --- -T prints the effective configuration with defaults
     rc, out, err = portico(["-T", "-c", good])
@@ -294,8 +362,8 @@ return = 200 x
     rc, out, err = portico(["-V"])
     is_(rc, 0, "-V exits 0")
     lines = out.splitlines()
-    ok(len(lines) == 4, "-V prints four lines")
-    like(out, r"\Aportico \d+\.\d+\.\d+\nlibevent \d+\.\d+\.\d+\S*\nOpenSSL \d+\.\d+\.\d+.*\ninih r\d+\n\Z", "-V names portico, libevent, OpenSSL and inih versions")
+    ok(len(lines) == 3, "-V prints three lines")
+    like(out, r"\Aportico \d+\.\d+\.\d+\nlibevent \d+\.\d+\.\d+\S*\nOpenSSL \d+\.\d+\.\d+.*\n\Z", "-V names portico, libevent and OpenSSL versions")
     rc, out, err = portico(["-h"])
     is_(rc, 0, "-h exits 0")
     like(out, r"^usage: portico", "-h prints usage on stdout")

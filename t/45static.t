@@ -62,6 +62,18 @@ host = idx.test
 root = {dir}/root
 index = start.txt main.html
 
+[route:idx2]
+host = idx2.test
+root = {dir}/root
+index = nothing.html, start.txt
+index = main.html
+
+[route:pre2]
+host = pre2.test
+root = {dir}/root
+precompressed = gzip
+precompressed = br
+
 [route:files]
 root = {dir}/root
 """
@@ -345,6 +357,11 @@ def test_dirs(srv, root):
           b"start\n", "index list: /multi2/ has both, start.txt comes first")
     r = fetch(srv, "/", host="idx.test")
     is_(r and r.status, 403, "index list without index.html: / is 403")
+    # index on two lines: one list, the first line's names first
+    check(fetch(srv, "/multi/", host="idx2.test"), 200, file_h(root, "multi/main.html", "text/html; charset=utf-8"),
+          b"<p>main</p>\n", "index on two lines: /multi/ has only main.html, named on the second")
+    check(fetch(srv, "/multi2/", host="idx2.test"), 200, file_h(root, "multi2/start.txt", "text/plain; charset=utf-8"),
+          b"start\n", "index on two lines: /multi2/ has both, start.txt (first line) comes first")
 
 
 def test_listing(srv, root):
@@ -568,6 +585,13 @@ def test_precompressed(srv, root):
     r = fetch(srv, "/p.js", headers=["Accept-Encoding: gzip, br"])
     is_(r and (r.status, r.header("Content-Encoding"), r.header("Vary"), r.body), (200, None, None, JS),
         "precompressed off (default route): no sidecar, no Vary")
+    # precompressed = gzip, then precompressed = br: both, gzip preferred
+    r = fetch(srv, "/p.js", host="pre2.test", headers=["Accept-Encoding: br, gzip"])
+    is_(r and (r.status, r.header("Content-Encoding"), r.body), (200, "gzip", b"\x1f\x8bGZIP-BYTES"),
+        "precompressed on two lines (gzip, then br): gzip first")
+    r = fetch(srv, "/p.js", host="pre2.test", headers=["Accept-Encoding: br"])
+    is_(r and (r.status, r.header("Content-Encoding"), r.body), (200, "br", b"BROTLI-BYTES"),
+        "precompressed on two lines: br, from the second line, is served too")
 
 
 def test_cache_control(srv, root):

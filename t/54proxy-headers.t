@@ -45,6 +45,13 @@ pool = a
 strip_prefix = yes
 upgrade = websocket, foo/2, BAR
 
+[route:up2]
+path = /up2/
+pool = a
+strip_prefix = yes
+upgrade = foo/2
+upgrade = websocket
+
 [route:none]
 path = /none/
 pool = a
@@ -55,6 +62,13 @@ upgrade = off
 path = /trust/
 pool = a
 strip_prefix = yes
+trusted_proxies = 127.0.0.0/8
+
+[route:trust2]
+path = /trust2/
+pool = a
+strip_prefix = yes
+trusted_proxies = 10.0.0.0/8
 trusted_proxies = 127.0.0.0/8
 
 [route:trustgen]
@@ -160,6 +174,9 @@ def test_upgrade(srv, a):
                   "Upgrade: h2c, foo/2, Foo/3, bar/1, websocket, baz, HTTP/2.0"])
     is_(only(r, "upgrade", "connection"), [("connection", "upgrade"), ("upgrade", "foo/2, bar/1, websocket")],
         "upgrade = websocket, foo/2, BAR: foo/2, bar/1 (any version) and websocket go on, in order")
+    r = raw(srv, ["GET /up2/echo HTTP/1.1", "Host: x", "Connection: upgrade", "Upgrade: websocket, bar, foo/2"])
+    is_(only(r, "upgrade", "connection"), [("connection", "upgrade"), ("upgrade", "websocket, foo/2")],
+        "upgrade on two lines (foo/2, then websocket): both go on")
     r = raw(srv, ["GET /none/echo HTTP/1.1", "Host: x", "Connection: upgrade", "Upgrade: websocket"])
     is_(only(r, "upgrade", "connection"), [], "upgrade = off: not even websocket goes on")
 
@@ -232,6 +249,10 @@ def test_identity(srv):
     is_(only(r, "forwarded", "x-real-ip", "x-request-id"),
         [("forwarded", "for=6.6.6.6"), ("x-real-ip", "6.6.6.6"), ("x-request-id", "client-id-1")],
         "trusted peer, forwarded = off: Forwarded, X-Real-IP and X-Request-Id pass as sent")
+    r = raw(srv, ["GET /trust2/echo HTTP/1.1", "Host: x"] + ident)
+    is_(only(r, "forwarded", "x-real-ip", "x-request-id"),
+        [("forwarded", "for=6.6.6.6"), ("x-real-ip", "6.6.6.6"), ("x-request-id", "client-id-1")],
+        "trusted_proxies on two lines, the peer's block on the second: trusted")
     r = raw(srv, ["GET /fwd/echo HTTP/1.1", "Host: x"] + ident)
     is_(only(r, "forwarded", "x-real-ip"), [("forwarded", 'for=127.0.0.1;proto=http;host="x"')],
         "untrusted, forwarded = on: only portico's Forwarded element, no X-Real-IP")
@@ -381,14 +402,18 @@ def test_config_errors(a):
         ("upgrade = web(socket)", '[route:x] upgrade: expected off or protocol names such as websocket, not "web(socket)"'),
         ("upgrade = a b c d e f g h i", "[route:x] upgrade: expected up to 8 protocol names of up to 47 bytes"),
         ("request_id = sometimes", "[route:x] request_id: expected trusted, keep or generate"),
+        ("upgrade = off\nupgrade = websocket", '[route:x] upgrade: "off" cannot go with another upgrade line (line 11)'),
+        ("trusted_proxies = 10.0.0.1\ntrusted_proxies = " + ", ".join("10.1.0.%d" % i for i in range(1, 17)),
+         '[route:x] trusted_proxies: more than 16 addresses or CIDR blocks, counting every trusted_proxies line '
+         '("10.1.0.16" is one too many)', 11),
     ]
-    for key, msg in cases:
+    for key, msg, *at in cases:
         p = T("bad.ini")
         with open(p, "w") as f:
             f.write("[listen:h]\naddress = 127.0.0.1:1\n\n[pool:a]\nserver = %s\n\n[route:x]\npath = /\npool = a\n%s\n"
                     % (a.addr, key))
         rc, out, err = portico(["-t", "-c", p])
-        is_((rc, [l for l in err.splitlines() if l.startswith(p + ":")]), (1, ["%s:10: %s" % (p, msg)]),
+        is_((rc, [l for l in err.splitlines() if l.startswith(p + ":")]), (1, ["%s:%d: %s" % (p, (at or [10])[0], msg)]),
             "%s: -t exits 1 with FILE:LINE: [route:x] key: reason" % key)
     p = T("bad.ini")
     with open(p, "w") as f:

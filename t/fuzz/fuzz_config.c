@@ -80,7 +80,7 @@ reloadable(const char *dump)
 		const char *nl = strchr(line, '\n');
 		size_t len = nl != NULL ? (size_t)(nl - line) : strlen(line);
 		const char *eq = memchr(line, '=', len);
-		if (len > 190 || (eq != NULL && eq[1] == ' ' && eq[2] == ';'))
+		if (len > CONF_MAX_LINE - 2 || (eq != NULL && eq[1] == ' ' && eq[2] == ';'))
 			return 0;
 		line += len + (nl != NULL);
 	}

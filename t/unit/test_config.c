@@ -13,7 +13,10 @@
 #include "common/config.h"
 #include "common/return.h"
 #include "origin/health.h"
+#include "origin/static.h"
 #include "origin/status.h"
+#include "proxy/proxy.h"
+#include "proxy/proxy-t.h"
 #include "t/unit/tap.h"
 
 #include <arpa/inet.h>
@@ -28,6 +31,11 @@
 static const struct handler_ops *const handlers[] = {
 	&status_ops, &health_ops, &return_ops, NULL,
 };
+/* The table of common/main.c, for the keys of root and pool routes. */
+static const struct handler_ops *const all_handlers[] = {
+	&status_ops, &health_ops, &return_ops, &static_ops, &proxy_ops, NULL,
+};
+static const struct handler_ops *const *table = handlers;
 
 /* The smallest config that loads: one listener, one route. */
 #define LISTEN "[listen:a]\naddress = 127.0.0.1:8080\n"
@@ -65,7 +73,7 @@ load_n(const char *text, size_t len)
 	conf_ctx_free(&ctx);
 	snprintf(name, sizeof(name), "case%03d.ini", ++nfiles);
 	write_file(name, text, len);
-	conf = config_load(path, handlers, &ctx);
+	conf = config_load(path, table, &ctx);
 	return conf;
 }
 
@@ -415,8 +423,8 @@ test_errors(void)
 	errors_are("unknown key, nothing close", "[global]\nzzzzzz = 2\n" MINIMAL,
 	    "F:2: [global] zzzzzz: unknown key", NULL);
 	errors_are("unknown listen key", "[listen:a]\nadress = :1\n" ROUTE,
-	    "F:2: [listen:a] adress: unknown key (did you mean \"address\"?)",
-	    "F:1: [listen:a] address: missing (e.g. address = 127.0.0.1:8080)", NULL);
+	    "F:1: [listen:a] address: missing (e.g. address = 127.0.0.1:8080)",
+	    "F:2: [listen:a] adress: unknown key (did you mean \"address\"?)", NULL);
 	errors_are("unknown route key", LISTEN "[route:r]\nretrun = 204\nreturn = 204\n",
 	    "F:4: [route:r] retrun: unknown key (did you mean \"return\"?)", NULL);
 	errors_are("unknown handler key", LISTEN "[route:r]\nreturn = 204\nretur_file = x\n",
@@ -451,8 +459,8 @@ test_errors(void)
 	errors_are("empty value", "[global]\nuser =\n" MINIMAL,
 	    "F:2: [global] user: empty value", NULL);
 	errors_are("empty route value", LISTEN "[route:r]\nreturn =   \n",
-	    "F:4: [route:r] return: empty value",
-	    "F:3: [route:r] no handler: give one of status, health, return", NULL);
+	    "F:3: [route:r] no handler: give one of status, health, return",
+	    "F:4: [route:r] return: empty value", NULL);
 	errors_are("control character in value", "[global]\nuser = a\x01" "b\n" MINIMAL,
 	    "F:2: [global] user: control character (0x01) in value", NULL);
 	errors_are("not key = value", LISTEN "[route:r]\nreturn 204\nreturn = 204\n",
@@ -473,30 +481,314 @@ test_errors(void)
 }
 
 static void
+test_unreadable(void)
+{
+	char want[600];
+
+	config_free(conf);
+	conf_ctx_free(&ctx);
+	conf = config_load(dir, handlers, &ctx);
+	snprintf(want, sizeof(want), "%s: is a directory", dir);
+	ok(conf == NULL && ctx.nerrors == 1, "a directory is refused with one error");
+	is_str(ctx.nerrors > 0 ? ctx.errors[0] : NULL, want, "a directory: FILE: is a directory");
+	conf_ctx_free(&ctx);
+	/* Opens, but reading at offset 0 (an address never mapped) fails. */
+	conf = config_load("/proc/self/mem", handlers, &ctx);
+	ok(conf == NULL && ctx.nerrors == 1, "a file that cannot be read is refused with one error");
+	is_str(ctx.nerrors > 0 ? ctx.errors[0] : NULL,
+	    "/proc/self/mem: cannot read: Input/output error", "a read error: FILE: cannot read: strerror");
+}
+
+/* Loads "[global]\n" line "\n" MINIMAL, line being any length. */
+static struct config *
+load_global(const char *line)
+{
+	size_t n = strlen(line);
+	char *text = malloc(n + 128);
+
+	if (text == NULL) {
+		printf("Bail out! out of memory\n");
+		exit(1);
+	}
+	snprintf(text, n + 128, "[global]\n%s\n" MINIMAL, line);
+	load(text);
+	free(text);
+	return conf;
+}
+
+/* A line "user = " followed by x repeated n times, then tail; malloc'd. */
+static char *
+user_line(size_t n, const char *tail)
+{
+	char *line = malloc(n + strlen(tail) + 8);
+
+	if (line == NULL) {
+		printf("Bail out! out of memory\n");
+		exit(1);
+	}
+	memcpy(line, "user = ", 7);
+	memset(line + 7, 'x', n);
+	strcpy(line + 7 + n, tail);
+	return line;
+}
+
+/* conf->global.user is n x's followed by tail. */
+static int
+user_is(size_t n, const char *tail)
+{
+	const char *u = conf != NULL ? conf->global.user : NULL;
+
+	if (u == NULL || strlen(u) != n + strlen(tail) || strcmp(u + n, tail) != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (u[i] != 'x')
+			return 0;
+	return 1;
+}
+
+static void
 test_long_lines(void)
 {
-	char text[1024], val[400];
+	char *line, *text, want[128];
 
-	/* 300 bytes; the rest of the file is still read. */
-	memset(val, 'x', 293);
-	val[293] = '\0';
-	snprintf(text, sizeof(text), "[global]\nuser = %s\nworkrs = 3\n" MINIMAL, val);
-	errors_are("300-byte line", text,
-	    "F:2: line longer than 198 bytes",
+	/* Lines past inih's old 198-byte cap are read whole. */
+	line = user_line(300, "");
+	load_global(line);
+	ok(user_is(300, ""), "300-byte value accepted whole");
+	free(line);
+	line = user_line(10000, "");
+	load_global(line);
+	ok(user_is(10000, ""), "10000-byte value accepted whole");
+	free(line);
+	text = malloc(10100);
+	memcpy(text, LISTEN "[route:r]\nreturn = 200 ", sizeof(LISTEN "[route:r]\nreturn = 200 ") - 1);
+	memset(text + sizeof(LISTEN "[route:r]\nreturn = 200 ") - 1, 'y', 10000);
+	strcpy(text + sizeof(LISTEN "[route:r]\nreturn = 200 ") - 1 + 10000, "\n");
+	if (loads(text, "10000-byte route value")) {
+		const struct conf_kv *kv = conf_route_kv(&conf->routes[0], "return");
+		ok(kv != NULL && strlen(kv->value) == 10004 && kv->value[10003] == 'y',
+		    "10000-byte route value kept whole");
+	}
+	free(text);
+
+	/* The bound: CONF_MAX_LINE bytes, line ending not counted. */
+	line = user_line(CONF_MAX_LINE - 7, "");
+	load_global(line);
+	ok(user_is(CONF_MAX_LINE - 7, ""), "line of exactly CONF_MAX_LINE bytes accepted");
+	free(line);
+	line = user_line(CONF_MAX_LINE - 7, "\r");
+	load_global(line);
+	ok(user_is(CONF_MAX_LINE - 7, ""), "line of CONF_MAX_LINE bytes ending in CR LF accepted");
+	free(line);
+	/* One byte more is an error on its line, and the next line is still read. */
+	line = user_line(CONF_MAX_LINE - 6, "");
+	text = malloc(CONF_MAX_LINE + 200);
+	snprintf(text, CONF_MAX_LINE + 200, "[global]\n%s\nworkrs = 3\n" MINIMAL, line);
+	snprintf(want, sizeof(want), "F:2: line longer than %d bytes", CONF_MAX_LINE);
+	errors_are("line one byte past the bound", text, want,
 	    "F:3: [global] workrs: unknown key (did you mean \"workers\"?)", NULL);
-	/* The limit: inih's 200-byte buffer less "\n\0". */
-	val[191] = '\0';
-	snprintf(text, sizeof(text), "[global]\nuser = %s\n" MINIMAL, val);
-	ok(load(text) != NULL && strlen(conf->global.user) == 191, "198-byte line accepted whole");
-	val[191] = 'x';
-	val[192] = '\0';
-	snprintf(text, sizeof(text), "[global]\nuser = %s\n" MINIMAL, val);
-	errors_are("199-byte line", text, "F:2: line longer than 198 bytes", NULL);
-	/* A long comment is not a line that matters. */
-	memset(val, ';', 300);
-	val[300] = '\0';
-	snprintf(text, sizeof(text), "%s\n" MINIMAL, val);
-	loads(text, "300-byte comment line");
+	free(text);
+	free(line);
+	/* A value is never cut short: far past the bound, still refused. */
+	line = user_line(3 * CONF_MAX_LINE, "");
+	load_global(line);
+	ok(conf == NULL && ctx.nerrors == 1 && strstr(ctx.errors[0], want + 1) != NULL,
+	    "line three times the bound refused, with its line");
+	free(line);
+
+	/* Comments are skipped whatever their length. */
+	text = malloc(CONF_MAX_LINE + 200);
+	memset(text, ';', CONF_MAX_LINE + 100);
+	strcpy(text + CONF_MAX_LINE + 100, "\n" MINIMAL);
+	loads(text, "comment line past the bound");
+	memcpy(text, "   #", 4);
+	loads(text, "indented # comment past the bound");
+	free(text);
+}
+
+static void
+test_inline_comments(void)
+{
+	static const struct { const char *line, *user; } cases[] = {
+		{ "user = a ;c", "a" },
+		{ "user = a\t;c", "a" },
+		{ "user = a;b", "a;b" },
+		{ "user =;b", ";b" },
+		{ "user = a #b", "a #b" },
+		{ "user = a#b ; c ; d", "a#b" },
+		{ "user = a = b", "a = b" },
+		{ "  user\t=\tspaced out \t", "spaced out" },
+		{ "user = a ;", "a" },
+		{ "user = \"a ;b\"", "\"a" },
+		{ "user = x\f", "x" },
+	};
+	char *line;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		load_global(cases[i].line);
+		is_str(conf != NULL ? conf->global.user : NULL, cases[i].user, "%s", cases[i].line);
+	}
+	/* The same rules on lines the old 198-byte cap refused. */
+	line = user_line(300, " ;c");
+	load_global(line);
+	ok(user_is(300, ""), "300-byte value before \" ;c\": comment cut");
+	free(line);
+	line = user_line(300, ";b #c");
+	load_global(line);
+	ok(user_is(300, ";b #c"), "300-byte value with ';' after no blank: kept");
+	free(line);
+	line = user_line(300, "\t; c ; d");
+	load_global(line);
+	ok(user_is(300, ""), "300-byte value before a tab and ';': comment cut");
+	free(line);
+
+	global_bad("user = ;c", "F:2: [global] user: empty value");
+	/* The key ends at the first '=': no ':' separator as inih had. */
+	global_bad("user:nobody = x",
+	    "F:2: [global] user:nobody: unknown key");
+	/* A comment before the '=' leaves no "key = value" (inih dropped the line). */
+	global_bad("user ;c = x", "F:2: [global] expected \"key = value\"");
+	global_bad("= x", "F:2: [global] expected \"key = value\"");
+	global_bad("  =x ; c", "F:2: [global] expected \"key = value\"");
+	errors_are("no key, outside any section", "= x\n" MINIMAL,
+	    "F:1: expected \"key = value\"", NULL);
+}
+
+static void
+test_long_names(void)
+{
+	char name[CONF_MAX_NAME + 2], text[512], want[512];
+
+	memset(name, 'n', CONF_MAX_NAME);
+	name[CONF_MAX_NAME] = '\0';
+	snprintf(text, sizeof(text), "[listen:%s]\naddress = :1\naddress = :2\n" ROUTE, name);
+	snprintf(want, sizeof(want), "F:3: [listen:%s] address: given twice (first on line 2)", name);
+	errors_are("listener name of CONF_MAX_NAME bytes: messages name it whole", text, want, NULL);
+	name[CONF_MAX_NAME] = 'n';
+	name[CONF_MAX_NAME + 1] = '\0';
+	snprintf(text, sizeof(text), "[listen:%s]\naddress = :1\n" ROUTE, name);
+	snprintf(want, sizeof(want), "F:1: [listen:%s] a name may be at most %d bytes", name,
+	    CONF_MAX_NAME);
+	errors_are("listener name past CONF_MAX_NAME", text, want,
+	    "F:4: no [listen:NAME] section: nothing to serve", NULL);
+}
+
+/* A pool route [route:r] (line 5) with extra lines from line 8 on. */
+#define POOL_ROUTE LISTEN "[pool:p]\nserver = 127.0.0.1:9\n[route:r]\npath = /\npool = p\n"
+
+static const struct proxy_conf *
+proxy_conf(void)
+{
+	return conf != NULL && conf->nroutes == 1 ? conf->routes[0].hconf : NULL;
+}
+
+static void
+test_list_keys(void)
+{
+	char text[4096], more[1024];
+	size_t n;
+
+	table = all_handlers;
+	/* trusted_proxies: one address a line, 16 lines. */
+	n = (size_t)snprintf(text, sizeof(text), "%s", POOL_ROUTE);
+	for (int i = 1; i <= 16; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "trusted_proxies = 10.0.0.%d\n", i);
+	if (loads(text, "trusted_proxies on 16 lines")) {
+		const struct proxy_conf *pc = proxy_conf();
+		ok(pc != NULL && pc->ntrusted == 16, "16 lines: 16 entries");
+		int inorder = pc != NULL;
+		for (unsigned i = 0; inorder && i < pc->ntrusted; i++)
+			inorder = pc->trusted[i].family == AF_INET && pc->trusted[i].bits == 32 &&
+			    pc->trusted[i].addr[3] == i + 1;
+		ok(inorder, "16 lines: in the order given");
+	}
+	/* Lists on one line and over several count together. */
+	snprintf(text, sizeof(text), "%s"
+	    "trusted_proxies = 10.0.0.1, 10.0.0.2 10.0.0.3,10.0.0.4 10.0.0.5 10.0.0.6 10.0.0.7 ::1\n"
+	    "forwarded = on\n"
+	    "trusted_proxies = 10.1.0.0/16 10.2.0.0/16 10.3.0.0/16 10.4.0.0/16\n"
+	    "trusted_proxies = fd00::/8, 192.168.0.0/16, 172.16.0.0/12, 127.0.0.0/8\n", POOL_ROUTE);
+	if (loads(text, "trusted_proxies: 8, 4 and 4 on three lines")) {
+		const struct proxy_conf *pc = proxy_conf();
+		ok(pc != NULL && pc->ntrusted == 16 && pc->trusted[7].family == AF_INET6 &&
+		    pc->trusted[8].bits == 16 && pc->trusted[15].addr[0] == 127 &&
+		    pc->trusted[15].bits == 8, "three lines: 16 entries, in order");
+	}
+	/* The 17th is refused, on its line, wherever it comes. */
+	snprintf(more, sizeof(more), "%s"
+	    "trusted_proxies = 10.0.0.1, 10.0.0.2 10.0.0.3,10.0.0.4 10.0.0.5 10.0.0.6 10.0.0.7 ::1\n"
+	    "trusted_proxies = 10.1.0.0/16 10.2.0.0/16 10.3.0.0/16 10.4.0.0/16\n"
+	    "trusted_proxies = fd00::/8, 192.168.0.0/16, 172.16.0.0/12, 127.0.0.0/8\n"
+	    "trusted_proxies = 10.9.9.9\n", POOL_ROUTE);
+	errors_are("trusted_proxies: a 17th on a fourth line", more,
+	    "F:11: [route:r] trusted_proxies: more than 16 addresses or CIDR blocks, counting every "
+	    "trusted_proxies line (\"10.9.9.9\" is one too many)", NULL);
+	n = (size_t)snprintf(text, sizeof(text), "%s", POOL_ROUTE);
+	for (int i = 1; i <= 17; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "trusted_proxies = 10.0.0.%d\n", i);
+	errors_are("trusted_proxies on 17 lines", text,
+	    "F:24: [route:r] trusted_proxies: more than 16 addresses or CIDR blocks, counting every "
+	    "trusted_proxies line (\"10.0.0.17\" is one too many)", NULL);
+	errors_are("trusted_proxies: a bad one on a second line",
+	    POOL_ROUTE "trusted_proxies = 10.0.0.1\ntrusted_proxies = 10.0.0.300\n",
+	    "F:9: [route:r] trusted_proxies: expected up to 16 addresses or CIDR blocks, not "
+	    "\"10.0.0.300\"", NULL);
+
+	/* upgrade: lines add up; off only alone. */
+	if (loads(POOL_ROUTE "upgrade = foo/2\nupgrade = WebSocket, bar\n", "upgrade on two lines")) {
+		const struct proxy_conf *pc = proxy_conf();
+		ok(pc != NULL && pc->nupgrade == 3 && strcmp(pc->upgrade[0], "foo/2") == 0 &&
+		    strcmp(pc->upgrade[1], "websocket") == 0 && strcmp(pc->upgrade[2], "bar") == 0,
+		    "upgrade on two lines: foo/2, websocket, bar");
+	}
+	if (loads(POOL_ROUTE "upgrade = off\n", "upgrade = off alone"))
+		ok(proxy_conf() != NULL && proxy_conf()->nupgrade == 0, "upgrade = off: none");
+	errors_are("upgrade = off with another upgrade line",
+	    POOL_ROUTE "upgrade = websocket\nupgrade = off\n",
+	    "F:9: [route:r] upgrade: \"off\" cannot go with another upgrade line (line 8)", NULL);
+	errors_are("upgrade: a ninth protocol on a second line",
+	    POOL_ROUTE "upgrade = a b c d e f g\nupgrade = h i\n",
+	    "F:9: [route:r] upgrade: expected up to 8 protocol names of up to 47 bytes", NULL);
+
+	/* index and precompressed: the limit counts every line. */
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\n"
+	    "index = a.html b.html c.html\nindex = d.html, e.html\nindex = f g h\n", dir);
+	loads(text, "index: 8 names on three lines");
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\n"
+	    "index = a.html b.html c.html\nindex = d.html, e.html\nindex = f g h i\n", dir);
+	errors_are("index: a ninth name on a third line", text,
+	    "F:7: [route:r] index: more than 8 file names, counting every index line "
+	    "(\"i\" is one too many)", NULL);
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\nindex = a.html\nindex = ../b\n", dir);
+	errors_are("index: a bad name on a second line", text,
+	    "F:6: [route:r] index: expected up to 8 plain file names, not \"../b\"", NULL);
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\nprecompressed = gzip\n"
+	    "precompressed = br\n", dir);
+	loads(text, "precompressed on two lines");
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\nprecompressed = off\n"
+	    "precompressed = br\n", dir);
+	errors_are("precompressed = off with another precompressed line", text,
+	    "F:5: [route:r] precompressed: \"off\" cannot go with another precompressed line (line 6)",
+	    NULL);
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\nprecompressed = gzip\n"
+	    "precompressed = zstd\n", dir);
+	errors_are("precompressed: a bad coding on a second line", text,
+	    "F:6: [route:r] precompressed: expected off or a list of br and gzip, not \"zstd\"", NULL);
+
+	/* A key that is not a list is still an error when given twice. */
+	errors_are("strip_prefix twice", POOL_ROUTE "strip_prefix = yes\nstrip_prefix = no\n",
+	    "F:9: [route:r] strip_prefix: given twice (first on line 8)", NULL);
+	errors_are("request_id twice", POOL_ROUTE "request_id = keep\nforwarded = on\nrequest_id = keep\n",
+	    "F:10: [route:r] request_id: given twice (first on line 8)", NULL);
+	errors_are("pool twice", POOL_ROUTE "pool = p\n",
+	    "F:8: [route:r] pool: given twice (first on line 7)", NULL);
+	snprintf(text, sizeof(text), LISTEN "[route:r]\nroot = %s\nautoindex = on\nautoindex = on\n", dir);
+	errors_are("autoindex twice", text, "F:6: [route:r] autoindex: given twice (first on line 5)", NULL);
+	errors_are("return_type twice", LISTEN "[route:r]\nreturn = 200 x\nreturn_type = a/b\n"
+	    "return_type = a/b\n", "F:6: [route:r] return_type: given twice (first on line 5)", NULL);
+	errors_are("pool key twice", LISTEN "[pool:p]\nserver = 127.0.0.1:9\nretries = 1\nretries = 1\n"
+	    "[route:r]\npool = p\n", "F:6: [pool:p] retries: given twice (first on line 5)", NULL);
+	table = handlers;
 }
 
 static void
@@ -517,9 +809,38 @@ test_many_errors(void)
 	    "F:2: [global] workers: expected auto or a number from 1 to 256, not \"0\"",
 	    "F:3: [global] max_connections: expected a whole number in range, not \"x\"",
 	    "F:4: [listn:a]: unknown section (did you mean \"listen\"?)",
-	    "F:8: [route:r] retrun: unknown key (did you mean \"return\"?)",
 	    "F:7: [route:r] no handler: give one of status, health, return",
+	    "F:8: [route:r] retrun: unknown key (did you mean \"return\"?)",
 	    "F:11: [route:s] listen: no [listen:b] section", NULL);
+	/*
+	 * Listeners, pools and routes are checked once the file is read, yet
+	 * their errors take their place by line; two of one line keep the
+	 * order they were found in.
+	 */
+	table = all_handlers;
+	errors_are("errors in line order, whenever found",
+	    "[listen:a]\n"                  /* 1 */
+	    "address = nowhere\n"           /* 2: checked after reading */
+	    "[pool:p]\n"                    /* 3 */
+	    "server = 127.0.0.1:9\n"        /* 4 */
+	    "balance = fastest\n"           /* 5: checked after reading */
+	    "[global]\n"                    /* 6 */
+	    "workers = 0\n"                 /* 7: found while reading */
+	    "[global:x]\n"                  /* 8: two, found while reading */
+	    "[route:r]\n"                   /* 9 */
+	    "pool = p\n"                    /* 10 */
+	    "upgrade = h2c\n"               /* 11: checked after reading */
+	    "retrun = 1\n",                 /* 12: found while reading */
+	    "F:2: [listen:a] address: expected HOST:PORT, [IPV6]:PORT or :PORT, not \"nowhere\"",
+	    "F:5: [pool:p] balance: expected round_robin, least_conn, random, ip_hash or hash HEADER, "
+	    "not \"fastest\"",
+	    "F:7: [global] workers: expected auto or a number from 1 to 256, not \"0\"",
+	    "F:8: [global:x] [global] takes no name",
+	    "F:8: [global:x] section given twice",
+	    "F:11: [route:r] upgrade: \"h2c\" is never passed on: upgrading to HTTP/2 is deprecated "
+	    "(RFC 9113 3.1)",
+	    "F:12: [route:r] retrun: unknown key (did you mean \"return\"?)", NULL);
+	table = handlers;
 	/*
 	 * BUG: a route whose path is refused falls back to "/" and is then
 	 * reported as a duplicate of other routes, with a message that is
@@ -812,7 +1133,11 @@ main(void)
 	test_bools_workers_levels();
 	test_addresses();
 	test_errors();
+	test_unreadable();
 	test_long_lines();
+	test_inline_comments();
+	test_long_names();
+	test_list_keys();
 	test_many_errors();
 	test_routes_checks();
 	test_return();
