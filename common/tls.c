@@ -544,12 +544,21 @@ make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, si
 	 * they were made under: OpenSSL refuses a session, ticket or cached,
 	 * whose context differs.
 	 */
-	unsigned char sid[SHA256_DIGEST_LENGTH];
-	char sidsrc[1024];
-	int sl = snprintf(sidsrc, sizeof(sidsrc), "portico\n%s\n%s\n%s", l->name, l->tls_verify_client,
-	    l->tls_client_ca != NULL ? l->tls_client_ca : "");
-	SHA256((const unsigned char *)sidsrc, sl > 0 && (size_t)sl < sizeof(sidsrc) ? (size_t)sl : 0, sid);
-	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid));
+	unsigned char sid[EVP_MAX_MD_SIZE];
+	unsigned sidlen = 0;
+	const char *sidparts[] = { "portico", l->name, l->tls_verify_client,
+		l->tls_client_ca != NULL ? l->tls_client_ca : "" };
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int mdok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+	/* Each part with its terminating NUL, so no two lists hash alike. */
+	for (size_t i = 0; mdok && i < sizeof(sidparts) / sizeof(sidparts[0]); i++)
+		mdok = EVP_DigestUpdate(md, sidparts[i], strlen(sidparts[i]) + 1) == 1;
+	mdok = mdok && EVP_DigestFinal_ex(md, sid, &sidlen) == 1;
+	EVP_MD_CTX_free(md);
+	if (!mdok || SSL_CTX_set_session_id_context(ctx, sid, sidlen) != 1) {
+		conf_err(cctx, l->line, sec, NULL, "cannot set the session ID context: %s", ssl_error());
+		goto fail;
+	}
 	/* One ticket per full handshake (OpenSSL sends two): less work, as good. */
 	SSL_CTX_set_num_tickets(ctx, 1);
 	/* A session lives as long as its ticket key can open it: two rotation
