@@ -29,6 +29,7 @@ static const struct key_def global_keys[] = {
 	{ "workers", K_WORKERS, G(workers), "auto", 1, 256 },
 	{ "max_connections", K_COUNT, G(max_connections), "10000", 1, 1000000 },
 	{ "user", K_STR, G(user), NULL, 0, 0 },
+	{ "group", K_STR, G(group), NULL, 0, 0 },
 	{ "error_log", K_STR, G(error_log), "stderr", 0, 0 },
 	{ "log_level", K_LOGLEVEL, G(log_level), "info", 0, 0 },
 	{ "access_log", K_STR, G(access_log), "off", 0, 0 },
@@ -75,7 +76,7 @@ static const char *const section_kinds[] = { "global", "listen", "route", NULL }
 #define KIND_HANDLER 3 /* a section kind some handler owns */
 
 /* Where a key was set, so later checks can point at the line. */
-struct seen {
+struct conf_seen {
 	char section[256];
 	char key[64];
 	int line;
@@ -91,7 +92,7 @@ struct loader {
 	char cur_section[256];
 	int cur_kind;                /* index in section_kinds, KIND_HANDLER, or -1 when bad */
 	void *cur_obj;               /* the listen or route being filled */
-	struct seen *seen;           /* keys given for global and listens */
+	struct conf_seen *seen;      /* keys given for global and listens, until the end of the file */
 	size_t nseen;
 };
 
@@ -158,19 +159,15 @@ sort_errors(struct conf_ctx *ctx, size_t from)
 	free(v);
 }
 
-void
-conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
-    const char *fmt, ...)
+static char *
+conf_vmsg(const struct conf_ctx *ctx, int line, const char *section, const char *key,
+    const char *fmt, va_list ap)
 {
 	char *msg, *full;
-	va_list ap;
 	int n;
 
-	va_start(ap, fmt);
-	n = vasprintf(&msg, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return NULL;
 	if (section != NULL && key != NULL)
 		n = asprintf(&full, "%s:%d: [%s] %s: %s", ctx->file, line, section, key, msg);
 	else if (section != NULL)
@@ -180,8 +177,40 @@ conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
 	else
 		n = asprintf(&full, "%s:%d: %s", ctx->file, line, msg);
 	free(msg);
-	if (n >= 0)
+	return n < 0 ? NULL : full;
+}
+
+void
+conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	char *full = conf_vmsg(ctx, line, section, key, fmt, ap);
+	va_end(ap);
+	if (full != NULL)
 		push_error(ctx, line, full);
+}
+
+void
+conf_warn(struct conf_ctx *ctx, int line, const char *section, const char *key,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	char *full = conf_vmsg(ctx, line, section, key, fmt, ap);
+	va_end(ap);
+	if (full == NULL)
+		return;
+	char **w = realloc(ctx->warnings, (ctx->nwarnings + 1) * sizeof(*w));
+	if (w == NULL) {
+		free(full);
+		return;
+	}
+	ctx->warnings = w;
+	w[ctx->nwarnings++] = full;
 }
 
 void
@@ -194,6 +223,11 @@ conf_ctx_free(struct conf_ctx *ctx)
 	ctx->errors = NULL;
 	ctx->lines = NULL;
 	ctx->nerrors = 0;
+	for (size_t i = 0; i < ctx->nwarnings; i++)
+		free(ctx->warnings[i]);
+	free(ctx->warnings);
+	ctx->warnings = NULL;
+	ctx->nwarnings = 0;
 }
 
 unsigned
@@ -399,7 +433,7 @@ note_seen(struct loader *ld, const char *key)
 		    strcmp(ld->seen[i].key, key) == 0)
 			return ld->seen[i].line;
 	}
-	struct seen *s = realloc(ld->seen, (ld->nseen + 1) * sizeof(*s));
+	struct conf_seen *s = realloc(ld->seen, (ld->nseen + 1) * sizeof(*s));
 	if (s == NULL)
 		return 0;
 	ld->seen = s;
@@ -906,13 +940,19 @@ conf_route_alone(struct conf_ctx *ctx, const struct conf_route *rt, const struct
 	return -1;
 }
 
+int
+conf_key_line(const struct config *c, const char *section, const char *key)
+{
+	for (size_t i = 0; i < c->nseen; i++)
+		if (strcmp(c->seen[i].section, section) == 0 && strcmp(c->seen[i].key, key) == 0)
+			return c->seen[i].line;
+	return 0;
+}
+
 static int
 seen_line(const struct loader *ld, const char *section, const char *key)
 {
-	for (size_t i = 0; i < ld->nseen; i++)
-		if (strcmp(ld->seen[i].section, section) == 0 && strcmp(ld->seen[i].key, key) == 0)
-			return ld->seen[i].line;
-	return 0;
+	return conf_key_line(ld->conf, section, key);
 }
 
 struct key_lines {
@@ -1176,6 +1216,9 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 		goto fail;
 	}
 	fclose(ld.fp);
+	ld.conf->seen = ld.seen;
+	ld.conf->nseen = ld.nseen;
+	ld.seen = NULL;
 	check_listens(&ld);
 	if (ld.conf->global.tls_ticket_key != NULL &&
 	    tls_ticket_key_check(ld.conf->global.tls_ticket_key, errbuf, sizeof(errbuf)) < 0)
@@ -1227,7 +1270,9 @@ config_free(struct config *c)
 	if (c == NULL)
 		return;
 	free(c->file);
+	free(c->seen);
 	free(c->global.user);
+	free(c->global.group);
 	free(c->global.error_log);
 	free(c->global.access_log);
 	free(c->global.tls_ticket_key);

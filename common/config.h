@@ -32,6 +32,7 @@ struct conf_global {
 	int workers;                  /* 0 means auto: one per CPU we may run on */
 	uint64_t max_connections;
 	char *user;
+	char *group;                  /* instead of the user's primary group */
 	char *error_log;
 	enum log_level log_level;
 	char *access_log;             /* NULL or "off" means none */
@@ -117,8 +118,12 @@ struct conf_section {
 	void *data;                   /* the owner's, freed by its free_section */
 };
 
+struct conf_seen;
+
 struct config {
 	char *file;
+	struct conf_seen *seen;       /* where global and listener keys were given */
+	size_t nseen;
 	struct conf_section *sections;
 	size_t nsections;
 	struct conf_global global;
@@ -134,6 +139,8 @@ struct conf_ctx {
 	char **errors;
 	int *lines;                   /* errors[i] is about line lines[i]; 0: the whole file */
 	size_t nerrors;
+	char **warnings;              /* what works but is likely a mistake, in the same form */
+	size_t nwarnings;
 	const char *section;          /* the section being read, for messages */
 	struct config *conf;          /* the snapshot being built */
 };
@@ -155,6 +162,13 @@ void conf_ctx_free(struct conf_ctx *ctx);
 /* Appends "FILE:LINE: [section] key: message" to ctx.  key may be NULL. */
 void conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The same as a warning: the load succeeds, and the line is printed by -t
+ * and logged at level warn at start-up. */
+void conf_warn(struct conf_ctx *ctx, int line, const char *section, const char *key,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* The line key was given on in [section] ("global", "listen:NAME"), or 0. */
+int conf_key_line(const struct config *c, const char *section, const char *key);
 
 /* The last value given for key in a route, or NULL. */
 const struct conf_kv *conf_route_kv(const struct conf_route *rt, const char *key);

@@ -18,6 +18,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/return.h"
+#include "common/runenv.h"
 #include "common/sbuf.h"
 #include "common/server.h"
 #include "origin/health.h"
@@ -197,6 +198,18 @@ main(int argc, char *argv[])
 	} else {
 		conf = config_load(file, handlers, &ctx);
 	}
+	/* What the file asks of this machine (users, log directories), checked
+	 * by -t as by a start. */
+	if (conf != NULL) {
+		runenv_check(&ctx, conf);
+		if (ctx.nerrors > 0) {
+			config_free(conf);
+			conf = NULL;
+		}
+	}
+	if (conf == NULL || test || dump)
+		for (size_t i = 0; i < ctx.nwarnings; i++)
+			fprintf(stderr, "portico: [warn] %s\n", ctx.warnings[i]);
 	if (conf == NULL) {
 		for (size_t i = 0; i < ctx.nerrors; i++)
 			fprintf(stderr, "%s\n", ctx.errors[i]);
@@ -205,22 +218,25 @@ main(int argc, char *argv[])
 		conf_ctx_free(&ctx);
 		return test || dump ? 1 : EXIT_CONFIG;
 	}
-	if (dump) {
-		config_dump(conf, stdout);
-		config_free(conf);
-		return 0;
-	}
-	if (test) {
-		fprintf(stderr, "portico: configuration file %s is valid\n", file);
+	if (dump || test) {
+		if (dump)
+			config_dump(conf, stdout);
+		else
+			fprintf(stderr, "portico: configuration file %s is valid\n", file);
+		conf_ctx_free(&ctx);
 		config_free(conf);
 		return 0;
 	}
 	if (log_open(conf->global.error_log, conf->global.log_level) < 0) {
 		fprintf(stderr, "portico: cannot open error_log %s: %s\n", conf->global.error_log,
 		    strerror(errno));
+		conf_ctx_free(&ctx);
 		config_free(conf);
 		return EXIT_CONFIG;
 	}
+	for (size_t i = 0; i < ctx.nwarnings; i++)
+		log_warnx("%s", ctx.warnings[i]);
+	conf_ctx_free(&ctx);
 	srv.conf = conf;
 	srv.conf_file = file;
 	int rc = server_run(&srv);

@@ -338,6 +338,14 @@ resolve_user(struct server *srv)
 	}
 	srv->run_uid = pw->pw_uid;
 	srv->run_gid = pw->pw_gid;
+	if (g->group != NULL) {
+		struct group *gr = getgrnam(g->group);
+		if (gr == NULL) {
+			log_error("group = %s: no such group", g->group);
+			return -1;
+		}
+		srv->run_gid = gr->gr_gid;
+	}
 	return 0;
 }
 
@@ -353,7 +361,7 @@ drop_privileges(struct server *srv)
 		log_error("cannot become user %s: %s", user, strerror(errno));
 		return -1;
 	}
-	log_info("running as user %s", user);
+	log_info("running as user %s, group %d", user, (int)srv->run_gid);
 	return 0;
 }
 

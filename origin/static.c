@@ -171,8 +171,8 @@ add_secret(struct conf_ctx *ctx, struct static_conf *sc, const struct conf_kv *k
 		return;
 	if (sc->secrets[i].watch == NULL)
 		sc->secrets[i].watch = strdup(path);
-	log_warnx("%s:%d: [%s] root: %s, %s, lies under %s; it is not served (404), but keep it "
-	    "out of the root", ctx->file, kv->line, ctx->section, path, what, sc->root);
+	conf_warn(ctx, kv->line, ctx->section, "root", "%s, %s, lies under %s; it is not served "
+	    "(404), but keep it out of the root", path, what, sc->root);
 }
 
 /* Every tls_key of every listener, and the tls_ticket_key. */
