@@ -196,13 +196,13 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (w->log_suppressed > 0)
-		log_info("worker %d: %u more client errors in the last second not logged",
-		    w->id, w->log_suppressed);
+		log_info("worker %d: %u more client error%s in the last second not logged",
+		    w->id, w->log_suppressed, w->log_suppressed == 1 ? "" : "s");
 	w->log_suppressed = 0;
 	w->log_budget = CLIENT_ERROR_LOG_PER_SEC;
 	if (w->blog_suppressed > 0)
-		log_info("worker %d: %u more backend errors in the last second not logged",
-		    w->id, w->blog_suppressed);
+		log_info("worker %d: %u more backend error%s in the last second not logged",
+		    w->id, w->blog_suppressed, w->blog_suppressed == 1 ? "" : "s");
 	w->blog_suppressed = 0;
 	w->blog_budget = BACKEND_ERROR_LOG_PER_SEC;
 	if (w->alog_len > 0)

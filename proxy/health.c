@@ -55,15 +55,16 @@ set_result(struct probe *pb, int ok, const char *why)
 		unsigned n = atomic_fetch_add(&b->hc_ok, 1) + 1;
 		if (atomic_load(&b->health_down) && n >= p->rise) {
 			atomic_store(&b->health_down, 0);
-			log_info("[pool:%s] server %s is up: %u checks passed", p->name, b->name, n);
+			log_info("[pool:%s] server %s is up: %u check%s passed", p->name, b->name, n,
+			    n == 1 ? "" : "s");
 		}
 	} else {
 		atomic_store(&b->hc_ok, 0);
 		unsigned n = atomic_fetch_add(&b->hc_fail, 1) + 1;
 		if (!atomic_load(&b->health_down) && n >= p->fall) {
 			atomic_store(&b->health_down, 1);
-			log_warnx("[pool:%s] server %s is down: %s (%u checks failed)", p->name, b->name,
-			    why, n);
+			log_warnx("[pool:%s] server %s is down: %s (%u check%s failed)", p->name, b->name,
+			    why, n, n == 1 ? "" : "s");
 		}
 	}
 }
