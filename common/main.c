@@ -91,46 +91,57 @@ quick_value(const char *opt, const char *v, int word)
 	return -1;
 }
 
-int
-main(int argc, char *argv[])
-{
-	const char *file = PORTICO_DEFAULT_CONF, *root = NULL, *listen_addr = NULL;
-	const char *access_log = NULL;
-	struct sbuf backends = { 0 };
-	int test = 0, dump = 0, ch;
-	struct conf_ctx ctx = { 0 };
-	struct server srv = { 0 };
+/* The command line, once read. */
+struct options {
+	const char *file, *root, *listen_addr, *access_log;
+	const char *backends[64];     /* -b, up to a pool's 64 servers */
+	size_t nbackends;
+	int test, dump;
+};
 
+/*
+ * Reads the command line into o.  Returns -1 to go on, or the exit status
+ * when it is all done here (help, versions, a usage error).
+ */
+static int
+parse_args(int argc, char *argv[], struct options *o)
+{
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int ch;
+
 	opterr = 0; /* our own messages, which name "portico" however it was run */
 	while ((ch = getopt_long(argc, argv, "+:a:b:c:l:r:tTVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
-			access_log = optarg;
+			o->access_log = optarg;
 			break;
 		case 'b':
 			if (quick_value("-b", optarg, 1) < 0)
 				return EXIT_USAGE;
-			sbuf_printf(&backends, "server = %s\n", optarg);
+			if (o->nbackends == sizeof(o->backends) / sizeof(o->backends[0])) {
+				fprintf(stderr, "portico: more than 64 -b servers\n");
+				return EXIT_USAGE;
+			}
+			o->backends[o->nbackends++] = optarg;
 			break;
 		case 'l':
-			listen_addr = optarg;
+			o->listen_addr = optarg;
 			break;
 		case 'r':
-			root = optarg;
+			o->root = optarg;
 			break;
 		case 'c':
-			file = optarg;
+			o->file = optarg;
 			break;
 		case 't':
-			test = 1;
+			o->test = 1;
 			break;
 		case 'T':
-			dump = 1;
+			o->dump = 1;
 			break;
 		case 'V':
 			versions();
@@ -156,47 +167,80 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if ((listen_addr != NULL || access_log != NULL) && root == NULL && backends.len == 0) {
-		fprintf(stderr, "portico: -%c needs -r or -b\n", listen_addr != NULL ? 'l' : 'a');
+	if ((o->listen_addr != NULL || o->access_log != NULL) && o->root == NULL &&
+	    o->nbackends == 0) {
+		fprintf(stderr, "portico: -%c needs -r or -b\n", o->listen_addr != NULL ? 'l' : 'a');
 		return EXIT_USAGE;
 	}
-	if (root != NULL && backends.len > 0) {
+	if (o->root != NULL && o->nbackends > 0) {
 		fprintf(stderr, "portico: -r and -b do not go together; write a configuration file\n");
 		return EXIT_USAGE;
 	}
-	if ((root != NULL && quick_value("-r", root, 0) < 0) ||
-	    (listen_addr != NULL && quick_value("-l", listen_addr, 1) < 0) ||
-	    (access_log != NULL && quick_value("-a", access_log, 0) < 0))
+	if ((o->root != NULL && quick_value("-r", o->root, 0) < 0) ||
+	    (o->listen_addr != NULL && quick_value("-l", o->listen_addr, 1) < 0) ||
+	    (o->access_log != NULL && quick_value("-a", o->access_log, 0) < 0))
 		return EXIT_USAGE;
-	struct config *conf;
-	if (root != NULL || backends.len > 0) {
-		/* Quick mode: the same configuration path as a file would take. */
-		struct sbuf q = { 0 };
-		char port[16];
-		if (listen_addr == NULL)
-			listen_addr = QUICK_ADDRESS;
-		else if (strspn(listen_addr, "0123456789") == strlen(listen_addr)) {
-			snprintf(port, sizeof(port), "127.0.0.1:%s", listen_addr);
-			listen_addr = port;
-		}
-		/* Each request is printed, as quick servers of other kinds do. */
-		if (access_log == NULL || strcmp(access_log, "-") == 0)
-			access_log = "stdout";
-		sbuf_printf(&q, "[global]\naccess_log = %s\n[listen:quick]\naddress = %s\n",
-		    access_log, listen_addr);
-		if (root != NULL)
-			sbuf_printf(&q, "[route:files]\nroot = %s\nindex = index.html\n"
-			    "precompressed = br, gzip\nautoindex = off\n", root);
-		else
-			sbuf_printf(&q, "[pool:backends]\n%s[route:proxy]\npool = backends\n", backends.p);
-		if (sbuf_failed(&q))
-			return 1;
-		file = "(command line)";
-		conf = config_load_string(file, q.p, handlers, &ctx);
-		sbuf_free(&q);
-		sbuf_free(&backends);
+	return -1;
+}
+
+/*
+ * Quick mode (-r or -b): the configuration the command line stands for, as
+ * text, to take the same path as a file would.  NULL when out of memory.
+ */
+static char *
+quick_config(const struct options *o)
+{
+	struct sbuf q = { 0 };
+	const char *listen_addr = o->listen_addr, *access_log = o->access_log;
+	char port[16];
+
+	if (listen_addr == NULL) {
+		listen_addr = QUICK_ADDRESS;
+	} else if (strspn(listen_addr, "0123456789") == strlen(listen_addr)) {
+		snprintf(port, sizeof(port), "127.0.0.1:%s", listen_addr);
+		listen_addr = port;
+	}
+	/* Each request is printed, as quick servers of other kinds do. */
+	if (access_log == NULL || strcmp(access_log, "-") == 0)
+		access_log = "stdout";
+	sbuf_printf(&q, "[global]\naccess_log = %s\n[listen:quick]\naddress = %s\n", access_log,
+	    listen_addr);
+	if (o->root != NULL) {
+		sbuf_printf(&q, "[route:files]\nroot = %s\nindex = index.html\n"
+		    "precompressed = br, gzip\nautoindex = off\n", o->root);
 	} else {
-		conf = config_load(file, handlers, &ctx);
+		sbuf_printf(&q, "[pool:backends]\n");
+		for (size_t i = 0; i < o->nbackends; i++)
+			sbuf_printf(&q, "server = %s\n", o->backends[i]);
+		sbuf_printf(&q, "[route:proxy]\npool = backends\n");
+	}
+	if (sbuf_failed(&q)) {
+		sbuf_free(&q);
+		return NULL;
+	}
+	return q.p;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct options o = { .file = PORTICO_DEFAULT_CONF };
+	struct conf_ctx ctx = { 0 };
+	struct server srv = { 0 };
+	struct config *conf;
+	int rc;
+
+	if ((rc = parse_args(argc, argv, &o)) >= 0)
+		return rc;
+	if (o.root != NULL || o.nbackends > 0) {
+		char *text = quick_config(&o);
+		if (text == NULL)
+			return 1;
+		o.file = "(command line)";
+		conf = config_load_string(o.file, text, handlers, &ctx);
+		free(text);
+	} else {
+		conf = config_load(o.file, handlers, &ctx);
 	}
 	/* What the file asks of this machine (users, log directories), checked
 	 * by -t as by a start. */
@@ -207,22 +251,22 @@ main(int argc, char *argv[])
 			conf = NULL;
 		}
 	}
-	if (conf == NULL || test || dump)
+	if (conf == NULL || o.test || o.dump)
 		for (size_t i = 0; i < ctx.nwarnings; i++)
 			fprintf(stderr, "portico: [warn] %s\n", ctx.warnings[i]);
 	if (conf == NULL) {
 		for (size_t i = 0; i < ctx.nerrors; i++)
 			fprintf(stderr, "%s\n", ctx.errors[i]);
-		fprintf(stderr, "portico: configuration file %s has %zu error%s\n", file,
+		fprintf(stderr, "portico: configuration file %s has %zu error%s\n", o.file,
 		    ctx.nerrors, ctx.nerrors == 1 ? "" : "s");
 		conf_ctx_free(&ctx);
-		return test || dump ? 1 : EXIT_CONFIG;
+		return o.test || o.dump ? 1 : EXIT_CONFIG;
 	}
-	if (dump || test) {
-		if (dump)
+	if (o.dump || o.test) {
+		if (o.dump)
 			config_dump(conf, stdout);
 		else
-			fprintf(stderr, "portico: configuration file %s is valid\n", file);
+			fprintf(stderr, "portico: configuration file %s is valid\n", o.file);
 		conf_ctx_free(&ctx);
 		config_free(conf);
 		return 0;
@@ -238,8 +282,8 @@ main(int argc, char *argv[])
 		log_warnx("%s", ctx.warnings[i]);
 	conf_ctx_free(&ctx);
 	srv.conf = conf;
-	srv.conf_file = file;
-	int rc = server_run(&srv);
+	srv.conf_file = o.file;
+	rc = server_run(&srv);
 	config_free(conf);
 	log_close();
 	return rc;
