@@ -232,7 +232,9 @@ def test_panic():
             for n in "ab":
                 ok(wait_log(srv, r"^\S+ \[info\] \[pool:two\] server %s back in service$" % addr[n]),
                    "panic: server %s back in service: logged" % n)
-            ok(wait_log(srv, r"^\S+ \[info\] \[pool:two\] panic over: 2 of 2 servers in service$"),
+            # Either server's return ends it (1 of 2 is not under 50%); which
+            # one is seen first depends on when the pool is next looked at.
+            ok(wait_log(srv, r"^\S+ \[info\] \[pool:two\] panic over: [12] of 2 servers in service$"),
                "panic: leaving it is logged")
             log = srv.stderr()
             is_((len(re.findall(r"\[pool:two\] panic: ", log)), len(re.findall(r"\[pool:two\] panic over", log))),
