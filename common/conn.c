@@ -27,8 +27,6 @@
 static void conn_on_event(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct conn *c);
 static int conn_parse_loop(struct conn *c);
-static void request_finish(struct conn *c);
-static void kick(struct conn *c);
 static uint64_t usec_since(const struct timespec *t0);
 static void access_log(struct conn *c, uint64_t usec);
 
@@ -287,6 +285,8 @@ conn_close(struct conn *c, const char *reason)
 	TAILQ_REMOVE(&w->conns, c, link);
 	w->nconns--;
 	stats_add(&w->stats.connections_active, (uint64_t)-1);
+	if (c->x != NULL)
+		resp_head_release(&c->x->req);
 	freelist_put(&w->heads, c->x);
 	file_out_free(c);
 	if (c->rbuf != NULL)
@@ -354,8 +354,8 @@ obuf_reserve(struct conn *c, size_t n)
 	return 0;
 }
 
-static void
-out_append(struct conn *c, const void *p, size_t n)
+void
+conn_out(struct conn *c, const void *p, size_t n)
 {
 	if (obuf_reserve(c, n) < 0) {
 		c->closing = 1; /* cannot frame the rest of the response */
@@ -365,197 +365,14 @@ out_append(struct conn *c, const void *p, size_t n)
 	c->olen += n;
 }
 
-#define OUT_LIT(c, s) out_append((c), (s), sizeof(s) - 1)
+#define OUT_LIT(c, s) conn_out((c), (s), sizeof(s) - 1)
 
-static void
-out_str(struct conn *c, const char *s)
-{
-	out_append(c, s, strlen(s));
-}
-
-static void
-out_num(struct conn *c, uint64_t v)
-{
-	char b[24];
-	int i = sizeof(b);
-
-	do {
-		b[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	out_append(c, b + i, sizeof(b) - (size_t)i);
-}
-
-#define REQ_HDR_OPEN 0x100 /* status line and headers queued, blank line not yet */
-
-static int
-status_has_body(int s)
-{
-	return !(s < 200 || s == 204 || s == 304);
-}
-
-/* "HTTP/1.1 200 OK\r\n", with the caller's reason phrase or the standard one. */
-static void
-out_status_line(struct conn *c, int status, const char *reason, size_t reason_len)
-{
-	OUT_LIT(c, "HTTP/1.1 ");
-	out_num(c, (uint64_t)status);
-	OUT_LIT(c, " ");
-	if (reason_len > 0)
-		out_append(c, reason, reason_len);
-	else
-		out_str(c, http_status_text(status));
-	OUT_LIT(c, "\r\n");
-}
-
-void
-http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
-{
-	http_resp_start_reason(r, status, NULL, 0, ctype, clen);
-}
-
-void
-http_resp_start_reason(struct request *r, int status, const char *reason, size_t reason_len,
-    const char *ctype, int64_t clen)
-{
-	struct conn *c = r->conn;
-	struct worker *w = c->w;
-	int version = r->hr->version == 10 ? 10 : 11;
-
-	r->status = status;
-	r->flags |= REQ_STARTED | REQ_HDR_OPEN;
-	if (w->draining || c->nrequests >= w->conf->global.keepalive_requests ||
-	    w->conf->global.keepalive_timeout == 0)
-		r->flags |= REQ_CLOSE;
-	/* Answering before the request body is in: request_finish will close,
-	 * so the head says so. */
-	if (c->state == CONN_HEAD || c->state == CONN_BODY ||
-	    (c->state == CONN_HANDLER && c->x != NULL && &c->x->req == r && !c->x->body_done))
-		r->flags |= REQ_CLOSE;
-	worker_update_time(w);
-	out_status_line(c, status, reason, reason_len);
-	if (w->conf->global.server_tokens)
-		OUT_LIT(c, "Server: portico/" PORTICO_VERSION "\r\nDate: ");
-	else
-		OUT_LIT(c, "Server: portico\r\nDate: ");
-	out_str(c, w->date);
-	OUT_LIT(c, "\r\n");
-	if (ctype != NULL && status_has_body(status)) {
-		OUT_LIT(c, "Content-Type: ");
-		out_str(c, ctype);
-		OUT_LIT(c, "\r\n");
-	}
-	r->resp_left = 0;
-	if (!status_has_body(status)) {
-		/* no body and no length: RFC 9110 8.6 */
-	} else if (clen >= 0) {
-		OUT_LIT(c, "Content-Length: ");
-		out_num(c, (uint64_t)clen);
-		OUT_LIT(c, "\r\n");
-		r->resp_left = clen;
-	} else if (version == 11) {
-		OUT_LIT(c, "Transfer-Encoding: chunked\r\n");
-		r->flags |= REQ_CHUNKED_OUT;
-	} else {
-		r->flags |= REQ_CLOSE; /* HTTP/1.0: the body ends when we close */
-		r->resp_left = -1;     /* and has no declared length to hold it to */
-	}
-	if (c->ssl != NULL && w->conf->listens[c->listen_idx].hsts != NULL) {
-		OUT_LIT(c, "Strict-Transport-Security: ");
-		out_str(c, w->conf->listens[c->listen_idx].hsts);
-		OUT_LIT(c, "\r\n");
-	}
-	if (status == 101)
-		return; /* the handler names the protocol: Connection: upgrade */
-	if (r->flags & REQ_CLOSE)
-		OUT_LIT(c, "Connection: close\r\n");
-	else if (version == 10)
-		OUT_LIT(c, "Connection: keep-alive\r\n");
-}
-
-/*
- * An interim (1xx) response before the final one: its status line here, its
- * headers through http_resp_header_n, and http_resp_interim_end.  Only an
- * HTTP/1.1 client gets one (RFC 9110 15.2); returns 0 when it was not sent.
- */
+/* Answering before the request body is in: the connection will close. */
 int
-http_resp_interim(struct request *r, int status, const char *reason, size_t reason_len)
+conn_answering_early(const struct conn *c, const struct request *r)
 {
-	struct conn *c = r->conn;
-
-	if (r->hr->version < 11 || (r->flags & REQ_STARTED) || status < 102 || status > 199)
-		return 0;
-	out_status_line(c, status, reason, reason_len);
-	r->flags |= REQ_HDR_OPEN;
-	return 1;
-}
-
-void
-http_resp_interim_end(struct request *r)
-{
-	if (!(r->flags & REQ_HDR_OPEN) || (r->flags & REQ_STARTED))
-		return;
-	OUT_LIT(r->conn, "\r\n");
-	r->flags &= ~REQ_HDR_OPEN;
-	kick(r->conn);
-}
-
-void
-http_resp_header_n(struct request *r, const char *name, size_t nlen, const char *value,
-    size_t vlen)
-{
-	struct conn *c = r->conn;
-
-	if (!(r->flags & REQ_HDR_OPEN))
-		return;
-	/* The listener's own HSTS went out with the status line: not twice. */
-	if (c->ssl != NULL && c->w->conf->listens[c->listen_idx].hsts != NULL &&
-	    http_token_eq(name, nlen, "strict-transport-security"))
-		return;
-	out_append(c, name, nlen);
-	OUT_LIT(c, ": ");
-	out_append(c, value, vlen);
-	OUT_LIT(c, "\r\n");
-}
-
-void
-http_resp_header(struct request *r, const char *name, const char *value)
-{
-	http_resp_header_n(r, name, strlen(name), value, strlen(value));
-}
-
-static void
-close_headers(struct request *r)
-{
-	if (r->flags & REQ_HDR_OPEN) {
-		OUT_LIT(r->conn, "\r\n");
-		r->flags &= ~REQ_HDR_OPEN;
-	}
-}
-
-void
-http_resp_body(struct request *r, const void *data, size_t len)
-{
-	struct conn *c = r->conn;
-
-	close_headers(r);
-	if ((r->flags & REQ_HEAD_ONLY) || len == 0 || !status_has_body(r->status))
-		return;
-	if (r->flags & REQ_CHUNKED_OUT) {
-		char hex[20];
-		int n = snprintf(hex, sizeof(hex), "%zx\r\n", len);
-		out_append(c, hex, (size_t)n);
-		out_append(c, data, len);
-		OUT_LIT(c, "\r\n");
-	} else {
-		if (r->resp_left >= 0 && (int64_t)len > r->resp_left)
-			len = (size_t)r->resp_left; /* never send more than we declared */
-		out_append(c, data, len);
-		if (r->resp_left >= 0)
-			r->resp_left -= (int64_t)len;
-	}
-	r->body_bytes += len;
-	kick(c);
+	return c->state == CONN_HEAD || c->state == CONN_BODY ||
+	    (c->state == CONN_HANDLER && c->x != NULL && &c->x->req == r && !c->x->body_done);
 }
 
 /* Runs of at most this many bytes are copied into the output buffer: one
@@ -563,11 +380,8 @@ http_resp_body(struct request *r, const void *data, size_t len)
 #define FILE_COPY_MAX (16 * 1024)
 
 int
-http_resp_file(struct request *r, int fd, off_t off, off_t len)
+conn_out_file(struct conn *c, int fd, off_t off, off_t len)
 {
-	struct conn *c = r->conn;
-
-	close_headers(r);
 	if (c->fo == NULL) {
 		c->fo = malloc(sizeof(*c->fo));
 		if (c->fo == NULL) {
@@ -577,7 +391,7 @@ http_resp_file(struct request *r, int fd, off_t off, off_t len)
 		c->fo->fd = fd;
 		c->fo->n = c->fo->cur = 0;
 	}
-	if ((r->flags & REQ_HEAD_ONLY) || len == 0)
+	if (len == 0)
 		return 0;
 	if (len <= FILE_COPY_MAX && obuf_reserve(c, (size_t)len) == 0) {
 		ssize_t n = pread(fd, c->obuf + c->olen, (size_t)len, off);
@@ -592,13 +406,9 @@ http_resp_file(struct request *r, int fd, off_t off, off_t len)
 		sg->off = off;
 		sg->len = len;
 	}
-	if (r->resp_left >= 0)
-		r->resp_left -= len;
-	r->body_bytes += (uint64_t)len;
 	return 0;
 fail:
 	log_warn("conn %d: cannot queue file body", c->fd);
-	r->flags |= REQ_CLOSE;
 	c->closing = 1;
 	return -1;
 }
@@ -609,7 +419,7 @@ http_tunnel_start(struct request *r)
 	struct conn *c = r->conn;
 	struct worker *w = c->w;
 
-	close_headers(r);
+	http_resp_commit(r);
 	stats_response(&w->stats, r->status, usec_since(&r->start));
 	if (w->srv->access_log_fd >= 0)
 		access_log(c, usec_since(&r->start));
@@ -623,14 +433,14 @@ http_tunnel_start(struct request *r)
 			c->x->body_paused = 1;
 	}
 	c->rlen = c->rpos = c->x->hr.head_len;
-	kick(c);
+	conn_kick(c);
 }
 
 void
 http_tunnel_write(struct request *r, const void *data, size_t len)
 {
-	out_append(r->conn, data, len);
-	kick(r->conn);
+	conn_out(r->conn, data, len);
+	conn_kick(r->conn);
 }
 
 void
@@ -641,13 +451,13 @@ http_tunnel_close(struct request *r)
 	r->flags |= REQ_DONE;
 	c->closing = 1;
 	c->linger = 0;
-	kick(c);
+	conn_kick(c);
 }
 
 /* Output queued from outside conn_process (an answer that came later):
  * have the loop flush it. */
-static void
-kick(struct conn *c)
+void
+conn_kick(struct conn *c)
 {
 	if (!c->in_loop)
 		event_active(&c->ev, EV_WRITE, 0);
@@ -679,63 +489,7 @@ http_req_resume(struct request *r)
 		return;
 	c->x->body_paused = 0;
 	conn_arm(c, EV_READ, c->state == CONN_TUNNEL ? NULL : c->w->tv_body);
-	kick(c);
-}
-
-void
-http_resp_end(struct request *r)
-{
-	struct conn *c = r->conn;
-
-	close_headers(r);
-	if ((r->flags & REQ_CHUNKED_OUT) && !(r->flags & REQ_HEAD_ONLY))
-		OUT_LIT(c, "0\r\n\r\n");
-	if (r->resp_left > 0 && !(r->flags & REQ_HEAD_ONLY)) {
-		/* The handler declared more than it sent: the framing is broken. */
-		log_warnx("conn %d: response %d ended %lld bytes short; closing", c->fd,
-		    r->status, (long long)r->resp_left);
-		r->flags |= REQ_CLOSE;
-	}
-	r->flags |= REQ_DONE;
-	request_finish(c);
-	kick(c);
-}
-
-void
-http_resp_simple(struct request *r, int status, const char *ctype, const char *body,
-    size_t len)
-{
-	http_resp_start(r, status, ctype, (int64_t)len);
-	http_resp_body(r, body, len);
-	http_resp_end(r);
-}
-
-void
-http_resp_error_hdr(struct request *r, int status, const char *name, const char *value)
-{
-	char body[256];
-	const char *text = http_status_text(status);
-	int n = snprintf(body, sizeof(body),
-	    "<html><head><title>%d %s</title></head><body><h1>%d %s</h1></body></html>\n",
-	    status, text, status, text);
-
-	http_resp_start(r, status, "text/html", n);
-	if (name != NULL)
-		http_resp_header(r, name, value);
-	http_resp_body(r, body, (size_t)n);
-	http_resp_end(r);
-}
-
-void
-http_resp_error(struct request *r, int status)
-{
-	/* RFC 9110 9.1: a method we do not know at all is 501, not 405. */
-	if (status == 405 && r->hr->meth == HTTP_M_OTHER)
-		status = 501;
-	if (status == 405)
-		http_resp_error_hdr(r, status, "Allow", "GET, HEAD");
-	else
-		http_resp_error_hdr(r, status, NULL, NULL);
+	conn_kick(c);
 }
 
 /* Appends s to buf with quotes, backslashes and control bytes escaped as
@@ -828,8 +582,8 @@ usec_since(const struct timespec *t0)
 }
 
 /* The response is queued: count it, log it and get ready for the next one. */
-static void
-request_finish(struct conn *c)
+void
+conn_request_done(struct conn *c)
 {
 	struct worker *w = c->w;
 	struct request *r = &c->x->req;
@@ -859,6 +613,7 @@ request_finish(struct conn *c)
 		c->rlen = 0;
 	}
 	c->rpos = 0;
+	resp_head_release(&c->x->req);
 	freelist_put(&w->heads, c->x);
 	c->x = NULL;
 	c->state = CONN_IDLE;
@@ -901,6 +656,7 @@ request_begin(struct conn *c)
 	memset(&c->x->req, 0, sizeof(c->x->req));
 	c->x->req.conn = c;
 	c->x->req.hr = &c->x->hr;
+	resp_head_init(&c->x->req, c->x->resp_inline, sizeof(c->x->resp_inline));
 	clock_gettime(CLOCK_MONOTONIC, &c->x->req.start);
 	c->state = CONN_HEAD;
 	c->nrequests++;

@@ -33,6 +33,17 @@ struct file_out {
 	struct file_seg seg[FILE_OUT_SEGS];
 };
 
+/* A response head until it is turned into bytes (see exchange.c). */
+struct resp_head {
+	char *buf;                     /* the reason, then "Name: value\r\n" lines */
+	size_t len, cap;
+	size_t reason_len;
+	char *inl;                     /* the exchange's inline buffer buf starts as */
+	const char *ctype;             /* static or the handler's, alive until commit */
+	int64_t clen;                  /* -1: chunked (HTTP/1.1) or close-delimited */
+	unsigned overflow : 1;         /* a header did not fit: the response closes */
+};
+
 /* One request/response exchange, as a handler sees it. */
 struct request {
 	struct conn *conn;
@@ -45,6 +56,7 @@ struct request {
 	int64_t resp_left;             /* declared Content-Length not yet queued */
 	unsigned flags;
 	struct timespec start;
+	struct resp_head resp;
 	void *hdata;                   /* the handler's */
 };
 
@@ -53,6 +65,7 @@ struct request {
 #define REQ_STARTED     0x04 /* the status line is queued */
 #define REQ_DONE        0x08 /* the response is complete */
 #define REQ_CHUNKED_OUT 0x10 /* the response body is chunked */
+#define REQ_COMMITTED   0x20 /* the response head is in the output */
 
 enum conn_state {
 	CONN_IDLE,      /* between requests */
@@ -105,6 +118,7 @@ struct exchange {
 	int64_t body_left;             /* request body bytes still to read (Content-Length) */
 	unsigned body_done : 1;        /* the whole request body has been read */
 	unsigned body_paused : 1;      /* the handler asked for no more body for now */
+	char resp_inline[1024];        /* the response head's buffer, until it outgrows it */
 	struct http_request hr;        /* last: its header array is large */
 };
 
@@ -118,7 +132,25 @@ void conn_drain(struct conn *c);
 /* Formats the peer address ("127.0.0.1" or "::1") into buf. */
 const char *conn_peer(const struct conn *c, char *buf, size_t len);
 
-/* The response writer, for handlers.  Headers go out with the status line. */
+/*
+ * What the exchange (exchange.c) uses of its connection.  conn_out queues
+ * bytes (on failure the connection closes once the rest is sent);
+ * conn_out_file queues file bytes (the connection owns fd from the first
+ * call of a response); conn_kick has output flushed; conn_request_done
+ * ends the exchange (count, log, next request).
+ */
+void conn_out(struct conn *c, const void *p, size_t n);
+int conn_out_file(struct conn *c, int fd, off_t off, off_t len);
+void conn_kick(struct conn *c);
+void conn_request_done(struct conn *c);
+int conn_answering_early(const struct conn *c, const struct request *r);
+void resp_head_init(struct request *r, char *inl, size_t inl_cap);
+void resp_head_release(struct request *r);
+
+/*
+ * The response writer, for handlers.  The status and headers are kept
+ * until the first body byte or the end, then go out together.
+ */
 /* Starts a response; content_length -1 means chunked (or close-delimited for HTTP/1.0). */
 void http_resp_start(struct request *r, int status, const char *content_type,
     int64_t content_length);
@@ -147,6 +179,8 @@ void http_resp_body(struct request *r, const void *data, size_t len);
  * could not be read (the response is then cut and the connection closed).
  */
 int http_resp_file(struct request *r, int fd, off_t off, off_t len);
+/* Turns the head into bytes now (before a tunnel; body calls do it). */
+void http_resp_commit(struct request *r);
 /* Completes the response: the connection goes on with the next request. */
 void http_resp_end(struct request *r);
 /*

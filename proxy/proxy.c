@@ -757,6 +757,10 @@ response_head(struct proxy_req *pr, size_t head_len)
 		http_resp_header(r, "Content-Length", n);
 	}
 	copy_response_headers(pr);
+	/* The head is whole: the client gets it now, not with the first body
+	 * bytes (a stream of events may be slow to send one). */
+	if (rs->status != 101)
+		http_resp_commit(r);
 	pr->resp_started = 1;
 	memmove(u->in, u->in + head_len, u->inlen - head_len);
 	u->inlen -= head_len;

@@ -1,0 +1,381 @@
+/*
+ * exchange: one request and its response, as handlers build it.
+ *
+ * A response is a status, a reason and headers, kept here until the first
+ * body byte or the end is ready and then turned into bytes once (commit):
+ * until then anything may still change them.  The headers portico itself
+ * owns (Server, Date, Content-Type, the framing, HSTS, Connection) are
+ * fields; the others are kept as the lines they will be on the wire, in
+ * the order given, in a buffer of the exchange's own (inline, growing up
+ * to RESP_HDR_MAX).  The connection is reached only through conn_out*,
+ * conn_kick and conn_request_done.
+ */
+#include "common/conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/http.h"
+#include "common/log.h"
+#include "common/server.h"
+
+#define REQ_HDR_OPEN 0x100 /* interim status line and headers queued, blank line not yet */
+
+/* The most response header bytes kept for one response: a backend's head
+ * passed the proxy's own bound before it got here. */
+#define RESP_HDR_MAX (256 * 1024)
+
+#define OUT_LIT(c, s) conn_out((c), (s), sizeof(s) - 1)
+
+static int
+status_has_body(int s)
+{
+	return !(s < 200 || s == 204 || s == 304);
+}
+
+static void
+out_str(struct conn *c, const char *s)
+{
+	conn_out(c, s, strlen(s));
+}
+
+static void
+out_num(struct conn *c, uint64_t v)
+{
+	char b[24];
+	int i = sizeof(b);
+
+	do {
+		b[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	conn_out(c, b + i, sizeof(b) - (size_t)i);
+}
+
+/* "HTTP/1.1 200 OK\r\n", with the caller's reason phrase or the standard one. */
+static void
+out_status_line(struct conn *c, int status, const char *reason, size_t reason_len)
+{
+	OUT_LIT(c, "HTTP/1.1 ");
+	out_num(c, (uint64_t)status);
+	OUT_LIT(c, " ");
+	if (reason_len > 0)
+		conn_out(c, reason, reason_len);
+	else
+		out_str(c, http_status_text(status));
+	OUT_LIT(c, "\r\n");
+}
+
+/* Room for n more bytes in the response's header buffer.  0 or -1. */
+static int
+hdr_reserve(struct request *r, size_t n)
+{
+	struct resp_head *h = &r->resp;
+
+	if (h->cap - h->len >= n)
+		return 0;
+	if (h->len + n > RESP_HDR_MAX)
+		return -1;
+	size_t cap = h->cap * 2 > h->len + n ? h->cap * 2 : h->len + n;
+	char *nb = h->buf == h->inl ? malloc(cap) : realloc(h->buf, cap);
+	if (nb == NULL)
+		return -1;
+	if (h->buf == h->inl)
+		memcpy(nb, h->inl, h->len);
+	h->buf = nb;
+	h->cap = cap;
+	return 0;
+}
+
+static void
+hdr_append(struct request *r, const void *p, size_t n)
+{
+	if (hdr_reserve(r, n) < 0) {
+		r->resp.overflow = 1;
+		return;
+	}
+	memcpy(r->resp.buf + r->resp.len, p, n);
+	r->resp.len += n;
+}
+
+void
+resp_head_init(struct request *r, char *inl, size_t inl_cap)
+{
+	r->resp.buf = r->resp.inl = inl;
+	r->resp.cap = inl_cap;
+	r->resp.len = 0;
+}
+
+void
+resp_head_release(struct request *r)
+{
+	if (r->resp.buf != NULL && r->resp.buf != r->resp.inl)
+		free(r->resp.buf);
+	r->resp.buf = r->resp.inl;
+	r->resp.len = 0;
+}
+
+void
+http_resp_start(struct request *r, int status, const char *ctype, int64_t clen)
+{
+	http_resp_start_reason(r, status, NULL, 0, ctype, clen);
+}
+
+void
+http_resp_start_reason(struct request *r, int status, const char *reason, size_t reason_len,
+    const char *ctype, int64_t clen)
+{
+	struct conn *c = r->conn;
+	struct worker *w = c->w;
+
+	r->status = status;
+	r->flags |= REQ_STARTED;
+	if (w->draining || c->nrequests >= w->conf->global.keepalive_requests ||
+	    w->conf->global.keepalive_timeout == 0)
+		r->flags |= REQ_CLOSE;
+	/* Answering before the request body is in: the connection will close,
+	 * so the head says so. */
+	if (conn_answering_early(c, r))
+		r->flags |= REQ_CLOSE;
+	/* The reason goes first in the buffer; header lines follow it. */
+	r->resp.len = 0;
+	r->resp.overflow = 0;
+	hdr_append(r, reason, reason_len);
+	r->resp.reason_len = r->resp.len;
+	r->resp.ctype = ctype;
+	r->resp.clen = clen;
+}
+
+/*
+ * Turns the response head into bytes: the status line, portico's own
+ * headers, then those the handler added, in the order given.
+ */
+static void
+resp_commit(struct request *r)
+{
+	struct conn *c = r->conn;
+	struct worker *w = c->w;
+	struct resp_head *h = &r->resp;
+	int status = r->status;
+	int version = r->hr->version == 10 ? 10 : 11;
+
+	if (!(r->flags & REQ_STARTED) || (r->flags & REQ_COMMITTED))
+		return;
+	r->flags |= REQ_COMMITTED;
+	if (h->overflow) {
+		log_warnx("conn %d: response headers over %d bytes; closing", c->fd, RESP_HDR_MAX);
+		r->flags |= REQ_CLOSE;
+	}
+	worker_update_time(w);
+	out_status_line(c, status, h->buf, h->reason_len);
+	if (w->conf->global.server_tokens)
+		OUT_LIT(c, "Server: portico/" PORTICO_VERSION "\r\nDate: ");
+	else
+		OUT_LIT(c, "Server: portico\r\nDate: ");
+	out_str(c, w->date);
+	OUT_LIT(c, "\r\n");
+	if (h->ctype != NULL && status_has_body(status)) {
+		OUT_LIT(c, "Content-Type: ");
+		out_str(c, h->ctype);
+		OUT_LIT(c, "\r\n");
+	}
+	r->resp_left = 0;
+	if (!status_has_body(status)) {
+		/* no body and no length: RFC 9110 8.6 */
+	} else if (h->clen >= 0) {
+		OUT_LIT(c, "Content-Length: ");
+		out_num(c, (uint64_t)h->clen);
+		OUT_LIT(c, "\r\n");
+		r->resp_left = h->clen;
+	} else if (version == 11) {
+		OUT_LIT(c, "Transfer-Encoding: chunked\r\n");
+		r->flags |= REQ_CHUNKED_OUT;
+	} else {
+		r->flags |= REQ_CLOSE; /* HTTP/1.0: the body ends when we close */
+		r->resp_left = -1;     /* and has no declared length to hold it to */
+	}
+	if (c->ssl != NULL && w->conf->listens[c->listen_idx].hsts != NULL) {
+		OUT_LIT(c, "Strict-Transport-Security: ");
+		out_str(c, w->conf->listens[c->listen_idx].hsts);
+		OUT_LIT(c, "\r\n");
+	}
+	if (status != 101) { /* a 101's handler names the protocol: Connection: upgrade */
+		if (r->flags & REQ_CLOSE)
+			OUT_LIT(c, "Connection: close\r\n");
+		else if (version == 10)
+			OUT_LIT(c, "Connection: keep-alive\r\n");
+	}
+	conn_out(c, h->buf + h->reason_len, h->len - h->reason_len);
+	OUT_LIT(c, "\r\n");
+	resp_head_release(r);
+}
+
+void
+http_resp_commit(struct request *r)
+{
+	resp_commit(r);
+}
+
+/*
+ * An interim (1xx) response before the final one: its status line here, its
+ * headers through http_resp_header_n, and http_resp_interim_end.  Only an
+ * HTTP/1.1 client gets one (RFC 9110 15.2); returns 0 when it was not sent.
+ * It goes out as it is given: nothing is kept.
+ */
+int
+http_resp_interim(struct request *r, int status, const char *reason, size_t reason_len)
+{
+	struct conn *c = r->conn;
+
+	if (r->hr->version < 11 || (r->flags & REQ_STARTED) || status < 102 || status > 199)
+		return 0;
+	out_status_line(c, status, reason, reason_len);
+	r->flags |= REQ_HDR_OPEN;
+	return 1;
+}
+
+void
+http_resp_interim_end(struct request *r)
+{
+	if (!(r->flags & REQ_HDR_OPEN) || (r->flags & REQ_STARTED))
+		return;
+	OUT_LIT(r->conn, "\r\n");
+	r->flags &= ~REQ_HDR_OPEN;
+	conn_kick(r->conn);
+}
+
+void
+http_resp_header_n(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen)
+{
+	struct conn *c = r->conn;
+
+	if (r->flags & REQ_HDR_OPEN) { /* an interim response's */
+		conn_out(c, name, nlen);
+		OUT_LIT(c, ": ");
+		conn_out(c, value, vlen);
+		OUT_LIT(c, "\r\n");
+		return;
+	}
+	if (!(r->flags & REQ_STARTED) || (r->flags & REQ_COMMITTED))
+		return;
+	/* The listener's own HSTS goes out with the head: not twice. */
+	if (c->ssl != NULL && c->w->conf->listens[c->listen_idx].hsts != NULL &&
+	    http_token_eq(name, nlen, "strict-transport-security"))
+		return;
+	if (hdr_reserve(r, nlen + vlen + 4) < 0) {
+		r->resp.overflow = 1;
+		return;
+	}
+	hdr_append(r, name, nlen);
+	hdr_append(r, ": ", 2);
+	hdr_append(r, value, vlen);
+	hdr_append(r, "\r\n", 2);
+}
+
+void
+http_resp_header(struct request *r, const char *name, const char *value)
+{
+	http_resp_header_n(r, name, strlen(name), value, strlen(value));
+}
+
+void
+http_resp_body(struct request *r, const void *data, size_t len)
+{
+	struct conn *c = r->conn;
+
+	resp_commit(r);
+	if ((r->flags & REQ_HEAD_ONLY) || len == 0 || !status_has_body(r->status))
+		return;
+	if (r->flags & REQ_CHUNKED_OUT) {
+		char hex[20];
+		int n = snprintf(hex, sizeof(hex), "%zx\r\n", len);
+		conn_out(c, hex, (size_t)n);
+		conn_out(c, data, len);
+		OUT_LIT(c, "\r\n");
+	} else {
+		if (r->resp_left >= 0 && (int64_t)len > r->resp_left)
+			len = (size_t)r->resp_left; /* never send more than we declared */
+		conn_out(c, data, len);
+		if (r->resp_left >= 0)
+			r->resp_left -= (int64_t)len;
+	}
+	r->body_bytes += len;
+	conn_kick(c);
+}
+
+int
+http_resp_file(struct request *r, int fd, off_t off, off_t len)
+{
+	struct conn *c = r->conn;
+
+	resp_commit(r);
+	if (conn_out_file(c, fd, off, (r->flags & REQ_HEAD_ONLY) ? 0 : len) < 0) {
+		r->flags |= REQ_CLOSE;
+		return -1;
+	}
+	if ((r->flags & REQ_HEAD_ONLY) || len == 0)
+		return 0;
+	if (r->resp_left >= 0)
+		r->resp_left -= len;
+	r->body_bytes += (uint64_t)len;
+	return 0;
+}
+
+void
+http_resp_end(struct request *r)
+{
+	struct conn *c = r->conn;
+
+	resp_commit(r);
+	if ((r->flags & REQ_CHUNKED_OUT) && !(r->flags & REQ_HEAD_ONLY))
+		OUT_LIT(c, "0\r\n\r\n");
+	if (r->resp_left > 0 && !(r->flags & REQ_HEAD_ONLY)) {
+		/* The handler declared more than it sent: the framing is broken. */
+		log_warnx("conn %d: response %d ended %lld bytes short; closing", c->fd,
+		    r->status, (long long)r->resp_left);
+		r->flags |= REQ_CLOSE;
+	}
+	r->flags |= REQ_DONE;
+	conn_request_done(c);
+	conn_kick(c);
+}
+
+void
+http_resp_simple(struct request *r, int status, const char *ctype, const char *body,
+    size_t len)
+{
+	http_resp_start(r, status, ctype, (int64_t)len);
+	http_resp_body(r, body, len);
+	http_resp_end(r);
+}
+
+void
+http_resp_error_hdr(struct request *r, int status, const char *name, const char *value)
+{
+	char body[256];
+	const char *text = http_status_text(status);
+	int n = snprintf(body, sizeof(body),
+	    "<html><head><title>%d %s</title></head><body><h1>%d %s</h1></body></html>\n",
+	    status, text, status, text);
+
+	http_resp_start(r, status, "text/html", n);
+	if (name != NULL)
+		http_resp_header(r, name, value);
+	http_resp_body(r, body, (size_t)n);
+	http_resp_end(r);
+}
+
+void
+http_resp_error(struct request *r, int status)
+{
+	/* RFC 9110 9.1: a method we do not know at all is 501, not 405. */
+	if (status == 405 && r->hr->meth == HTTP_M_OTHER)
+		status = 501;
+	if (status == 405)
+		http_resp_error_hdr(r, status, "Allow", "GET, HEAD");
+	else
+		http_resp_error_hdr(r, status, NULL, NULL);
+}
