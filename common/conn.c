@@ -285,8 +285,10 @@ conn_close(struct conn *c, const char *reason)
 	TAILQ_REMOVE(&w->conns, c, link);
 	w->nconns--;
 	stats_add(&w->stats.connections_active, (uint64_t)-1);
-	if (c->x != NULL)
+	if (c->x != NULL) {
 		resp_head_release(&c->x->req);
+		req_overlay_free(&c->x->req);
+	}
 	freelist_put(&w->heads, c->x);
 	file_out_free(c);
 	if (c->rbuf != NULL)
@@ -538,8 +540,8 @@ access_log(struct conn *c, uint64_t usec)
 	int json = w->conf->global.access_log_format == ACCESS_LOG_JSON;
 
 	if (hr != NULL && hr->state != 0) {
-		ref = http_find_header(hr, "referer");
-		ua = http_find_header(hr, "user-agent");
+		ref = req_header(r, "referer");
+		ua = req_header(r, "user-agent");
 	}
 	conn_peer(c, peer, sizeof(peer));
 	const char *rl = hr != NULL ? hr->line : NULL;
@@ -614,6 +616,7 @@ conn_request_done(struct conn *c)
 	}
 	c->rpos = 0;
 	resp_head_release(&c->x->req);
+	req_overlay_free(&c->x->req);
 	freelist_put(&w->heads, c->x);
 	c->x = NULL;
 	c->state = CONN_IDLE;

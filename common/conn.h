@@ -18,6 +18,7 @@
 struct worker;
 struct conf_route;
 struct conn;
+struct req_overlay;
 
 /* File bytes queued for sendfile: seg[i] goes out once obuf[0..at) has. */
 #define FILE_OUT_SEGS 33
@@ -57,6 +58,7 @@ struct request {
 	unsigned flags;
 	struct timespec start;
 	struct resp_head resp;
+	struct req_overlay *overlay;   /* request headers changed by middleware, or NULL */
 	void *hdata;                   /* the handler's */
 };
 
@@ -146,6 +148,26 @@ void conn_request_done(struct conn *c);
 int conn_answering_early(const struct conn *c, const struct request *r);
 void resp_head_init(struct request *r, char *inl, size_t inl_cap);
 void resp_head_release(struct request *r);
+
+/*
+ * The request headers, as every reader (handlers, the proxy, the log) must
+ * see them: those the client sent as changed by middleware.  req_header
+ * finds the first named lower (lower case); req_header_next walks them all
+ * (*it starts at 0).  Changes refuse (-1, or nothing for remove) the
+ * headers that framed and routed the request (Host, Content-Length,
+ * Transfer-Encoding, Connection, Upgrade, TE, Expect, Keep-Alive), and
+ * additions past max_headers or max_header_size.
+ */
+const struct http_header *req_header(const struct request *r, const char *lower);
+int req_header_next(const struct request *r, unsigned *it, const struct http_header **out);
+int req_header_add(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen);
+int req_header_set(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen);
+void req_header_remove(struct request *r, const char *name, size_t nlen);
+/* Whether a middleware may change the request header name. */
+int req_header_changeable(const char *name, size_t nlen);
+void req_overlay_free(struct request *r);
 
 /*
  * The response writer, for handlers.  The status and headers are kept

@@ -379,3 +379,163 @@ http_resp_error(struct request *r, int status)
 	else
 		http_resp_error_hdr(r, status, NULL, NULL);
 }
+
+/*
+ * The request headers as every reader sees them: those the client sent,
+ * less those a middleware removed, then those it added, in that order.
+ * The overlay is made on first change, so a request nothing touches
+ * costs nothing.  Framing and routing headers cannot be changed: the
+ * request was framed and routed by them already.
+ */
+struct req_overlay {
+	uint64_t removed[HTTP_MAX_HEADERS / 64];  /* bit i: hr->headers[i] is hidden */
+	struct http_header *added;                /* name and value strings owned */
+	unsigned nadded, cap;
+	size_t bytes;                             /* of the added names and values */
+};
+
+static int
+frozen_name(const char *name, size_t nlen)
+{
+	static const char *const names[] = { "host", "content-length", "transfer-encoding",
+		"connection", "upgrade", "te", "expect", "keep-alive", NULL };
+
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (http_token_eq(name, nlen, names[i]))
+			return 1;
+	return 0;
+}
+
+int
+req_header_changeable(const char *name, size_t nlen)
+{
+	return !frozen_name(name, nlen);
+}
+
+static int
+visible(const struct request *r, unsigned i)
+{
+	const struct req_overlay *o = r->overlay;
+
+	return o == NULL || !(o->removed[i / 64] & (1ULL << (i % 64)));
+}
+
+int
+req_header_next(const struct request *r, unsigned *it, const struct http_header **out)
+{
+	const struct http_request *hr = r->hr;
+
+	for (; *it < hr->nheaders; (*it)++)
+		if (visible(r, *it)) {
+			*out = &hr->headers[(*it)++];
+			return 1;
+		}
+	unsigned k = *it - hr->nheaders;
+	if (r->overlay == NULL || k >= r->overlay->nadded)
+		return 0;
+	*out = &r->overlay->added[k];
+	(*it)++;
+	return 1;
+}
+
+const struct http_header *
+req_header(const struct request *r, const char *lower)
+{
+	const struct http_header *h;
+	unsigned it = 0;
+
+	if (r->overlay == NULL)
+		return http_find_header(r->hr, lower);
+	while (req_header_next(r, &it, &h))
+		if (http_token_eq(h->name, h->name_len, lower))
+			return h;
+	return NULL;
+}
+
+static struct req_overlay *
+overlay(struct request *r)
+{
+	if (r->overlay == NULL)
+		r->overlay = calloc(1, sizeof(*r->overlay));
+	return r->overlay;
+}
+
+void
+req_header_remove(struct request *r, const char *name, size_t nlen)
+{
+	struct req_overlay *o;
+
+	if (frozen_name(name, nlen) || (o = overlay(r)) == NULL)
+		return;
+	for (unsigned i = 0; i < r->hr->nheaders; i++) {
+		const struct http_header *h = &r->hr->headers[i];
+		if (h->name_len == nlen && strncasecmp(h->name, name, nlen) == 0)
+			o->removed[i / 64] |= 1ULL << (i % 64);
+	}
+	for (unsigned i = 0; i < o->nadded;) {
+		struct http_header *h = &o->added[i];
+		if (h->name_len != nlen || strncasecmp(h->name, name, nlen) != 0) {
+			i++;
+			continue;
+		}
+		o->bytes -= h->name_len + h->value_len;
+		free((char *)h->name);
+		free((char *)h->value);
+		memmove(h, h + 1, (o->nadded - i - 1) * sizeof(*h));
+		o->nadded--;
+	}
+}
+
+int
+req_header_add(struct request *r, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	struct req_overlay *o;
+	const struct worker *w = r->conn->w;
+
+	if (frozen_name(name, nlen) || (o = overlay(r)) == NULL)
+		return -1;
+	/* The head grows by no more than a client could have sent. */
+	if (o->nadded >= w->conf->global.max_headers ||
+	    o->bytes + nlen + vlen > w->conf->global.max_header_size)
+		return -1;
+	if (o->nadded == o->cap) {
+		unsigned cap = o->cap ? o->cap * 2 : 8;
+		struct http_header *v = realloc(o->added, cap * sizeof(*v));
+		if (v == NULL)
+			return -1;
+		o->added = v;
+		o->cap = cap;
+	}
+	char *n = strndup(name, nlen), *v = strndup(value, vlen);
+	if (n == NULL || v == NULL) {
+		free(n);
+		free(v);
+		return -1;
+	}
+	o->added[o->nadded++] = (struct http_header){ n, v, (uint32_t)nlen, (uint32_t)vlen };
+	o->bytes += nlen + vlen;
+	return 0;
+}
+
+int
+req_header_set(struct request *r, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	req_header_remove(r, name, nlen);
+	return req_header_add(r, name, nlen, value, vlen);
+}
+
+void
+req_overlay_free(struct request *r)
+{
+	struct req_overlay *o = r->overlay;
+
+	if (o == NULL)
+		return;
+	for (unsigned i = 0; i < o->nadded; i++) {
+		free((char *)o->added[i].name);
+		free((char *)o->added[i].value);
+	}
+	free(o->added);
+	free(o);
+	r->overlay = NULL;
+}

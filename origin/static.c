@@ -433,13 +433,14 @@ accepts(const struct http_header *ae, const char *coding)
  * not valid (then the condition is ignored, as if absent).
  */
 static int
-etag_list_matches(const struct http_request *hr, const char *name, const char *etag, int weak)
+etag_list_matches(const struct request *r, const char *name, const char *etag, int weak)
 {
 	size_t el = strlen(etag);
 	int seen = 0, match = 0, star = 0, tags = 0;
+	const struct http_header *h;
+	unsigned it = 0;
 
-	for (unsigned i = 0; i < hr->nheaders; i++) {
-		const struct http_header *h = &hr->headers[i];
+	while (req_header_next(r, &it, &h)) {
 		if (!http_token_eq(h->name, h->name_len, name))
 			continue;
 		seen = 1;
@@ -482,15 +483,16 @@ etag_list_matches(const struct http_request *hr, const char *name, const char *e
 /* A date condition: one valid HTTP-date in one field line, else ignored
  * (RFC 9110 13.1.3: more than one member, or not a date). */
 static int
-header_date(const struct http_request *hr, const char *name, time_t *t)
+header_date(const struct request *r, const char *name, time_t *t)
 {
-	const struct http_header *h = NULL;
+	const struct http_header *h = NULL, *x;
+	unsigned it = 0;
 
-	for (unsigned i = 0; i < hr->nheaders; i++)
-		if (http_token_eq(hr->headers[i].name, hr->headers[i].name_len, name)) {
+	while (req_header_next(r, &it, &x))
+		if (http_token_eq(x->name, x->name_len, name)) {
 			if (h != NULL)
 				return 0;
-			h = &hr->headers[i];
+			h = x;
 		}
 	return h != NULL && http_parse_date(h->value, h->value_len, t) == 0;
 }
@@ -500,21 +502,21 @@ header_date(const struct http_request *hr, const char *name, time_t *t)
  * go on, or the status (304, 412) to answer with.
  */
 static int
-preconditions(const struct http_request *hr, const struct fc_file *f, time_t lm)
+preconditions(const struct request *r, const struct fc_file *f, time_t lm)
 {
 	time_t t;
 	int m;
 
-	if ((m = etag_list_matches(hr, "if-match", f->etag, 0)) >= 0) {
+	if ((m = etag_list_matches(r, "if-match", f->etag, 0)) >= 0) {
 		if (m == 0)
 			return 412;
-	} else if (header_date(hr, "if-unmodified-since", &t) && lm > t) {
+	} else if (header_date(r, "if-unmodified-since", &t) && lm > t) {
 		return 412;
 	}
-	if ((m = etag_list_matches(hr, "if-none-match", f->etag, 1)) >= 0) {
+	if ((m = etag_list_matches(r, "if-none-match", f->etag, 1)) >= 0) {
 		if (m == 1)
 			return 304; /* GET and HEAD only reach here */
-	} else if (header_date(hr, "if-modified-since", &t) && lm <= t) {
+	} else if (header_date(r, "if-modified-since", &t) && lm <= t) {
 		return 304;
 	}
 	return 0;
@@ -522,9 +524,9 @@ preconditions(const struct http_request *hr, const struct fc_file *f, time_t lm)
 
 /* If-Range: a strong validator equal to ours, or our exact Last-Modified date. */
 static int
-if_range_holds(const struct http_request *hr, const struct fc_file *f, time_t lm)
+if_range_holds(const struct request *r, const struct fc_file *f, time_t lm)
 {
-	const struct http_header *h = http_find_header(hr, "if-range");
+	const struct http_header *h = req_header(r, "if-range");
 	time_t t;
 
 	if (h == NULL)
@@ -629,7 +631,7 @@ serve(struct request *r, const struct static_conf *sc, const struct fc_entry *e,
 	/* Dates compare with the Last-Modified we send: never later than now. */
 	worker_update_time(r->conn->w);
 	time_t lm = f->st.st_mtime > r->conn->w->date_sec ? r->conn->w->date_sec : f->st.st_mtime;
-	if ((st = preconditions(hr, f, lm)) != 0) {
+	if ((st = preconditions(r, f, lm)) != 0) {
 		if (st == 412) {
 			http_resp_error(r, 412);
 			return;
@@ -639,8 +641,8 @@ serve(struct request *r, const struct static_conf *sc, const struct fc_entry *e,
 		http_resp_end(r);
 		return;
 	}
-	const struct http_header *range = hr->nheaders > 0 ? http_find_header(hr, "range") : NULL;
-	if (range != NULL && hr->meth == HTTP_M_GET && if_range_holds(hr, f, lm))
+	const struct http_header *range = hr->nheaders > 0 ? req_header(r, "range") : NULL;
+	if (range != NULL && hr->meth == HTTP_M_GET && if_range_holds(r, f, lm))
 		rr = range_parse(range->value, range->value_len, size, rg, &n);
 	if (rr == RANGE_UNSATISFIABLE) {
 		snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
@@ -676,7 +678,7 @@ pick_variant(const struct static_conf *sc, const struct request *r, const struct
 {
 	const struct http_header *ae;
 
-	if (sc->npre == 0 || (ae = http_find_header(r->hr, "accept-encoding")) == NULL)
+	if (sc->npre == 0 || (ae = req_header(r, "accept-encoding")) == NULL)
 		return FC_IDENTITY;
 	for (unsigned i = 0; i < sc->npre; i++) {
 		int v = sc->pre[i] == CODING_BR ? FC_BR : FC_GZIP;
