@@ -11,6 +11,7 @@
 #include "common/conn.h"
 #include "common/sbuf.h"
 #include "common/units.h"
+#include "common/vars.h"
 
 /* A body read from return_file is held in memory; keep it reasonable. */
 #define RETURN_FILE_MAX (8u << 20)
@@ -61,59 +62,6 @@ fail:
 	return -1;
 }
 
-/* The variables a return may use, like nginx's of the same names. */
-static const char *const var_names[] = { "scheme", "host", "request_uri", "uri", "args", NULL };
-
-/* Length of the variable name at s ("$name" or "${name}"), matched against
- * var_names; sets *idx.  "$$" is a literal '$' (idx -1).  0 when s does not
- * start a known variable. */
-static size_t
-var_at(const char *s, int *idx)
-{
-	int braced = s[1] == '{';
-
-	if (s[1] == '$') {
-		*idx = -1;
-		return 2;
-	}
-	const char *n = s + 1 + braced;
-
-	for (int i = 0; var_names[i] != NULL; i++) {
-		size_t l = strlen(var_names[i]);
-		if (strncmp(n, var_names[i], l) != 0)
-			continue;
-		if (braced ? n[l] != '}' : (n[l] == '_' || (n[l] >= 'a' && n[l] <= 'z')))
-			continue;
-		*idx = i;
-		return 1 + (size_t)braced + l + (size_t)braced;
-	}
-	return 0;
-}
-
-/* The host a client asked for, port and trailing dot removed, lower case. */
-static void
-add_host(struct sbuf *out, const struct request *r)
-{
-	const char *h = r->hr->host;
-	size_t n = r->hr->host_len;
-
-	if (h == NULL || n == 0)
-		return;
-	if (h[0] == '[') {
-		const char *rb = memchr(h, ']', n);
-		n = rb != NULL ? (size_t)(rb - h) + 1 : n;
-	} else {
-		const char *colon = memchr(h, ':', n);
-		n = colon != NULL ? (size_t)(colon - h) : n;
-	}
-	if (n > 0 && h[n - 1] == '.')
-		n--;
-	for (size_t i = 0; i < n; i++) {
-		char c = h[i] >= 'A' && h[i] <= 'Z' ? (char)(h[i] + 32) : h[i];
-		sbuf_add(out, &c, 1);
-	}
-}
-
 /*
  * Whether a media type is markup a browser parses, where a value from the
  * request could open a <script>: HTML, XHTML and other XML (SVG included).
@@ -130,55 +78,6 @@ is_markup_type(const char *type)
 		if (n == strlen(types[i]) && strncasecmp(type, types[i], n) == 0)
 			return 1;
 	return n > 4 && strncasecmp(type + n - 4, "+xml", 4) == 0;
-}
-
-/* What expand escapes for HTML: nothing, the values of variables only (a
- * configured body is markup as written), or everything (a URL put in an
- * attribute). */
-enum expand_escape { ESC_NONE, ESC_VALUES, ESC_ALL };
-
-/* Appends tmpl with its variables replaced, escaped as esc says. */
-static void
-expand(struct sbuf *out, const char *tmpl, const struct request *r, enum expand_escape esc)
-{
-	struct sbuf v = { 0 };
-
-	for (const char *p = tmpl; *p != '\0';) {
-		int idx;
-		size_t l = *p == '$' ? var_at(p, &idx) : 0;
-		if (l == 0) {
-			const char *q = strchr(p + 1, '$');
-			size_t run = q != NULL ? (size_t)(q - p) : strlen(p);
-			v.len = 0;
-			sbuf_add(&v, p, run);
-			p += run;
-		} else {
-			const struct http_request *hr = r->hr;
-			v.len = 0;
-			switch (idx) {
-			case -1: sbuf_str(&v, "$"); break;
-			case 0: sbuf_str(&v, r->conn->ssl != NULL ? "https" : "http"); break;
-			case 1: add_host(&v, r); break;
-			case 2:
-				sbuf_add(&v, hr->path, hr->path_len);
-				if (hr->query != NULL) {
-					sbuf_str(&v, "?");
-					sbuf_add(&v, hr->query, hr->query_len);
-				}
-				break;
-			case 3: sbuf_urlpath(&v, r->npath); break;
-			case 4: if (hr->query != NULL) sbuf_add(&v, hr->query, hr->query_len); break;
-			}
-			p += l;
-		}
-		if (v.len == 0)
-			continue;
-		if (esc == ESC_ALL || (esc == ESC_VALUES && l > 0))
-			sbuf_html(out, v.p);
-		else
-			sbuf_add(out, v.p, v.len);
-	}
-	sbuf_free(&v);
 }
 
 static void
@@ -219,18 +118,14 @@ return_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 		return -1;
 	}
 	rc->status = (int)st;
-	for (const char *p = strchr(rest, '$'); p != NULL; p = strchr(p, '$')) {
-		int idx;
-		size_t l = var_at(p, &idx);
-		if (l == 0) {
-			conf_err(ctx, kv->line, ctx->section, "return",
-			    "unknown variable at \"%.20s\" (known: $scheme, $host, $request_uri, $uri, $args; "
-			    "$$ for a literal $)", p);
-			return -1;
-		}
-		rc->vars = 1;
-		p += l;
+	const char *bad;
+	int nv = vars_check(rest, &bad);
+	if (nv < 0) {
+		conf_err(ctx, kv->line, ctx->section, "return",
+		    "unknown variable at \"%.20s\" (known: " VARS_KNOWN ")", bad);
+		return -1;
 	}
+	rc->vars = nv;
 	if (rc->vars)
 		rc->text = strdup(rest);
 	if (is_redirect(rc->status)) {
@@ -278,12 +173,12 @@ return_expanded(struct request *r, const struct return_conf *rc)
 	struct sbuf loc = { 0 }, body = { 0 };
 
 	if (rc->location != NULL) {
-		expand(&loc, rc->text, r, ESC_NONE);
+		vars_expand(&loc, rc->text, r, VARS_RAW);
 		sbuf_str(&body, "<html><body><a href=\"");
-		expand(&body, rc->text, r, ESC_ALL);
+		vars_expand(&body, rc->text, r, VARS_HTML_ALL);
 		sbuf_str(&body, "\">moved here</a></body></html>\n");
 	} else {
-		expand(&body, rc->text, r, rc->markup ? ESC_VALUES : ESC_NONE);
+		vars_expand(&body, rc->text, r, rc->markup ? VARS_HTML_VALUES : VARS_RAW);
 	}
 	if (sbuf_failed(&loc) || sbuf_failed(&body)) {
 		http_resp_error(r, 500);
