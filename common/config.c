@@ -71,7 +71,7 @@ static const struct key_def listen_keys[] = {
 };
 #undef L
 
-static const char *const route_core_keys[] = { "listen", "host", "path", NULL };
+static const char *const route_core_keys[] = { "listen", "host", "path", "middleware", NULL };
 static const char *const section_kinds[] = { "global", "listen", "route", NULL };
 #define KIND_HANDLER 3 /* a section kind some handler owns */
 
@@ -493,7 +493,7 @@ handler_for_key(const struct loader *ld, const char *key, int selector)
 {
 	for (size_t i = 0; ld->handlers[i] != NULL; i++) {
 		const struct handler_ops *h = ld->handlers[i];
-		if (strcmp(h->key, key) == 0)
+		if (h->key != NULL && strcmp(h->key, key) == 0)
 			return h;
 		if (!selector && h->keys != NULL)
 			for (size_t j = 0; h->keys[j] != NULL; j++)
@@ -509,7 +509,8 @@ route_list_key(const struct loader *ld, const char *name)
 {
 	const struct handler_ops *h;
 
-	if (strcmp(name, "host") == 0 || strcmp(name, "listen") == 0)
+	if (strcmp(name, "host") == 0 || strcmp(name, "listen") == 0 ||
+	    strcmp(name, "middleware") == 0)
 		return 1;
 	if ((h = handler_for_key(ld, name, 0)) == NULL || h->list_keys == NULL)
 		return 0;
@@ -533,7 +534,8 @@ route_key(struct loader *ld, struct conf_route *rt, const char *name, const char
 		for (size_t i = 0; route_core_keys[i] != NULL; i++)
 			cands[n++] = route_core_keys[i];
 		for (size_t i = 0; ld->handlers[i] != NULL && n < 60; i++) {
-			cands[n++] = ld->handlers[i]->key;
+			if (ld->handlers[i]->key != NULL)
+				cands[n++] = ld->handlers[i]->key;
 			for (size_t j = 0; ld->handlers[i]->keys != NULL &&
 			    ld->handlers[i]->keys[j] != NULL && n < 62; j++)
 				cands[n++] = ld->handlers[i]->keys[j];
@@ -1032,6 +1034,40 @@ host_ok(const char *h)
 	return 1;
 }
 
+/* One `middleware = NAME, NAME` line: its blocks, after those of the
+ * lines before. */
+static void
+route_middleware(struct loader *ld, struct conf_route *rt, const struct conf_kv *kv,
+    const char *sec)
+{
+	char *copy = strdup(kv->value), *save = NULL, *tok;
+
+	for (tok = copy != NULL ? strtok_r(copy, ", \t", &save) : NULL; tok != NULL;
+	    tok = strtok_r(NULL, ", \t", &save)) {
+		struct conf_section *ms = conf_section_find(ld->conf, "middleware", tok);
+		if (ms == NULL) {
+			conf_err(ld->ctx, kv->line, sec, "middleware", "no [middleware:%s] section", tok);
+			continue;
+		}
+		if (ms->data == NULL)
+			continue; /* its own errors were reported */
+		if (rt->nmw == CONF_MAX_MIDDLEWARE) {
+			conf_err(ld->ctx, kv->line, sec, "middleware", "more than %d blocks, counting "
+			    "every middleware line (\"%s\" is one too many)", CONF_MAX_MIDDLEWARE, tok);
+			break;
+		}
+		for (size_t i = 0; i < rt->nmw; i++)
+			if (rt->mw[i] == ms) {
+				conf_err(ld->ctx, kv->line, sec, "middleware", "\"%s\" listed twice", tok);
+				ms = NULL;
+				break;
+			}
+		if (ms != NULL)
+			rt->mw[rt->nmw++] = ms;
+	}
+	free(copy);
+}
+
 static void
 check_route(struct loader *ld, struct conf_route *rt)
 {
@@ -1078,6 +1114,8 @@ check_route(struct loader *ld, struct conf_route *rt)
 				rt->path = strdup(kv->value);
 				rt->path_len = strlen(kv->value);
 			}
+		} else if (strcmp(kv->key, "middleware") == 0) {
+			route_middleware(ld, rt, kv, sec);
 		} else if (handler_for_key(ld, kv->key, 1) != NULL) {
 			if (sel != NULL) {
 				conf_err(ld->ctx, kv->line, sec, kv->key,
@@ -1099,8 +1137,9 @@ check_route(struct loader *ld, struct conf_route *rt)
 		size_t n = 0;
 		names[0] = '\0';
 		for (size_t i = 0; ld->handlers[i] != NULL && n < sizeof(names); i++)
-			n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s",
-			    i > 0 ? ", " : "", ld->handlers[i]->key);
+			if (ld->handlers[i]->key != NULL)
+				n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s",
+				    n > 0 ? ", " : "", ld->handlers[i]->key);
 		conf_err(ld->ctx, rt->line, sec, NULL, "no handler: give one of %s", names);
 		return;
 	}

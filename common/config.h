@@ -20,6 +20,7 @@
 struct handler_ops;
 
 #define CONF_MAX_LISTENS 64 /* routes name listeners through a 64-bit mask */
+#define CONF_MAX_MIDDLEWARE 16 /* blocks a route runs */
 /* The longest line, its line ending not counted; a longer one is an error,
  * never cut short.  Comment lines are skipped whatever their length. */
 #define CONF_MAX_LINE 65536
@@ -102,6 +103,8 @@ struct conf_route {
 	size_t path_len;
 	const struct handler_ops *handler;
 	void *hconf;                  /* the handler's own, freed by its free_conf */
+	struct conf_section *mw[CONF_MAX_MIDDLEWARE]; /* `middleware =`, in order */
+	size_t nmw;
 	struct conf_kv *kv;
 	size_t nkv;
 	int invalid;                  /* its path was refused: skip further checks */

@@ -17,6 +17,7 @@
 #include "common/handler.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "common/pipeline.h"
 #include "common/route.h"
 #include "common/server.h"
 #include "common/tls.h"
@@ -723,8 +724,18 @@ dispatch(struct conn *c)
 	x->body_paused = 0;
 	if (hr->flags & HTTP_F_CHUNKED)
 		http_chunked_init(&x->chunk);
-	if (x->body_left > 0 || (hr->flags & HTTP_F_CHUNKED)) {
+	if (x->body_left > 0 || (hr->flags & HTTP_F_CHUNKED))
 		x->body_done = 0;
+	/* The route's middleware sees the head before any body is read; one
+	 * that answers ends the exchange here (and a body never read closes
+	 * the connection, as for any early answer). */
+	if (r->route != NULL && r->route->nmw > 0) {
+		c->state = CONN_HANDLER;
+		if (pipeline_request(r) == MW_ANSWERED)
+			return;
+		c->state = CONN_HEAD;
+	}
+	if (!x->body_done) {
 		if ((hr->flags & HTTP_F_EXPECT_100) && hr->version == 11)
 			OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
 		conn_arm(c, EV_READ, w->tv_body);

@@ -43,7 +43,12 @@ struct resp_head {
 	const char *ctype;             /* static or the handler's, alive until commit */
 	int64_t clen;                  /* -1: chunked (HTTP/1.1) or close-delimited */
 	unsigned overflow : 1;         /* a header did not fit: the response closes */
+	unsigned hide : 3;             /* RESP_HIDE_*: portico's own headers removed */
 };
+
+#define RESP_HIDE_SERVER 0x1
+#define RESP_HIDE_DATE   0x2
+#define RESP_HIDE_HSTS   0x4
 
 /* One request/response exchange, as a handler sees it. */
 struct request {
@@ -68,6 +73,7 @@ struct request {
 #define REQ_DONE        0x08 /* the response is complete */
 #define REQ_CHUNKED_OUT 0x10 /* the response body is chunked */
 #define REQ_COMMITTED   0x20 /* the response head is in the output */
+#define REQ_IN_PIPELINE 0x40 /* the response-head phase is running */
 
 enum conn_state {
 	CONN_IDLE,      /* between requests */
@@ -182,6 +188,16 @@ void http_resp_start_reason(struct request *r, int status, const char *reason, s
     const char *content_type, int64_t clen);
 /* Adds a header line; call between start and the first body byte. */
 void http_resp_header(struct request *r, const char *name, const char *value);
+/* Removes every response header named name (any case) added so far, and
+ * portico's own of that name (Server, Date, Content-Type,
+ * Strict-Transport-Security); the framing headers (Content-Length,
+ * Transfer-Encoding, Connection) are portico's alone and stay.  Before
+ * the head is committed only; http_resp_header_set is remove, then add. */
+void http_resp_header_remove(struct request *r, const char *name, size_t nlen);
+void http_resp_header_set(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen);
+/* Whether a middleware may change the response header name. */
+int http_resp_header_changeable(const char *name, size_t nlen);
 /* An interim 1xx response (102 to 199) to an HTTP/1.1 client before the
  * final one: status line, then headers with http_resp_header_n, then
  * http_resp_interim_end.  Returns 0, and sends nothing, to any other client. */

@@ -19,6 +19,7 @@
 
 #include "common/http.h"
 #include "common/log.h"
+#include "common/pipeline.h"
 #include "common/server.h"
 
 #define REQ_HDR_OPEN 0x100 /* interim status line and headers queued, blank line not yet */
@@ -142,6 +143,7 @@ http_resp_start_reason(struct request *r, int status, const char *reason, size_t
 	/* The reason goes first in the buffer; header lines follow it. */
 	r->resp.len = 0;
 	r->resp.overflow = 0;
+	r->resp.hide = 0;
 	hdr_append(r, reason, reason_len);
 	r->resp.reason_len = r->resp.len;
 	r->resp.ctype = ctype;
@@ -163,6 +165,11 @@ resp_commit(struct request *r)
 
 	if (!(r->flags & REQ_STARTED) || (r->flags & REQ_COMMITTED))
 		return;
+	if (r->route != NULL && r->route->nmw > 0 && !(r->flags & REQ_IN_PIPELINE)) {
+		r->flags |= REQ_IN_PIPELINE; /* a middleware adding a body cannot recurse */
+		pipeline_response_head(r);
+		r->flags &= ~REQ_IN_PIPELINE;
+	}
 	r->flags |= REQ_COMMITTED;
 	if (h->overflow) {
 		log_warnx("conn %d: response headers over %d bytes; closing", c->fd, RESP_HDR_MAX);
@@ -170,12 +177,17 @@ resp_commit(struct request *r)
 	}
 	worker_update_time(w);
 	out_status_line(c, status, h->buf, h->reason_len);
-	if (w->conf->global.server_tokens)
-		OUT_LIT(c, "Server: portico/" PORTICO_VERSION "\r\nDate: ");
+	if (h->hide & RESP_HIDE_SERVER)
+		;
+	else if (w->conf->global.server_tokens)
+		OUT_LIT(c, "Server: portico/" PORTICO_VERSION "\r\n");
 	else
-		OUT_LIT(c, "Server: portico\r\nDate: ");
-	out_str(c, w->date);
-	OUT_LIT(c, "\r\n");
+		OUT_LIT(c, "Server: portico\r\n");
+	if (!(h->hide & RESP_HIDE_DATE)) {
+		OUT_LIT(c, "Date: ");
+		out_str(c, w->date);
+		OUT_LIT(c, "\r\n");
+	}
 	if (h->ctype != NULL && status_has_body(status)) {
 		OUT_LIT(c, "Content-Type: ");
 		out_str(c, h->ctype);
@@ -196,7 +208,8 @@ resp_commit(struct request *r)
 		r->flags |= REQ_CLOSE; /* HTTP/1.0: the body ends when we close */
 		r->resp_left = -1;     /* and has no declared length to hold it to */
 	}
-	if (c->ssl != NULL && w->conf->listens[c->listen_idx].hsts != NULL) {
+	if (c->ssl != NULL && w->conf->listens[c->listen_idx].hsts != NULL &&
+	    !(h->hide & RESP_HIDE_HSTS)) {
 		OUT_LIT(c, "Strict-Transport-Security: ");
 		out_str(c, w->conf->listens[c->listen_idx].hsts);
 		OUT_LIT(c, "\r\n");
@@ -279,6 +292,65 @@ void
 http_resp_header(struct request *r, const char *name, const char *value)
 {
 	http_resp_header_n(r, name, strlen(name), value, strlen(value));
+}
+
+int
+http_resp_header_changeable(const char *name, size_t nlen)
+{
+	return !http_token_eq(name, nlen, "content-length") &&
+	    !http_token_eq(name, nlen, "transfer-encoding") &&
+	    !http_token_eq(name, nlen, "connection");
+}
+
+void
+http_resp_header_remove(struct request *r, const char *name, size_t nlen)
+{
+	struct resp_head *h = &r->resp;
+
+	if (!(r->flags & REQ_STARTED) || (r->flags & REQ_COMMITTED) ||
+	    !http_resp_header_changeable(name, nlen))
+		return;
+	if (http_token_eq(name, nlen, "server"))
+		h->hide |= RESP_HIDE_SERVER;
+	else if (http_token_eq(name, nlen, "date"))
+		h->hide |= RESP_HIDE_DATE;
+	else if (http_token_eq(name, nlen, "strict-transport-security"))
+		h->hide |= RESP_HIDE_HSTS;
+	else if (http_token_eq(name, nlen, "content-type"))
+		h->ctype = NULL;
+	/* The lines: "Name: value\r\n" each, after the reason. */
+	size_t at = h->reason_len;
+	while (at < h->len) {
+		char *line = h->buf + at;
+		char *eol = memchr(line, '\n', h->len - at);
+		size_t ll = eol != NULL ? (size_t)(eol - line) + 1 : h->len - at;
+		if (ll > nlen && line[nlen] == ':' && strncasecmp(line, name, nlen) == 0) {
+			memmove(line, line + ll, h->len - at - ll);
+			h->len -= ll;
+		} else {
+			at += ll;
+		}
+	}
+}
+
+void
+http_resp_header_set(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen)
+{
+	if (!(r->flags & REQ_STARTED) || (r->flags & REQ_COMMITTED) ||
+	    !http_resp_header_changeable(name, nlen))
+		return;
+	http_resp_header_remove(r, name, nlen);
+	/* Set, not added beside the listener's own: the HSTS check in
+	 * http_resp_header_n is for handlers, which do not choose it. */
+	if (http_token_eq(name, nlen, "strict-transport-security")) {
+		hdr_append(r, name, nlen);
+		hdr_append(r, ": ", 2);
+		hdr_append(r, value, vlen);
+		hdr_append(r, "\r\n", 2);
+		return;
+	}
+	http_resp_header_n(r, name, nlen, value, vlen);
 }
 
 void

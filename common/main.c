@@ -17,6 +17,7 @@
 #include "common/config.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "common/pipeline.h"
 #include "common/return.h"
 #include "common/runenv.h"
 #include "common/sbuf.h"
@@ -33,7 +34,7 @@
 #define QUICK_ADDRESS "127.0.0.1:8000"
 
 static const struct handler_ops *const handlers[] = {
-	&status_ops, &health_ops, &return_ops, &static_ops, &proxy_ops, NULL,
+	&status_ops, &health_ops, &return_ops, &static_ops, &proxy_ops, &pipeline_section_ops, NULL,
 };
 
 static void

@@ -413,8 +413,9 @@ head_build(struct proxy_req *pr)
 	else
 		sbuf_add(b, hr->host, hr->host_len);
 	sbuf_str(b, "\r\n");
-	for (unsigned i = 0; i < hr->nheaders; i++) {
-		const struct http_header *h = &hr->headers[i];
+	/* The headers as the route's middleware left them. */
+	const struct http_header *h;
+	for (unsigned it = 0; req_header_next(r, &it, &h);) {
 		/* Names with '_' are dropped, as nginx does, unless
 		 * underscores_in_headers; and never one a CGI server would
 		 * read as ours. */
@@ -447,9 +448,8 @@ head_build(struct proxy_req *pr)
 		sbuf_printf(b, "Max-Forwards: %ld\r\n", mf - 1);
 	/* X-Forwarded-For grows only behind proxies we trust; else a client could forge it. */
 	sbuf_str(b, "X-Forwarded-For: ");
-	for (unsigned i = 0; trusted && xff != NULL && i < hr->nheaders; i++) {
+	for (unsigned it = 0; trusted && xff != NULL && req_header_next(r, &it, &h);) {
 		/* Every X-Forwarded-For line, in order (RFC 9110 5.3: one list). */
-		const struct http_header *h = &hr->headers[i];
 		if (http_token_eq(h->name, h->name_len, "x-forwarded-for") && h->value_len > 0) {
 			sbuf_add(b, h->value, h->value_len);
 			sbuf_str(b, ", ");
@@ -461,8 +461,8 @@ head_build(struct proxy_req *pr)
 	 * client used are the ones that proxy passed on; from anyone else they
 	 * are ours to state.
 	 */
-	const struct http_header *xfp = trusted ? http_find_header(hr, "x-forwarded-proto") : NULL;
-	const struct http_header *xfh = trusted ? http_find_header(hr, "x-forwarded-host") : NULL;
+	const struct http_header *xfp = trusted ? req_header(r, "x-forwarded-proto") : NULL;
+	const struct http_header *xfh = trusted ? req_header(r, "x-forwarded-host") : NULL;
 	const char *xproto = proto;
 	if (xfp != NULL && http_token_eq(xfp->value, xfp->value_len, "https"))
 		xproto = "https";
@@ -487,8 +487,7 @@ head_build(struct proxy_req *pr)
 		 * it received (so proto and host are ours, not the X-Forwarded
 		 * ones); a list from an untrusted peer is dropped, as
 		 * X-Forwarded-For is. */
-		for (unsigned i = 0; trusted && i < hr->nheaders; i++) {
-			const struct http_header *h = &hr->headers[i];
+		for (unsigned it = 0; trusted && req_header_next(r, &it, &h);) {
 			if (http_token_eq(h->name, h->name_len, "forwarded") && h->value_len > 0) {
 				sbuf_add(b, h->value, h->value_len);
 				sbuf_str(b, ", ");
