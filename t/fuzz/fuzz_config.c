@@ -9,6 +9,7 @@
  * freed, so ASan's leak check covers both paths.  Any disagreement traps.
  */
 #include "common/config.h"
+#include "common/pipeline.h"
 #include "common/return.h"
 #include "origin/health.h"
 #include "origin/status.h"
@@ -23,7 +24,7 @@
 #define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 
 static const struct handler_ops *const handlers[] = {
-	&status_ops, &health_ops, &return_ops, NULL,
+	&status_ops, &health_ops, &return_ops, &pipeline_section_ops, NULL,
 };
 
 static int in_fd = -1, again_fd = -1;
