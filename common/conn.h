@@ -64,6 +64,7 @@ struct request {
 	struct timespec start;
 	struct resp_head resp;
 	struct req_overlay *overlay;   /* request headers changed by middleware, or NULL */
+	unsigned mw_ran;               /* the route's middleware whose request phase ran */
 	void *hdata;                   /* the handler's */
 };
 

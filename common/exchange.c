@@ -165,7 +165,7 @@ resp_commit(struct request *r)
 
 	if (!(r->flags & REQ_STARTED) || (r->flags & REQ_COMMITTED))
 		return;
-	if (r->route != NULL && r->route->nmw > 0 && !(r->flags & REQ_IN_PIPELINE)) {
+	if (r->route != NULL && r->mw_ran > 0 && !(r->flags & REQ_IN_PIPELINE)) {
 		r->flags |= REQ_IN_PIPELINE; /* a middleware adding a body cannot recurse */
 		pipeline_response_head(r);
 		r->flags &= ~REQ_IN_PIPELINE;

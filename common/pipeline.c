@@ -106,6 +106,7 @@ pipeline_request(struct request *r)
 
 	for (size_t i = 0; i < rt->nmw; i++) {
 		const struct mw *m = rt->mw[i]->data;
+		r->mw_ran = (unsigned)i + 1;
 		if (m->ops->request != NULL && m->ops->request(r, m->conf) == MW_ANSWERED)
 			return MW_ANSWERED;
 	}
@@ -117,7 +118,9 @@ pipeline_response_head(struct request *r)
 {
 	const struct conf_route *rt = r->route;
 
-	for (size_t i = rt->nmw; i-- > 0;) {
+	/* Only those the request went through: after one that answered, or on
+	 * an error found before the chain ran, the rest never saw it. */
+	for (size_t i = r->mw_ran; i-- > 0;) {
 		const struct mw *m = rt->mw[i]->data;
 		if (m->ops->response_head != NULL)
 			m->ops->response_head(r, m->conf);

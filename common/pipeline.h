@@ -14,8 +14,9 @@
  *                  never see the request;
  *   response_head  once per response, whoever made it (handler, another
  *                  middleware, an error page), just before its head is
- *                  turned into bytes, in reverse order: changes the
- *                  response headers (http_resp_header_set ...).
+ *                  turned into bytes, in reverse order, for the middleware
+ *                  whose request phase ran: changes the response headers
+ *                  (http_resp_header_set ...).
  * Body filters, a paused request phase and a log phase come with the
  * modules that need them.
  */

@@ -52,6 +52,39 @@ pool = app
 middleware = ident, secure
 middleware = brand
 
+[middleware:cors]
+type = headers
+cors_origins = https://app.example.com
+cors_origins = https://Admin.example.com:8443
+cors_methods = GET, POST PUT
+cors_headers = Content-Type, Authorization
+cors_max_age = 10m
+cors_credentials = on
+
+[middleware:leak]
+type = headers
+response_set = Access-Control-Allow-Origin: https://evil.example
+response_set = X-Leak: yes
+
+[middleware:open]
+type = headers
+cors_origins = *
+
+[route:api]
+path = /api/
+pool = app
+middleware = cors
+
+[route:spoof]
+path = /spoof
+return = 200 spoof
+middleware = cors, leak
+
+[route:public]
+path = /public
+return = 200 public
+middleware = open
+
 [route:status]
 path = /status/
 pool = app
@@ -111,10 +144,53 @@ def main():
             # HEAD and a 304-style empty answer keep their framing.
             r = srv.get("/hello", method="HEAD")
             is_(r and (r.status, hdrs(r, "X-Frame-Options")), (200, ["DENY"]), "HEAD: rules applied")
+            cors(srv, a)
     finally:
         a.stop()
 
     config_errors()
+
+
+def cors(srv, a):
+    app = "https://app.example.com"
+    pre = ["Origin: %s" % app, "Access-Control-Request-Method: PUT",
+           "Access-Control-Request-Headers: content-type"]
+    before = a.requests
+    c = srv.connect()
+    r = exchange(c, "OPTIONS", "/api/things", headers=pre)
+    is_(r and r.status, 204, "CORS preflight from an allowed origin: 204, answered by portico")
+    is_(r and [r.header(h) for h in ("Access-Control-Allow-Origin", "Access-Control-Allow-Credentials",
+                                      "Access-Control-Allow-Methods", "Access-Control-Allow-Headers",
+                                      "Access-Control-Max-Age", "Vary")],
+        [app, "true", "GET, POST, PUT", "Content-Type, Authorization", "600", "Origin"],
+        "preflight: origin echoed, credentials, methods, headers, max-age, Vary")
+    r = exchange(c, "OPTIONS", "/api/things", headers=["Origin: https://Admin.example.com:8443",
+                                                       "Access-Control-Request-Method: GET"])
+    is_(r and (r.status, r.header("Access-Control-Allow-Origin")), (204, "https://Admin.example.com:8443"),
+        "preflight: origins compared without case, the client's spelling echoed")
+    r = exchange(c, "OPTIONS", "/api/things", headers=["Origin: https://evil.example",
+                                                       "Access-Control-Request-Method: PUT"])
+    is_(r and (r.status, r.header("Access-Control-Allow-Origin")), (403, None),
+        "preflight from another origin: 403, no Allow-Origin")
+    is_(a.requests, before, "no preflight reached the backend (the chain stopped)")
+    r = exchange(c, "GET", "/api/echo", headers=["Origin: %s" % app])
+    is_(r and (r.status, r.header("Access-Control-Allow-Origin"), r.header("Access-Control-Allow-Credentials")),
+        (200, app, "true"), "a request from an allowed origin: proxied, the origin allowed")
+    is_(echoed_headers(r, "Origin"), [app], "the backend still sees Origin")
+    r = exchange(c, "GET", "/api/echo", headers=["Origin: https://app.example.com.evil.example"])
+    is_(r and (r.status, r.header("Access-Control-Allow-Origin"), r.header("Vary")), (200, None, "Origin"),
+        "another origin: served, never allowed, Vary: Origin")
+    r = exchange(c, "OPTIONS", "/api/echo")
+    is_(r and (r.status, r.header("Access-Control-Allow-Origin")), (200, None),
+        "OPTIONS without Origin is no preflight: it goes on to the backend")
+    r = exchange(c, "GET", "/spoof", headers=["Origin: https://evil.example"])
+    is_(r and (r.status, r.header("Access-Control-Allow-Origin"), r.header("X-Leak")), (200, None, "yes"),
+        "an Allow-Origin set by another block is removed: the preset decides")
+    r = exchange(c, "GET", "/spoof", headers=["Origin: %s" % app])
+    is_(r and r.header_all("Access-Control-Allow-Origin"), [app], "and replaced for an allowed origin")
+    r = exchange(c, "GET", "/public", headers=["Origin: https://anyone.example"])
+    is_(r and (r.header("Access-Control-Allow-Origin"), r.header("Vary")), ("*", None),
+        "cors_origins = *: Allow-Origin *, no Vary")
 
 
 def config_errors():
@@ -125,7 +201,7 @@ def config_errors():
         ("[middleware:m]\nrequest_set = X: 1\n", 5, "[middleware:m] type: missing: give one of headers"),
         ("[middleware:m]\ntype = gzip\n", 6, '[middleware:m] type: unknown middleware type "gzip"'),
         ("[middleware:m]\ntype = headers\n", 5, "[middleware:m] no rules: give request_set, request_add, "
-         "request_remove, response_set, response_add or response_remove"),
+         "request_remove, response_set, response_add, response_remove or cors_origins"),
         ("[middleware:m]\ntype = headers\nrequest_set = Host: evil\n", 7,
          "[middleware:m] request_set: Host cannot be changed: the request was framed and routed by it"),
         ("[middleware:m]\ntype = headers\nresponse_set = Content-Length: 1\n", 7,
@@ -141,6 +217,12 @@ def config_errors():
         ("[middleware:m]\ntype = headers\nrespons_set = X: 1\n", 7,
          '[middleware:m] respons_set: unknown key (did you mean "response_set"?)'),
         ("[middleware:m]\ntype = headers\ntype = headers\n", 7, "[middleware:m] type: given twice (first on line 6)"),
+        ("[middleware:m]\ntype = headers\ncors_origins = *\ncors_credentials = on\n", 8,
+         "[middleware:m] cors_credentials: cannot go with cors_origins = * (line 7): list the origins"),
+        ("[middleware:m]\ntype = headers\ncors_origins = example.com\n", 7,
+         '[middleware:m] cors_origins: expected * or origins such as https://example.com, not "example.com"'),
+        ("[middleware:m]\ntype = headers\ncors_methods = GET\n", 5,
+         "[middleware:m] cors_origins: missing: the other cors_ keys need it"),
     ]
     for i, (text, line, msg) in enumerate(cases):
         p = os.path.join(d, "c%d.ini" % i)
