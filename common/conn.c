@@ -275,6 +275,15 @@ conn_close(struct conn *c, const char *reason)
 	    !(c->x->req.flags & REQ_DONE) &&
 	    c->x->req.route != NULL && c->x->req.route->handler->abort != NULL)
 		c->x->req.route->handler->abort(&c->x->req);
+	/* A request cut short leaves its line too: with the status sent, or 499
+	 * (as nginx logs it) when the client got no answer.  A tunnel's line was
+	 * written when it opened. */
+	if (c->x != NULL && (c->state == CONN_HANDLER || c->state == CONN_BODY) &&
+	    w->srv->access_log_fd >= 0) {
+		if (!(c->x->req.flags & REQ_STARTED))
+			c->x->req.status = 499;
+		access_log(c, usec_since(&c->x->req.start));
+	}
 	event_del(&c->ev);
 	if (c->ssl != NULL) {
 		if (!c->handshaking)

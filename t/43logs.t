@@ -71,7 +71,35 @@ def rotate(srv, rounds, tag):
     return elog, alog
 
 
+def cut_short():
+    """A request the client gives up on, and a response cut by the backend,
+    each leave their access log line (nginx's 499 for no answer)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+    from backend import Backend
+    b = Backend("a")
+    try:
+        conf = ("[global]\nworkers = 1\naccess_log = {dir}/access.log\n[listen:http]\naddress = 127.0.0.1:{port}\n"
+                "[pool:p]\nserver = %s\nmax_fails = 0\nread_timeout = 30s\n[route:r]\npool = p\n" % b.addr)
+        with Server(conf) as srv:
+            alog = srv.path("access.log")
+            c = srv.connect()
+            c.send(b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
+            ok(wait_for(lambda: b.requests >= 1, 5), "the request reached the backend")
+            c.close()
+            ok(wait_for(lambda: '"GET /stall HTTP/1.1" 499 0 ' in read(alog), 5),
+               "a client that closed before the answer: logged as 499")
+            c = srv.connect()
+            c.send(b"GET /midclose?size=100000&send=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            c.read_until_close(timeout=5)
+            ok(wait_for(lambda: re.search(r'"GET /midclose\?size=100000&send=1000 HTTP/1\.1" 200 \d+ ', read(alog)),
+                        5), "a response the backend cut: logged with the status sent")
+    finally:
+        b.stop()
+
+
 def main():
+    cut_short()
+
     # --- three rotations in a row, both logs (the second used to go to the renamed file)
     with server() as srv:
         srv.start()
