@@ -1,9 +1,10 @@
 /*
  * health: active health checks for pools with `health_check = METHOD PATH
  * every DURATION [expect LO-HI]`.  They run in the main thread, off the
- * request path; a server is marked down after `fall` failed checks in a
- * row and up again after `rise` good ones, through an atomic every worker
- * reads.
+ * request path, each over an upstream connection (upstream.h) with its
+ * answer's head read by http_parse_response; a server is marked down after
+ * `fall` failed checks in a row and up again after `rise` good ones,
+ * through an atomic every worker reads.
  */
 #ifndef PORTICO_HEALTH_CHECK_H
 #define PORTICO_HEALTH_CHECK_H
