@@ -1,9 +1,11 @@
 /*
  * relay: one proxied exchange, see relay.h.  The exchange owns its upstream
  * connection while it lasts (u->owner is the proxy_req) and hears from it
- * through relay_upstream_ops; it ends one way or another through finish
- * (the response is relayed whole) or fail (an error answer, or the client
- * cut off once part of the response went out).
+ * through relay_upstream_ops.  It ends through finish (the response was
+ * relayed whole: the connection may be kept), fail (an error answer, or
+ * the client cut off once part of the response went out), the end of a
+ * tunnel, or relay_abort (the client went away); a failed attempt before
+ * the response goes on to another server through backend_failed.
  */
 #include "proxy/relay.h"
 
