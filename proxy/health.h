@@ -13,7 +13,7 @@ struct event_base;
 struct config;
 
 /* Starts the checks of every pool in conf on base.  Returns the checker's
- * state (NULL when no pool asks for checks). */
+ * state for health_stop, which may be NULL (out of memory: no checks). */
 void *health_start(struct event_base *base, const struct config *conf);
 void health_stop(void *state);
 
