@@ -22,6 +22,7 @@
 #include "common/tls.h"
 #include "common/units.h"
 #include "proxy/pool.h"
+#include "proxy/upstream.h"
 
 int
 head_parse_cidr(const char *s, struct cidr *c)

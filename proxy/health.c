@@ -1,41 +1,47 @@
+/*
+ * health: active health checks, see health.h.  A check is one upstream
+ * connection (upstream.h: connect, TLS and its verification, timeouts, as
+ * for requests, but on the main thread's base, with no worker and nothing
+ * kept alive) carrying one request.  Its answer is read with the proxy's
+ * response parser: the status counts once the whole head has arrived and
+ * parsed, interim 1xx heads skipped; the body is never read.
+ */
 #include "proxy/health.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/event_struct.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include "common/config.h"
+#include "common/http_parse.h"
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "proxy/pool.h"
+#include "proxy/upstream.h"
+
+/* Interim heads one answer may have, as for a proxied response: a server
+ * that sends them without end would keep its check running for ever. */
+#define HC_INTERIM_MAX 16
 
 struct probe {
 	struct pool_check *pc;
 	unsigned idx;
-	int fd;                       /* -1 when no check is in flight */
-	int armed;                    /* ev is assigned and may be pending */
-	SSL *ssl;                     /* for servers marked tls */
-	int connected;
-	struct event ev;
+	struct upstream *u;           /* NULL when no check is in flight */
+	unsigned interim;             /* 1xx heads seen in this check */
 	struct sbuf req;              /* sized to the path and Host: no fixed bound */
-	size_t sent;
-	char resp[64];
-	size_t resplen;
+	struct http_response resp;    /* last: large */
 };
 
 struct pool_check {
 	const struct pool *pool;
 	struct event_base *base;
 	struct event *timer;
+	/* Every wait of a check (connect, handshake, send, each read): the
+	 * interval or read_timeout, whichever is shorter. */
+	struct timeval wait;
+	struct http_limits limits;    /* [global]'s, as the workers parse with */
 	struct probe *probes;
 };
 
@@ -72,145 +78,78 @@ set_result(struct probe *pb, int ok, const char *why)
 static void
 probe_end(struct probe *pb, int ok, const char *why)
 {
-	event_del(&pb->ev);
-	pb->armed = 0;
-	if (pb->ssl != NULL) {
-		SSL_free(pb->ssl);
-		pb->ssl = NULL;
-		ERR_clear_error();
-	}
-	close(pb->fd);
-	pb->fd = -1;
 	set_result(pb, ok, why);
+	upstream_close(pb->u, ok ? "check passed" : why);
+	pb->u = NULL;
 }
 
-static void probe_event(evutil_socket_t fd, short what, void *arg);
-
-static void
-probe_wait(struct probe *pb, short what)
+/* The answer so far is in u->in: decides once its head is complete. */
+static int
+probe_read(struct upstream *u)
 {
-	const struct pool *p = pb->pc->pool;
-	int64_t ms = p->hc_interval < p->read_timeout ? p->hc_interval : p->read_timeout;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	if (pb->armed)
-		event_del(&pb->ev);
-	event_assign(&pb->ev, pb->pc->base, pb->fd, what | EV_PERSIST, probe_event, pb);
-	event_add(&pb->ev, &tv);
-	pb->armed = 1;
-}
-
-static void
-probe_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct probe *pb = arg;
+	struct probe *pb = u->owner;
 	const struct pool *p = pb->pc->pool;
 
-	if (what & EV_TIMEOUT) {
-		probe_end(pb, 0, "timed out");
-		return;
-	}
-	if (!pb->connected) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
-			probe_end(pb, 0, strerror(err ? err : errno));
-			return;
+	for (;;) {
+		ssize_t n = http_parse_response(&pb->resp, u->in, u->inlen, &pb->pc->limits);
+		if (n == 0 && u->inlen < UPSTREAM_IN_SIZE)
+			return 0;
+		if (n <= 0) {
+			probe_end(pb, 0, n == 0 ? "response head too large" : pb->resp.error);
+			return -1;
 		}
-		pb->connected = 1;
-		if (p->servers[pb->idx].tls && (pb->ssl = pool_tls_new(p, pb->idx, fd)) == NULL) {
-			probe_end(pb, 0, "cannot start TLS");
-			return;
-		}
-	}
-	if (pb->ssl != NULL && !SSL_is_init_finished(pb->ssl)) {
-		ERR_clear_error();
-		int rc = SSL_do_handshake(pb->ssl);
-		if (rc != 1) {
-			int e = SSL_get_error(pb->ssl, rc);
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-				probe_wait(pb, e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE);
-			} else {
-				static _Thread_local char why[160];
-				long vr = SSL_get_verify_result(pb->ssl);
-				snprintf(why, sizeof(why), "TLS handshake failed%s%s", vr != X509_V_OK ?
-				    ": certificate: " : "", vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
-				probe_end(pb, 0, why);
+		int status = pb->resp.status;
+		if (status < 200 && status != 101) {
+			/* Interim (103 Early Hints, an unasked-for 100): the answer follows. */
+			if (++pb->interim > HC_INTERIM_MAX) {
+				probe_end(pb, 0, "too many interim responses");
+				return -1;
 			}
-			return;
+			upstream_consume(u, (size_t)n);
+			http_response_reset(&pb->resp);
+			continue;
 		}
-		probe_wait(pb, EV_WRITE);
-		return;
-	}
-	if (pb->sent < pb->req.len) {
-		ssize_t n;
-		if (pb->ssl != NULL) {
-			ERR_clear_error();
-			int w = SSL_write(pb->ssl, pb->req.p + pb->sent, (int)(pb->req.len - pb->sent));
-			n = w > 0 ? w : -1;
-			errno = w > 0 ? 0 : (SSL_get_error(pb->ssl, w) == SSL_ERROR_WANT_WRITE ||
-			    SSL_get_error(pb->ssl, w) == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+		if (status >= p->hc_lo && status <= p->hc_hi) {
+			probe_end(pb, 1, NULL);
 		} else {
-			n = send(fd, pb->req.p + pb->sent, pb->req.len - pb->sent, MSG_NOSIGNAL);
+			char why[48];
+			snprintf(why, sizeof(why), "status %d", status);
+			probe_end(pb, 0, why);
 		}
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				probe_end(pb, 0, strerror(errno));
-			return;
-		}
-		pb->sent += (size_t)n;
-		if (pb->sent == pb->req.len)
-			probe_wait(pb, EV_READ);
-		return;
-	}
-	if (!(what & EV_READ))
-		return;
-	ssize_t n;
-	if (pb->ssl != NULL) {
-		ERR_clear_error();
-		int r = SSL_read(pb->ssl, pb->resp + pb->resplen, (int)(sizeof(pb->resp) - 1 - pb->resplen));
-		int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(pb->ssl, r);
-		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-			return;
-		n = r > 0 ? r : e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
-	} else {
-		n = recv(fd, pb->resp + pb->resplen, sizeof(pb->resp) - 1 - pb->resplen, 0);
-	}
-	if (n < 0 && (errno == EAGAIN || errno == EINTR) && pb->ssl == NULL)
-		return;
-	if (n <= 0) {
-		probe_end(pb, 0, n == 0 ? "closed before answering" : strerror(errno));
-		return;
-	}
-	pb->resplen += (size_t)n;
-	pb->resp[pb->resplen] = '\0';
-	if (pb->resplen < 12 && strchr(pb->resp, '\n') == NULL)
-		return;
-	int status = 0;
-	if (sscanf(pb->resp, "HTTP/1.%*1[01] %3d", &status) != 1) {
-		probe_end(pb, 0, "not an HTTP response");
-		return;
-	}
-	if (status >= p->hc_lo && status <= p->hc_hi) {
-		probe_end(pb, 1, NULL);
-	} else {
-		char why[48];
-		snprintf(why, sizeof(why), "status %d", status);
-		probe_end(pb, 0, why);
+		return -1;
 	}
 }
+
+static int
+probe_sent(struct upstream *u)
+{
+	(void)u;
+	return 0; /* the answer is next */
+}
+
+static void
+probe_error(struct upstream *u, enum upstream_error e, const char *why)
+{
+	probe_end(u->owner, 0, e == UPSTREAM_EOF ? "closed before answering" : why);
+}
+
+static const struct upstream_ops probe_ops = {
+	.read = probe_read,
+	.sent = probe_sent,
+	.error = probe_error,
+};
 
 static void
 probe_start(struct probe *pb)
 {
-	const struct pool *p = pb->pc->pool;
+	struct pool_check *pc = pb->pc;
+	const struct pool *p = pc->pool;
 	const struct backend *b = &p->servers[pb->idx];
 
-	if (pb->fd >= 0)
+	if (pb->u != NULL)
 		return; /* the last one has not finished: its own timeout will tell */
 	socklen_t alen;
-	const struct sockaddr *sa = backend_addr(b, &alen);
-	if (sa == NULL)
+	if (backend_addr(b, &alen) == NULL)
 		return;
 	/* Made once and kept: it only changes with the configuration. */
 	if (pb->req.len == 0) {
@@ -224,15 +163,23 @@ probe_start(struct probe *pb)
 			return;
 		}
 	}
-	pb->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (pb->fd < 0) {
+	/* No pool_worker: the connection is never kept for another check. */
+	const struct upstream_timeouts tv = { &pc->wait, &pc->wait, &pc->wait, NULL };
+	struct upstream *u = upstream_connect(pc->base, p, pb->idx, NULL, &tv, &probe_ops, pb);
+	if (u == NULL) {
 		log_warn("[pool:%s] health check socket", p->name);
 		return;
 	}
-	pb->sent = pb->resplen = 0;
-	pb->connected = 0;
-	(void)connect(pb->fd, sa, alen);
-	probe_wait(pb, EV_WRITE);
+	sbuf_add(&u->out, pb->req.p, pb->req.len);
+	if (sbuf_failed(&u->out)) {
+		log_warnx("[pool:%s] server %s: health check skipped: out of memory", p->name, b->name);
+		upstream_close(u, "out of memory");
+		return;
+	}
+	pb->u = u;
+	pb->interim = 0;
+	http_response_reset(&pb->resp);
+	upstream_send(u); /* not connected yet: the request goes once it is */
 }
 
 static void
@@ -266,13 +213,16 @@ health_start(struct event_base *base, const struct config *conf)
 		struct pool_check *pc = &v[ck->n];
 		pc->pool = p;
 		pc->base = base;
+		int64_t ms = p->hc_interval < p->read_timeout ? p->hc_interval : p->read_timeout;
+		pc->wait = (struct timeval){ ms / 1000, (ms % 1000) * 1000 };
+		pc->limits.max_request_line = conf->global.max_request_line;
+		pc->limits.max_header_size = conf->global.max_header_size;
+		pc->limits.max_headers = (unsigned)conf->global.max_headers;
 		pc->probes = calloc(p->nservers, sizeof(*pc->probes));
 		if (pc->probes == NULL)
 			break;
-		for (unsigned s = 0; s < p->nservers; s++) {
+		for (unsigned s = 0; s < p->nservers; s++)
 			pc->probes[s].idx = s;
-			pc->probes[s].fd = -1;
-		}
 		ck->n++;
 	}
 	/* The pool_check array is final now: hand out pointers to it. */
@@ -299,12 +249,8 @@ health_stop(void *state)
 		struct pool_check *pc = &ck->pools[i];
 		for (unsigned s = 0; s < pc->pool->nservers; s++) {
 			struct probe *pb = &pc->probes[s];
-			if (pb->fd >= 0) {
-				if (pb->armed)
-					event_del(&pb->ev);
-				SSL_free(pb->ssl);
-				close(pb->fd);
-			}
+			if (pb->u != NULL)
+				upstream_close(pb->u, "stopping");
 			sbuf_free(&pb->req);
 		}
 		if (pc->timer != NULL)

@@ -127,7 +127,7 @@ struct pool_worker {
 	uint64_t rng;
 	/* The pool's timeouts as this worker's libevent common timeouts. */
 	const struct timeval *tv_connect, *tv_send, *tv_read, *tv_idle, *tv_tunnel;
-	void *spare;                        /* recycled request states (proxy.c) */
+	void *spare;                        /* recycled request states (relay.c) */
 	unsigned nspare;
 	struct backend_counters cnt[POOL_MAX_SERVERS];
 	struct pool_worker *next;           /* in pool->shared->workers; set once */

@@ -1,6 +1,6 @@
 /*
- * proxy-t: the proxy's types, shared by proxy.c (the handler and the
- * backend connections) and head.c (the request head for the backend).
+ * proxy-t: the proxy's types, shared by proxy.c (the handler), relay.c
+ * (the exchange with a server) and head.c (the request head for it).
  */
 #ifndef PORTICO_PROXY_T_H
 #define PORTICO_PROXY_T_H
@@ -8,17 +8,11 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/queue.h>
-
-#include <event2/event.h>
-#include <event2/event_struct.h>
-#include <openssl/ssl.h>
 
 #include "common/http_parse.h"
 #include "common/sbuf.h"
 #include "proxy/pool.h"
 
-#define UPSTREAM_IN_SIZE (32 * 1024)
 #define MAX_TRUSTED 16
 #define REPLAY_MAX (64 * 1024)  /* request body kept for retries */
 #define REQUEST_BUFFER_MAX (16 * 1024 * 1024)
@@ -50,38 +44,15 @@ struct proxy_conf {
 	char upgrade[UPGRADE_MAX][UPGRADE_LEN];
 };
 
-enum ustate { U_CONNECTING, U_HANDSHAKE, U_ACTIVE, U_IDLE };
 enum rstate { R_HEAD, R_LENGTH, R_CHUNKED, R_CLOSE, R_DONE, R_TUNNEL };
 
-struct proxy_req;
-
-/* One connection to a backend. */
-struct upstream {
-	int fd;
-	struct event ev;             /* EV_READ, kept registered while connected */
-	struct event wev;            /* EV_WRITE, only while connecting or output waits */
-	const struct timeval *rtv;   /* the timeout ev is armed with */
-	unsigned rarmed : 1, warmed : 1;
-	struct event_base *base;
-	struct pool_worker *pw;
-	unsigned idx;
-	enum ustate state;
-	int reused;                  /* came from the idle pool */
-	SSL *ssl;                    /* for servers marked tls */
-	int hs_write;                /* the handshake waits for writable */
-	struct proxy_req *pr;        /* the request using it; NULL while idle */
-	struct sbuf out;             /* bytes for the backend */
-	size_t osent;
-	char *in;                    /* bytes from the backend */
-	size_t inlen;
-	LIST_ENTRY(upstream) link;
-};
+struct upstream;
 
 /* 1xx heads one response may have before its final one; a server that
  * sends more would fill the client's output without bound. */
 #define INTERIM_MAX 16
 
-/* One proxied request: the client side is r, the backend side is u. */
+/* One proxied request: the client side is r, the server side is u (upstream.h). */
 struct proxy_req {
 	struct request *r;
 	const struct proxy_conf *pc;
@@ -95,15 +66,13 @@ struct proxy_req {
 	int body_done;               /* the client's body is all queued */
 	int buffering;               /* reading the body into replay before any attempt */
 	int body_whole;              /* replay holds the whole body, unframed: Content-Length */
-	int body_written;            /* some body byte reached a backend */
 	struct sbuf replay;          /* the body so far, for a retry (up to replay_limit) */
 	int replay_lost;             /* the body outgrew it: no retry once any is sent */
 	size_t replay_mark;          /* where the bytes being queued start in u->out */
 	int last_status;             /* of the last failed attempt, for the final answer */
 	const char *last_why;
-	int client_paused;
+	int client_paused;           /* the client's body waits for u->out to drain */
 	int client_eof;              /* tunnel: the client closed its sending side */
-	int reading_paused;          /* client output is backed up */
 	int framed;                  /* the response has a length or is chunked */
 	enum rstate rs;
 	int64_t resp_left;
