@@ -208,9 +208,9 @@ probe_start(struct probe *pb)
 
 	if (pb->fd >= 0)
 		return; /* the last one has not finished: its own timeout will tell */
-	socklen_t alen;
-	const struct sockaddr *sa = backend_addr(b, &alen);
-	if (sa == NULL)
+	struct sockaddr_storage ss;
+	socklen_t alen = backend_addr(b, &ss);
+	if (alen == 0)
 		return;
 	/* Made once and kept: it only changes with the configuration. */
 	if (pb->req.len == 0) {
@@ -224,14 +224,14 @@ probe_start(struct probe *pb)
 			return;
 		}
 	}
-	pb->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	pb->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (pb->fd < 0) {
 		log_warn("[pool:%s] health check socket", p->name);
 		return;
 	}
 	pb->sent = pb->resplen = 0;
 	pb->connected = 0;
-	(void)connect(pb->fd, sa, alen);
+	(void)connect(pb->fd, (struct sockaddr *)&ss, alen);
 	probe_wait(pb, EV_WRITE);
 }
 

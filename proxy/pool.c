@@ -375,28 +375,61 @@ pool_counters(const struct pool *p, unsigned i, struct backend_counters *out)
 	atomic_store_explicit(&out->latency_us_total, lat, memory_order_relaxed);
 }
 
-const struct sockaddr *
-backend_addr(const struct backend *b, socklen_t *len)
-{
-	unsigned g = atomic_load(&b->gen);
+#define ADDR_WORDS (sizeof(struct sockaddr_storage) / 8)
 
-	if (g == 0)
-		return NULL;
-	*len = b->addrlens[g & 1];
-	return (const struct sockaddr *)&b->addrs[g & 1];
+socklen_t
+backend_addr(const struct backend *b, struct sockaddr_storage *out)
+{
+	uint64_t w[ADDR_WORDS];
+	socklen_t len;
+
+	/*
+	 * A sequence lock's reader (Boehm, "Can seqlocks get along with
+	 * programming language memory models?"): if a word read below was
+	 * written after the writer made gen odd, the acquire fence orders
+	 * that odd gen before the second load, which then differs.
+	 */
+	for (;;) {
+		unsigned g = atomic_load_explicit(&b->gen, memory_order_acquire);
+		if (g == 0)
+			return 0;
+		if (g & 1)
+			continue; /* being written: a few stores in the main thread */
+		len = atomic_load_explicit(&b->addrlen, memory_order_relaxed);
+		if (len > sizeof(*out))
+			len = sizeof(*out);
+		for (size_t i = 0; i < (len + 7) / 8; i++)
+			w[i] = atomic_load_explicit(&b->addr[i], memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&b->gen, memory_order_relaxed) == g)
+			break;
+	}
+	memcpy(out, w, len);
+	return len;
 }
 
 int
 backend_set_addr(struct backend *b, const struct sockaddr *sa, socklen_t len)
 {
-	unsigned g = atomic_load(&b->gen);
+	uint64_t w[ADDR_WORDS] = { 0 };
+	unsigned g = atomic_load_explicit(&b->gen, memory_order_relaxed); /* ours alone */
+	size_t n = (len + 7) / 8, same = 0;
 
-	if (g != 0 && b->addrlens[g & 1] == len && memcmp(&b->addrs[g & 1], sa, len) == 0)
+	if (len > sizeof(struct sockaddr_storage))
 		return 0;
-	/* Readers use slot g & 1; write the other, then switch. */
-	memcpy(&b->addrs[(g + 1) & 1], sa, len);
-	b->addrlens[(g + 1) & 1] = len;
-	atomic_store(&b->gen, g + 1);
+	memcpy(w, sa, len);
+	if (g != 0 && atomic_load_explicit(&b->addrlen, memory_order_relaxed) == len)
+		while (same < n && atomic_load_explicit(&b->addr[same], memory_order_relaxed) == w[same])
+			same++;
+	if (g != 0 && same == n)
+		return 0;
+	/* Odd while the words change; 0 stays "never resolved", even on wrapping. */
+	atomic_store_explicit(&b->gen, g + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	for (size_t i = 0; i < n; i++)
+		atomic_store_explicit(&b->addr[i], w[i], memory_order_relaxed);
+	atomic_store_explicit(&b->addrlen, len, memory_order_relaxed);
+	atomic_store_explicit(&b->gen, g + 2 == 0 ? 2 : g + 2, memory_order_release);
 	return 1;
 }
 

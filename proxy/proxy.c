@@ -317,13 +317,13 @@ u_connect(struct proxy_req *pr, unsigned idx)
 
 	if (u == NULL)
 		return NULL;
-	socklen_t alen;
-	const struct sockaddr *sa = backend_addr(b, &alen);
-	if (sa == NULL) {
+	struct sockaddr_storage ss;
+	socklen_t alen = backend_addr(b, &ss);
+	if (alen == 0) {
 		free(u);
 		return NULL;
 	}
-	u->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	u->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (u->fd < 0) {
 		free(u);
 		return NULL;
@@ -336,7 +336,7 @@ u_connect(struct proxy_req *pr, unsigned idx)
 	event_assign(&u->wev, u->base, u->fd, EV_WRITE | EV_PERSIST, u_on_event, u);
 	/* Refused at once (loopback does that) or in progress: either way the
 	 * socket turns writable and u_on_event looks at the outcome. */
-	(void)connect(u->fd, sa, alen);
+	(void)connect(u->fd, (struct sockaddr *)&ss, alen);
 	u->state = U_CONNECTING;
 	return u;
 }
