@@ -95,8 +95,8 @@ $(BUILD)/portico: $(OBJ)
 # server with at least two workers (PORTICO_MIN_WORKERS, see t/lib/portico.py)
 # so that what crosses threads is exercised.  A report fails the test that
 # started the server (the harness looks for it, and exitcode=66 makes the
-# exit status say so too).  t/tsan.supp holds the few suppressions, each for
-# a library's code, never portico's.
+# exit status say so too).  t/tsan.supp is for suppressions in libraries'
+# code only, each with its reason; none are needed now.
 TSAN_OPTIONS_ALL = halt_on_error=0:exitcode=66:second_deadlock_stack=1:history_size=4:suppressions=$(CURDIR)/t/tsan.supp
 
 tsan: deps
