@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/seqlock.h"
 #include "common/stats.h"
 #include "common/units.h"
 
@@ -375,61 +376,31 @@ pool_counters(const struct pool *p, unsigned i, struct backend_counters *out)
 	atomic_store_explicit(&out->latency_us_total, lat, memory_order_relaxed);
 }
 
-#define ADDR_WORDS (sizeof(struct sockaddr_storage) / 8)
+#define ADDR_WORDS (1 + sizeof(struct sockaddr_storage) / 8)
 
 socklen_t
 backend_addr(const struct backend *b, struct sockaddr_storage *out)
 {
 	uint64_t w[ADDR_WORDS];
-	socklen_t len;
 
-	/*
-	 * A sequence lock's reader (Boehm, "Can seqlocks get along with
-	 * programming language memory models?"): if a word read below was
-	 * written after the writer made gen odd, the acquire fence orders
-	 * that odd gen before the second load, which then differs.
-	 */
-	for (;;) {
-		unsigned g = atomic_load_explicit(&b->gen, memory_order_acquire);
-		if (g == 0)
-			return 0;
-		if (g & 1)
-			continue; /* being written: a few stores in the main thread */
-		len = atomic_load_explicit(&b->addrlen, memory_order_relaxed);
-		if (len > sizeof(*out))
-			len = sizeof(*out);
-		for (size_t i = 0; i < (len + 7) / 8; i++)
-			w[i] = atomic_load_explicit(&b->addr[i], memory_order_relaxed);
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&b->gen, memory_order_relaxed) == g)
-			break;
-	}
-	memcpy(out, w, len);
-	return len;
+	if (seqlock_read(&b->gen, b->addr, w, ADDR_WORDS) == 0)
+		return 0;
+	memcpy(out, w + 1, sizeof(*out));
+	return (socklen_t)w[0];
 }
 
 int
 backend_set_addr(struct backend *b, const struct sockaddr *sa, socklen_t len)
 {
-	uint64_t w[ADDR_WORDS] = { 0 };
-	unsigned g = atomic_load_explicit(&b->gen, memory_order_relaxed); /* ours alone */
-	size_t n = (len + 7) / 8, same = 0;
+	uint64_t w[ADDR_WORDS] = { len }, cur[ADDR_WORDS];
 
 	if (len > sizeof(struct sockaddr_storage))
 		return 0;
-	memcpy(w, sa, len);
-	if (g != 0 && atomic_load_explicit(&b->addrlen, memory_order_relaxed) == len)
-		while (same < n && atomic_load_explicit(&b->addr[same], memory_order_relaxed) == w[same])
-			same++;
-	if (g != 0 && same == n)
+	memcpy(w + 1, sa, len);
+	/* The only writer reads its own last words: no retry can happen. */
+	if (seqlock_read(&b->gen, b->addr, cur, ADDR_WORDS) != 0 && memcmp(cur, w, sizeof(w)) == 0)
 		return 0;
-	/* Odd while the words change; 0 stays "never resolved", even on wrapping. */
-	atomic_store_explicit(&b->gen, g + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
-	for (size_t i = 0; i < n; i++)
-		atomic_store_explicit(&b->addr[i], w[i], memory_order_relaxed);
-	atomic_store_explicit(&b->addrlen, len, memory_order_relaxed);
-	atomic_store_explicit(&b->gen, g + 2 == 0 ? 2 : g + 2, memory_order_release);
+	seqlock_write(&b->gen, b->addr, w, ADDR_WORDS);
 	return 1;
 }
 

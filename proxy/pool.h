@@ -21,15 +21,12 @@ struct backend {
 	char *name;                        /* HOST:PORT as written */
 	char *host, *port;                 /* a name to resolve, NULL when numeric */
 	/*
-	 * The address, under a sequence lock: the main thread's resolver makes
-	 * gen odd, writes the address, makes gen even again; a worker copies
-	 * the address out and copies again if gen moved meanwhile.  The words
-	 * are atomics, so a copy that meets a write is no data race, only a
-	 * second try.  gen 0: not resolved yet.  Through backend_addr and
-	 * backend_set_addr only.
+	 * The address, its length in word 0, under a sequence lock
+	 * (common/seqlock.h): the main thread's resolver changes it while
+	 * workers copy it out.  gen 0: not resolved yet.  Through
+	 * backend_addr and backend_set_addr only.
 	 */
-	_Atomic uint64_t addr[sizeof(struct sockaddr_storage) / 8];
-	_Atomic socklen_t addrlen;
+	_Atomic uint64_t addr[1 + sizeof(struct sockaddr_storage) / 8];
 	_Atomic unsigned gen;
 	unsigned weight;
 	unsigned max_conns;                /* 0: no limit */
