@@ -96,8 +96,13 @@ $(BUILD)/portico: $(OBJ)
 # so that what crosses threads is exercised.  A report fails the test that
 # started the server (the harness looks for it, and exitcode=66 makes the
 # exit status say so too).  t/tsan.supp is for suppressions in libraries'
-# code only, each with its reason; none are needed now.
-TSAN_OPTIONS_ALL = halt_on_error=0:exitcode=66:second_deadlock_stack=1:history_size=4:suppressions=$(CURDIR)/t/tsan.supp
+# code only, each with its reason; none are needed now.  io_sync=0: by
+# default TSan takes a write to any socket (or any file) as a release that
+# a later read of any socket (or file), in any thread, acquires: every
+# worker's traffic would order it with every other thread's and hide most
+# races.  Portico hands nothing between threads through a socket, file or
+# pipe.
+TSAN_OPTIONS_ALL = halt_on_error=0:exitcode=66:second_deadlock_stack=1:history_size=4:io_sync=0:suppressions=$(CURDIR)/t/tsan.supp
 
 tsan: deps
 	$(MAKE) BUILD=build-tsan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \

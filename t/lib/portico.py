@@ -491,12 +491,13 @@ _SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer|ThreadSaniti
                            r"|WARNING: ThreadSanitizer"
                            r"|runtime error: |SUMMARY: (Address|Undefined|Leak|Thread)Sanitizer")
 
-# Defaults for a server's environment when the caller set none.  TSan's
-# exitcode=66 makes a report show in the exit status as well as on stderr.
+# Defaults for a server's environment when the caller set none (make asan
+# and make tsan set their own).  TSan's exitcode=66 makes a report show in
+# the exit status as well as on stderr; io_sync=0, see the Makefile.
 _SANITIZER_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
     "UBSAN_OPTIONS": "print_stacktrace=1",
-    "TSAN_OPTIONS": "halt_on_error=0:exitcode=66:second_deadlock_stack=1:suppressions=%s"
+    "TSAN_OPTIONS": "halt_on_error=0:exitcode=66:second_deadlock_stack=1:io_sync=0:suppressions=%s"
                     % os.path.join(REPO, "t", "tsan.supp"),
 }
 
