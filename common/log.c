@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 /*
- * Process-wide logging state.  The fd and level are atomics because workers
- * log while the main thread may reopen the file; a line written to the old
- * fd during a reopen is still a whole line.
+ * Process-wide logging state.  The fd is set before the workers start and
+ * keeps its number until they have ended: a reopen puts the new file under
+ * that number (log_reopen), so no worker can write to an fd just closed, or
+ * to whatever took its number.  fd and level are atomics all the same, as
+ * workers read them on every line.
  */
 static struct {
 	_Atomic int fd;
@@ -131,6 +133,13 @@ log_path(void)
 	return log_state.path;
 }
 
+/*
+ * Workers write to the fd while this runs (main thread, SIGUSR1).  Closing
+ * it and publishing another number would let a worker that had read the old
+ * number write after the close, to a client's socket that took the number;
+ * dup2 swaps the file under the same number atomically instead: a line
+ * goes to the old file or to the new one.
+ */
 int
 log_reopen(void)
 {
@@ -139,8 +148,11 @@ log_reopen(void)
 	int fd = log_file_open(log_state.path);
 	if (fd == -1)
 		return -1;
-	set_fd(fd);
-	return 0;
+	int rc = dup2(fd, atomic_load(&log_state.fd)) < 0 ? -1 : 0;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
 }
 
 void

@@ -14,10 +14,12 @@
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 /* Opens path ("stderr" or NULL means standard error) for appending and sets
- * the threshold.  Returns 0, or -1 with errno set; the old target stays. */
+ * the threshold.  Returns 0, or -1 with errno set; the old target stays.
+ * Only before the workers start: it closes the fd they would write to. */
 int log_open(const char *path, enum log_level level);
 /* Reopens the current file (SIGUSR1, for logrotate): a new file takes the
- * place of a renamed one.  0, or -1 with errno set; the old file stays. */
+ * place of a renamed one, under the same fd, so other threads may go on
+ * logging meanwhile.  0, or -1 with errno set; the old file stays. */
 int log_reopen(void);
 /* The error log's path, or "stderr". */
 const char *log_path(void);

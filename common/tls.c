@@ -20,6 +20,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/seqlock.h"
 
 #define TLS_MAX_NAMES 64
 
@@ -40,20 +41,25 @@ struct ticket_key {
 	unsigned char aes[32];
 };
 
-/* Immutable once published: the current key first, then the previous one. */
+/* The keys in use: the current one first, then the previous one. */
 struct ticket_ring {
 	struct ticket_key key[2];
 	int nkeys;
 };
 
+#define RING_WORDS ((sizeof(struct ticket_ring) + 7) / 8)
+
 /*
- * Process-wide TLS state.  Workers read the ticket ring through the atomic
- * pointer; the main thread publishes a new ring on rotation and frees a
- * ring only two rotations later, when no handshake can still hold it.
+ * Process-wide TLS state.  The ticket keys are under a sequence lock
+ * (common/seqlock.h): the main thread writes a new ring on rotation, and a
+ * handshake in a worker copies the ring out.  No worker ever holds a
+ * pointer into it, so nothing waits to be freed: before, a ring was freed
+ * two rotations after it was replaced, on the hope that no handshake still
+ * used it, and tls_ticket_rotate may be as short as a millisecond.
  */
 static struct {
-	_Atomic(struct ticket_ring *) ring;
-	struct ticket_ring *retired[2];
+	_Atomic unsigned ring_gen;         /* 0: no keys (not started, or stopped) */
+	_Atomic uint64_t ring[RING_WORDS];
 	int fixed;                         /* keys from a file: no rotation */
 	struct tls_listener **replaced;    /* certificates a reload took out of service */
 	size_t nreplaced;
@@ -78,31 +84,59 @@ tls_ticket_key_check(const char *path, char *why, size_t len)
 	return 0;
 }
 
+/* Copies the keys in use into *r.  0, or -1 when there are none. */
+static int
+ring_get(struct ticket_ring *r)
+{
+	uint64_t w[RING_WORDS];
+
+	if (seqlock_read(&tls_proc.ring_gen, tls_proc.ring, w, RING_WORDS) == 0)
+		return -1;
+	memcpy(r, w, sizeof(*r));
+	OPENSSL_cleanse(w, sizeof(w));
+	return 0;
+}
+
+/* Puts *r in use (the main thread, or start-up). */
+static void
+ring_set(const struct ticket_ring *r)
+{
+	uint64_t w[RING_WORDS] = { 0 };
+
+	memcpy(w, r, sizeof(*r));
+	seqlock_write(&tls_proc.ring_gen, tls_proc.ring, w, RING_WORDS);
+	OPENSSL_cleanse(w, sizeof(w));
+}
+
 static int
 ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
     EVP_MAC_CTX *hctx, int enc)
 {
-	struct ticket_ring *ring = atomic_load(&tls_proc.ring);
+	struct ticket_ring ring;
 	const struct ticket_key *k = NULL;
-	int found = 0;
+	int found = 0, rc;
 
 	(void)s;
-	if (ring == NULL)
+	if (ring_get(&ring) < 0)
 		return enc ? -1 : 0;
 	if (enc) {
-		k = &ring->key[0];
+		k = &ring.key[0];
 		memcpy(key_name, k->name, 16);
-		if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
-			return -1;
+		if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1) {
+			rc = -1;
+			goto out;
+		}
 	} else {
-		for (int i = 0; i < ring->nkeys; i++)
-			if (memcmp(key_name, ring->key[i].name, 16) == 0) {
-				k = &ring->key[i];
+		for (int i = 0; i < ring.nkeys; i++)
+			if (memcmp(key_name, ring.key[i].name, 16) == 0) {
+				k = &ring.key[i];
 				found = i;
 				break;
 			}
-		if (k == NULL)
-			return 0; /* unknown key: a full handshake */
+		if (k == NULL) {
+			rc = 0; /* unknown key: a full handshake */
+			goto out;
+		}
 	}
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac, sizeof(k->hmac)),
@@ -110,12 +144,16 @@ ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX 
 		OSSL_PARAM_construct_end(),
 	};
 	if (EVP_MAC_CTX_set_params(hctx, params) != 1)
-		return -1;
-	if (enc)
-		return EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 ? 1 : -1;
-	if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1)
-		return -1;
-	return found == 0 ? 1 : 2; /* 2: good, but issue a ticket under the new key */
+		rc = -1;
+	else if (enc)
+		rc = EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 ? 1 : -1;
+	else if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1)
+		rc = -1;
+	else
+		rc = found == 0 ? 1 : 2; /* 2: good, but issue a ticket under the new key */
+out:
+	OPENSSL_cleanse(&ring, sizeof(ring));
+	return rc;
 }
 
 static int
@@ -127,51 +165,45 @@ new_key(struct ticket_key *k)
 int
 tls_tickets_start(const char *keyfile)
 {
-	struct ticket_ring *r = calloc(1, sizeof(*r));
+	struct ticket_ring r = { .nkeys = 1 };
+	int rc = 0;
 
-	if (r == NULL)
-		return -1;
 	if (keyfile != NULL) {
 		unsigned char buf[80];
 		FILE *fp = fopen(keyfile, "rb");
 		size_t n = fp != NULL ? fread(buf, 1, sizeof(buf), fp) : 0;
 		if (fp != NULL)
 			fclose(fp);
-		if (n != sizeof(buf)) {
-			free(r);
+		if (n != sizeof(buf))
 			return -1;
-		}
-		memcpy(r->key[0].name, buf, 16);
-		memcpy(r->key[0].hmac, buf + 16, 32);
-		memcpy(r->key[0].aes, buf + 48, 32);
+		memcpy(r.key[0].name, buf, 16);
+		memcpy(r.key[0].hmac, buf + 16, 32);
+		memcpy(r.key[0].aes, buf + 48, 32);
+		OPENSSL_cleanse(buf, sizeof(buf));
 		tls_proc.fixed = 1;
-	} else if (new_key(&r->key[0]) < 0) {
-		free(r);
-		return -1;
+	} else if (new_key(&r.key[0]) < 0) {
+		rc = -1;
 	}
-	r->nkeys = 1;
-	atomic_store(&tls_proc.ring, r);
-	return 0;
+	if (rc == 0)
+		ring_set(&r);
+	OPENSSL_cleanse(&r, sizeof(r));
+	return rc;
 }
 
 void
 tls_tickets_rotate(void)
 {
-	struct ticket_ring *old = atomic_load(&tls_proc.ring), *r;
+	struct ticket_ring old, r = { .nkeys = 2 };
 
-	if (old == NULL || tls_proc.fixed || (r = calloc(1, sizeof(*r))) == NULL)
+	if (tls_proc.fixed || ring_get(&old) < 0)
 		return;
-	if (new_key(&r->key[0]) < 0) {
-		free(r);
-		return;
+	if (new_key(&r.key[0]) == 0) {
+		r.key[1] = old.key[0];
+		ring_set(&r);
+		log_info("TLS session ticket key rotated");
 	}
-	r->key[1] = old->key[0];
-	r->nkeys = 2;
-	atomic_store(&tls_proc.ring, r);
-	free(tls_proc.retired[1]);
-	tls_proc.retired[1] = tls_proc.retired[0];
-	tls_proc.retired[0] = old;
-	log_info("TLS session ticket key rotated");
+	OPENSSL_cleanse(&old, sizeof(old));
+	OPENSSL_cleanse(&r, sizeof(r));
 }
 
 int
@@ -215,10 +247,10 @@ tls_tickets_stop(void)
 	free(tls_proc.replaced);
 	tls_proc.replaced = NULL;
 	tls_proc.nreplaced = 0;
-	free(atomic_exchange(&tls_proc.ring, NULL));
-	free(tls_proc.retired[0]);
-	free(tls_proc.retired[1]);
-	tls_proc.retired[0] = tls_proc.retired[1] = NULL;
+	/* The workers have ended: no reader is left. */
+	atomic_store(&tls_proc.ring_gen, 0);
+	for (size_t i = 0; i < RING_WORDS; i++)
+		atomic_store(&tls_proc.ring[i], 0);
 }
 
 const char *

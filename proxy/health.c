@@ -148,9 +148,9 @@ probe_start(struct probe *pb)
 
 	if (pb->u != NULL)
 		return; /* the last one has not finished: its own timeout will tell */
-	socklen_t alen;
-	if (backend_addr(b, &alen) == NULL)
-		return;
+	struct sockaddr_storage ss;
+	if (backend_addr(b, &ss) == 0)
+		return; /* not resolved yet */
 	/* Made once and kept: it only changes with the configuration. */
 	if (pb->req.len == 0) {
 		sbuf_printf(&pb->req, "%s %s HTTP/1.1\r\nHost: %s\r\n"

@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/seqlock.h"
 #include "common/stats.h"
 #include "common/units.h"
 
@@ -375,28 +376,31 @@ pool_counters(const struct pool *p, unsigned i, struct backend_counters *out)
 	atomic_store_explicit(&out->latency_us_total, lat, memory_order_relaxed);
 }
 
-const struct sockaddr *
-backend_addr(const struct backend *b, socklen_t *len)
-{
-	unsigned g = atomic_load(&b->gen);
+#define ADDR_WORDS (1 + sizeof(struct sockaddr_storage) / 8)
 
-	if (g == 0)
-		return NULL;
-	*len = b->addrlens[g & 1];
-	return (const struct sockaddr *)&b->addrs[g & 1];
+socklen_t
+backend_addr(const struct backend *b, struct sockaddr_storage *out)
+{
+	uint64_t w[ADDR_WORDS];
+
+	if (seqlock_read(&b->gen, b->addr, w, ADDR_WORDS) == 0)
+		return 0;
+	memcpy(out, w + 1, sizeof(*out));
+	return (socklen_t)w[0];
 }
 
 int
 backend_set_addr(struct backend *b, const struct sockaddr *sa, socklen_t len)
 {
-	unsigned g = atomic_load(&b->gen);
+	uint64_t w[ADDR_WORDS] = { len }, cur[ADDR_WORDS];
 
-	if (g != 0 && b->addrlens[g & 1] == len && memcmp(&b->addrs[g & 1], sa, len) == 0)
+	if (len > sizeof(struct sockaddr_storage))
 		return 0;
-	/* Readers use slot g & 1; write the other, then switch. */
-	memcpy(&b->addrs[(g + 1) & 1], sa, len);
-	b->addrlens[(g + 1) & 1] = len;
-	atomic_store(&b->gen, g + 1);
+	memcpy(w + 1, sa, len);
+	/* The only writer reads its own last words: no retry can happen. */
+	if (seqlock_read(&b->gen, b->addr, cur, ADDR_WORDS) != 0 && memcmp(cur, w, sizeof(w)) == 0)
+		return 0;
+	seqlock_write(&b->gen, b->addr, w, ADDR_WORDS);
 	return 1;
 }
 

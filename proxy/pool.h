@@ -21,12 +21,12 @@ struct backend {
 	char *name;                        /* HOST:PORT as written */
 	char *host, *port;                 /* a name to resolve, NULL when numeric */
 	/*
-	 * The address, double-buffered: the main thread's resolver writes the
-	 * slot not in use, then publishes it by bumping gen; gen 0 means not
-	 * resolved yet.  Read through backend_addr.
+	 * The address, its length in word 0, under a sequence lock
+	 * (common/seqlock.h): the main thread's resolver changes it while
+	 * workers copy it out.  gen 0: not resolved yet.  Through
+	 * backend_addr and backend_set_addr only.
 	 */
-	struct sockaddr_storage addrs[2];
-	socklen_t addrlens[2];
+	_Atomic uint64_t addr[1 + sizeof(struct sockaddr_storage) / 8];
 	_Atomic unsigned gen;
 	unsigned weight;
 	unsigned max_conns;                /* 0: no limit */
@@ -161,9 +161,14 @@ void pool_server_ok(struct pool_worker *pw, unsigned i, uint64_t latency_us);
 void pool_worker_register(struct pool_worker *pw);
 /* Server i's counters summed over every worker into *out. */
 void pool_counters(const struct pool *p, unsigned i, struct backend_counters *out);
-/* The server's current address, or NULL while its name is unresolved. */
-const struct sockaddr *backend_addr(const struct backend *b, socklen_t *len);
-/* Publishes a new address (main thread only).  Returns 1 if it changed. */
+/*
+ * Copies the server's current address into *out, from any thread; returns
+ * its length, or 0 while the name is unresolved.  A copy, not a pointer:
+ * the resolver may change the address at any time.
+ */
+socklen_t backend_addr(const struct backend *b, struct sockaddr_storage *out);
+/* Publishes a new address (the main thread, or the configuration before
+ * the workers start).  Returns 1 if it changed. */
 int backend_set_addr(struct backend *b, const struct sockaddr *sa, socklen_t len);
 /*
  * A client-side SSL on connected socket fd for server i (marked tls): SNI

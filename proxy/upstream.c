@@ -98,13 +98,13 @@ upstream_connect(struct event_base *base, const struct pool *p, unsigned idx,
 
 	if (u == NULL)
 		return NULL;
-	socklen_t alen;
-	const struct sockaddr *sa = backend_addr(&p->servers[idx], &alen);
-	if (sa == NULL) {
+	struct sockaddr_storage ss;
+	socklen_t alen = backend_addr(&p->servers[idx], &ss);
+	if (alen == 0) {
 		free(u);
 		return NULL;
 	}
-	u->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	u->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (u->fd < 0) {
 		free(u);
 		return NULL;
@@ -120,7 +120,7 @@ upstream_connect(struct event_base *base, const struct pool *p, unsigned idx,
 	event_assign(&u->wev, base, u->fd, EV_WRITE | EV_PERSIST, on_event, u);
 	/* Refused at once (loopback does that) or in progress: either way the
 	 * socket turns writable and on_event looks at the outcome. */
-	(void)connect(u->fd, sa, alen);
+	(void)connect(u->fd, (struct sockaddr *)&ss, alen);
 	u->state = UPSTREAM_CONNECTING;
 	return u;
 }

@@ -127,8 +127,9 @@ def main():
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
-    # --- one worker is "1 worker"
-    with Server("[global]\nworkers = 1\n[listen:a]\naddress = 127.0.0.1:{port}\n[route:r]\nreturn = 200 x\n") as srv:
+    # --- one worker is "1 worker" (so exactly one, whatever PORTICO_MIN_WORKERS says)
+    with Server("[global]\nworkers = 1\n[listen:a]\naddress = 127.0.0.1:{port}\n[route:r]\nreturn = 200 x\n",
+                exact_workers=True) as srv:
         like(srv.stderr(), r"started: 1 worker, pid", "the start line says 1 worker")
 
 

@@ -11,7 +11,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 from portico import *  # noqa: E402,F403
 from backend import *  # noqa: E402,F403
 
-# Exact round-robin order holds within one worker: workers = 1 throughout.
+# Exact round-robin order and upstream keep-alive over one connection hold
+# within one worker (cursors and idle connections are per worker), so this
+# server runs with exactly one even under PORTICO_MIN_WORKERS.
 CONF = """\
 [global]
 workers = 1
@@ -374,7 +376,7 @@ def main():
         conf = CONF
         for n, b in be.items():
             conf = conf.replace("{%s}" % n, b.addr)
-        with Server(conf) as srv:
+        with Server(conf, exact_workers=True) as srv:
             test_round_robin(srv)
             test_least_conn(srv, be)
             test_ip_hash(srv)

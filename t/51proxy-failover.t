@@ -293,10 +293,14 @@ def test_replay(srv, be):
     is_((r and r.status, r and r.header("X-Backend")), (200, "s"), "GET reset before any response byte: retried on the other server")
     is_(r_.paths["/flaky"], 2, "(the first server saw it once: one POST, one GET in all)")
 
-    # The same on a kept-alive upstream connection.
-    st = srv.get("/postka/echo")
+    # The same on a kept-alive upstream connection.  Idle upstream
+    # connections are the worker's own: one client connection keeps the
+    # GET and the POST in one worker, however many there are.
+    c = srv.connect(timeout=8)
+    st = exchange(c, "GET", "/postka/echo")
     is_(st and st.status, 200, "postka: a GET leaves an idle upstream connection")
-    r, took = timed_post(srv, "/postka/flaky", body)
+    r, took = timed_post(srv, "/postka/flaky", body, conn=c)
+    c.close()
     # Before 99450a1 the "idle connection closed under us" path replayed it on
     # a fresh connection without its body: two POSTs, then 504.
     is_((r and r.status, t_.methods["POST"]), (502, 1),
@@ -307,11 +311,14 @@ def test_replay(srv, be):
 def test_reused_closed(srv, u):
     # A kept-alive connection the backend closes when the next request comes:
     # the request is retried once on a fresh connection, body and all.
+    # One client connection throughout, so one worker, whose idle upstream
+    # connection each request finds.
     u.close_after = 1
-    st = srv.get("/putka/echo")
+    c = srv.connect(timeout=8)
+    st = exchange(c, "GET", "/putka/echo")
     is_(st and st.status, 200, "putka: a GET leaves an idle upstream connection")
     body = gen_bytes(1000, 7)
-    r, took = timed_post(srv, "/putka/echo", body, method="PUT")
+    r, took = timed_post(srv, "/putka/echo", body, method="PUT", conn=c)
     d = echoed(r)
     # Before 99450a1 the retry sent the head (Content-Length: 1000) without
     # the body, and the client got 504 after read_timeout.
@@ -325,7 +332,8 @@ def test_reused_closed(srv, u):
     # closes only once the whole body has had time to go out.
     u.close_delay = 0.3
     body = gen_bytes(200 * 1024, 8)
-    r, took = timed_post(srv, "/putka/echo", body, method="PUT")
+    r, took = timed_post(srv, "/putka/echo", body, method="PUT", conn=c)
+    c.close()
     is_((r and r.status, u.methods["PUT"]), (502, 3),
         "PUT of 200 KiB on a reused connection closed after the body went out: 502, not replayed")
     ok(took < 1.5, "and answered at once (%.2fs)" % took)
@@ -376,10 +384,14 @@ def names(srv, path, n):
     return out
 
 
-def timed_post(srv, path, body, method="POST"):
+def timed_post(srv, path, body, method="POST", conn=None):
+    """The request on a connection of its own, or on conn (kept alive)."""
     t0 = time.monotonic()
     try:
-        r = srv.request(request_bytes(method, path, body=body, close=True), timeout=8)
+        if conn is None:
+            r = srv.request(request_bytes(method, path, body=body, close=True), timeout=8)
+        else:
+            r = exchange(conn, method, path, body=body, timeout=8)
     except (socket.timeout, ServerError, OSError) as e:
         diag("%s %s: %s" % (method, path, e))
         r = None

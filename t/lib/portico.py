@@ -17,6 +17,16 @@ Standard library only.  A test script does:
 Environment:
     PORTICO_BIN    the binary (default ./portico, relative to the repo root)
     PORTICO_LEAVE  1: keep each server's temp dir (config, stderr) and say where
+    PORTICO_MIN_WORKERS
+                   N: a Server's config that says `workers = M` with M < N
+                   is started with `workers = N` instead (`make tsan` sets
+                   2, so that whatever crosses threads is exercised).  A test
+                   that depends on one worker exactly (per-worker round-robin
+                   order, a log line per worker) passes exact_workers=True to
+                   Server and says why in a comment.
+    ASAN_OPTIONS, UBSAN_OPTIONS, TSAN_OPTIONS
+                   passed on; when unset, a server gets defaults that make a
+                   report fail its test (see _SANITIZER_ENV)
 """
 
 import ctypes
@@ -40,7 +50,7 @@ __all__ = [
     "plan", "ok", "is_", "isnt", "like", "unlike", "diag", "note", "skip", "done",
     "run", "fail_count", "Server", "Conn", "Response", "ServerError", "REPO", "BIN",
     "portico", "free_port", "have_ipv6", "deadline_loop", "wait_for", "version",
-    "normalize_date", "DATE_RE", "error_body", "ipv6_free_port",
+    "normalize_date", "DATE_RE", "error_body", "ipv6_free_port", "sanitizer_env", "MIN_WORKERS",
 ]
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -217,7 +227,7 @@ def ipv6_free_port():
 
 def portico(args, timeout=20, env=None):
     """Runs the binary with args; returns (exit code, stdout, stderr) as text."""
-    e = dict(os.environ)
+    e = sanitizer_env()
     if env:
         e.update(env)
     p = subprocess.run([BIN] + list(args), cwd=REPO, stdin=subprocess.DEVNULL,
@@ -475,8 +485,40 @@ class Conn:
 # --------------------------------------------------------------------------
 # server harness
 
+# ThreadSanitizer says WARNING, not ERROR, for a data race, and goes on
+# (halt_on_error=0); a report is a failure all the same.
 _SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer|MemorySanitizer)"
-                           r"|runtime error: |SUMMARY: (Address|Undefined|Leak)")
+                           r"|WARNING: ThreadSanitizer"
+                           r"|runtime error: |SUMMARY: (Address|Undefined|Leak|Thread)Sanitizer")
+
+# Defaults for a server's environment when the caller set none (make asan
+# and make tsan set their own).  TSan's exitcode=66 makes a report show in
+# the exit status as well as on stderr; io_sync=0, see the Makefile.
+_SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
+    "UBSAN_OPTIONS": "print_stacktrace=1",
+    "TSAN_OPTIONS": "halt_on_error=0:exitcode=66:second_deadlock_stack=1:io_sync=0:suppressions=%s"
+                    % os.path.join(REPO, "t", "tsan.supp"),
+}
+
+
+def sanitizer_env(env=None):
+    """A copy of env (default os.environ) with the sanitizer defaults."""
+    e = dict(os.environ if env is None else env)
+    for k, v in _SANITIZER_ENV.items():
+        e.setdefault(k, v)
+    return e
+
+
+MIN_WORKERS = int(os.environ.get("PORTICO_MIN_WORKERS") or 0)
+_WORKERS_RE = re.compile(r"^(\s*workers\s*=\s*)(\d+)(\s*)$", re.M)
+
+
+def _min_workers(conf):
+    """conf with every `workers = M` below MIN_WORKERS raised to it."""
+    def up(m):
+        return m.group(1) + str(max(int(m.group(2)), MIN_WORKERS)) + m.group(3)
+    return _WORKERS_RE.sub(up, conf) if MIN_WORKERS > 0 else conf
 
 
 def _pdeathsig():
@@ -492,9 +534,14 @@ class Server:
     """Writes conf into a temp dir, starts portico on it and waits until every
     listener accepts connections.  In conf, {port} (and {port2}, {port6} for
     an IPv6 loopback port) and {dir} are replaced.  Use as a context manager,
-    or call stop(); run() stops whatever is left however the script ends."""
+    or call stop(); run() stops whatever is left however the script ends.
+    Unless exact_workers is True, `workers = M` is raised to
+    PORTICO_MIN_WORKERS if that is more."""
 
-    def __init__(self, conf, name="portico", start=True, ready_timeout=10.0, check_exit=True, expect_rc=0):
+    def __init__(self, conf, name="portico", start=True, ready_timeout=10.0, check_exit=True, expect_rc=0,
+                 exact_workers=False):
+        if not exact_workers:
+            conf = _min_workers(conf)
         self.dir = tempfile.mkdtemp(prefix="portico-t-")
         self.ports = {}
         for key in ("port", "port2"):
@@ -532,9 +579,7 @@ class Server:
     # -- life
 
     def start(self, ready_timeout=10.0):
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env = sanitizer_env()
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([BIN, "-c", self.conf_path], cwd=REPO,
                                      stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
@@ -565,8 +610,7 @@ class Server:
     def start_nowait(self):
         """Starts the process without waiting for its listeners (for tests
         of start-up failures)."""
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        env = sanitizer_env()
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([BIN, "-c", self.conf_path], cwd=REPO,
                                      stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,

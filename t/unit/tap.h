@@ -13,7 +13,7 @@ static int tap_n, tap_failed;
 
 /* Out of line, so the compiler does not conclude from the NULL test that a
  * message argument may be NULL. */
-static int __attribute__((noinline))
+static int __attribute__((noinline, unused))
 tap_streq(const char *a, const char *b)
 {
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
