@@ -127,7 +127,9 @@ def main():
             st = os.stat(p)
             is_((st.st_uid, st.st_gid, st.st_mode & 0o777), (nobody.pw_uid, nobody.pw_gid, 0o640),
                 "%s is nobody's, mode 0640" % os.path.basename(p))
-        ok(wait_for(lambda: "running as user nobody" in read(elog), 5), "privileges dropped")
+        # "started:" comes once signals are handled, after privileges went.
+        ok(wait_for(lambda: "running as user nobody" in read(elog) and "started:" in read(elog), 10),
+           "privileges dropped, signals handled")
         srv.signal(signal.SIGUSR1)
         ok(wait_for(lambda: REOPENED in read(elog), 5), "SIGUSR1 without a rotation: reopened")
         unlike(read(elog), r"Permission denied", "without Permission denied")
@@ -149,11 +151,13 @@ def main():
     with server(user="nobody") as srv:
         srv.start()
         elog, alog = srv.path("logs/error.log"), srv.path("logs/access.log")
-        ok(wait_for(lambda: "running as user nobody" in read(elog), 5), "privileges dropped")
+        # "started:" comes once signals are handled, after privileges went.
+        ok(wait_for(lambda: "running as user nobody" in read(elog) and "started:" in read(elog), 10),
+           "privileges dropped, signals handled")
         os.rename(elog, elog + ".1")
         os.rename(alog, alog + ".1")
         srv.signal(signal.SIGUSR1)
-        ok(wait_for(lambda: "cannot reopen access_log" in read(elog + ".1"), 5),
+        ok(wait_for(lambda: "cannot reopen access_log" in read(elog + ".1"), 10),
            "a reopen that fails is logged, in the file still in use")
         text = read(elog + ".1")
         like(text, r"\[error\] SIGUSR1: cannot reopen error_log %s: Permission denied; the old file stays in use"
