@@ -369,6 +369,8 @@ obuf_reserve(struct conn *c, size_t n)
 void
 conn_out(struct conn *c, const void *p, size_t n)
 {
+	if (n == 0)
+		return;
 	if (obuf_reserve(c, n) < 0) {
 		c->closing = 1; /* cannot frame the rest of the response */
 		return;

@@ -36,11 +36,15 @@ struct file_out {
 
 /* A response head until it is turned into bytes (see exchange.c). */
 struct resp_head {
-	char *buf;                     /* the reason, then "Name: value\r\n" lines */
+	char *buf;                     /* the reason, the Content-Type, then
+	                                * "Name: value\r\n" lines: all copied, so
+	                                * a caller's buffers may go before commit */
 	size_t len, cap;
 	size_t reason_len;
+	size_t ctype_len;              /* the Content-Type value, after the reason */
+	size_t lines;                  /* where the header lines start */
 	char *inl;                     /* the exchange's inline buffer buf starts as */
-	const char *ctype;             /* static or the handler's, alive until commit */
+	unsigned has_ctype : 1;
 	int64_t clen;                  /* -1: chunked (HTTP/1.1) or close-delimited */
 	unsigned overflow : 1;         /* a header did not fit: the response closes */
 	unsigned hide : 3;             /* RESP_HIDE_*: portico's own headers removed */

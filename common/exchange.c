@@ -93,6 +93,8 @@ hdr_reserve(struct request *r, size_t n)
 static void
 hdr_append(struct request *r, const void *p, size_t n)
 {
+	if (n == 0)
+		return; /* p may be NULL then (no reason phrase) */
 	if (hdr_reserve(r, n) < 0) {
 		r->resp.overflow = 1;
 		return;
@@ -146,7 +148,11 @@ http_resp_start_reason(struct request *r, int status, const char *reason, size_t
 	r->resp.hide = 0;
 	hdr_append(r, reason, reason_len);
 	r->resp.reason_len = r->resp.len;
-	r->resp.ctype = ctype;
+	r->resp.has_ctype = ctype != NULL;
+	if (ctype != NULL)
+		hdr_append(r, ctype, strlen(ctype));
+	r->resp.ctype_len = r->resp.len - r->resp.reason_len;
+	r->resp.lines = r->resp.len;
 	r->resp.clen = clen;
 }
 
@@ -188,9 +194,9 @@ resp_commit(struct request *r)
 		out_str(c, w->date);
 		OUT_LIT(c, "\r\n");
 	}
-	if (h->ctype != NULL && status_has_body(status)) {
+	if (h->has_ctype && status_has_body(status)) {
 		OUT_LIT(c, "Content-Type: ");
-		out_str(c, h->ctype);
+		conn_out(c, h->buf + h->reason_len, h->ctype_len);
 		OUT_LIT(c, "\r\n");
 	}
 	r->resp_left = 0;
@@ -220,7 +226,7 @@ resp_commit(struct request *r)
 		else if (version == 10)
 			OUT_LIT(c, "Connection: keep-alive\r\n");
 	}
-	conn_out(c, h->buf + h->reason_len, h->len - h->reason_len);
+	conn_out(c, h->buf + h->lines, h->len - h->lines);
 	OUT_LIT(c, "\r\n");
 	resp_head_release(r);
 }
@@ -317,9 +323,9 @@ http_resp_header_remove(struct request *r, const char *name, size_t nlen)
 	else if (http_token_eq(name, nlen, "strict-transport-security"))
 		h->hide |= RESP_HIDE_HSTS;
 	else if (http_token_eq(name, nlen, "content-type"))
-		h->ctype = NULL;
+		h->has_ctype = 0;
 	/* The lines: "Name: value\r\n" each, after the reason. */
-	size_t at = h->reason_len;
+	size_t at = h->lines;
 	while (at < h->len) {
 		char *line = h->buf + at;
 		char *eol = memchr(line, '\n', h->len - at);
