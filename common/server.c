@@ -432,8 +432,12 @@ worker_handler_state(struct worker *w, const struct handler_ops *ops)
 	for (unsigned i = 0; i < w->nhstate; i++)
 		if (w->hstate[i].ops == ops)
 			return w->hstate[i].state;
-	if (ops->worker_new == NULL || w->nhstate == sizeof(w->hstate) / sizeof(w->hstate[0]))
+	if (ops->worker_new == NULL)
 		return NULL;
+	struct ops_state *v = realloc(w->hstate, (w->nhstate + 1) * sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	w->hstate = v;
 	void *st = ops->worker_new();
 	if (st == NULL)
 		return NULL;
@@ -448,6 +452,7 @@ worker_free(struct worker *w)
 {
 	for (unsigned i = 0; i < w->nhstate; i++)
 		w->hstate[i].ops->worker_free(w->hstate[i].state);
+	free(w->hstate);
 	for (size_t i = 0; i < w->nlisteners; i++) {
 		if (w->listeners[i].ev != NULL)
 			event_free(w->listeners[i].ev);
@@ -809,8 +814,12 @@ server_run(struct server *srv)
 		unsigned k;
 		for (k = 0; k < srv->nmstate && srv->mstate[k].ops != h; k++)
 			;
-		if (k < srv->nmstate || h->main_start == NULL || srv->nmstate == 8)
+		if (k < srv->nmstate || h->main_start == NULL)
 			continue;
+		struct ops_state *v = realloc(srv->mstate, (srv->nmstate + 1) * sizeof(*v));
+		if (v == NULL)
+			fatalx("out of memory");
+		srv->mstate = v;
 		srv->mstate[srv->nmstate].ops = h;
 		srv->mstate[srv->nmstate].state = h->main_start(srv->base, srv->conf);
 		srv->nmstate++;
@@ -846,6 +855,8 @@ out:
 	for (unsigned i = 0; i < srv->nmstate; i++)
 		if (srv->mstate[i].ops->main_stop != NULL)
 			srv->mstate[i].ops->main_stop(srv->mstate[i].state);
+	free(srv->mstate);
+	srv->mstate = NULL;
 	for (size_t i = 0; i < 5; i++)
 		if (sigev[i] != NULL)
 			event_free(sigev[i]);

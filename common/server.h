@@ -26,6 +26,12 @@ struct listener {
 	struct worker *w;              /* owner */
 };
 
+/* State kept for one handler ops table: as many as there are tables. */
+struct ops_state {
+	const struct handler_ops *ops;
+	void *state;
+};
+
 struct worker {
 	int id;
 	pthread_t thread;
@@ -57,10 +63,7 @@ struct worker {
 	char *alog;                    /* access log lines not yet written */
 	size_t alog_len;
 	struct stats stats;
-	struct {
-		const struct handler_ops *ops;
-		void *state;
-	} hstate[8];                   /* per-worker handler state, see worker_handler_state */
+	struct ops_state *hstate;      /* per-worker handler state, see worker_handler_state */
 	unsigned nhstate;
 };
 
@@ -84,10 +87,7 @@ struct server {
 	_Atomic int rps_filled;
 	struct event *shutdown_timer;  /* set once a graceful stop began */
 	struct event *ticket_ev;       /* rotates the TLS session ticket keys */
-	struct {
-		const struct handler_ops *ops;
-		void *state;
-	} mstate[8];                   /* main-thread work of handlers (main_start) */
+	struct ops_state *mstate;      /* main-thread work of handlers (main_start) */
 	unsigned nmstate;
 	int done_fd;                   /* eventfd: workers tell the main thread they ended */
 	_Atomic int workers_left;
