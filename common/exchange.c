@@ -103,6 +103,20 @@ hdr_append(struct request *r, const void *p, size_t n)
 	r->resp.len += n;
 }
 
+/* One "Name: value\r\n" line, whole or not at all. */
+static void
+hdr_line(struct request *r, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	if (hdr_reserve(r, nlen + vlen + 4) < 0) {
+		r->resp.overflow = 1;
+		return;
+	}
+	hdr_append(r, name, nlen);
+	hdr_append(r, ": ", 2);
+	hdr_append(r, value, vlen);
+	hdr_append(r, "\r\n", 2);
+}
+
 void
 resp_head_init(struct request *r, char *inl, size_t inl_cap)
 {
@@ -160,8 +174,8 @@ http_resp_start_reason(struct request *r, int status, const char *reason, size_t
  * Turns the response head into bytes: the status line, portico's own
  * headers, then those the handler added, in the order given.
  */
-static void
-resp_commit(struct request *r)
+void
+http_resp_commit(struct request *r)
 {
 	struct conn *c = r->conn;
 	struct worker *w = c->w;
@@ -231,12 +245,6 @@ resp_commit(struct request *r)
 	resp_head_release(r);
 }
 
-void
-http_resp_commit(struct request *r)
-{
-	resp_commit(r);
-}
-
 /*
  * An interim (1xx) response before the final one: its status line here, its
  * headers through http_resp_header_n, and http_resp_interim_end.  Only an
@@ -284,14 +292,7 @@ http_resp_header_n(struct request *r, const char *name, size_t nlen, const char 
 	if (c->ssl != NULL && c->w->conf->listens[c->listen_idx].hsts != NULL &&
 	    http_token_eq(name, nlen, "strict-transport-security"))
 		return;
-	if (hdr_reserve(r, nlen + vlen + 4) < 0) {
-		r->resp.overflow = 1;
-		return;
-	}
-	hdr_append(r, name, nlen);
-	hdr_append(r, ": ", 2);
-	hdr_append(r, value, vlen);
-	hdr_append(r, "\r\n", 2);
+	hdr_line(r, name, nlen, value, vlen);
 }
 
 void
@@ -346,17 +347,10 @@ http_resp_header_set(struct request *r, const char *name, size_t nlen, const cha
 	if (!(r->flags & REQ_STARTED) || (r->flags & REQ_COMMITTED) ||
 	    !http_resp_header_changeable(name, nlen))
 		return;
+	/* The removal hides portico's own of that name (HSTS included), so the
+	 * line goes in as given, without http_resp_header_n's HSTS check. */
 	http_resp_header_remove(r, name, nlen);
-	/* Set, not added beside the listener's own: the HSTS check in
-	 * http_resp_header_n is for handlers, which do not choose it. */
-	if (http_token_eq(name, nlen, "strict-transport-security")) {
-		hdr_append(r, name, nlen);
-		hdr_append(r, ": ", 2);
-		hdr_append(r, value, vlen);
-		hdr_append(r, "\r\n", 2);
-		return;
-	}
-	http_resp_header_n(r, name, nlen, value, vlen);
+	hdr_line(r, name, nlen, value, vlen);
 }
 
 void
@@ -364,7 +358,7 @@ http_resp_body(struct request *r, const void *data, size_t len)
 {
 	struct conn *c = r->conn;
 
-	resp_commit(r);
+	http_resp_commit(r);
 	if ((r->flags & REQ_HEAD_ONLY) || len == 0 || !status_has_body(r->status))
 		return;
 	if (r->flags & REQ_CHUNKED_OUT) {
@@ -389,7 +383,7 @@ http_resp_file(struct request *r, int fd, off_t off, off_t len)
 {
 	struct conn *c = r->conn;
 
-	resp_commit(r);
+	http_resp_commit(r);
 	if (conn_out_file(c, fd, off, (r->flags & REQ_HEAD_ONLY) ? 0 : len) < 0) {
 		r->flags |= REQ_CLOSE;
 		return -1;
@@ -407,7 +401,7 @@ http_resp_end(struct request *r)
 {
 	struct conn *c = r->conn;
 
-	resp_commit(r);
+	http_resp_commit(r);
 	if ((r->flags & REQ_CHUNKED_OUT) && !(r->flags & REQ_HEAD_ONLY))
 		OUT_LIT(c, "0\r\n\r\n");
 	if (r->resp_left > 0 && !(r->flags & REQ_HEAD_ONLY)) {
