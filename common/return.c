@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/sbuf.h"
 #include "common/units.h"
 #include "common/vars.h"

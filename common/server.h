@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/freelist.h"
 #include "common/stats.h"
 
@@ -54,7 +54,8 @@ struct worker {
 	struct conn_list conns;
 	unsigned nconns;
 	struct freelist rbufs;             /* read and write buffers */
-	struct freelist heads;             /* struct http_request plus its path buffer */
+	struct freelist heads;             /* struct exchange plus its path buffer */
+	struct conn_env cenv;              /* what the worker lends its connections */
 	struct http_limits limits;
 	const struct timeval *tv_header, *tv_body, *tv_keepalive, *tv_send, *tv_linger;
 	time_t date_sec;               /* second the cached strings were made for */

@@ -14,7 +14,7 @@
 #include <strings.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/http.h"
 #include "common/log.h"
 #include "common/sbuf.h"

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "common/server.h"
