@@ -279,12 +279,18 @@ conn_close(struct conn *c, const char *reason)
 	env->closed(env->owner);
 }
 
-/* Makes room for n more output bytes.  0 or -1 (out of memory). */
+/* Makes room for n more output bytes.  0, or -1 (out of memory, or over
+ * CONN_OUT_MAX: a writer that ignored the high-water mark). */
 static int
 obuf_reserve(struct conn *c, size_t n)
 {
 	struct freelist *bufs = c->env->bufs;
 
+	if (c->olen - c->osent + n > CONN_OUT_MAX) {
+		log_warnx("conn %d: more than %d KiB of output queued (a writer ignored the "
+		    "high-water mark); closing", c->fd, CONN_OUT_MAX / 1024);
+		return -1;
+	}
 	if (c->obuf == NULL) {
 		if (n <= bufs->size) {
 			c->obuf = freelist_get(bufs);

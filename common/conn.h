@@ -132,7 +132,13 @@ void conn_arm_deadline(struct conn *c, uint64_t ms);
 /* Stops waiting for anything (the protocol resumes with conn_arm). */
 void conn_disarm(struct conn *c);
 
-/* Queues bytes (on failure the connection closes once the rest is sent). */
+/*
+ * Queues bytes (on failure the connection closes once the rest is sent).
+ * Writers stop above their high-water mark (HTTP_OUT_HIGH_WATER) and go on
+ * when the protocol says output drained; one that does not is cut off at
+ * CONN_OUT_MAX bytes queued, so memory per connection stays bounded.
+ */
+#define CONN_OUT_MAX (1024 * 1024)
 void conn_out(struct conn *c, const void *p, size_t n);
 /* Queues file bytes; the connection owns fd from the first call of a
  * response until they are sent.  0, or -1 (the connection will close). */

@@ -40,6 +40,35 @@ struct resp_head {
 #define RESP_HIDE_DATE   0x2
 #define RESP_HIDE_HSTS   0x4
 
+/* The longest request id kept (X-Request-Id): a longer one is replaced. */
+#define REQ_ID_MAX 128
+
+/*
+ * What the access log tells of an exchange besides its head and status.
+ * term says why it ended short of a whole answer (the first cause
+ * recorded wins); NULL when it did not.
+ */
+struct req_log {
+	const char *term;              /* a REQ_TERM_* token */
+	int64_t up_connect_us;         /* the last upstream attempt: connect and TLS */
+	int64_t up_header_us;          /* ... until the response head was in */
+	int64_t up_total_us;           /* ... until the response was whole; -1: not known */
+	char up_addr[56];              /* "127.0.0.1:8080", "[::1]:8080"; "": not proxied */
+	char id[REQ_ID_MAX + 1];       /* the X-Request-Id sent upstream; "": none */
+};
+
+#define REQ_TERM_CLIENT_CLOSED  "client_closed"   /* the client went away first */
+#define REQ_TERM_CLIENT_TIMEOUT "client_timeout"  /* the client was too slow (read or send) */
+#define REQ_TERM_BAD_REQUEST    "bad_request"     /* refused before routing (4xx, then closed) */
+#define REQ_TERM_MIDDLEWARE     "middleware"      /* a middleware answered instead of the handler */
+#define REQ_TERM_NO_SERVER      "no_server"       /* no upstream server in service */
+#define REQ_TERM_UP_REFUSED     "upstream_refused" /* connecting to the server failed */
+#define REQ_TERM_UP_TIMEOUT     "upstream_timeout" /* the server was too slow */
+#define REQ_TERM_UP_RESET       "upstream_reset"  /* the server closed or reset mid-exchange */
+#define REQ_TERM_UP_BAD         "upstream_invalid" /* the server's answer was malformed */
+#define REQ_TERM_SHUTDOWN       "shutdown"        /* cut when the process stopped */
+#define REQ_TERM_INTERNAL       "internal"        /* portico failed (out of memory...) */
+
 /* One request/response exchange, as a handler sees it. */
 struct request {
 	struct conn *conn;
@@ -55,6 +84,7 @@ struct request {
 	struct resp_head resp;
 	struct req_overlay *overlay;   /* request headers changed by middleware, or NULL */
 	unsigned mw_ran;               /* the route's middleware whose request phase ran */
+	struct req_log log;
 	void *hdata;                   /* the handler's */
 };
 
@@ -65,6 +95,15 @@ struct request {
 #define REQ_CHUNKED_OUT 0x10 /* the response body is chunked */
 #define REQ_COMMITTED   0x20 /* the response head is in the output */
 #define REQ_IN_PIPELINE 0x40 /* the response-head phase is running */
+#define REQ_IN_MW       0x80 /* the request phase is running: an answer is a middleware's */
+
+/* Records why r ends short of a whole answer, unless a cause already is. */
+static inline void
+http_req_term(struct request *r, const char *term)
+{
+	if (r->log.term == NULL)
+		r->log.term = term;
+}
 
 void resp_head_init(struct request *r, char *inl, size_t inl_cap);
 void resp_head_release(struct request *r);

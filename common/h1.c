@@ -86,6 +86,20 @@ h1_requests(const struct request *r)
 	return ((const struct h1 *)r->conn)->nrequests;
 }
 
+/* Why an exchange the connection's close cut short ended, from the reason. */
+static const char *
+close_term(const char *reason)
+{
+	if (strstr(reason, "timed out") != NULL || strstr(reason, "timeout") != NULL ||
+	    strstr(reason, "too slow") != NULL)
+		return REQ_TERM_CLIENT_TIMEOUT;
+	if (strcmp(reason, "process stopping") == 0 || strcmp(reason, "shutting down") == 0)
+		return REQ_TERM_SHUTDOWN;
+	if (strcmp(reason, "out of memory") == 0 || strcmp(reason, "file shrank while being sent") == 0)
+		return REQ_TERM_INTERNAL;
+	return REQ_TERM_CLIENT_CLOSED; /* closed, reset, a broken pipe */
+}
+
 static void
 h1_close(struct conn *c, const char *reason)
 {
@@ -93,7 +107,9 @@ h1_close(struct conn *c, const char *reason)
 	struct worker *w = c->w;
 	struct exchange *x = h->x;
 
-	(void)reason;
+	if (x != NULL && !(x->req.flags & REQ_DONE))
+		http_req_term(&x->req, (x->req.flags & REQ_IN_MW) ? REQ_TERM_MIDDLEWARE :
+		    close_term(reason));
 	if (x != NULL && (h->state == H1_HANDLER || h->state == H1_TUNNEL) &&
 	    !(x->req.flags & REQ_DONE) && x->req.route != NULL &&
 	    x->req.route->handler->abort != NULL)
@@ -197,6 +213,8 @@ h1_request_done(struct request *r)
 	struct worker *w = c->w;
 	uint64_t us = usec_since(&r->start);
 
+	if (r->flags & REQ_IN_MW)
+		http_req_term(r, REQ_TERM_MIDDLEWARE);
 	if (h->state != H1_TUNNEL) { /* a tunnel was counted when it opened */
 		stats_response(&w->stats, r->status, us);
 		if (w->srv->access_log_fd >= 0)
@@ -242,6 +260,7 @@ request_fail(struct h1 *h, int status, const char *why)
 		    status, why);
 	}
 	r->flags |= REQ_CLOSE;
+	http_req_term(r, status == 408 ? REQ_TERM_CLIENT_TIMEOUT : REQ_TERM_BAD_REQUEST);
 	if (h->x->hr.meth == HTTP_M_HEAD)
 		r->flags |= REQ_HEAD_ONLY;
 	h->state = H1_HEAD; /* framing in doubt: h1_request_done closes */
@@ -339,8 +358,10 @@ dispatch(struct h1 *h)
 	 * the connection, as for any early answer). */
 	if (r->route != NULL && r->route->nmw > 0) {
 		h->state = H1_HANDLER;
+		r->flags |= REQ_IN_MW;
 		if (pipeline_request(r) == MW_ANSWERED)
-			return;
+			return; /* r may be gone */
+		r->flags &= ~REQ_IN_MW;
 		h->state = H1_HEAD;
 	}
 	if (!x->body_done) {

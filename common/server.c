@@ -38,6 +38,7 @@ worker_update_time(struct worker *w)
 	http_date(tv.tv_sec, w->date, sizeof(w->date));
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(w->logtime, sizeof(w->logtime), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+	strftime(w->isotime, sizeof(w->isotime), "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static void

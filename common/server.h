@@ -61,6 +61,7 @@ struct worker {
 	time_t date_sec;               /* second the cached strings were made for */
 	char date[40];                 /* "Fri, 27 Nov 2026 15:00:00 GMT" */
 	char logtime[40];              /* "27/Nov/2026:15:00:00 +0000" */
+	char isotime[32];              /* "2026-11-27T15:00:00Z" (RFC 3339) */
 	char *alog;                    /* access log lines not yet written */
 	size_t alog_len;
 	struct stats stats;
