@@ -243,6 +243,7 @@ access_log_write(struct worker *w, const struct request *r, uint64_t usec)
 	struct fields f;
 
 	l.n = 0;
+	worker_update_time(w); /* no Date was made for an exchange cut short */
 	gather(r, &f);
 	switch (w->conf->global.access_log_format) {
 	case ACCESS_LOG_JSON:
