@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/conf_read.h"
 #include "common/handler.h"
 #include "common/units.h"
 
@@ -222,6 +223,140 @@ conf_def_names(const struct key_def *defs, const char **out, size_t max)
 	out[n] = NULL;
 }
 
+/* The keys every route may have, whatever its handler. */
+const struct conf_key conf_route_keys[] = {
+	{ "listen", NULL, CONF_KEY_LIST, NULL },     /* none: every listener */
+	{ "host", NULL, CONF_KEY_LIST, NULL },       /* none: any host */
+	{ "path", "/", 0, NULL },
+	{ "middleware", NULL, CONF_KEY_LIST, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
+const struct conf_key *
+conf_key_find(const struct conf_key *keys, const char *name)
+{
+	for (const struct conf_key *k = keys; k != NULL && k->name != NULL; k++)
+		if (strcmp(k->name, name) == 0)
+			return k;
+	return NULL;
+}
+
+/* The entry of key in keys, which the caller wrote, so it is there. */
+static const struct conf_key *
+known_key(const struct conf_key *keys, const char *key)
+{
+	const struct conf_key *k = conf_key_find(keys, key);
+
+	if (k == NULL)
+		abort(); /* a handler reading a key outside its table is a bug */
+	return k;
+}
+
+/* *def as a line giving k its default on line; NULL when k has none.  The
+ * casts are for the type only: nothing writes through a conf_kv it is given. */
+static const struct conf_kv *
+default_line(const struct conf_key *k, int line, struct conf_kv *def)
+{
+	if (k->def == NULL)
+		return NULL;
+	*def = (struct conf_kv){ (char *)k->name, (char *)k->def, line };
+	return def;
+}
+
+/* The last of n lines that gives key, or NULL. */
+static const struct conf_kv *
+last_line(const struct conf_kv *kv, size_t n, const char *key)
+{
+	for (size_t i = n; i-- > 0;)
+		if (strcmp(kv[i].key, key) == 0)
+			return &kv[i];
+	return NULL;
+}
+
+const struct conf_kv *
+conf_route_value(const struct conf_route *rt, const struct conf_key *keys, const char *key,
+    struct conf_kv *def)
+{
+	const struct conf_key *k = known_key(keys, key);
+	const struct conf_kv *kv = last_line(rt->kv, rt->nkv, key);
+
+	return kv != NULL ? kv : default_line(k, rt->line, def);
+}
+
+const struct conf_kv *
+conf_route_list(const struct conf_route *rt, const struct conf_key *keys, const char *key,
+    const struct conf_kv *prev, struct conf_kv *def)
+{
+	const struct conf_key *k = known_key(keys, key);
+	const struct conf_kv *kv;
+
+	if (prev == def)
+		return NULL; /* the default was the one */
+	if ((kv = conf_route_next(rt, key, prev)) != NULL || prev != NULL)
+		return kv;
+	return default_line(k, rt->line, def);
+}
+
+const struct conf_kv *
+conf_section_value(const struct conf_section *sec, const struct conf_key *keys, const char *key,
+    struct conf_kv *def)
+{
+	const struct conf_key *k = known_key(keys, key);
+	const struct conf_kv *kv = last_line(sec->kv, sec->nkv, key);
+
+	return kv != NULL ? kv : default_line(k, sec->line, def);
+}
+
+int
+conf_check_section(struct conf_ctx *ctx, const struct conf_section *sec,
+    const struct conf_key *keys)
+{
+	const char *names[64];
+	char secname[256], hint[96];
+	size_t n = 0;
+	int bad = 0;
+
+	for (const struct conf_key *k = keys; k->name != NULL && n < 63; k++)
+		names[n++] = k->name;
+	names[n] = NULL;
+	snprintf(secname, sizeof(secname), "%s:%s", sec->kind, sec->name);
+	for (size_t i = 0; i < sec->nkv; i++) {
+		const struct conf_kv *kv = &sec->kv[i];
+		const struct conf_key *k = conf_key_find(keys, kv->key);
+		if (k == NULL) {
+			conf_suggest(kv->key, names, hint, sizeof(hint));
+			conf_err(ctx, kv->line, secname, kv->key, "unknown key%s", hint);
+			bad++;
+			continue;
+		}
+		if (k->flags & CONF_KEY_LIST)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(sec->kv[j].key, kv->key) == 0) {
+				conf_err(ctx, kv->line, secname, kv->key,
+				    "given twice (first on line %d)", sec->kv[j].line);
+				bad++;
+				break;
+			}
+	}
+	return bad;
+}
+
+int
+conf_list_next(const char **p, const char **tok, size_t *len)
+{
+	const char *s = *p + strspn(*p, ", \t");
+
+	if (*s == '\0') {
+		*p = s;
+		return 0;
+	}
+	*tok = s;
+	*len = strcspn(s, ", \t");
+	*p = s + *len;
+	return 1;
+}
+
 /* "key = value", or "key =value" when a blank before the value would make
  * it read back as a comment. */
 static void
@@ -280,6 +415,51 @@ dump_table(const struct key_def *defs, const void *obj, FILE *out, int plain)
 	}
 }
 
+/*
+ * The lines of a route or section for the keys of table, in its order: each
+ * key as given, or else its default, unless it has none or needs a key not
+ * given.
+ */
+static void
+dump_keys(FILE *out, const struct conf_kv *kv, size_t n, const struct conf_key *keys)
+{
+	struct conf_kv def;
+
+	for (const struct conf_key *k = keys; k != NULL && k->name != NULL; k++) {
+		int given = 0;
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(kv[i].key, k->name) == 0) {
+				dump_kv(out, kv[i].key, kv[i].value);
+				given = 1;
+			}
+		if (!given && (k->needs == NULL || last_line(kv, n, k->needs) != NULL) &&
+		    default_line(k, 0, &def) != NULL)
+			dump_kv(out, def.key, def.value);
+	}
+}
+
+/* A route: where it matches (listeners, hosts and path as the loader
+ * resolved them), its middleware, its handler's key and the handler's
+ * other keys, defaults filled in. */
+static void
+dump_route(const struct config *c, const struct conf_route *r, FILE *out)
+{
+	const struct conf_kv *sel = conf_route_kv(r, r->handler->key);
+
+	fprintf(out, "\n[route:%s]\n", r->name);
+	for (size_t j = 0; j < c->nlistens; j++)
+		if (r->listen_mask & (1ULL << j))
+			fprintf(out, "listen = %s\n", c->listens[j].name);
+	for (size_t j = 0; j < r->nhosts; j++)
+		fprintf(out, "host = %s\n", r->hosts[j]);
+	fprintf(out, "path = %s\n", r->path);
+	for (const struct conf_kv *kv = conf_route_next(r, "middleware", NULL); kv != NULL;
+	    kv = conf_route_next(r, "middleware", kv))
+		dump_kv(out, kv->key, kv->value);
+	dump_kv(out, sel->key, sel->value);
+	dump_keys(out, r->kv, r->nkv, r->handler->keys);
+}
+
 void
 config_dump(const struct config *c, FILE *out)
 {
@@ -291,23 +471,16 @@ config_dump(const struct config *c, FILE *out)
 	}
 	for (size_t i = 0; i < c->nsections; i++) {
 		const struct conf_section *sec = &c->sections[i];
+		const struct conf_key *keys = sec->owner->section_keys != NULL ?
+		    sec->owner->section_keys(sec) : NULL;
 		fprintf(out, "\n[%s:%s]\n", sec->kind, sec->name);
+		if (keys != NULL) {
+			dump_keys(out, sec->kv, sec->nkv, keys);
+			continue;
+		}
 		for (size_t j = 0; j < sec->nkv; j++)
 			dump_kv(out, sec->kv[j].key, sec->kv[j].value);
 	}
-	for (size_t i = 0; i < c->nroutes; i++) {
-		const struct conf_route *r = &c->routes[i];
-		fprintf(out, "\n[route:%s]\n", r->name);
-		for (size_t j = 0; j < c->nlistens; j++)
-			if (r->listen_mask & (1ULL << j))
-				fprintf(out, "listen = %s\n", c->listens[j].name);
-		for (size_t j = 0; j < r->nhosts; j++)
-			fprintf(out, "host = %s\n", r->hosts[j]);
-		fprintf(out, "path = %s\n", r->path);
-		for (size_t j = 0; j < r->nkv; j++) {
-			const char *k = r->kv[j].key;
-			if (strcmp(k, "listen") != 0 && strcmp(k, "host") != 0 && strcmp(k, "path") != 0)
-				dump_kv(out, k, r->kv[j].value);
-		}
-	}
+	for (size_t i = 0; i < c->nroutes; i++)
+		dump_route(c, &c->routes[i], out);
 }

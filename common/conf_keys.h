@@ -21,6 +21,8 @@ struct key_def {
 
 extern const struct key_def conf_global_keys[];
 extern const struct key_def conf_listen_keys[];
+/* The keys of every route: listen, host, path and middleware. */
+extern const struct conf_key conf_route_keys[];
 
 /* Stores value into the field of obj def describes.  0, or -1 with *why set. */
 int conf_set_value(const struct key_def *def, void *obj, const char *value, const char **why);

@@ -17,7 +17,6 @@
 #include "common/handler.h"
 #include "common/tls.h"
 
-static const char *const route_core_keys[] = { "listen", "host", "path", "middleware", NULL };
 static const char *const section_kinds[] = { "global", "listen", "route", NULL };
 #define KIND_HANDLER 3 /* a section kind some handler owns */
 
@@ -101,10 +100,8 @@ handler_for_key(const struct loader *ld, const char *key, int selector)
 		const struct handler_ops *h = ld->handlers[i];
 		if (h->key != NULL && strcmp(h->key, key) == 0)
 			return h;
-		if (!selector && h->keys != NULL)
-			for (size_t j = 0; h->keys[j] != NULL; j++)
-				if (strcmp(h->keys[j], key) == 0)
-					return h;
+		if (!selector && conf_key_find(h->keys, key) != NULL)
+			return h;
 	}
 	return NULL;
 }
@@ -113,46 +110,35 @@ handler_for_key(const struct loader *ld, const char *key, int selector)
 static int
 route_list_key(const struct loader *ld, const char *name)
 {
-	const struct handler_ops *h;
+	const struct handler_ops *h = handler_for_key(ld, name, 0);
+	const struct conf_key *k = conf_key_find(h != NULL ? h->keys : conf_route_keys, name);
 
-	if (strcmp(name, "host") == 0 || strcmp(name, "listen") == 0 ||
-	    strcmp(name, "middleware") == 0)
-		return 1;
-	if ((h = handler_for_key(ld, name, 0)) == NULL || h->list_keys == NULL)
-		return 0;
-	for (size_t i = 0; h->list_keys[i] != NULL; i++)
-		if (strcmp(h->list_keys[i], name) == 0)
-			return 1;
-	return 0;
+	return k != NULL && (k->flags & CONF_KEY_LIST);
 }
 
 static void
 route_key(struct loader *ld, struct conf_route *rt, const char *name, const char *value)
 {
-	int core = 0;
-
-	for (size_t i = 0; route_core_keys[i] != NULL; i++)
-		core |= strcmp(route_core_keys[i], name) == 0;
-	if (!core && handler_for_key(ld, name, 0) == NULL) {
+	if (conf_key_find(conf_route_keys, name) == NULL && handler_for_key(ld, name, 0) == NULL) {
 		const char *cands[64];
 		size_t n = 0;
 		char hint[96];
-		for (size_t i = 0; route_core_keys[i] != NULL; i++)
-			cands[n++] = route_core_keys[i];
+		for (const struct conf_key *k = conf_route_keys; k->name != NULL; k++)
+			cands[n++] = k->name;
 		for (size_t i = 0; ld->handlers[i] != NULL && n < 60; i++) {
-			if (ld->handlers[i]->key != NULL)
-				cands[n++] = ld->handlers[i]->key;
-			for (size_t j = 0; ld->handlers[i]->keys != NULL &&
-			    ld->handlers[i]->keys[j] != NULL && n < 62; j++)
-				cands[n++] = ld->handlers[i]->keys[j];
+			const struct handler_ops *h = ld->handlers[i];
+			if (h->key != NULL)
+				cands[n++] = h->key;
+			for (const struct conf_key *k = h->keys; k != NULL && k->name != NULL && n < 62; k++)
+				cands[n++] = k->name;
 		}
 		cands[n] = NULL;
 		conf_suggest(name, cands, hint, sizeof(hint));
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "unknown key%s", hint);
 		return;
 	}
-	/* host, listen and the handlers' list keys may be repeated; every
-	 * other key may be given once. */
+	/* host, listen, middleware and the handlers' list keys may be
+	 * repeated; every other key may be given once. */
 	if (!route_list_key(ld, name)) {
 		const struct conf_kv *prev = conf_route_kv(rt, name);
 		if (prev != NULL) {
@@ -379,27 +365,6 @@ conf_section_find(const struct config *conf, const char *kind, const char *name)
 	return NULL;
 }
 
-int
-conf_check_keys(struct conf_ctx *ctx, const struct conf_section *sec, const char *const *known)
-{
-	char secname[256], hint[96];
-	int bad = 0;
-
-	snprintf(secname, sizeof(secname), "%s:%s", sec->kind, sec->name);
-	for (size_t i = 0; i < sec->nkv; i++) {
-		size_t k;
-		for (k = 0; known[k] != NULL; k++)
-			if (strcmp(known[k], sec->kv[i].key) == 0)
-				break;
-		if (known[k] != NULL)
-			continue;
-		conf_suggest(sec->kv[i].key, known, hint, sizeof(hint));
-		conf_err(ctx, sec->kv[i].line, secname, sec->kv[i].key, "unknown key%s", hint);
-		bad++;
-	}
-	return bad;
-}
-
 const struct conf_kv *
 conf_route_kv(const struct conf_route *rt, const char *key)
 {
@@ -530,32 +495,35 @@ static void
 route_middleware(struct loader *ld, struct conf_route *rt, const struct conf_kv *kv,
     const char *sec)
 {
-	char *copy = strdup(kv->value), *save = NULL, *tok;
+	const char *p = kv->value, *tok;
+	char name[CONF_MAX_NAME + 2];
+	size_t len;
 
-	for (tok = copy != NULL ? strtok_r(copy, ", \t", &save) : NULL; tok != NULL;
-	    tok = strtok_r(NULL, ", \t", &save)) {
-		struct conf_section *ms = conf_section_find(ld->conf, "middleware", tok);
+	while (conf_list_next(&p, &tok, &len)) {
+		/* One byte over the longest name is enough to find none. */
+		snprintf(name, sizeof(name), "%.*s", (int)len, tok);
+		struct conf_section *ms = conf_section_find(ld->conf, "middleware", name);
 		if (ms == NULL) {
-			conf_err(ld->ctx, kv->line, sec, "middleware", "no [middleware:%s] section", tok);
+			conf_err(ld->ctx, kv->line, sec, "middleware", "no [middleware:%.*s] section",
+			    (int)len, tok);
 			continue;
 		}
 		if (ms->data == NULL)
 			continue; /* its own errors were reported */
 		if (rt->nmw == CONF_MAX_MIDDLEWARE) {
 			conf_err(ld->ctx, kv->line, sec, "middleware", "more than %d blocks, counting "
-			    "every middleware line (\"%s\" is one too many)", CONF_MAX_MIDDLEWARE, tok);
+			    "every middleware line (\"%s\" is one too many)", CONF_MAX_MIDDLEWARE, name);
 			break;
 		}
 		for (size_t i = 0; i < rt->nmw; i++)
 			if (rt->mw[i] == ms) {
-				conf_err(ld->ctx, kv->line, sec, "middleware", "\"%s\" listed twice", tok);
+				conf_err(ld->ctx, kv->line, sec, "middleware", "\"%s\" listed twice", name);
 				ms = NULL;
 				break;
 			}
 		if (ms != NULL)
 			rt->mw[rt->nmw++] = ms;
 	}
-	free(copy);
 }
 
 static void
@@ -618,9 +586,9 @@ check_route(struct loader *ld, struct conf_route *rt)
 	}
 	if (rt->listen_mask == 0)
 		rt->listen_mask = c->nlistens >= 64 ? ~0ULL : (1ULL << c->nlistens) - 1;
-	if (rt->path == NULL) {
-		rt->path = strdup("/");
-		rt->path_len = 1;
+	if (rt->path == NULL) { /* not given, or refused */
+		rt->path = strdup(conf_key_find(conf_route_keys, "path")->def);
+		rt->path_len = strlen(conf_key_find(conf_route_keys, "path")->def);
 	}
 	if (sel == NULL) {
 		char names[256];

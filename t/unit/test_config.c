@@ -1051,6 +1051,7 @@ test_dump(void)
 	    "tls_ticket_rotate = 12h\ntls_handshake_timeout = 0s\n\n[listen:a]\naddress = :8080\nbacklog = 64\n"
 	    "\n[listen:b]\naddress = [::1]:81\nbacklog = 511\n"
 	    "\n[route:r]\nlisten = b\nhost = x.com\npath = /p\nreturn = 200 hi\n"
+	    "return_type = text/plain; charset=utf-8\n"
 	    "\n[route:s]\nlisten = a\nlisten = b\npath = /\nstatus = json\n") != NULL,
 	    "dump is exact");
 	if (strstr(out, "\n[global]\nworkers = 3\n") == NULL)
