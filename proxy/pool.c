@@ -545,10 +545,10 @@ static const struct conf_key pool_key_table[] = {
 	{ "connect_timeout", "5s", 0, NULL },
 	{ "send_timeout", "30s", 0, NULL },
 	{ "read_timeout", "30s", 0, NULL },
-	{ "tunnel_timeout", "1h", 0, NULL },
-	{ "resolve", "30s", 0, NULL },
 	{ "tls_ca", NULL, 0, NULL },                  /* none: the system's store */
 	{ "tls_verify", "on", 0, NULL },
+	{ "resolve", "30s", 0, NULL },
+	{ "tunnel_timeout", "1h", 0, NULL },
 	{ "retries", "1", 0, NULL },
 	{ "max_fails", "1", 0, NULL },
 	{ "fail_timeout", "10s", 0, NULL },

@@ -48,10 +48,10 @@ proxy_free_conf(void *p)
 /* The keys of a pool route besides pool itself. */
 static const struct conf_key proxy_keys[] = {
 	{ "strip_prefix", "off", 0, NULL },
+	{ "request_buffer", "64k", 0, NULL },
 	{ "host_header", "client", 0, NULL },
 	{ "forwarded", "off", 0, NULL },
 	{ "trusted_proxies", NULL, CONF_KEY_LIST, NULL },
-	{ "request_buffer", "64k", 0, NULL },
 	{ "request_id", "trusted", 0, NULL },
 	{ "upgrade", "websocket", CONF_KEY_LIST, NULL },
 	{ NULL, NULL, 0, NULL },

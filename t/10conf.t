@@ -436,7 +436,7 @@ return = 301 https://example.com/new/
     # and fall only apply with health_check.
     like(out, r"(?m)^\[pool:bare\]\nserver = 127\.0\.0\.1:9001\nbalance = round_robin\nkeepalive = 32\n"
               r"keepalive_timeout = 60s\nconnect_timeout = 5s\nsend_timeout = 30s\nread_timeout = 30s\n"
-              r"tunnel_timeout = 1h\nresolve = 30s\ntls_verify = on\nretries = 1\nmax_fails = 1\n"
+              r"tls_verify = on\nresolve = 30s\ntunnel_timeout = 1h\nretries = 1\nmax_fails = 1\n"
               r"fail_timeout = 10s\npanic_threshold = 50%\n\n", "-T: a pool with every default")
     like(out, r"(?m)^\[pool:checked\]\nserver = 127\.0\.0\.1:9002 weight=3\nserver = backend\.invalid:9003 backup\n"
               r"balance = hash X-User\n(.+\n)*health_check = HEAD /up every 5s\nrise = 4\nfall = 3\n\n",
@@ -447,8 +447,8 @@ return = 301 https://example.com/new/
     like(out, r"(?m)^\[middleware:cors\]\ntype = headers\ncors_origins = https://a\.example\ncors_origins = https://b\.example\n"
               r"cors_methods = GET, HEAD, POST\ncors_credentials = on\n\n", "-T: a CORS block with cors_methods' default")
     like(out, r"(?m)^\[route:api\]\nlisten = http\npath = /api/\nmiddleware = rules\nmiddleware = cors\npool = checked\n"
-              r"strip_prefix = off\nhost_header = client\nforwarded = off\ntrusted_proxies = 10\.0\.0\.0/8\n"
-              r"request_buffer = 64k\nrequest_id = trusted\nupgrade = off\n\n", "-T: a pool route with its defaults")
+              r"strip_prefix = off\nrequest_buffer = 64k\nhost_header = client\nforwarded = off\n"
+              r"trusted_proxies = 10\.0\.0\.0/8\nrequest_id = trusted\nupgrade = off\n\n", "-T: a pool route with its defaults")
     like(out, r"(?m)^\[route:bare\]\nlisten = http\nhost = example\.com\npath = /\npool = bare\n(.+\n)*upgrade = websocket$",
          "-T: upgrade's default")
     like(out, r"(?m)^\[route:moved\]\nlisten = http\npath = /old/\nreturn = 301 https://example\.com/new/\n"
