@@ -229,7 +229,7 @@ test_minimal_and_defaults(void)
 	const struct conf_global *g = &conf->global;
 
 	is_str(conf->file, path, "file name kept");
-	/* Each default against the table in config.c. */
+	/* Each default against the table in conf_keys.c. */
 	is(g->workers, 0, "default workers = auto (0)");
 	is(g->max_connections, 10000, "default max_connections");
 	ok(g->user == NULL, "default user: none");
