@@ -1,77 +1,22 @@
+/*
+ * config: the loader.  It builds a snapshot from what the reader
+ * (conf_read.c) hands it: [global] and [listen:NAME] keys go through their
+ * tables (conf_keys.c), routes and the sections handlers own keep their
+ * lines for the handlers, and once the file is read every listener, section
+ * and route is checked, cross-references included.
+ */
 #include "common/config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "common/conf_keys.h"
+#include "common/conf_read.h"
 #include "common/handler.h"
 #include "common/tls.h"
-#include "common/units.h"
 
-enum key_type { K_STR, K_LIST, K_DURATION, K_SIZE, K_COUNT, K_BOOL, K_WORKERS, K_LOGLEVEL, K_LOGFMT };
-
-/* One settable key of [global] or [listen:NAME]; defaults live only here. */
-struct key_def {
-	const char *name;
-	enum key_type type;
-	size_t off;
-	const char *def;             /* NULL: no default (optional or required) */
-	uint64_t min, max;           /* for counts and sizes */
-};
-
-#define G(f) offsetof(struct conf_global, f)
-static const struct key_def global_keys[] = {
-	{ "workers", K_WORKERS, G(workers), "auto", 1, 256 },
-	{ "max_connections", K_COUNT, G(max_connections), "10000", 1, 1000000 },
-	{ "user", K_STR, G(user), NULL, 0, 0 },
-	{ "group", K_STR, G(group), NULL, 0, 0 },
-	{ "error_log", K_STR, G(error_log), "stderr", 0, 0 },
-	{ "log_level", K_LOGLEVEL, G(log_level), "info", 0, 0 },
-	{ "access_log", K_STR, G(access_log), "off", 0, 0 },
-	{ "access_log_format", K_LOGFMT, G(access_log_format), "combined", 0, 0 },
-	{ "shutdown_timeout", K_DURATION, G(shutdown_timeout), "10s", 0, 0 },
-	{ "header_timeout", K_DURATION, G(header_timeout), "10s", 1, 0 },
-	{ "body_timeout", K_DURATION, G(body_timeout), "30s", 1, 0 },
-	{ "keepalive_timeout", K_DURATION, G(keepalive_timeout), "60s", 0, 0 },
-	{ "send_timeout", K_DURATION, G(send_timeout), "30s", 1, 0 },
-	{ "linger_timeout", K_DURATION, G(linger_timeout), "2s", 0, 0 },
-	{ "linger_time", K_DURATION, G(linger_time), "30s", 0, 0 },
-	{ "keepalive_requests", K_COUNT, G(keepalive_requests), "1000", 1, 1000000000 },
-	{ "max_request_line", K_SIZE, G(max_request_line), "8k", 64, 1 << 20 },
-	{ "max_header_size", K_SIZE, G(max_header_size), "16k", 256, 1 << 20 },
-	{ "max_headers", K_COUNT, G(max_headers), "100", 1, 256 },
-	{ "max_body_size", K_SIZE, G(max_body_size), "1m", 0, 1ULL << 40 },
-	{ "server_tokens", K_BOOL, G(server_tokens), "on", 0, 0 },
-	{ "underscores_in_headers", K_BOOL, G(underscores_in_headers), "off", 0, 0 },
-	{ "tls_ticket_rotate", K_DURATION, G(tls_ticket_rotate), "12h", 1, 0 },
-	{ "tls_handshake_timeout", K_DURATION, G(tls_handshake_timeout), "0s", 0, 0 },
-	{ "tls_ticket_key", K_STR, G(tls_ticket_key), NULL, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0 },
-};
-#undef G
-
-#define L(f) offsetof(struct conf_listen, f)
-static const struct key_def listen_keys[] = {
-	{ "address", K_STR, L(address), NULL, 0, 0 },
-	{ "backlog", K_COUNT, L(backlog), "511", 1, 65535 },
-	{ "tls_cert", K_LIST, L(tls_cert), NULL, 0, 0 },
-	{ "tls_key", K_LIST, L(tls_key), NULL, 0, 0 },
-	{ "tls_min_version", K_STR, L(tls_min_version), "TLSv1.2", 0, 0 },
-	{ "tls_ciphers", K_STR, L(tls_ciphers), "ECDHE+AESGCM:ECDHE+CHACHA20", 0, 0 },
-	{ "tls_ciphersuites", K_STR, L(tls_ciphersuites), NULL, 0, 0 },
-	{ "hsts", K_STR, L(hsts), NULL, 0, 0 },
-	{ "tls_client_ca", K_STR, L(tls_client_ca), NULL, 0, 0 },
-	{ "tls_verify_client", K_STR, L(tls_verify_client), "off", 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0 },
-};
-#undef L
-
-static const char *const route_core_keys[] = { "listen", "host", "path", "middleware", NULL };
 static const char *const section_kinds[] = { "global", "listen", "route", NULL };
 #define KIND_HANDLER 3 /* a section kind some handler owns */
 
@@ -86,346 +31,13 @@ struct loader {
 	struct conf_ctx *ctx;
 	struct config *conf;
 	const struct handler_ops *const *handlers;
-	FILE *fp;
-	int lineno;
-	char *line;                  /* CONF_MAX_LINE bytes and a NUL */
+	int lineno;                  /* of the line being read; then of the last */
 	char cur_section[256];
 	int cur_kind;                /* index in section_kinds, KIND_HANDLER, or -1 when bad */
 	void *cur_obj;               /* the listen or route being filled */
 	struct conf_seen *seen;      /* keys given for global and listens, until the end of the file */
 	size_t nseen;
 };
-
-/* Appends msg, which ctx then owns, as an error about line. */
-static void
-push_error(struct conf_ctx *ctx, int line, char *msg)
-{
-	char **e = realloc(ctx->errors, (ctx->nerrors + 1) * sizeof(*e));
-	int *l;
-
-	if (e == NULL) {
-		free(msg);
-		return;
-	}
-	ctx->errors = e;
-	if ((l = realloc(ctx->lines, (ctx->nerrors + 1) * sizeof(*l))) == NULL) {
-		free(msg);
-		return;
-	}
-	ctx->lines = l;
-	e[ctx->nerrors] = msg;
-	l[ctx->nerrors] = line;
-	ctx->nerrors++;
-}
-
-struct error_at {
-	int line;
-	size_t seq;
-	char *msg;
-};
-
-static int
-error_order(const void *a, const void *b)
-{
-	const struct error_at *x = a, *y = b;
-
-	if (x->line != y->line)
-		return x->line < y->line ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/*
- * Puts the errors from index `from` on in the order of their lines, which is
- * not the order they are found in: a listener's address, a pool or a route
- * is checked once the whole file is read.  The sort is stable, so errors of
- * one line keep the order they were found in.  Left as they are if memory
- * is short.
- */
-static void
-sort_errors(struct conf_ctx *ctx, size_t from)
-{
-	size_t n = ctx->nerrors - from;
-	struct error_at *v;
-
-	if (n < 2 || (v = calloc(n, sizeof(*v))) == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		v[i] = (struct error_at){ ctx->lines[from + i], i, ctx->errors[from + i] };
-	qsort(v, n, sizeof(*v), error_order);
-	for (size_t i = 0; i < n; i++) {
-		ctx->lines[from + i] = v[i].line;
-		ctx->errors[from + i] = v[i].msg;
-	}
-	free(v);
-}
-
-static char *
-conf_vmsg(const struct conf_ctx *ctx, int line, const char *section, const char *key,
-    const char *fmt, va_list ap)
-{
-	char *msg, *full;
-	int n;
-
-	if (vasprintf(&msg, fmt, ap) < 0)
-		return NULL;
-	if (section != NULL && key != NULL)
-		n = asprintf(&full, "%s:%d: [%s] %s: %s", ctx->file, line, section, key, msg);
-	else if (section != NULL)
-		n = asprintf(&full, "%s:%d: [%s] %s", ctx->file, line, section, msg);
-	else if (key != NULL)
-		n = asprintf(&full, "%s:%d: %s: %s", ctx->file, line, key, msg);
-	else
-		n = asprintf(&full, "%s:%d: %s", ctx->file, line, msg);
-	free(msg);
-	return n < 0 ? NULL : full;
-}
-
-void
-conf_err(struct conf_ctx *ctx, int line, const char *section, const char *key,
-    const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	char *full = conf_vmsg(ctx, line, section, key, fmt, ap);
-	va_end(ap);
-	if (full != NULL)
-		push_error(ctx, line, full);
-}
-
-void
-conf_warn(struct conf_ctx *ctx, int line, const char *section, const char *key,
-    const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	char *full = conf_vmsg(ctx, line, section, key, fmt, ap);
-	va_end(ap);
-	if (full == NULL)
-		return;
-	char **w = realloc(ctx->warnings, (ctx->nwarnings + 1) * sizeof(*w));
-	if (w == NULL) {
-		free(full);
-		return;
-	}
-	ctx->warnings = w;
-	w[ctx->nwarnings++] = full;
-}
-
-void
-conf_ctx_free(struct conf_ctx *ctx)
-{
-	for (size_t i = 0; i < ctx->nerrors; i++)
-		free(ctx->errors[i]);
-	free(ctx->errors);
-	free(ctx->lines);
-	ctx->errors = NULL;
-	ctx->lines = NULL;
-	ctx->nerrors = 0;
-	for (size_t i = 0; i < ctx->nwarnings; i++)
-		free(ctx->warnings[i]);
-	free(ctx->warnings);
-	ctx->warnings = NULL;
-	ctx->nwarnings = 0;
-}
-
-unsigned
-conf_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	unsigned row[65];
-
-	if (la > 64 || lb > 64)
-		return 99;
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = (unsigned)j;
-	for (size_t i = 1; i <= la; i++) {
-		unsigned prev = row[0];
-		row[0] = (unsigned)i;
-		for (size_t j = 1; j <= lb; j++) {
-			unsigned cur = row[j];
-			unsigned sub = prev + (a[i - 1] != b[j - 1]);
-			unsigned del = row[j] + 1, ins = row[j - 1] + 1;
-			row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-			prev = cur;
-		}
-	}
-	return row[lb];
-}
-
-/* Appends ` (did you mean "x"?)` when a candidate is close enough. */
-static void
-suggest(const char *word, const char *const *cands, char *out, size_t len)
-{
-	const char *best = NULL;
-	unsigned bd = 3;
-
-	out[0] = '\0';
-	for (size_t i = 0; cands[i] != NULL; i++) {
-		unsigned d = conf_distance(word, cands[i]);
-		if (d < bd || (d == bd && best == NULL && d <= strlen(cands[i]) / 3)) {
-			bd = d;
-			best = cands[i];
-		}
-	}
-	if (best != NULL && bd <= 2)
-		snprintf(out, len, " (did you mean \"%s\"?)", best);
-}
-
-int
-conf_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[256];
-	const char *colon;
-	uint64_t port;
-
-	memset(ss, 0, sizeof(*ss));
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-		if (rb == NULL || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host))
-			return -1;
-		memcpy(host, s + 1, (size_t)(rb - s - 1));
-		host[rb - s - 1] = '\0';
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
-			return -1;
-		memcpy(host, s, (size_t)(colon - s));
-		host[colon - s] = '\0';
-	}
-	if (units_count(colon + 1, 65535, &port) < 0)
-		return -1;
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-	if (s[0] == '[' && strchr(host, ':') == NULL)
-		return -1; /* brackets hold an IPv6 address, nothing else */
-	if (host[0] == '\0' || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0) {
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_ANY);
-		sin->sin_port = htons((uint16_t)port);
-		*len = sizeof(*sin);
-	} else if (strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		if (strcmp(host, "localhost") == 0)
-			sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		*len = sizeof(*sin);
-	} else if (s[0] == '[') {
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-			return -1;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*sin6);
-	} else {
-		return -1;
-	}
-	return 0;
-}
-
-/* Stores value into the field def describes.  0, or -1 with *why set. */
-static int
-set_value(const struct key_def *def, void *obj, const char *value, const char **why)
-{
-	char *field = (char *)obj + def->off;
-	uint64_t u;
-	int64_t ms;
-	int b;
-
-	switch (def->type) {
-	case K_STR: {
-		char *copy = strdup(value);
-		if (copy == NULL)
-			return *why = "out of memory", -1;
-		free(*(char **)field);
-		*(char **)field = copy;
-		return 0;
-	}
-	case K_LIST: {
-		struct conf_strlist *l = (struct conf_strlist *)field;
-		char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
-		if (v == NULL || (v[l->n] = strdup(value)) == NULL) {
-			if (v != NULL)
-				l->v = v;
-			return *why = "out of memory", -1;
-		}
-		l->v = v;
-		l->n++;
-		return 0;
-	}
-	case K_DURATION:
-		if (units_duration(value, &ms) < 0)
-			return *why = "expected a duration such as 500ms, 10s, 5m", -1;
-		if (def->min > 0 && ms < (int64_t)def->min)
-			return *why = "must be greater than zero", -1;
-		*(int64_t *)field = ms;
-		return 0;
-	case K_SIZE:
-		if (units_size(value, &u) < 0)
-			return *why = "expected a size such as 512, 16k, 1m", -1;
-		if (u < def->min || u > def->max)
-			return *why = "size out of range", -1;
-		*(uint64_t *)field = u;
-		return 0;
-	case K_COUNT:
-		if (units_count(value, def->max, &u) < 0 || u < def->min)
-			return *why = "expected a whole number in range", -1;
-		*(uint64_t *)field = u;
-		return 0;
-	case K_BOOL:
-		if (units_bool(value, &b) < 0)
-			return *why = "expected on or off", -1;
-		*(int *)field = b;
-		return 0;
-	case K_WORKERS:
-		if (strcmp(value, "auto") == 0) {
-			*(int *)field = 0;
-			return 0;
-		}
-		if (units_count(value, def->max, &u) < 0 || u < def->min)
-			return *why = "expected auto or a number from 1 to 256", -1;
-		*(int *)field = (int)u;
-		return 0;
-	case K_LOGLEVEL: {
-		enum log_level l;
-		if (log_level_parse(value, &l) < 0)
-			return *why = "expected error, warn, info or debug", -1;
-		*(enum log_level *)field = l;
-		return 0;
-	}
-	case K_LOGFMT:
-		if (strcmp(value, "combined") == 0)
-			*(int *)field = ACCESS_LOG_COMBINED;
-		else if (strcmp(value, "json") == 0)
-			*(int *)field = ACCESS_LOG_JSON;
-		else if (strcmp(value, "main") == 0)
-			*(int *)field = ACCESS_LOG_MAIN;
-		else
-			return *why = "expected combined, main or json", -1;
-		return 0;
-	}
-	return *why = "bad key type", -1;
-}
-
-static void
-apply_defaults(const struct key_def *defs, void *obj)
-{
-	const char *why;
-
-	for (const struct key_def *d = defs; d->name != NULL; d++)
-		if (d->def != NULL && set_value(d, obj, d->def, &why) < 0)
-			abort(); /* a default that does not parse is a bug in the table */
-}
-
-static const struct key_def *
-find_key(const struct key_def *defs, const char *name)
-{
-	for (const struct key_def *d = defs; d->name != NULL; d++)
-		if (strcmp(d->name, name) == 0)
-			return d;
-	return NULL;
-}
 
 static int
 note_seen(struct loader *ld, const char *key)
@@ -446,28 +58,19 @@ note_seen(struct loader *ld, const char *key)
 	return 0;
 }
 
-static void
-key_list(const struct key_def *defs, const char **out, size_t max)
-{
-	size_t n = 0;
-
-	for (const struct key_def *d = defs; d->name != NULL && n + 1 < max; d++)
-		out[n++] = d->name;
-	out[n] = NULL;
-}
 
 static void
 set_table_key(struct loader *ld, const struct key_def *defs, void *obj,
     const char *name, const char *value)
 {
-	const struct key_def *d = find_key(defs, name);
+	const struct key_def *d = conf_find_def(defs, name);
 	const char *why, *cands[64];
 	char hint[96];
 	int prev;
 
 	if (d == NULL) {
-		key_list(defs, cands, 64);
-		suggest(name, cands, hint, sizeof(hint));
+		conf_def_names(defs, cands, 64);
+		conf_suggest(name, cands, hint, sizeof(hint));
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "unknown key%s", hint);
 		return;
 	}
@@ -476,7 +79,7 @@ set_table_key(struct loader *ld, const struct key_def *defs, void *obj,
 		    "given twice (first on line %d)", prev);
 		return;
 	}
-	if (set_value(d, obj, value, &why) < 0) {
+	if (conf_set_value(d, obj, value, &why) < 0) {
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "%s, not \"%s\"", why, value);
 		return;
 	}
@@ -497,10 +100,8 @@ handler_for_key(const struct loader *ld, const char *key, int selector)
 		const struct handler_ops *h = ld->handlers[i];
 		if (h->key != NULL && strcmp(h->key, key) == 0)
 			return h;
-		if (!selector && h->keys != NULL)
-			for (size_t j = 0; h->keys[j] != NULL; j++)
-				if (strcmp(h->keys[j], key) == 0)
-					return h;
+		if (!selector && conf_key_find(h->keys, key) != NULL)
+			return h;
 	}
 	return NULL;
 }
@@ -509,46 +110,35 @@ handler_for_key(const struct loader *ld, const char *key, int selector)
 static int
 route_list_key(const struct loader *ld, const char *name)
 {
-	const struct handler_ops *h;
+	const struct handler_ops *h = handler_for_key(ld, name, 0);
+	const struct conf_key *k = conf_key_find(h != NULL ? h->keys : conf_route_keys, name);
 
-	if (strcmp(name, "host") == 0 || strcmp(name, "listen") == 0 ||
-	    strcmp(name, "middleware") == 0)
-		return 1;
-	if ((h = handler_for_key(ld, name, 0)) == NULL || h->list_keys == NULL)
-		return 0;
-	for (size_t i = 0; h->list_keys[i] != NULL; i++)
-		if (strcmp(h->list_keys[i], name) == 0)
-			return 1;
-	return 0;
+	return k != NULL && (k->flags & CONF_KEY_LIST);
 }
 
 static void
 route_key(struct loader *ld, struct conf_route *rt, const char *name, const char *value)
 {
-	int core = 0;
-
-	for (size_t i = 0; route_core_keys[i] != NULL; i++)
-		core |= strcmp(route_core_keys[i], name) == 0;
-	if (!core && handler_for_key(ld, name, 0) == NULL) {
+	if (conf_key_find(conf_route_keys, name) == NULL && handler_for_key(ld, name, 0) == NULL) {
 		const char *cands[64];
 		size_t n = 0;
 		char hint[96];
-		for (size_t i = 0; route_core_keys[i] != NULL; i++)
-			cands[n++] = route_core_keys[i];
+		for (const struct conf_key *k = conf_route_keys; k->name != NULL; k++)
+			cands[n++] = k->name;
 		for (size_t i = 0; ld->handlers[i] != NULL && n < 60; i++) {
-			if (ld->handlers[i]->key != NULL)
-				cands[n++] = ld->handlers[i]->key;
-			for (size_t j = 0; ld->handlers[i]->keys != NULL &&
-			    ld->handlers[i]->keys[j] != NULL && n < 62; j++)
-				cands[n++] = ld->handlers[i]->keys[j];
+			const struct handler_ops *h = ld->handlers[i];
+			if (h->key != NULL)
+				cands[n++] = h->key;
+			for (const struct conf_key *k = h->keys; k != NULL && k->name != NULL && n < 62; k++)
+				cands[n++] = k->name;
 		}
 		cands[n] = NULL;
-		suggest(name, cands, hint, sizeof(hint));
+		conf_suggest(name, cands, hint, sizeof(hint));
 		conf_err(ld->ctx, ld->lineno, ld->cur_section, name, "unknown key%s", hint);
 		return;
 	}
-	/* host, listen and the handlers' list keys may be repeated; every
-	 * other key may be given once. */
+	/* host, listen, middleware and the handlers' list keys may be
+	 * repeated; every other key may be given once. */
 	if (!route_list_key(ld, name)) {
 		const struct conf_kv *prev = conf_route_kv(rt, name);
 		if (prev != NULL) {
@@ -601,7 +191,7 @@ begin_section(struct loader *ld, const char *hdr)
 			if (ld->handlers[i]->section != NULL)
 				kinds[n++] = ld->handlers[i]->section;
 		kinds[n] = NULL;
-		suggest(kind, kinds, hint, sizeof(hint));
+		conf_suggest(kind, kinds, hint, sizeof(hint));
 		conf_err(ld->ctx, ld->lineno, NULL, NULL, "[%s]: unknown section%s", hdr, hint);
 		return;
 	}
@@ -675,7 +265,7 @@ begin_section(struct loader *ld, const char *hdr)
 		memset(l, 0, sizeof(*l));
 		l->name = strdup(name);
 		l->line = ld->lineno;
-		apply_defaults(listen_keys, l);
+		conf_apply_defaults(conf_listen_keys, l);
 		ld->cur_obj = l;
 	} else {
 		for (size_t i = 0; i < ld->conf->nroutes; i++)
@@ -734,153 +324,37 @@ on_key(struct loader *ld, const char *name, const char *value)
 			return;
 		}
 	if (ld->cur_kind == 0)
-		set_table_key(ld, global_keys, ld->cur_obj, name, value);
+		set_table_key(ld, conf_global_keys, ld->cur_obj, name, value);
 	else if (ld->cur_kind == 1)
-		set_table_key(ld, listen_keys, ld->cur_obj, name, value);
+		set_table_key(ld, conf_listen_keys, ld->cur_obj, name, value);
 	else if (ld->cur_kind == KIND_HANDLER)
 		section_key(ld->cur_obj, name, value, ld->lineno);
 	else
 		route_key(ld, ld->cur_obj, name, value);
 }
 
-/*
- * Blanks, as inih counted them before we read lines ourselves: any
- * isspace() byte, so a stray form feed around a value is trimmed as it
- * always was.
- */
-static int
-is_blank(char c)
+static void
+read_section(void *arg, int line, const char *hdr)
 {
-	return isspace((unsigned char)c);
-}
+	struct loader *ld = arg;
 
-static char *
-skip_blanks(char *s)
-{
-	while (is_blank(*s))
-		s++;
-	return s;
+	ld->lineno = line;
+	if (hdr != NULL)
+		begin_section(ld, hdr);
+	else
+		ld->cur_kind = -1;
 }
 
 static void
-trim_end(char *s)
+read_key(void *arg, int line, const char *key, const char *value)
 {
-	size_t n = strlen(s);
+	struct loader *ld = arg;
 
-	while (n > 0 && is_blank(s[n - 1]))
-		s[--n] = '\0';
+	ld->lineno = line;
+	on_key(ld, key, value);
 }
 
-/* Keeps byte c at buf[n] while the line has room; returns the new length. */
-static size_t
-keep_byte(char *buf, size_t n, int c, int *over)
-{
-	if (n == CONF_MAX_LINE) {
-		*over = 1;
-		return n;
-	}
-	buf[n] = (char)c;
-	return n + 1;
-}
-
-/*
- * Reads the next line into ld->line without its ending (the LF and any CRs
- * just before it), NUL-terminated.  At most CONF_MAX_LINE bytes are kept:
- * *over is set when the line had more, and the rest is read and dropped, so
- * memory stays bounded whatever the file holds.  *len is the length kept.
- * Returns 1 for a line, 0 at the end of the file, -1 on a read error (errno).
- */
-static int
-next_line(struct loader *ld, size_t *len, int *over)
-{
-	size_t n = 0, ncr = 0;
-	int c, any = 0;
-
-	*over = 0;
-	while ((c = getc(ld->fp)) != EOF) {
-		any = 1;
-		if (c == '\n')
-			break;
-		if (c == '\r') {
-			ncr++; /* kept only if more than CRs follow */
-			continue;
-		}
-		for (; ncr > 0; ncr--)
-			n = keep_byte(ld->line, n, '\r', over);
-		n = keep_byte(ld->line, n, c, over);
-	}
-	if (c == EOF && ferror(ld->fp))
-		return -1;
-	ld->line[n] = '\0';
-	*len = n;
-	return any;
-}
-
-/*
- * Cuts s at its inline comment: a ';' after a blank, as inih's rule was.
- * A '#' is no comment there, and neither is a ';' right after '=' ("a =;b").
- */
-static void
-cut_comment(char *s)
-{
-	for (char *p = s; *p != '\0'; p++)
-		if (*p == ';' && p > s && is_blank(p[-1])) {
-			*p = '\0';
-			return;
-		}
-}
-
-/*
- * One line of the file, len bytes in ld->line (over: it was longer).  Does
- * what inih did for us until lines grew past its 200-byte buffer: skips
- * comments and empty lines, starts sections, splits "key = value" at the
- * first '=' with blanks trimmed around both and an inline comment cut off.
- * Leading blanks never make a continuation line.
- */
-static void
-parse_line(struct loader *ld, size_t len, int over)
-{
-	char *s = ld->line, *eq;
-
-	if (memchr(s, '\0', len) != NULL) {
-		conf_err(ld->ctx, ld->lineno, NULL, NULL, "NUL byte in line");
-		return;
-	}
-	if (ld->lineno == 1 && len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
-		s += 3;
-	s = skip_blanks(s);
-	if (*s == ';' || *s == '#' || (*s == '\0' && !over))
-		return;
-	if (over) {
-		conf_err(ld->ctx, ld->lineno, NULL, NULL, "line longer than %d bytes", CONF_MAX_LINE);
-		return;
-	}
-	if (*s == '[') {
-		char *rb = strchr(s, ']');
-		char *rest = rb != NULL ? skip_blanks(rb + 1) : NULL;
-		if (rb == NULL || (*rest != '\0' && *rest != ';' && *rest != '#')) {
-			conf_err(ld->ctx, ld->lineno, NULL, NULL, "malformed section header");
-			ld->cur_kind = -1;
-			return;
-		}
-		*rb = '\0';
-		begin_section(ld, s + 1);
-		return;
-	}
-	cut_comment(s);
-	eq = strchr(s, '=');
-	trim_end(s);
-	if (eq == NULL || eq == s) {
-		/* no '=' before the comment, or no key before the '=' */
-		conf_err(ld->ctx, ld->lineno, ld->cur_section[0] ? ld->cur_section : NULL, NULL,
-		    "expected \"key = value\"");
-		return;
-	}
-	*eq = '\0';
-	trim_end(s);
-	char *value = skip_blanks(eq + 1);
-	on_key(ld, s, value);
-}
+static const struct conf_read_ops read_ops = { read_section, read_key };
 
 struct conf_section *
 conf_section_find(const struct config *conf, const char *kind, const char *name)
@@ -889,27 +363,6 @@ conf_section_find(const struct config *conf, const char *kind, const char *name)
 		if (strcmp(conf->sections[i].kind, kind) == 0 && strcmp(conf->sections[i].name, name) == 0)
 			return &conf->sections[i];
 	return NULL;
-}
-
-int
-conf_check_keys(struct conf_ctx *ctx, const struct conf_section *sec, const char *const *known)
-{
-	char secname[256], hint[96];
-	int bad = 0;
-
-	snprintf(secname, sizeof(secname), "%s:%s", sec->kind, sec->name);
-	for (size_t i = 0; i < sec->nkv; i++) {
-		size_t k;
-		for (k = 0; known[k] != NULL; k++)
-			if (strcmp(known[k], sec->kv[i].key) == 0)
-				break;
-		if (known[k] != NULL)
-			continue;
-		suggest(sec->kv[i].key, known, hint, sizeof(hint));
-		conf_err(ctx, sec->kv[i].line, secname, sec->kv[i].key, "unknown key%s", hint);
-		bad++;
-	}
-	return bad;
 }
 
 const struct conf_kv *
@@ -1042,32 +495,35 @@ static void
 route_middleware(struct loader *ld, struct conf_route *rt, const struct conf_kv *kv,
     const char *sec)
 {
-	char *copy = strdup(kv->value), *save = NULL, *tok;
+	const char *p = kv->value, *tok;
+	char name[CONF_MAX_NAME + 2];
+	size_t len;
 
-	for (tok = copy != NULL ? strtok_r(copy, ", \t", &save) : NULL; tok != NULL;
-	    tok = strtok_r(NULL, ", \t", &save)) {
-		struct conf_section *ms = conf_section_find(ld->conf, "middleware", tok);
+	while (conf_list_next(&p, &tok, &len)) {
+		/* One byte over the longest name is enough to find none. */
+		snprintf(name, sizeof(name), "%.*s", (int)len, tok);
+		struct conf_section *ms = conf_section_find(ld->conf, "middleware", name);
 		if (ms == NULL) {
-			conf_err(ld->ctx, kv->line, sec, "middleware", "no [middleware:%s] section", tok);
+			conf_err(ld->ctx, kv->line, sec, "middleware", "no [middleware:%.*s] section",
+			    (int)len, tok);
 			continue;
 		}
 		if (ms->data == NULL)
 			continue; /* its own errors were reported */
 		if (rt->nmw == CONF_MAX_MIDDLEWARE) {
 			conf_err(ld->ctx, kv->line, sec, "middleware", "more than %d blocks, counting "
-			    "every middleware line (\"%s\" is one too many)", CONF_MAX_MIDDLEWARE, tok);
+			    "every middleware line (\"%s\" is one too many)", CONF_MAX_MIDDLEWARE, name);
 			break;
 		}
 		for (size_t i = 0; i < rt->nmw; i++)
 			if (rt->mw[i] == ms) {
-				conf_err(ld->ctx, kv->line, sec, "middleware", "\"%s\" listed twice", tok);
+				conf_err(ld->ctx, kv->line, sec, "middleware", "\"%s\" listed twice", name);
 				ms = NULL;
 				break;
 			}
 		if (ms != NULL)
 			rt->mw[rt->nmw++] = ms;
 	}
-	free(copy);
 }
 
 static void
@@ -1130,9 +586,9 @@ check_route(struct loader *ld, struct conf_route *rt)
 	}
 	if (rt->listen_mask == 0)
 		rt->listen_mask = c->nlistens >= 64 ? ~0ULL : (1ULL << c->nlistens) - 1;
-	if (rt->path == NULL) {
-		rt->path = strdup("/");
-		rt->path_len = 1;
+	if (rt->path == NULL) { /* not given, or refused */
+		rt->path = strdup(conf_key_find(conf_route_keys, "path")->def);
+		rt->path_len = strlen(conf_key_find(conf_route_keys, "path")->def);
 	}
 	if (sel == NULL) {
 		char names[256];
@@ -1214,49 +670,19 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
     struct conf_ctx *ctx)
 {
 	struct loader ld = { .ctx = ctx, .handlers = handlers, .cur_kind = -1 };
-	char errbuf[256], *msg;
-	size_t before = ctx->nerrors, len;
-	struct stat st;
-	int over, got;
+	size_t before = ctx->nerrors;
+	char errbuf[256];
+	int lines;
 
 	ctx->file = file;
 	ld.conf = calloc(1, sizeof(*ld.conf));
 	if (ld.conf == NULL)
 		return NULL;
 	ld.conf->file = strdup(file);
-	apply_defaults(global_keys, &ld.conf->global);
-	ld.fp = text != NULL ? fmemopen((void *)text, strlen(text), "r") : fopen(file, "r");
-	if (ld.fp == NULL) {
-		if (asprintf(&msg, "%s: cannot open: %s", file, strerror(errno)) >= 0)
-			push_error(ctx, 0, msg);
+	conf_apply_defaults(conf_global_keys, &ld.conf->global);
+	if ((lines = conf_read(ctx, file, text, ld.cur_section, &read_ops, &ld)) < 0)
 		goto fail;
-	}
-	/* A directory opens, and reading it fails; say what it is instead. */
-	if (fstat(fileno(ld.fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-		if (asprintf(&msg, "%s: is a directory", file) >= 0)
-			push_error(ctx, 0, msg);
-		fclose(ld.fp);
-		goto fail;
-	}
-	ld.line = malloc(CONF_MAX_LINE + 1);
-	if (ld.line == NULL) {
-		if (asprintf(&msg, "%s: cannot read: out of memory", file) >= 0)
-			push_error(ctx, 0, msg);
-		fclose(ld.fp);
-		goto fail;
-	}
-	while ((got = next_line(&ld, &len, &over)) > 0) {
-		ld.lineno++;
-		parse_line(&ld, len, over);
-	}
-	/* Half a file is no configuration: nothing past this is checked. */
-	if (got < 0) {
-		if (asprintf(&msg, "%s: cannot read: %s", file, strerror(errno)) >= 0)
-			push_error(ctx, 0, msg);
-		fclose(ld.fp);
-		goto fail;
-	}
-	fclose(ld.fp);
+	ld.lineno = lines;
 	ld.conf->seen = ld.seen;
 	ld.conf->nseen = ld.nseen;
 	ld.seen = NULL;
@@ -1281,12 +707,10 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 		goto fail;
 	if (ld.conf->nroutes > 0)
 		qsort(ld.conf->routes, ld.conf->nroutes, sizeof(*ld.conf->routes), route_order);
-	free(ld.line);
 	free(ld.seen);
 	return ld.conf;
 fail:
-	sort_errors(ctx, before);
-	free(ld.line);
+	conf_sort_errors(ctx, before);
 	free(ld.seen);
 	config_free(ld.conf);
 	return NULL;
@@ -1370,93 +794,3 @@ config_free(struct config *c)
 	free(c);
 }
 
-/* "key = value", or "key =value" when a blank before the value would make
- * it read back as a comment. */
-static void
-dump_kv(FILE *out, const char *key, const char *value)
-{
-	fprintf(out, "%s =%s%s\n", key, value[0] == ';' || value[0] == '#' ? "" : " ", value);
-}
-
-static void
-dump_table(const struct key_def *defs, const void *obj, FILE *out, int plain)
-{
-	char buf[64];
-
-	for (const struct key_def *d = defs; d->name != NULL; d++) {
-		const char *field = (const char *)obj + d->off;
-		/* A plain listener shows no TLS keys: they would not load there. */
-		if (plain && (strncmp(d->name, "tls_", 4) == 0 || strcmp(d->name, "hsts") == 0))
-			continue;
-		switch (d->type) {
-		case K_STR:
-			if (*(char *const *)field != NULL)
-				dump_kv(out, d->name, *(char *const *)field);
-			break;
-		case K_LIST:
-			for (size_t i = 0; i < ((const struct conf_strlist *)field)->n; i++)
-				dump_kv(out, d->name, ((const struct conf_strlist *)field)->v[i]);
-			break;
-		case K_DURATION:
-			units_format_duration(*(const int64_t *)field, buf, sizeof(buf));
-			fprintf(out, "%s = %s\n", d->name, buf);
-			break;
-		case K_SIZE:
-			units_format_size(*(const uint64_t *)field, buf, sizeof(buf));
-			fprintf(out, "%s = %s\n", d->name, buf);
-			break;
-		case K_COUNT:
-			fprintf(out, "%s = %llu\n", d->name, (unsigned long long)*(const uint64_t *)field);
-			break;
-		case K_BOOL:
-			fprintf(out, "%s = %s\n", d->name, *(const int *)field ? "on" : "off");
-			break;
-		case K_WORKERS:
-			if (*(const int *)field == 0)
-				fprintf(out, "%s = auto\n", d->name);
-			else
-				fprintf(out, "%s = %d\n", d->name, *(const int *)field);
-			break;
-		case K_LOGLEVEL:
-			fprintf(out, "%s = %s\n", d->name, log_level_name(*(const enum log_level *)field));
-			break;
-		case K_LOGFMT:
-			fprintf(out, "%s = %s\n", d->name,
-			    *(const int *)field == ACCESS_LOG_JSON ? "json" :
-			    *(const int *)field == ACCESS_LOG_MAIN ? "main" : "combined");
-			break;
-		}
-	}
-}
-
-void
-config_dump(const struct config *c, FILE *out)
-{
-	fprintf(out, "# effective configuration of %s\n[global]\n", c->file);
-	dump_table(global_keys, &c->global, out, 0);
-	for (size_t i = 0; i < c->nlistens; i++) {
-		fprintf(out, "\n[listen:%s]\n", c->listens[i].name);
-		dump_table(listen_keys, &c->listens[i], out, c->listens[i].tls_cert.n == 0);
-	}
-	for (size_t i = 0; i < c->nsections; i++) {
-		const struct conf_section *sec = &c->sections[i];
-		fprintf(out, "\n[%s:%s]\n", sec->kind, sec->name);
-		for (size_t j = 0; j < sec->nkv; j++)
-			dump_kv(out, sec->kv[j].key, sec->kv[j].value);
-	}
-	for (size_t i = 0; i < c->nroutes; i++) {
-		const struct conf_route *r = &c->routes[i];
-		fprintf(out, "\n[route:%s]\n", r->name);
-		for (size_t j = 0; j < c->nlistens; j++)
-			if (r->listen_mask & (1ULL << j))
-				fprintf(out, "listen = %s\n", c->listens[j].name);
-		for (size_t j = 0; j < r->nhosts; j++)
-			fprintf(out, "host = %s\n", r->hosts[j]);
-		fprintf(out, "path = %s\n", r->path);
-		for (size_t j = 0; j < r->nkv; j++) {
-			const char *k = r->kv[j].key;
-			if (strcmp(k, "listen") != 0 && strcmp(k, "host") != 0 && strcmp(k, "path") != 0)
-				dump_kv(out, k, r->kv[j].value);
-		}
-	}
-}

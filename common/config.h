@@ -173,12 +173,46 @@ void conf_warn(struct conf_ctx *ctx, int line, const char *section, const char *
 /* The line key was given on in [section] ("global", "listen:NAME"), or 0. */
 int conf_key_line(const struct config *c, const char *section, const char *key);
 
+/*
+ * One key a handler reads in its routes, a section kind holds or a
+ * middleware type reads, in a table per handler, kind or type that ends
+ * with a NULL name.  The table is the only place its default is written:
+ * the loader rejects keys not in it and repeats of keys without
+ * CONF_KEY_LIST, conf_route_value and conf_section_value fall back to def,
+ * and -T prints def for a key not given.
+ */
+struct conf_key {
+	const char *name;
+	const char *def;              /* the value when not given; NULL: none */
+	unsigned flags;
+	/* A key this one only means something with: when that is not given,
+	 * -T leaves this one's default out (it would not load, or mislead). */
+	const char *needs;
+};
+
+#define CONF_KEY_LIST 0x1 /* may be repeated, each line adding to a list */
+
+/* The entry of name in keys, or NULL. */
+const struct conf_key *conf_key_find(const struct conf_key *keys, const char *name);
+
 /* The last value given for key in a route, or NULL. */
 const struct conf_kv *conf_route_kv(const struct conf_route *rt, const char *key);
 /* For a key that may be repeated: the first value of key in a route after
  * prev, or the first of all when prev is NULL; NULL when there is no more. */
 const struct conf_kv *conf_route_next(const struct conf_route *rt, const char *key,
     const struct conf_kv *prev);
+
+/*
+ * The value of key, an entry of keys: the last line of it in rt, or else
+ * its default, made up in *def as if given on the route's header line; NULL
+ * when neither.  The result lives as long as rt and *def.
+ */
+const struct conf_kv *conf_route_value(const struct conf_route *rt, const struct conf_key *keys,
+    const char *key, struct conf_kv *def);
+/* For a CONF_KEY_LIST key: as conf_route_next, but when the route gives no
+ * line of it, its default once (in *def), if it has one. */
+const struct conf_kv *conf_route_list(const struct conf_route *rt, const struct conf_key *keys,
+    const char *key, const struct conf_kv *prev, struct conf_kv *def);
 
 /* For "off" and such, which cannot go with other values of a repeated key:
  * 0 when kv is its key's only line in rt, else -1 with the error reported. */
@@ -187,10 +221,20 @@ int conf_route_alone(struct conf_ctx *ctx, const struct conf_route *rt, const st
 /* The handler-owned section [kind:name], or NULL. */
 struct conf_section *conf_section_find(const struct config *conf, const char *kind,
     const char *name);
-/* Reports every key of sec not in known (NULL-terminated), with a did-you-mean.
- * Returns the number reported. */
-int conf_check_keys(struct conf_ctx *ctx, const struct conf_section *sec,
-    const char *const *known);
+/* Reports every key of sec not in keys, with a did-you-mean, and every
+ * repeat of a key without CONF_KEY_LIST.  Returns the number reported. */
+int conf_check_section(struct conf_ctx *ctx, const struct conf_section *sec,
+    const struct conf_key *keys);
+/* As conf_route_value, for a key of a section (default: on its header line). */
+const struct conf_kv *conf_section_value(const struct conf_section *sec,
+    const struct conf_key *keys, const char *key, struct conf_kv *def);
+
+/*
+ * The next member of a list value ("a, b c": blanks and commas separate):
+ * 1 with *tok and *len set and *p moved past it, or 0 at the end.  The
+ * value is not changed; a member is not NUL-terminated.
+ */
+int conf_list_next(const char **p, const char **tok, size_t *len);
 
 /* Writes the effective configuration, defaults included, as INI (-T). */
 void config_dump(const struct config *conf, FILE *out);

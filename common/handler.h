@@ -3,8 +3,9 @@
  *
  * A handler is one const ops table.  The route key named by `key` selects
  * it (`status = json` selects the status handler); extra route keys the
- * handler reads are listed in `keys`, so the config loader can tell a
- * misspelt key from one that belongs to another handler.
+ * handler reads are declared in `keys` with their defaults, so the config
+ * loader can tell a misspelt key from one that belongs to another handler,
+ * and -T can print them.
  */
 #ifndef PORTICO_HANDLER_H
 #define PORTICO_HANDLER_H
@@ -12,6 +13,7 @@
 #include <stddef.h>
 
 struct conf_ctx;
+struct conf_key;
 struct conf_route;
 struct conf_kv;
 struct conf_section;
@@ -25,11 +27,11 @@ struct request;
 struct handler_ops {
 	const char *name;
 	const char *key;            /* the route key that selects this handler */
-	const char *const *keys;    /* further route keys it reads, NULL-terminated */
-	/* Those of keys that hold a list and may be repeated, each line adding
-	 * to it (read them with conf_route_next); NULL-terminated or NULL.
-	 * Any other key given twice in a route is an error. */
-	const char *const *list_keys;
+	/* Further route keys it reads, with their defaults, or NULL.  Those
+	 * marked CONF_KEY_LIST may be repeated, each line adding to a list
+	 * (read them with conf_route_list); any other key given twice in a
+	 * route is an error. */
+	const struct conf_key *keys;
 	unsigned flags;
 	/*
 	 * Checks the route's keys and builds rt->hconf.  Reports problems with
@@ -39,10 +41,14 @@ struct handler_ops {
 	void (*free_conf)(void *hconf);
 	/* A section kind this handler owns ("pool" for [pool:NAME]), or NULL.
 	 * configure_section checks one (all are done before any route) and
-	 * sets sec->data; free_section frees that. */
+	 * sets sec->data; free_section frees that.  section_keys gives the
+	 * table of a section's keys, for -T (a middleware block's depend on
+	 * its type); NULL from it, or no section_keys, prints the lines as
+	 * written. */
 	const char *section;
 	int (*configure_section)(struct conf_ctx *ctx, struct conf_section *sec);
 	void (*free_section)(void *data);
+	const struct conf_key *(*section_keys)(const struct conf_section *sec);
 	/* Appends the JSON value describing a section's state (for /status). */
 	void (*section_status)(const struct conf_section *sec, struct sbuf *out);
 	/* Work of the main thread (health checks): started once before the

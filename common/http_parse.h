@@ -1,6 +1,6 @@
 /*
  * http_parse: the strict, incremental, zero-copy HTTP/1.1 request parser
- * (RFC 9112) and chunked body decoder.
+ * (RFC 9112) and chunked body decoder (http_chunked.c).
  *
  * The parser never copies: every string it reports is a slice of the
  * caller's buffer.  It is incremental: call it again with the same buffer
@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* tchar (RFC 9110 5.6.2): 1 for the bytes a token may hold. */
+extern const unsigned char http_tchar[256];
 
 /* Hard ceiling for max_headers; struct http_request holds this many. */
 #define HTTP_MAX_HEADERS 256

@@ -15,11 +15,21 @@ enum rule_op { REQ_SET, REQ_ADD, REQ_REMOVE, RESP_SET, RESP_ADD, RESP_REMOVE };
 
 static const char *const rule_keys[] = { "request_set", "request_add", "request_remove",
 	"response_set", "response_add", "response_remove", NULL };
-static const char *const all_keys[] = { "request_set", "request_add", "request_remove",
-	"response_set", "response_add", "response_remove", "cors_origins", "cors_methods",
-	"cors_headers", "cors_max_age", "cors_credentials", NULL };
-static const char *const list_keys[] = { "request_set", "request_add", "request_remove",
-	"response_set", "response_add", "response_remove", "cors_origins", NULL };
+static const struct conf_key headers_keys[] = {
+	MW_TYPE_KEY,
+	{ "request_set", NULL, CONF_KEY_LIST, NULL },
+	{ "request_add", NULL, CONF_KEY_LIST, NULL },
+	{ "request_remove", NULL, CONF_KEY_LIST, NULL },
+	{ "response_set", NULL, CONF_KEY_LIST, NULL },
+	{ "response_add", NULL, CONF_KEY_LIST, NULL },
+	{ "response_remove", NULL, CONF_KEY_LIST, NULL },
+	{ "cors_origins", NULL, CONF_KEY_LIST, NULL },
+	{ "cors_methods", "GET, HEAD, POST", 0, "cors_origins" },
+	{ "cors_headers", NULL, 0, NULL },
+	{ "cors_max_age", NULL, 0, NULL },              /* none: no Access-Control-Max-Age */
+	{ "cors_credentials", "off", 0, "cors_origins" },
+	{ NULL, NULL, 0, NULL },
+};
 
 #define CORS_MAX_ORIGINS 64
 
@@ -152,19 +162,17 @@ static char *
 token_list(const char *v)
 {
 	struct sbuf b = { 0 };
-	char *copy = strdup(v), *save = NULL, *tok;
+	const char *tok;
+	size_t len;
 
-	for (tok = copy != NULL ? strtok_r(copy, ", \t", &save) : NULL; tok != NULL;
-	    tok = strtok_r(NULL, ", \t", &save)) {
-		for (const char *p = tok; *p != '\0'; p++)
-			if (!is_tchar((unsigned char)*p)) {
-				free(copy);
+	while (conf_list_next(&v, &tok, &len)) {
+		for (size_t i = 0; i < len; i++)
+			if (!is_tchar((unsigned char)tok[i])) {
 				sbuf_free(&b);
 				return NULL;
 			}
-		sbuf_printf(&b, "%s%s", b.len > 0 ? ", " : "", tok);
+		sbuf_printf(&b, "%s%.*s", b.len > 0 ? ", " : "", (int)len, tok);
 	}
-	free(copy);
 	if (b.len == 0 || sbuf_failed(&b)) {
 		sbuf_free(&b);
 		return NULL;
@@ -172,86 +180,104 @@ token_list(const char *v)
 	return b.p;
 }
 
+/* One cors_origins line, its origins added after those of the lines
+ * before; *star is set to it when it holds "*". */
+static int
+cors_origins(struct conf_ctx *ctx, struct cors *c, const struct conf_kv *kv,
+    const struct conf_kv **star)
+{
+	const char *p = kv->value, *tok;
+	size_t len;
+	int rc = 0;
+
+	while (conf_list_next(&p, &tok, &len)) {
+		if (len == 1 && tok[0] == '*') {
+			c->any = 1;
+			*star = kv;
+			continue;
+		}
+		char *o = strndup(tok, len);
+		if (o == NULL)
+			return -1;
+		if (!origin_ok(o)) {
+			conf_err(ctx, kv->line, ctx->section, kv->key, "expected * or origins "
+			    "such as https://example.com, not \"%s\"", o);
+			free(o);
+			rc = -1;
+			continue;
+		}
+		if (c->norigins == CORS_MAX_ORIGINS) {
+			conf_err(ctx, kv->line, ctx->section, kv->key, "more than %d origins, "
+			    "counting every line (\"%s\" is one too many)", CORS_MAX_ORIGINS, o);
+			free(o);
+			return -1;
+		}
+		char **v = realloc(c->origins, (c->norigins + 1) * sizeof(*v));
+		if (v == NULL) {
+			free(o);
+			return -1;
+		}
+		c->origins = v;
+		for (char *q = o; *q != '\0'; q++)
+			*q = (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q);
+		c->origins[c->norigins++] = o;
+	}
+	return rc;
+}
+
+/* cors_methods or cors_headers: a list of tokens into *out. */
+static int
+cors_tokens(struct conf_ctx *ctx, const struct conf_kv *kv, char **out)
+{
+	if (kv == NULL)
+		return 0;
+	if ((*out = token_list(kv->value)) != NULL)
+		return 0;
+	conf_err(ctx, kv->line, ctx->section, kv->key, "expected a list of %s, not \"%s\"",
+	    strcmp(kv->key, "cors_methods") == 0 ? "methods" : "header names", kv->value);
+	return -1;
+}
+
 static int
 cors_configure(struct conf_ctx *ctx, const struct conf_section *sec, struct headers_conf *hc)
 {
 	struct cors *c = calloc(1, sizeof(*c));
-	const struct conf_kv *cred = NULL, *star = NULL;
+	const struct conf_kv *kv, *star = NULL;
+	struct conf_kv def;
 	int bad = 0;
 
 	if (c == NULL)
 		return -1;
 	hc->cors = c;
+	for (size_t i = 0; i < sec->nkv; i++)
+		if (strcmp(sec->kv[i].key, "cors_origins") == 0)
+			bad |= cors_origins(ctx, c, &sec->kv[i], &star) < 0;
+	kv = conf_section_value(sec, headers_keys, "cors_methods", &def);
+	bad |= cors_tokens(ctx, kv, &c->methods) < 0;
+	kv = conf_section_value(sec, headers_keys, "cors_headers", &def);
+	bad |= cors_tokens(ctx, kv, &c->headers) < 0;
 	c->max_age = -1;
-	for (size_t i = 0; i < sec->nkv; i++) {
-		const struct conf_kv *kv = &sec->kv[i];
-		if (strcmp(kv->key, "cors_origins") == 0) {
-			char *copy = strdup(kv->value), *save = NULL, *tok;
-			for (tok = copy != NULL ? strtok_r(copy, ", \t", &save) : NULL; tok != NULL;
-			    tok = strtok_r(NULL, ", \t", &save)) {
-				if (strcmp(tok, "*") == 0) {
-					c->any = 1;
-					star = kv;
-					continue;
-				}
-				if (!origin_ok(tok)) {
-					conf_err(ctx, kv->line, ctx->section, kv->key, "expected * or origins "
-					    "such as https://example.com, not \"%s\"", tok);
-					bad = 1;
-					continue;
-				}
-				if (c->norigins == CORS_MAX_ORIGINS) {
-					conf_err(ctx, kv->line, ctx->section, kv->key, "more than %d origins, "
-					    "counting every line (\"%s\" is one too many)", CORS_MAX_ORIGINS, tok);
-					bad = 1;
-					break;
-				}
-				char **v = realloc(c->origins, (c->norigins + 1) * sizeof(*v));
-				if (v == NULL)
-					continue;
-				c->origins = v;
-				for (char *p = tok; *p != '\0'; p++)
-					*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-				c->origins[c->norigins++] = strdup(tok);
-			}
-			free(copy);
-		} else if (strcmp(kv->key, "cors_methods") == 0 || strcmp(kv->key, "cors_headers") == 0) {
-			char *l = token_list(kv->value);
-			if (l == NULL) {
-				conf_err(ctx, kv->line, ctx->section, kv->key,
-				    "expected a list of %s, not \"%s\"",
-				    kv->key[5] == 'm' ? "methods" : "header names", kv->value);
-				bad = 1;
-			} else if (kv->key[5] == 'm') {
-				c->methods = l;
-			} else {
-				c->headers = l;
-			}
-		} else if (strcmp(kv->key, "cors_max_age") == 0) {
-			if (units_duration(kv->value, &c->max_age) < 0) {
-				conf_err(ctx, kv->line, ctx->section, kv->key,
-				    "expected a duration such as 10m, not \"%s\"", kv->value);
-				bad = 1;
-			}
-			c->max_age /= 1000;
-		} else if (strcmp(kv->key, "cors_credentials") == 0) {
-			cred = kv;
-			if (units_bool(kv->value, &c->credentials) < 0) {
-				conf_err(ctx, kv->line, ctx->section, kv->key, "expected on or off, not \"%s\"",
-				    kv->value);
-				bad = 1;
-			}
+	if ((kv = conf_section_value(sec, headers_keys, "cors_max_age", &def)) != NULL) {
+		if (units_duration(kv->value, &c->max_age) < 0) {
+			conf_err(ctx, kv->line, ctx->section, kv->key,
+			    "expected a duration such as 10m, not \"%s\"", kv->value);
+			bad = 1;
 		}
+		c->max_age /= 1000;
+	}
+	kv = conf_section_value(sec, headers_keys, "cors_credentials", &def);
+	if (units_bool(kv->value, &c->credentials) < 0) {
+		conf_err(ctx, kv->line, ctx->section, kv->key, "expected on or off, not \"%s\"",
+		    kv->value);
+		bad = 1;
 	}
 	/* Fetch refuses "*" with credentials; echoing any origin instead would
 	 * let every site read the user's responses. */
 	if (c->any && c->credentials) {
-		conf_err(ctx, cred->line, ctx->section, "cors_credentials",
+		conf_err(ctx, kv->line, ctx->section, "cors_credentials",
 		    "cannot go with cors_origins = * (line %d): list the origins", star->line);
 		bad = 1;
 	}
-	if (c->methods == NULL && (c->methods = strdup("GET, HEAD, POST")) == NULL)
-		bad = 1;
 	return bad ? -1 : 0;
 }
 
@@ -458,8 +484,7 @@ headers_response(struct request *r, const void *conf)
 
 const struct mw_ops headers_mw_ops = {
 	.type = "headers",
-	.keys = all_keys,
-	.list_keys = list_keys,
+	.keys = headers_keys,
 	.configure = headers_configure,
 	.free_conf = headers_free,
 	.request = headers_request,

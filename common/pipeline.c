@@ -25,8 +25,6 @@ section_configure(struct conf_ctx *ctx, struct conf_section *sec)
 {
 	const struct conf_kv *type = NULL;
 	const struct mw_ops *ops;
-	const char *known[64];
-	size_t n = 0;
 
 	for (size_t i = 0; i < sec->nkv; i++)
 		if (strcmp(sec->kv[i].key, "type") == 0) {
@@ -50,24 +48,8 @@ section_configure(struct conf_ctx *ctx, struct conf_section *sec)
 		    type->value);
 		return -1;
 	}
-	known[n++] = "type";
-	for (size_t i = 0; ops->keys != NULL && ops->keys[i] != NULL && n < 63; i++)
-		known[n++] = ops->keys[i];
-	known[n] = NULL;
-	if (conf_check_keys(ctx, sec, known) > 0)
+	if (conf_check_section(ctx, sec, ops->keys) > 0)
 		return -1;
-	/* Keys that are not lists may be given once. */
-	for (size_t i = 0; i < sec->nkv; i++) {
-		int list = 0;
-		for (size_t k = 0; ops->list_keys != NULL && ops->list_keys[k] != NULL; k++)
-			list |= strcmp(ops->list_keys[k], sec->kv[i].key) == 0;
-		for (size_t j = 0; !list && j < i; j++)
-			if (strcmp(sec->kv[j].key, sec->kv[i].key) == 0) {
-				conf_err(ctx, sec->kv[i].line, ctx->section, sec->kv[i].key,
-				    "given twice (first on line %d)", sec->kv[j].line);
-				return -1;
-			}
-	}
 	struct mw *m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return -1;
@@ -78,6 +60,15 @@ section_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	}
 	sec->data = m;
 	return 0;
+}
+
+/* The keys of a block: those of its type. */
+static const struct conf_key *
+section_keys(const struct conf_section *sec)
+{
+	const struct mw *m = sec->data;
+
+	return m != NULL ? m->ops->keys : NULL;
 }
 
 static void
@@ -97,6 +88,7 @@ const struct handler_ops pipeline_section_ops = {
 	.section = "middleware",
 	.configure_section = section_configure,
 	.free_section = section_free,
+	.section_keys = section_keys,
 };
 
 int

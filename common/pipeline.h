@@ -31,8 +31,8 @@ enum { MW_NEXT = 0, MW_ANSWERED = 1 };
 
 struct mw_ops {
 	const char *type;                /* `type = ...` */
-	const char *const *keys;         /* the keys it reads besides type, NULL-terminated */
-	const char *const *list_keys;    /* of those, the ones that may be repeated */
+	/* Every key of a block of this type, with defaults: MW_TYPE_KEY first. */
+	const struct conf_key *keys;
 	/* Checks the block's keys (conf_err with their lines) and returns the
 	 * module's configuration, or NULL when it has errors. */
 	void *(*configure)(struct conf_ctx *ctx, const struct conf_section *sec);
@@ -40,6 +40,9 @@ struct mw_ops {
 	int (*request)(struct request *r, const void *conf);
 	void (*response_head)(struct request *r, const void *conf);
 };
+
+/* The first entry of every module's keys: the key that picks the module. */
+#define MW_TYPE_KEY { "type", NULL, 0, NULL }
 
 /* One [middleware:NAME] block: the data of its conf_section. */
 struct mw {

@@ -27,6 +27,12 @@ struct return_conf {
 	size_t body_len;
 };
 
+static const struct conf_key return_keys[] = {
+	{ "return_file", NULL, 0, NULL },
+	{ "return_type", "text/plain; charset=utf-8", 0, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
 static int
 is_redirect(int s)
 {
@@ -98,8 +104,8 @@ static int
 return_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv)
 {
 	struct return_conf *rc = calloc(1, sizeof(*rc));
-	const struct conf_kv *file = conf_route_kv(rt, "return_file");
-	const struct conf_kv *type = conf_route_kv(rt, "return_type");
+	struct conf_kv def, tdef;
+	const struct conf_kv *file = conf_route_value(rt, return_keys, "return_file", &def);
 	char code[8];
 	const char *rest;
 	uint64_t st;
@@ -159,7 +165,7 @@ return_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 		rc->body = strdup(rest);
 		rc->body_len = strlen(rest);
 	}
-	rc->type = strdup(type != NULL ? type->value : "text/plain; charset=utf-8");
+	rc->type = strdup(conf_route_value(rt, return_keys, "return_type", &tdef)->value);
 	if (rc->type == NULL)
 		return -1;
 	rc->markup = is_markup_type(rc->type);
@@ -236,7 +242,6 @@ return_start(struct request *r)
 	return_more(r);
 }
 
-static const char *const return_keys[] = { "return_file", "return_type", NULL };
 
 const struct handler_ops return_ops = {
 	.name = "return",

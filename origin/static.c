@@ -59,6 +59,17 @@ struct static_conf {
 	size_t nsecrets;
 };
 
+/* The keys of a root route besides root itself. */
+static const struct conf_key static_keys[] = {
+	{ "index", "index.html", CONF_KEY_LIST, NULL },
+	{ "autoindex", "off", 0, NULL },
+	{ "cache_control", NULL, 0, NULL },           /* none: no header */
+	{ "precompressed", "off", CONF_KEY_LIST, NULL },
+	{ "mime_types", NULL, 0, NULL },              /* none: the built-in table only */
+	{ "follow_symlinks", "inside", 0, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
 static void
 static_free(void *p)
 {
@@ -81,26 +92,24 @@ static_free(void *p)
 static int
 parse_index(struct conf_ctx *ctx, struct static_conf *sc, const struct conf_kv *kv)
 {
-	char *copy = strdup(kv->value), *save = NULL, *tok;
+	const char *p = kv->value, *tok;
+	size_t len;
 
-	if (copy == NULL)
-		return -1;
-	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
-		if (strchr(tok, '/') != NULL || tok[0] == '.') {
+	while (conf_list_next(&p, &tok, &len)) {
+		if (memchr(tok, '/', len) != NULL || tok[0] == '.') {
 			conf_err(ctx, kv->line, ctx->section, "index",
-			    "expected up to %d plain file names, not \"%s\"", STATIC_INDEX_MAX, tok);
-			free(copy);
+			    "expected up to %d plain file names, not \"%.*s\"", STATIC_INDEX_MAX,
+			    (int)len, tok);
 			return -1;
 		}
 		if (sc->nindex == STATIC_INDEX_MAX) {
 			conf_err(ctx, kv->line, ctx->section, "index", "more than %d file names, "
-			    "counting every index line (\"%s\" is one too many)", STATIC_INDEX_MAX, tok);
-			free(copy);
+			    "counting every index line (\"%.*s\" is one too many)", STATIC_INDEX_MAX,
+			    (int)len, tok);
 			return -1;
 		}
-		sc->index[sc->nindex++] = strdup(tok);
+		sc->index[sc->nindex++] = strndup(tok, len);
 	}
-	free(copy);
 	return 0;
 }
 
@@ -109,33 +118,29 @@ static int
 parse_precompressed(struct conf_ctx *ctx, struct static_conf *sc, const struct conf_route *rt,
     const struct conf_kv *kv)
 {
-	char *copy, *save = NULL, *tok;
-	int rc = 0;
+	const char *p = kv->value, *tok;
+	size_t len;
 
 	if (strcmp(kv->value, "off") == 0)
 		return conf_route_alone(ctx, rt, kv);
-	if ((copy = strdup(kv->value)) == NULL)
-		return -1;
-	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+	while (conf_list_next(&p, &tok, &len)) {
 		enum coding c;
-		if (strcmp(tok, "br") == 0)
+		if (len == 2 && memcmp(tok, "br", 2) == 0)
 			c = CODING_BR;
-		else if (strcmp(tok, "gzip") == 0)
+		else if (len == 4 && memcmp(tok, "gzip", 4) == 0)
 			c = CODING_GZIP;
 		else {
 			conf_err(ctx, kv->line, ctx->section, "precompressed",
-			    "expected off or a list of br and gzip, not \"%s\"", tok);
-			rc = -1;
-			break;
+			    "expected off or a list of br and gzip, not \"%.*s\"", (int)len, tok);
+			return -1;
 		}
-		for (unsigned i = 0; i < sc->npre; i++)
-			if (sc->pre[i] == c)
-				goto next;
-		sc->pre[sc->npre++] = c;
-next:;
+		unsigned i;
+		for (i = 0; i < sc->npre && sc->pre[i] != c; i++)
+			;
+		if (i == sc->npre)
+			sc->pre[sc->npre++] = c;
 	}
-	free(copy);
-	return rc;
+	return 0;
 }
 
 /*
@@ -219,6 +224,7 @@ static_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 {
 	struct static_conf *sc = calloc(1, sizeof(*sc));
 	const struct conf_kv *k;
+	struct conf_kv def;
 	char err[512];
 	struct stat st;
 	int rc = 0;
@@ -233,36 +239,35 @@ static_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_
 		return -1;
 	}
 	find_secrets(ctx, sc, kv);
-	for (k = conf_route_next(rt, "index", NULL); k != NULL; k = conf_route_next(rt, "index", k))
+	for (k = conf_route_list(rt, static_keys, "index", NULL, &def); k != NULL;
+	    k = conf_route_list(rt, static_keys, "index", k, &def))
 		rc |= parse_index(ctx, sc, k);
-	if (conf_route_kv(rt, "index") == NULL)
-		sc->index[sc->nindex++] = strdup("index.html");
-	if ((k = conf_route_kv(rt, "autoindex")) != NULL && units_bool(k->value, &sc->autoindex) < 0) {
+	k = conf_route_value(rt, static_keys, "autoindex", &def);
+	if (units_bool(k->value, &sc->autoindex) < 0) {
 		conf_err(ctx, k->line, ctx->section, "autoindex", "expected on or off, not \"%s\"", k->value);
 		rc = -1;
 	}
-	if ((k = conf_route_kv(rt, "cache_control")) != NULL)
+	if ((k = conf_route_value(rt, static_keys, "cache_control", &def)) != NULL)
 		sc->cache_control = strdup(k->value);
-	for (k = conf_route_next(rt, "precompressed", NULL); k != NULL;
-	    k = conf_route_next(rt, "precompressed", k))
+	for (k = conf_route_list(rt, static_keys, "precompressed", NULL, &def); k != NULL;
+	    k = conf_route_list(rt, static_keys, "precompressed", k, &def))
 		rc |= parse_precompressed(ctx, sc, rt, k);
-	if ((k = conf_route_kv(rt, "mime_types")) != NULL &&
+	if ((k = conf_route_value(rt, static_keys, "mime_types", &def)) != NULL &&
 	    mime_load(&sc->mime, k->value, err, sizeof(err)) < 0) {
 		conf_err(ctx, k->line, ctx->section, "mime_types", "%s", err);
 		rc = -1;
 	}
-	if ((k = conf_route_kv(rt, "follow_symlinks")) != NULL) {
-		if (strcmp(k->value, "inside") == 0)
-			sc->symlinks = SYMLINKS_INSIDE;
-		else if (strcmp(k->value, "outside") == 0)
-			sc->symlinks = SYMLINKS_OUTSIDE;
-		else if (strcmp(k->value, "off") == 0)
-			sc->symlinks = SYMLINKS_OFF;
-		else {
-			conf_err(ctx, k->line, ctx->section, "follow_symlinks",
-			    "expected inside, outside or off, not \"%s\"", k->value);
-			rc = -1;
-		}
+	k = conf_route_value(rt, static_keys, "follow_symlinks", &def);
+	if (strcmp(k->value, "inside") == 0)
+		sc->symlinks = SYMLINKS_INSIDE;
+	else if (strcmp(k->value, "outside") == 0)
+		sc->symlinks = SYMLINKS_OUTSIDE;
+	else if (strcmp(k->value, "off") == 0)
+		sc->symlinks = SYMLINKS_OFF;
+	else {
+		conf_err(ctx, k->line, ctx->section, "follow_symlinks",
+		    "expected inside, outside or off, not \"%s\"", k->value);
+		rc = -1;
 	}
 	return rc ? -1 : 0;
 }
@@ -985,16 +990,10 @@ static_start(struct request *r)
 	serve(r, sc, e, pick_variant(sc, r, e));
 }
 
-static const char *const static_keys[] = {
-	"index", "autoindex", "cache_control", "precompressed", "mime_types", "follow_symlinks", NULL,
-};
-static const char *const static_list_keys[] = { "index", "precompressed", NULL };
-
 const struct handler_ops static_ops = {
 	.name = "static",
 	.key = "root",
 	.keys = static_keys,
-	.list_keys = static_list_keys,
 	.configure = static_configure,
 	.free_conf = static_free,
 	.start = static_start,

@@ -82,65 +82,46 @@ is_token(const char *s, size_t len)
 	return len > 0;
 }
 
-/* One upgrade line, its protocols added after those of the lines before. */
-static int
-upgrade_line(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_kv *k)
-{
-	char *copy = strdup(k->value), *save = NULL, *tok;
-	int rc = 0;
-
-	if (copy == NULL)
-		return -1;
-	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
-		const char *slash = strchr(tok, '/');
-		size_t len = strlen(tok), nlen = slash != NULL ? (size_t)(slash - tok) : len;
-		if (strcmp(tok, "off") == 0 || !is_token(tok, nlen) ||
-		    (slash != NULL && !is_token(slash + 1, len - nlen - 1))) {
-			conf_err(ctx, k->line, ctx->section, "upgrade",
-			    "expected off or protocol names such as websocket, not \"%s\"", tok);
-			rc = -1;
-			break;
-		}
-		if ((nlen == 3 && strncasecmp(tok, "h2c", 3) == 0) ||
-		    (nlen == 2 && strncasecmp(tok, "h2", 2) == 0)) {
-			conf_err(ctx, k->line, ctx->section, "upgrade", "\"%s\" is never passed on: "
-			    "upgrading to HTTP/2 is deprecated (RFC 9113 3.1)", tok);
-			rc = -1;
-			break;
-		}
-		if (pc->nupgrade == UPGRADE_MAX || len >= UPGRADE_LEN) {
-			conf_err(ctx, k->line, ctx->section, "upgrade", "expected up to %d protocol names "
-			    "of up to %d bytes", UPGRADE_MAX, UPGRADE_LEN - 1);
-			rc = -1;
-			break;
-		}
-		for (size_t i = 0; i <= len; i++)
-			pc->upgrade[pc->nupgrade][i] = (char)tolower((unsigned char)tok[i]);
-		pc->nupgrade++;
-	}
-	free(copy);
-	return rc;
-}
-
 /*
  * upgrade = off | PROTOCOL[/VERSION] ...: the protocols a client may switch
  * to through this route.  Whatever else an Upgrade offers is not passed on,
  * since after a 101 the tunnel's bytes bypass routes and header rules.
  */
 int
-head_configure_upgrade(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_route *rt)
+head_configure_upgrade(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_route *rt,
+    const struct conf_kv *k)
 {
-	const struct conf_kv *k;
-	int rc = 0;
+	const char *p = k->value, *tok;
+	size_t len;
 
-	pc->nupgrade = 0;
-	for (k = conf_route_next(rt, "upgrade", NULL); k != NULL; k = conf_route_next(rt, "upgrade", k)) {
-		if (strcmp(k->value, "off") == 0)
-			rc |= conf_route_alone(ctx, rt, k);
-		else
-			rc |= upgrade_line(ctx, pc, k);
+	if (strcmp(k->value, "off") == 0)
+		return conf_route_alone(ctx, rt, k);
+	while (conf_list_next(&p, &tok, &len)) {
+		const char *slash = memchr(tok, '/', len);
+		size_t nlen = slash != NULL ? (size_t)(slash - tok) : len;
+		if ((len == 3 && memcmp(tok, "off", 3) == 0) || !is_token(tok, nlen) ||
+		    (slash != NULL && !is_token(slash + 1, len - nlen - 1))) {
+			conf_err(ctx, k->line, ctx->section, "upgrade",
+			    "expected off or protocol names such as websocket, not \"%.*s\"", (int)len, tok);
+			return -1;
+		}
+		if ((nlen == 3 && strncasecmp(tok, "h2c", 3) == 0) ||
+		    (nlen == 2 && strncasecmp(tok, "h2", 2) == 0)) {
+			conf_err(ctx, k->line, ctx->section, "upgrade", "\"%.*s\" is never passed on: "
+			    "upgrading to HTTP/2 is deprecated (RFC 9113 3.1)", (int)len, tok);
+			return -1;
+		}
+		if (pc->nupgrade == UPGRADE_MAX || len >= UPGRADE_LEN) {
+			conf_err(ctx, k->line, ctx->section, "upgrade", "expected up to %d protocol names "
+			    "of up to %d bytes", UPGRADE_MAX, UPGRADE_LEN - 1);
+			return -1;
+		}
+		for (size_t i = 0; i < len; i++)
+			pc->upgrade[pc->nupgrade][i] = (char)tolower((unsigned char)tok[i]);
+		pc->upgrade[pc->nupgrade][len] = '\0';
+		pc->nupgrade++;
 	}
-	return rc;
+	return 0;
 }
 
 /* Whether a Connection field of the message names h (RFC 9110 7.6.1). */

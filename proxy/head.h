@@ -13,9 +13,10 @@ struct conf_route;
 
 /* Parses "ADDRESS[/BITS]" (IPv4 or IPv6) into c.  0 or -1. */
 int head_parse_cidr(const char *s, struct cidr *c);
-/* Parses the route's upgrade lines into pc, each adding to the list (errors
- * reported with their lines).  0 or -1. */
-int head_configure_upgrade(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_route *rt);
+/* Parses one of the route's upgrade lines, k, into pc, adding to the list
+ * of the lines before (errors reported with its line).  0 or -1. */
+int head_configure_upgrade(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_route *rt,
+    const struct conf_kv *k);
 /* Writes pr's request head for the server pr->u is connected to into pr->head. */
 void head_build(struct proxy_req *pr);
 /* Whether a Connection field among hs[0..n) names h (RFC 9110 7.6.1). */

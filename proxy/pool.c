@@ -537,10 +537,34 @@ out:
 	return rc;
 }
 
-static const char *const pool_keys[] = {
-	"server", "balance", "keepalive", "keepalive_timeout", "connect_timeout", "send_timeout",
-	"read_timeout", "tunnel_timeout", "resolve", "tls_ca", "tls_verify", "retries", "max_fails", "fail_timeout", "panic_threshold", "health_check", "rise", "fall", NULL,
+static const struct conf_key pool_key_table[] = {
+	{ "server", NULL, CONF_KEY_LIST, NULL },
+	{ "balance", "round_robin", 0, NULL },
+	{ "keepalive", "32", 0, NULL },
+	{ "keepalive_timeout", "60s", 0, NULL },
+	{ "connect_timeout", "5s", 0, NULL },
+	{ "send_timeout", "30s", 0, NULL },
+	{ "read_timeout", "30s", 0, NULL },
+	{ "tls_ca", NULL, 0, NULL },                  /* none: the system's store */
+	{ "tls_verify", "on", 0, NULL },
+	{ "resolve", "30s", 0, NULL },
+	{ "tunnel_timeout", "1h", 0, NULL },
+	{ "retries", "1", 0, NULL },
+	{ "max_fails", "1", 0, NULL },
+	{ "fail_timeout", "10s", 0, NULL },
+	{ "panic_threshold", "50%", 0, NULL },
+	{ "health_check", NULL, 0, NULL },            /* none: no active checks */
+	{ "rise", "2", 0, "health_check" },
+	{ "fall", "3", 0, "health_check" },
+	{ NULL, NULL, 0, NULL },
 };
+
+const struct conf_key *
+pool_keys(const struct conf_section *sec)
+{
+	(void)sec;
+	return pool_key_table;
+}
 
 static int
 kv_duration(struct conf_ctx *ctx, const struct conf_kv *kv, int64_t *out)
@@ -660,10 +684,33 @@ pool_tls_setup(struct conf_ctx *ctx, const struct conf_section *sec, struct pool
 	return 0;
 }
 
+/* balance = POLICY, or hash HEADER. */
+static int
+parse_balance(struct conf_ctx *ctx, const struct conf_kv *kv, struct pool *p)
+{
+	char name[32], arg[64] = "";
+	int n = sscanf(kv->value, "%31s %63s", name, arg);
+
+	p->balance = NULL;
+	for (size_t j = 0; balancers[j] != NULL; j++)
+		if (strcmp(balancers[j]->name, name) == 0)
+			p->balance = balancers[j];
+	if (p->balance == NULL || (p->balance == &balance_hash) != (n == 2)) {
+		conf_err(ctx, kv->line, ctx->section, kv->key, "expected round_robin, least_conn, "
+		    "random, ip_hash or hash HEADER, not \"%s\"", kv->value);
+		p->balance = &balance_round_robin;
+		return -1;
+	}
+	if (n == 2)
+		p->hash_header = strdup(arg);
+	return 0;
+}
+
 int
 pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 {
 	struct pool *p = calloc(1, sizeof(*p));
+	struct conf_kv def;
 	int rc = 0;
 
 	if (p == NULL)
@@ -672,112 +719,57 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	if ((p->shared = calloc(1, sizeof(*p->shared))) == NULL)
 		return -1;
 	p->name = strdup(sec->name);
-	p->balance = &balance_round_robin;
-	p->keepalive = 32;
-	p->keepalive_timeout = 60000;
-	p->connect_timeout = 5000;
-	p->send_timeout = 30000;
-	p->read_timeout = 30000;
-	p->tunnel_timeout = 3600000;
-	p->resolve = 30000;
-	p->tls_verify = 1;
-	p->retries = 1;
-	p->max_fails = 1;
-	p->fail_timeout = 10000;
-	p->panic_threshold = 50;
-	p->rise = 2;
-	p->fall = 3;
-	if (conf_check_keys(ctx, sec, pool_keys) > 0)
+	if (conf_check_section(ctx, sec, pool_key_table) > 0)
 		rc = -1;
-	/* Every key but server may be given once. */
-	for (size_t i = 0; i < sec->nkv; i++)
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(sec->kv[i].key, sec->kv[j].key) == 0 && strcmp(sec->kv[i].key, "server") != 0) {
-				conf_err(ctx, sec->kv[i].line, ctx->section, sec->kv[i].key,
-				    "given twice (first on line %d)", sec->kv[j].line);
-				rc = -1;
-				break;
-			}
 	for (size_t i = 0; i < sec->nkv; i++) {
 		const struct conf_kv *kv = &sec->kv[i];
-		const char *k = kv->key;
-		if (strcmp(k, "server") == 0) {
-			if (p->nservers == POOL_MAX_SERVERS) {
-				conf_err(ctx, kv->line, ctx->section, k, "at most %d servers", POOL_MAX_SERVERS);
-				rc = -1;
-				continue;
-			}
-			struct backend *nb = realloc(p->servers, (p->nservers + 1) * sizeof(*nb));
-			if (nb == NULL)
-				return -1;
-			p->servers = nb;
-			memset(&nb[p->nservers], 0, sizeof(*nb));
-			if (parse_server(ctx, kv, &nb[p->nservers]) < 0)
-				rc = -1;
-			p->nservers++;
-		} else if (strcmp(k, "balance") == 0) {
-			char name[32], arg[64] = "";
-			int n = sscanf(kv->value, "%31s %63s", name, arg);
-			p->balance = NULL;
-			for (size_t j = 0; balancers[j] != NULL; j++)
-				if (strcmp(balancers[j]->name, name) == 0)
-					p->balance = balancers[j];
-			if (p->balance == NULL || (p->balance == &balance_hash) != (n == 2)) {
-				conf_err(ctx, kv->line, ctx->section, k, "expected round_robin, least_conn, "
-				    "random, ip_hash or hash HEADER, not \"%s\"", kv->value);
-				p->balance = &balance_round_robin;
-				rc = -1;
-			} else if (n == 2) {
-				p->hash_header = strdup(arg);
-			}
-		} else if (strcmp(k, "keepalive") == 0) {
-			rc |= kv_count(ctx, kv, 10000, &p->keepalive);
-		} else if (strcmp(k, "keepalive_timeout") == 0) {
-			rc |= kv_duration(ctx, kv, &p->keepalive_timeout);
-		} else if (strcmp(k, "connect_timeout") == 0) {
-			rc |= kv_duration(ctx, kv, &p->connect_timeout);
-		} else if (strcmp(k, "send_timeout") == 0) {
-			rc |= kv_duration(ctx, kv, &p->send_timeout);
-		} else if (strcmp(k, "read_timeout") == 0) {
-			rc |= kv_duration(ctx, kv, &p->read_timeout);
-		} else if (strcmp(k, "tls_ca") == 0) {
-			free(p->tls_ca);
-			p->tls_ca = strdup(kv->value);
-		} else if (strcmp(k, "tls_verify") == 0) {
-			if (units_bool(kv->value, &p->tls_verify) < 0) {
-				conf_err(ctx, kv->line, ctx->section, k, "expected on or off");
-				rc = -1;
-			}
-		} else if (strcmp(k, "resolve") == 0) {
-			rc |= kv_duration(ctx, kv, &p->resolve);
-		} else if (strcmp(k, "tunnel_timeout") == 0) {
-			rc |= kv_duration(ctx, kv, &p->tunnel_timeout);
-		} else if (strcmp(k, "retries") == 0) {
-			rc |= kv_count(ctx, kv, POOL_MAX_SERVERS, &p->retries);
-		} else if (strcmp(k, "max_fails") == 0) {
-			rc |= kv_count(ctx, kv, 1000, &p->max_fails);
-		} else if (strcmp(k, "fail_timeout") == 0) {
-			rc |= kv_duration(ctx, kv, &p->fail_timeout);
-		} else if (strcmp(k, "panic_threshold") == 0) {
-			rc |= kv_percent(ctx, kv, &p->panic_threshold);
-		} else if (strcmp(k, "health_check") == 0) {
-			rc |= parse_health(ctx, kv, p);
-		} else if (strcmp(k, "rise") == 0) {
-			rc |= kv_count_min1(ctx, kv, 100, &p->rise);
-		} else if (strcmp(k, "fall") == 0) {
-			rc |= kv_count_min1(ctx, kv, 100, &p->fall);
+		if (strcmp(kv->key, "server") != 0)
+			continue;
+		if (p->nservers == POOL_MAX_SERVERS) {
+			conf_err(ctx, kv->line, ctx->section, kv->key, "at most %d servers", POOL_MAX_SERVERS);
+			rc = -1;
+			continue;
 		}
+		struct backend *nb = realloc(p->servers, (p->nservers + 1) * sizeof(*nb));
+		if (nb == NULL)
+			return -1;
+		p->servers = nb;
+		memset(&nb[p->nservers], 0, sizeof(*nb));
+		if (parse_server(ctx, kv, &nb[p->nservers]) < 0)
+			rc = -1;
+		p->nservers++;
 	}
+	/* Every other key once, as given or its default. */
+#define V(key) conf_section_value(sec, pool_key_table, (key), &def)
+	rc |= parse_balance(ctx, V("balance"), p);
+	rc |= kv_count(ctx, V("keepalive"), 10000, &p->keepalive);
+	rc |= kv_duration(ctx, V("keepalive_timeout"), &p->keepalive_timeout);
+	rc |= kv_duration(ctx, V("connect_timeout"), &p->connect_timeout);
+	rc |= kv_duration(ctx, V("send_timeout"), &p->send_timeout);
+	rc |= kv_duration(ctx, V("read_timeout"), &p->read_timeout);
+	rc |= kv_duration(ctx, V("tunnel_timeout"), &p->tunnel_timeout);
+	rc |= kv_duration(ctx, V("resolve"), &p->resolve);
+	if (V("tls_ca") != NULL)
+		p->tls_ca = strdup(V("tls_ca")->value);
+	if (units_bool(V("tls_verify")->value, &p->tls_verify) < 0) {
+		conf_err(ctx, V("tls_verify")->line, ctx->section, "tls_verify", "expected on or off");
+		rc = -1;
+	}
+	rc |= kv_count(ctx, V("retries"), POOL_MAX_SERVERS, &p->retries);
+	rc |= kv_count(ctx, V("max_fails"), 1000, &p->max_fails);
+	rc |= kv_duration(ctx, V("fail_timeout"), &p->fail_timeout);
+	rc |= kv_percent(ctx, V("panic_threshold"), &p->panic_threshold);
+	if (V("health_check") != NULL)
+		rc |= parse_health(ctx, V("health_check"), p);
+	rc |= kv_count_min1(ctx, V("rise"), 100, &p->rise);
+	rc |= kv_count_min1(ctx, V("fall"), 100, &p->fall);
+#undef V
 	if (p->nservers == 0) {
 		conf_err(ctx, sec->line, ctx->section, NULL, "no server: give server = HOST:PORT");
 		rc = -1;
 	}
 	if (rc == 0 && pool_tls_setup(ctx, sec, p) < 0)
 		rc = -1;
-	if (p->rise == 0)
-		p->rise = 1;
-	if (p->fall == 0)
-		p->fall = 1;
 	return rc ? -1 : 0;
 }
 

@@ -138,6 +138,8 @@ struct conf_section;
 
 /* Parses a [pool:NAME] section into sec->data.  0 or -1 (errors reported). */
 int pool_configure(struct conf_ctx *ctx, struct conf_section *sec);
+/* The keys of a [pool:NAME] section with their defaults, for -T. */
+const struct conf_key *pool_keys(const struct conf_section *sec);
 void pool_free(void *p);
 /* Monotonic milliseconds. */
 int64_t pool_now_ms(void);

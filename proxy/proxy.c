@@ -45,34 +45,44 @@ proxy_free_conf(void *p)
 	free(pc);
 }
 
+/* The keys of a pool route besides pool itself. */
+static const struct conf_key proxy_keys[] = {
+	{ "strip_prefix", "off", 0, NULL },
+	{ "request_buffer", "64k", 0, NULL },
+	{ "host_header", "client", 0, NULL },
+	{ "forwarded", "off", 0, NULL },
+	{ "trusted_proxies", NULL, CONF_KEY_LIST, NULL },
+	{ "request_id", "trusted", 0, NULL },
+	{ "upgrade", "websocket", CONF_KEY_LIST, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
 /* One trusted_proxies line, added to those before it: MAX_TRUSTED in all. */
 static int
 parse_trusted(struct conf_ctx *ctx, struct proxy_conf *pc, const struct conf_kv *k)
 {
-	char *copy = strdup(k->value), *save = NULL, *tok;
-	int rc = 0;
+	const char *p = k->value, *tok;
+	char one[64];                 /* longer is no address */
+	size_t len;
 
-	if (copy == NULL)
-		return -1;
-	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+	while (conf_list_next(&p, &tok, &len)) {
 		struct cidr c;
-		if (head_parse_cidr(tok, &c) < 0) {
+		if (len >= sizeof(one) || (snprintf(one, sizeof(one), "%.*s", (int)len, tok),
+		    head_parse_cidr(one, &c) < 0)) {
 			conf_err(ctx, k->line, ctx->section, "trusted_proxies",
-			    "expected up to %d addresses or CIDR blocks, not \"%s\"", MAX_TRUSTED, tok);
-			rc = -1;
-			break;
+			    "expected up to %d addresses or CIDR blocks, not \"%.*s\"", MAX_TRUSTED,
+			    (int)len, tok);
+			return -1;
 		}
 		if (pc->ntrusted == MAX_TRUSTED) {
 			conf_err(ctx, k->line, ctx->section, "trusted_proxies", "more than %d addresses "
-			    "or CIDR blocks, counting every trusted_proxies line (\"%s\" is one too many)",
-			    MAX_TRUSTED, tok);
-			rc = -1;
-			break;
+			    "or CIDR blocks, counting every trusted_proxies line (\"%.*s\" is one too many)",
+			    MAX_TRUSTED, (int)len, tok);
+			return -1;
 		}
 		pc->trusted[pc->ntrusted++] = c;
 	}
-	free(copy);
-	return rc;
+	return 0;
 }
 
 static int
@@ -80,7 +90,9 @@ proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_k
 {
 	struct proxy_conf *pc = calloc(1, sizeof(*pc));
 	const struct conf_kv *k;
+	struct conf_kv def;
 	struct conf_section *sec;
+	uint64_t size;
 	int on, rc = 0;
 
 	if (pc == NULL)
@@ -94,63 +106,54 @@ proxy_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_k
 	if (sec->data == NULL)
 		return -1; /* its own errors were reported */
 	pc->pool = sec->data;
-	if ((k = conf_route_kv(rt, "strip_prefix")) != NULL) {
-		if (units_bool(k->value, &on) < 0) {
-			conf_err(ctx, k->line, ctx->section, "strip_prefix", "expected yes or no");
-			rc = -1;
-		} else if (on && strcmp(rt->path, "/") != 0) {
-			pc->strip = strdup(rt->path);
-			pc->strip_len = strlen(rt->path);
-			/* "/app/" strips "/app", so "/app/x" goes out as "/x" */
-			if (pc->strip_len > 1 && pc->strip[pc->strip_len - 1] == '/')
-				pc->strip[--pc->strip_len] = '\0';
-		}
+	k = conf_route_value(rt, proxy_keys, "strip_prefix", &def);
+	if (units_bool(k->value, &on) < 0) {
+		conf_err(ctx, k->line, ctx->section, "strip_prefix", "expected yes or no");
+		rc = -1;
+	} else if (on && strcmp(rt->path, "/") != 0) {
+		pc->strip = strdup(rt->path);
+		pc->strip_len = strlen(rt->path);
+		/* "/app/" strips "/app", so "/app/x" goes out as "/x" */
+		if (pc->strip_len > 1 && pc->strip[pc->strip_len - 1] == '/')
+			pc->strip[--pc->strip_len] = '\0';
 	}
-	if ((k = conf_route_kv(rt, "host_header")) != NULL) {
-		if (strcmp(k->value, "backend") == 0)
-			pc->host_backend = 1;
-		else if (strcmp(k->value, "client") != 0) {
-			conf_err(ctx, k->line, ctx->section, "host_header", "expected client or backend");
-			rc = -1;
-		}
+	k = conf_route_value(rt, proxy_keys, "host_header", &def);
+	if (strcmp(k->value, "backend") == 0)
+		pc->host_backend = 1;
+	else if (strcmp(k->value, "client") != 0) {
+		conf_err(ctx, k->line, ctx->section, "host_header", "expected client or backend");
+		rc = -1;
 	}
-	if ((k = conf_route_kv(rt, "forwarded")) != NULL && units_bool(k->value, &pc->forwarded) < 0) {
+	k = conf_route_value(rt, proxy_keys, "forwarded", &def);
+	if (units_bool(k->value, &pc->forwarded) < 0) {
 		conf_err(ctx, k->line, ctx->section, "forwarded", "expected on or off");
 		rc = -1;
 	}
-	pc->request_buffer = REPLAY_MAX;
-	if ((k = conf_route_kv(rt, "request_buffer")) != NULL) {
-		uint64_t v;
-		if (units_size(k->value, &v) < 0 || v > REQUEST_BUFFER_MAX) {
-			conf_err(ctx, k->line, ctx->section, "request_buffer",
-			    "expected a size from 0 to 16m");
-			rc = -1;
-		} else {
-			pc->request_buffer = (size_t)v;
-		}
+	k = conf_route_value(rt, proxy_keys, "request_buffer", &def);
+	if (units_size(k->value, &size) < 0 || size > REQUEST_BUFFER_MAX) {
+		conf_err(ctx, k->line, ctx->section, "request_buffer", "expected a size from 0 to 16m");
+		rc = -1;
+	} else {
+		pc->request_buffer = (size_t)size;
 	}
-	for (k = conf_route_next(rt, "trusted_proxies", NULL); k != NULL;
-	    k = conf_route_next(rt, "trusted_proxies", k))
+	for (k = conf_route_list(rt, proxy_keys, "trusted_proxies", NULL, &def); k != NULL;
+	    k = conf_route_list(rt, proxy_keys, "trusted_proxies", k, &def))
 		rc |= parse_trusted(ctx, pc, k);
 	pc->underscores = ctx->conf->global.underscores_in_headers;
-	if ((k = conf_route_kv(rt, "request_id")) != NULL) {
-		if (strcmp(k->value, "trusted") == 0)
-			pc->request_id = RID_TRUSTED;
-		else if (strcmp(k->value, "keep") == 0)
-			pc->request_id = RID_KEEP;
-		else if (strcmp(k->value, "generate") == 0)
-			pc->request_id = RID_GENERATE;
-		else {
-			conf_err(ctx, k->line, ctx->section, "request_id",
-			    "expected trusted, keep or generate");
-			rc = -1;
-		}
-	}
-	/* WebSocket, and nothing else, unless the route says otherwise. */
-	pc->nupgrade = 1;
-	strcpy(pc->upgrade[0], "websocket");
-	if (conf_route_kv(rt, "upgrade") != NULL && head_configure_upgrade(ctx, pc, rt) < 0)
+	k = conf_route_value(rt, proxy_keys, "request_id", &def);
+	if (strcmp(k->value, "trusted") == 0)
+		pc->request_id = RID_TRUSTED;
+	else if (strcmp(k->value, "keep") == 0)
+		pc->request_id = RID_KEEP;
+	else if (strcmp(k->value, "generate") == 0)
+		pc->request_id = RID_GENERATE;
+	else {
+		conf_err(ctx, k->line, ctx->section, "request_id", "expected trusted, keep or generate");
 		rc = -1;
+	}
+	for (k = conf_route_list(rt, proxy_keys, "upgrade", NULL, &def); k != NULL;
+	    k = conf_route_list(rt, proxy_keys, "upgrade", k, &def))
+		rc |= head_configure_upgrade(ctx, pc, rt, k);
 	return rc;
 }
 
@@ -333,23 +336,17 @@ proxy_main_stop(void *state)
 	free(pm);
 }
 
-static const char *const proxy_keys[] = {
-	"strip_prefix", "host_header", "forwarded", "trusted_proxies", "request_buffer", "request_id",
-	"upgrade", NULL,
-};
-static const char *const proxy_list_keys[] = { "trusted_proxies", "upgrade", NULL };
-
 const struct handler_ops proxy_ops = {
 	.name = "proxy",
 	.key = "pool",
 	.keys = proxy_keys,
-	.list_keys = proxy_list_keys,
 	.flags = HANDLER_WANTS_BODY,
 	.configure = proxy_configure,
 	.free_conf = proxy_free_conf,
 	.section = "pool",
 	.configure_section = proxy_configure_section,
 	.free_section = pool_free,
+	.section_keys = pool_keys,
 	.section_status = proxy_section_status,
 	.main_start = proxy_main_start,
 	.main_stop = proxy_main_stop,

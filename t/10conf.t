@@ -275,9 +275,11 @@ retrun = 200
     is_(rc, 0, "trusted_proxies, upgrade, index and precompressed on two lines each: valid")
     if rc != 0:
         diag(err)
-    like(out, r"(?m)^trusted_proxies = 10\.0\.0\.0/8, 127\.0\.0\.1\ntrusted_proxies = ::1\nupgrade = websocket\nupgrade = foo/2$",
+    # -T prints a route's keys in the order of the handler's table, each
+    # list key's lines together and in the order given.
+    like(out, r"(?m)^trusted_proxies = 10\.0\.0\.0/8, 127\.0\.0\.1\ntrusted_proxies = ::1\n(.+\n)*upgrade = websocket\nupgrade = foo/2$",
          "-T shows each line, in order")
-    like(out, r"(?m)^index = a\.html\nindex = b\.html, c\.html\nprecompressed = br\nprecompressed = gzip$",
+    like(out, r"(?m)^index = a\.html\nindex = b\.html, c\.html\n(.+\n)*precompressed = br\nprecompressed = gzip$",
          "-T shows index and precompressed lines, in order")
     sixteen = ROUTE + "trusted_proxies = " + " ".join("10.0.0.%d" % i for i in range(1, 15)) + "\ntrusted_proxies = 10.1.0.1\n"
     is_(check(write("trusted-16.ini", sixteen + "trusted_proxies = 10.1.0.2\n"))[0], 0,
@@ -357,6 +359,127 @@ retrun = 200
     rc2, out2, err2 = portico(["-T", "-c", again])
     is_(rc2, 0, "the -T output is a valid configuration")
     is_(out2.split("\n", 1)[1], out.split("\n", 1)[1], "-T of the -T output is the same")
+
+    # --- -T fills in the defaults of pools, middleware blocks and routes from
+    # their key tables, and what it prints loads again to the same text
+    def round_trip(path, name):
+        rc, out, err = portico(["-T", "-c", path])
+        is_(rc, 0, "%s: -T exits 0" % name)
+        again = write(name.replace("/", "_") + ".dump.ini", out.split("\n", 1)[1] if "\n" in out else out)
+        rc2, out2, err2 = check(again)
+        is_(rc2, 0, "%s: the -T output passes -t" % name)
+        if rc2 != 0:
+            diag(err2)
+        rc3, out3, err3 = portico(["-T", "-c", again])
+        is_(out3.split("\n", 1)[1:], out.split("\n", 1)[1:], "%s: -T of the -T output is the same" % name)
+        return out
+
+    for p in examples:
+        round_trip(p, os.path.relpath(p, REPO))
+
+    os.makedirs(os.path.join(TMP, "www"), exist_ok=True)
+    rich = write("rich.ini", """\
+[listen:http]
+address = 127.0.0.1:18080
+
+[pool:bare]
+server = 127.0.0.1:9001
+
+[pool:checked]
+server = 127.0.0.1:9002 weight=3
+server = backend.invalid:9003 backup
+health_check = HEAD /up every 5s
+rise = 4
+balance = hash X-User
+
+[middleware:rules]
+type = headers
+response_set = X-Frame-Options: DENY
+request_remove = X-Debug
+
+[middleware:cors]
+type = headers
+cors_origins = https://a.example
+cors_origins = https://b.example
+cors_credentials = on
+
+[route:files]
+path = /files/
+root = %s
+cache_control = max-age=60
+
+[route:api]
+path = /api/
+middleware = rules
+middleware = cors
+pool = checked
+upgrade = off
+trusted_proxies = 10.0.0.0/8
+
+[route:bare]
+host = Example.COM
+path = /
+pool = bare
+
+[route:moved]
+path = /old/
+return = 301 https://example.com/new/
+""" % os.path.join(TMP, "www"))
+    out = round_trip(rich, "rich.ini")
+    # A static route without index, autoindex, precompressed or
+    # follow_symlinks: their defaults, and no line for the optional keys not
+    # given (mime_types has no default).
+    like(out, r"(?m)^\[route:files\]\nlisten = http\npath = /files/\nroot = .*\nindex = index\.html\nautoindex = off\n"
+              r"cache_control = max-age=60\nprecompressed = off\nfollow_symlinks = inside\n\n", "-T: a static route with its defaults")
+    unlike(out, r"(?m)^mime_types", "-T: no line for a key without a default")
+    # A pool with nothing but a server: every default, in table order; rise
+    # and fall only apply with health_check.
+    like(out, r"(?m)^\[pool:bare\]\nserver = 127\.0\.0\.1:9001\nbalance = round_robin\nkeepalive = 32\n"
+              r"keepalive_timeout = 60s\nconnect_timeout = 5s\nsend_timeout = 30s\nread_timeout = 30s\n"
+              r"tls_verify = on\nresolve = 30s\ntunnel_timeout = 1h\nretries = 1\nmax_fails = 1\n"
+              r"fail_timeout = 10s\npanic_threshold = 50%\n\n", "-T: a pool with every default")
+    like(out, r"(?m)^\[pool:checked\]\nserver = 127\.0\.0\.1:9002 weight=3\nserver = backend\.invalid:9003 backup\n"
+              r"balance = hash X-User\n(.+\n)*health_check = HEAD /up every 5s\nrise = 4\nfall = 3\n\n",
+         "-T: server lines as written, rise as given, fall's default with health_check")
+    # Middleware: the cors_ defaults only for a block with cors_origins.
+    like(out, r"(?m)^\[middleware:rules\]\ntype = headers\nrequest_remove = X-Debug\nresponse_set = X-Frame-Options: DENY\n\n",
+         "-T: a headers block without CORS has no cors_ lines")
+    like(out, r"(?m)^\[middleware:cors\]\ntype = headers\ncors_origins = https://a\.example\ncors_origins = https://b\.example\n"
+              r"cors_methods = GET, HEAD, POST\ncors_credentials = on\n\n", "-T: a CORS block with cors_methods' default")
+    like(out, r"(?m)^\[route:api\]\nlisten = http\npath = /api/\nmiddleware = rules\nmiddleware = cors\npool = checked\n"
+              r"strip_prefix = off\nrequest_buffer = 64k\nhost_header = client\nforwarded = off\n"
+              r"trusted_proxies = 10\.0\.0\.0/8\nrequest_id = trusted\nupgrade = off\n\n", "-T: a pool route with its defaults")
+    like(out, r"(?m)^\[route:bare\]\nlisten = http\nhost = example\.com\npath = /\npool = bare\n(.+\n)*upgrade = websocket$",
+         "-T: upgrade's default")
+    like(out, r"(?m)^\[route:moved\]\nlisten = http\npath = /old/\nreturn = 301 https://example\.com/new/\n"
+              r"return_type = text/plain; charset=utf-8$", "-T: a return route with return_type's default")
+    def keys_of(section):
+        m = re.search(r"(?ms)^\[%s\]\n(.*?)(?:\n\n|\Z)" % re.escape(section), out)
+        return [l.split(" =")[0] for l in m.group(1).splitlines()] if m else None
+    is_(keys_of("route:files"), ["listen", "path", "root", "index", "autoindex", "cache_control", "precompressed",
+                                 "follow_symlinks"], "-T: a static route has only static keys")
+    is_(keys_of("route:moved"), ["listen", "path", "return", "return_type"], "-T: a return route has only return keys")
+
+    # --- unknown and repeated keys are still refused where the tables say
+    base = "[listen:http]\naddress = 127.0.0.1:18080\n"                       # lines 1-2
+    one_error(base + "[pool:p]\nserver = 127.0.0.1:1\nkeepalvie = 3\n[route:r]\npool = p\n", "pool-unknown", 5,
+              '[pool:p] keepalvie: unknown key (did you mean "keepalive"?)')
+    one_error(base + "[middleware:m]\ntype = headers\ncors_origin = https://a.example\n[route:r]\nmiddleware = m\nreturn = 204\n",
+              "middleware-unknown", 5, '[middleware:m] cors_origin: unknown key (did you mean "cors_origins"?)')
+    one_error(base + "[route:r]\nroot = %s\nautoindx = on\n" % TMP, "route-unknown", 5,
+              '[route:r] autoindx: unknown key (did you mean "autoindex"?)')
+    one_error(base + "[route:r]\nroot = %s\nautoindex = on\nautoindex = off\n" % TMP, "route-twice", 6,
+              "[route:r] autoindex: given twice (first on line 5)")
+    one_error(base + "[middleware:m]\ntype = headers\ncors_origins = *\ncors_max_age = 1m\ncors_max_age = 2m\n"
+              "[route:r]\nmiddleware = m\nreturn = 204\n", "middleware-twice", 7,
+              "[middleware:m] cors_max_age: given twice (first on line 6)")
+    one_error(base + "[pool:p]\nserver = 127.0.0.1:1\nrise = 2\nrise = 3\n[route:r]\npool = p\n", "pool-twice", 6,
+              "[pool:p] rise: given twice (first on line 5)")
+    # A list key may be repeated, in a route, a pool and a middleware block.
+    is_(check(write("lists-ok.ini", base + "[pool:p]\nserver = 127.0.0.1:1\nserver = 127.0.0.1:2\n"
+                    "[middleware:m]\ntype = headers\nresponse_add = A: 1\nresponse_add = A: 2\n"
+                    "[route:r]\nmiddleware = m\npool = p\nupgrade = websocket\nupgrade = foo\n"))[0], 0,
+        "list keys given twice: valid")
 
     # --- -V, -h, bad options
     rc, out, err = portico(["-V"])

@@ -429,7 +429,7 @@ def test_config_errors(a):
                 "[route:x]\npath = /\npool = a\nupgrade = websocket, foo/1.0\nrequest_id = keep\n" % a.addr)
     rc, out, err = portico(["-T", "-c", p])
     is_((rc, [l for l in out.splitlines() if re.match(r"(underscores_in_headers|upgrade|request_id) =", l)]),
-        (0, ["underscores_in_headers = on", "upgrade = websocket, foo/1.0", "request_id = keep"]),
+        (0, ["underscores_in_headers = on", "request_id = keep", "upgrade = websocket, foo/1.0"]),
         "-T shows underscores_in_headers, upgrade and request_id")
 
 

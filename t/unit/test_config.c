@@ -1,7 +1,7 @@
 /*
- * Unit tests for common/config.c: the INI loader, its defaults, every value
- * type, listener addresses, the exact text and line of each error, route
- * ordering and the -T dump.
+ * Unit tests for common/config.c, conf_read.c and conf_keys.c: the INI
+ * loader, its defaults, every value type, listener addresses, the exact text
+ * and line of each error, route ordering, the key tables and the -T dump.
  *
  * Each case writes a config file into a mkdtemp() directory and loads it
  * with the same handler table common/main.c uses.  Expected errors are
@@ -229,7 +229,7 @@ test_minimal_and_defaults(void)
 	const struct conf_global *g = &conf->global;
 
 	is_str(conf->file, path, "file name kept");
-	/* Each default against the table in config.c. */
+	/* Each default against the table in conf_keys.c. */
 	is(g->workers, 0, "default workers = auto (0)");
 	is(g->max_connections, 10000, "default max_connections");
 	ok(g->user == NULL, "default user: none");
@@ -1051,6 +1051,7 @@ test_dump(void)
 	    "tls_ticket_rotate = 12h\ntls_handshake_timeout = 0s\n\n[listen:a]\naddress = :8080\nbacklog = 64\n"
 	    "\n[listen:b]\naddress = [::1]:81\nbacklog = 511\n"
 	    "\n[route:r]\nlisten = b\nhost = x.com\npath = /p\nreturn = 200 hi\n"
+	    "return_type = text/plain; charset=utf-8\n"
 	    "\n[route:s]\nlisten = a\nlisten = b\npath = /\nstatus = json\n") != NULL,
 	    "dump is exact");
 	if (strstr(out, "\n[global]\nworkers = 3\n") == NULL)
@@ -1103,6 +1104,56 @@ test_dump(void)
 	}
 }
 
+/* conf_list_next and the conf_key lookups handlers read their values with. */
+static void
+test_key_tables(void)
+{
+	static const struct conf_key keys[] = {
+		{ "one", "1", 0, NULL },
+		{ "many", "a, b", CONF_KEY_LIST, NULL },
+		{ "none", NULL, 0, NULL },
+		{ "after", "x", 0, "none" },
+		{ NULL, NULL, 0, NULL },
+	};
+	const char *value = " a,b  c,,\td ", *p = value, *tok;
+	const char *want[] = { "a", "b", "c", "d" };
+	struct conf_kv def;
+	const struct conf_kv *kv;
+	size_t len, n = 0;
+
+	while (conf_list_next(&p, &tok, &len) && n < 4) {
+		is_slice(tok, len, want[n], "list member %zu", n);
+		n++;
+	}
+	is(n, 4, "four members");
+	ok(conf_list_next(&p, &tok, &len) == 0, "then the end, and again");
+	is_str(value, " a,b  c,,\td ", "the value is not changed");
+	p = ", \t,";
+	ok(conf_list_next(&p, &tok, &len) == 0, "separators alone: no member");
+
+	ok(conf_key_find(keys, "many") == &keys[1], "conf_key_find finds a key");
+	ok(conf_key_find(keys, "more") == NULL, "and not one outside the table");
+
+	table = all_handlers;
+	if (loads(LISTEN "[route:r]\nreturn = 204\n[route:s]\npath = /s/\nreturn = 204\n"
+	    "return_type = text/html\n", "routes for conf_route_value")) {
+		const struct conf_route *r = &conf->routes[1], *s = &conf->routes[0];
+		is_str(r->name, "r", "r is the second route");
+		kv = conf_route_value(r, keys, "one", &def);
+		ok(kv == &def, "a key not given: its default");
+		is_str(kv->value, "1", "the default's value");
+		is(kv->line, r->line, "on the route's header line");
+		ok(conf_route_value(r, keys, "none", &def) == NULL, "no default: NULL");
+		kv = conf_route_list(r, keys, "many", NULL, &def);
+		ok(kv == &def && strcmp(kv->value, "a, b") == 0, "a list's default, once");
+		ok(conf_route_list(r, keys, "many", kv, &def) == NULL, "and no more");
+		kv = conf_route_value(s, r->handler->keys, "return_type", &def);
+		ok(kv != &def && strcmp(kv->value, "text/html") == 0 && kv->line == 8,
+		    "a key given: its line");
+	}
+	table = handlers;
+}
+
 static void
 cleanup(void)
 {
@@ -1145,6 +1196,7 @@ main(void)
 	test_ordering();
 	test_syntax();
 	test_dump();
+	test_key_tables();
 	cleanup();
 	return done_testing();
 }
