@@ -29,6 +29,7 @@ static void conn_on_event(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct conn *c);
 static int conn_parse_loop(struct conn *c);
 static uint64_t usec_since(const struct timespec *t0);
+static void dispatch_handler(struct conn *c);
 static void access_log(struct conn *c, uint64_t usec);
 
 /* Monotonic milliseconds. */
@@ -272,12 +273,14 @@ conn_close(struct conn *c, const char *reason)
 		log_debug("conn %d from %s closed: %s", c->fd, conn_peer(c, peer, sizeof(peer)), reason);
 	}
 	if (c->x != NULL && (c->state == CONN_HANDLER || c->state == CONN_TUNNEL) &&
-	    !(c->x->req.flags & REQ_DONE) &&
+	    !(c->x->req.flags & (REQ_DONE | REQ_MW_PAUSED)) &&
 	    c->x->req.route != NULL && c->x->req.route->handler->abort != NULL)
 		c->x->req.route->handler->abort(&c->x->req);
 	/* A request cut short leaves its line too: with the status sent, or 499
 	 * (as nginx logs it) when the client got no answer.  A tunnel's line was
 	 * written when it opened. */
+	if (c->x != NULL && c->x->req.mw_ran > 0)
+		pipeline_log(&c->x->req);
 	if (c->x != NULL && (c->state == CONN_HANDLER || c->state == CONN_BODY) &&
 	    w->srv->access_log_fd >= 0) {
 		if (!(c->x->req.flags & REQ_STARTED))
@@ -298,6 +301,7 @@ conn_close(struct conn *c, const char *reason)
 	if (c->x != NULL) {
 		resp_head_release(&c->x->req);
 		req_overlay_free(&c->x->req);
+		pipeline_end(&c->x->req);
 	}
 	freelist_put(&w->heads, c->x);
 	file_out_free(c);
@@ -435,6 +439,8 @@ http_tunnel_start(struct request *r)
 
 	http_resp_commit(r);
 	stats_response(&w->stats, r->status, usec_since(&r->start));
+	if (r->mw_ran > 0)
+		pipeline_log(r);
 	if (w->srv->access_log_fd >= 0)
 		access_log(c, usec_since(&r->start));
 	c->state = CONN_TUNNEL;
@@ -603,6 +609,8 @@ conn_request_done(struct conn *c)
 	struct request *r = &c->x->req;
 	uint64_t us = usec_since(&r->start);
 
+	if (r->mw_ran > 0)
+		pipeline_log(r);
 	if (c->state != CONN_TUNNEL) { /* a tunnel was counted when it opened */
 		stats_response(&w->stats, r->status, us);
 		if (w->srv->access_log_fd >= 0)
@@ -629,6 +637,7 @@ conn_request_done(struct conn *c)
 	c->rpos = 0;
 	resp_head_release(&c->x->req);
 	req_overlay_free(&c->x->req);
+	pipeline_end(&c->x->req);
 	freelist_put(&w->heads, c->x);
 	c->x = NULL;
 	c->state = CONN_IDLE;
@@ -742,10 +751,40 @@ dispatch(struct conn *c)
 	 * the connection, as for any early answer). */
 	if (r->route != NULL && r->route->nmw > 0) {
 		c->state = CONN_HANDLER;
-		if (pipeline_request(r) == MW_ANSWERED)
+		int rc = pipeline_request(r);
+		if (rc == MW_ANSWERED)
 			return;
+		if (rc == MW_PAUSE) {
+			/* No body is read for a handler not yet started; the client
+			 * going away is still noticed (conn_flush). */
+			x->body_paused = 1;
+			return;
+		}
 		c->state = CONN_HEAD;
 	}
+	dispatch_handler(c);
+}
+
+void
+conn_dispatch_resume(struct request *r)
+{
+	struct conn *c = r->conn;
+
+	c->x->body_paused = 0;
+	c->state = CONN_HEAD;
+	conn_kick(c); /* from a timer: flush, and read what waits in the buffer */
+	dispatch_handler(c);
+}
+
+/* The request phase went through: the body, then the handler. */
+static void
+dispatch_handler(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct exchange *x = c->x;
+	struct http_request *hr = &x->hr;
+	struct request *r = &x->req;
+
 	if (!x->body_done) {
 		if ((hr->flags & HTTP_F_EXPECT_100) && hr->version == 11)
 			OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -955,13 +994,17 @@ conn_flush(struct conn *c)
 		break;
 	case CONN_HANDLER:
 		/* Waiting for the handler: read the body if it wants more, else only
-		 * watch for the client going away (its own timeouts apply). */
-		if (c->x->body_done)
+		 * watch for the client going away (its own timeouts apply; a paused
+		 * middleware's too: what the client sends meanwhile waits in rbuf). */
+		if (c->x->body_done || (c->x->req.flags & REQ_MW_PAUSED))
 			conn_arm(c, EV_READ, NULL);
 		else if (c->x->body_paused)
 			event_del(&c->ev);
 		else
 			conn_arm(c, EV_READ, w->tv_body);
+		/* Filtered file bytes go on as the output drains. */
+		if ((c->x->req.flags & REQ_FILTERED) && pipeline_writable(&c->x->req))
+			break;
 		if (c->x->req.route != NULL && c->x->req.route->handler->writable != NULL &&
 		    (c->x->req.flags & REQ_STARTED))
 			c->x->req.route->handler->writable(&c->x->req);

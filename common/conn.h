@@ -19,6 +19,7 @@ struct worker;
 struct conf_route;
 struct conn;
 struct req_overlay;
+struct mw_exchange;
 
 /* File bytes queued for sendfile: seg[i] goes out once obuf[0..at) has. */
 #define FILE_OUT_SEGS 33
@@ -69,6 +70,8 @@ struct request {
 	struct resp_head resp;
 	struct req_overlay *overlay;   /* request headers changed by middleware, or NULL */
 	unsigned mw_ran;               /* the route's middleware whose request phase ran */
+	unsigned mw_cur;               /* the one whose phase is running (pipeline.c) */
+	struct mw_exchange *mwx;       /* the pipeline's per-exchange state, or NULL */
 	void *hdata;                   /* the handler's */
 };
 
@@ -79,6 +82,9 @@ struct request {
 #define REQ_CHUNKED_OUT 0x10 /* the response body is chunked */
 #define REQ_COMMITTED   0x20 /* the response head is in the output */
 #define REQ_IN_PIPELINE 0x40 /* the response-head phase is running */
+#define REQ_FILTERED    0x200 /* body filters are active (pipeline.c) */
+#define REQ_MW_PAUSED   0x400 /* a middleware's request phase paused: no handler yet */
+#define REQ_MW_LOGGED   0x800 /* the log phase ran */
 
 enum conn_state {
 	CONN_IDLE,      /* between requests */
@@ -156,6 +162,9 @@ void conn_out(struct conn *c, const void *p, size_t n);
 int conn_out_file(struct conn *c, int fd, off_t off, off_t len);
 void conn_kick(struct conn *c);
 void conn_request_done(struct conn *c);
+/* A paused request phase was taken up and the chain went through: the
+ * body and the handler, as if the pipeline had not paused. */
+void conn_dispatch_resume(struct request *r);
 int conn_answering_early(const struct conn *c, const struct request *r);
 void resp_head_init(struct request *r, char *inl, size_t inl_cap);
 void resp_head_release(struct request *r);
@@ -222,6 +231,15 @@ void http_resp_body(struct request *r, const void *data, size_t len);
  * could not be read (the response is then cut and the connection closed).
  */
 int http_resp_file(struct request *r, int fd, off_t off, off_t len);
+/*
+ * Drops the declared Content-Length, before the head is committed (a
+ * body filter that changes the length, from the response-head phase):
+ * the body goes chunked to an HTTP/1.1 client, close-delimited to 1.0.
+ */
+void http_resp_length_unknown(struct request *r);
+/* The producer has nothing more for now (a backend paused): body filters
+ * holding bytes back emit them.  Nothing without filters. */
+void http_resp_flush(struct request *r);
 /* Turns the head into bytes now (before a tunnel; body calls do it). */
 void http_resp_commit(struct request *r);
 /* Completes the response: the connection goes on with the next request. */
