@@ -10,16 +10,24 @@
 #include "common/conn.h"
 #include "common/log.h"
 #include "common/mw_headers.h"
+#include "common/mw_test.h"
 
 /* The modules a `type` may name. */
 static const struct mw_ops *const modules[] = { &headers_mw_ops, NULL };
 
+/*
+ * The test suite's module (mw_test.c) exists only when the environment
+ * has PORTICO_TEST_MODULES set at load time: it is not for users, and
+ * the man page does not name it.
+ */
 static const struct mw_ops *
 module(const char *type)
 {
 	for (size_t i = 0; modules[i] != NULL; i++)
 		if (strcmp(modules[i]->type, type) == 0)
 			return modules[i];
+	if (strcmp(type, test_mw_ops.type) == 0 && getenv("PORTICO_TEST_MODULES") != NULL)
+		return &test_mw_ops;
 	return NULL;
 }
 
