@@ -12,13 +12,14 @@
 #include "common/server.h"
 #include "common/units.h"
 
-static const char *const keys[] = { "upper", "expand", "delay", "answer", NULL };
+static const char *const keys[] = { "upper", "expand", "delay", "answer", "fail", NULL };
 
 struct test_conf {
 	char *name;
 	int upper, expand;
 	int64_t delay_ms;
 	int answer;
+	uint64_t fail;               /* the filter fails past this many bytes; 0: never */
 };
 
 /* One exchange's: made by the request phase, freed with the exchange. */
@@ -28,6 +29,7 @@ struct test_state {
 	struct event ev;
 	unsigned armed : 1;
 	unsigned logs, flushes;
+	uint64_t seen;
 	size_t hold;
 	unsigned char buf[4096];
 };
@@ -60,6 +62,8 @@ test_configure(struct conf_ctx *ctx, const struct conf_section *sec)
 		else if (strcmp(kv->key, "expand") == 0 && units_bool(kv->value, &tc->expand) < 0)
 			bad = 1;
 		else if (strcmp(kv->key, "delay") == 0 && units_duration(kv->value, &tc->delay_ms) < 0)
+			bad = 1;
+		else if (strcmp(kv->key, "fail") == 0 && units_size(kv->value, &tc->fail) < 0)
 			bad = 1;
 		else if (strcmp(kv->key, "answer") == 0) {
 			if (units_count(kv->value, 599, &n) < 0 || n < 200)
@@ -139,7 +143,7 @@ test_response_head(struct request *r, const void *conf)
 	const struct test_conf *tc = conf;
 
 	http_resp_header_n(r, "X-Trace", 7, tc->name, strlen(tc->name));
-	if (!tc->upper && !tc->expand)
+	if (!tc->upper && !tc->expand && tc->fail == 0)
 		return;
 	if (mw_filter_start(r) < 0 && !(r->flags & REQ_HEAD_ONLY))
 		return;
@@ -155,6 +159,9 @@ test_body(struct mw_filter *f, const void *data, size_t len, unsigned flags)
 	const struct test_conf *tc = st->tc;
 	const unsigned char *p = data;
 
+	st->seen += len;
+	if (tc->fail > 0 && st->seen > tc->fail)
+		return -1;
 	for (size_t i = 0; i < len; i++) {
 		if (st->hold + 2 > sizeof(st->buf)) {
 			mw_emit(f, st->buf, st->hold);

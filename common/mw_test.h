@@ -10,6 +10,7 @@
  *   expand = on       ; body filter: every byte twice (length unknown)
  *   delay = 200ms     ; the request phase pauses this long, then resumes
  *   answer = 403      ; the request phase answers (short-circuit)
+ *   fail = 100k       ; body filter: fails past this many bytes (the response is cut)
  *
  * Always: the request phase adds "X-Trace: NAME" to the request, the
  * response-head phase adds it to the response, and the log phase adds the

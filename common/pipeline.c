@@ -301,16 +301,27 @@ mw_filter_start(struct request *r)
 	return 0;
 }
 
-/* A filter failed: what is queued is sent, and the connection closes
- * without the end of the framing, so the client sees the body cut. */
+/*
+ * The filtered body cannot go on: the rest is dropped, what is queued is
+ * sent, and the connection closes then (whether or not the handler ends
+ * the response) without the end of the framing, so the client sees the
+ * body cut.
+ */
 static void
-filter_failed(struct request *r, const struct mw_filter *f)
+cut(struct request *r)
 {
 	r->mwx->failed = 1;
 	r->flags |= REQ_CLOSE;
 	r->flags &= ~REQ_CHUNKED_OUT;
+	r->conn->closing = 1;
+}
+
+static void
+filter_failed(struct request *r, const struct mw_filter *f)
+{
 	log_warnx("conn %d: middleware %s (%s): body filter failed; cutting the response",
 	    r->conn->fd, f->m->name, f->m->ops->type);
+	cut(r);
 }
 
 /* Bytes and flags into filter i (i == nf: the framing). */
@@ -352,9 +363,7 @@ src_push(struct request *r, off_t off, off_t len, char *data)
 		free(data);
 		log_warnx("conn %d: more than %d body runs queued behind a file; cutting the response",
 		    r->conn->fd, SRC_MAX);
-		r->mwx->failed = 1;
-		r->flags |= REQ_CLOSE;
-		r->flags &= ~REQ_CHUNKED_OUT;
+		cut(r);
 		return -1;
 	}
 	s->q[(s->head + s->n++) % SRC_MAX] = (struct body_src){ off, len, data };
@@ -388,9 +397,7 @@ pump(struct request *r)
 			if (n == 0)
 				errno = EIO;
 			log_warn("conn %d: cannot read file body", r->conn->fd);
-			x->failed = 1;
-			r->flags |= REQ_CLOSE;
-			r->flags &= ~REQ_CHUNKED_OUT;
+			cut(r);
 			break;
 		}
 		b->off += n;
@@ -419,9 +426,7 @@ pipeline_body(struct request *r, const void *data, size_t len)
 		char *copy = malloc(len);
 		if (copy == NULL) {
 			log_warnx("conn %d: out of memory for a filtered body", r->conn->fd);
-			x->failed = 1;
-			r->flags |= REQ_CLOSE;
-			r->flags &= ~REQ_CHUNKED_OUT;
+			cut(r);
 			return;
 		}
 		memcpy(copy, data, len);
@@ -440,9 +445,7 @@ pipeline_file(struct request *r, int fd, off_t off, off_t len)
 		if ((x->src = malloc(sizeof(*x->src))) == NULL) {
 			close(fd);
 			log_warnx("conn %d: out of memory for a filtered file body", r->conn->fd);
-			x->failed = 1;
-			r->flags |= REQ_CLOSE;
-			r->flags &= ~REQ_CHUNKED_OUT;
+			cut(r);
 			return -1;
 		}
 		x->src->fd = fd;

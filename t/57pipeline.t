@@ -50,6 +50,11 @@ delay = 200ms
 type = test
 delay = 5s
 
+[middleware:broken]
+type = test
+upper = on
+fail = 100k
+
 [middleware:stop]
 type = test
 answer = 403
@@ -73,6 +78,17 @@ middleware = up
 host = dbl.test
 root = {dir}/root
 middleware = dbl
+
+[route:st-broken]
+host = broken.test
+root = {dir}/root
+middleware = broken
+
+[route:broken]
+path = /broken/
+pool = app
+strip_prefix = yes
+middleware = broken
 
 [route:st-plain]
 host = plain.test
@@ -283,6 +299,22 @@ def test_proxy(srv, a):
     c.close()
 
 
+def test_failure(srv):
+    # A filter that fails cuts the response: the connection closes short of
+    # the declared length, or without the last chunk; the server goes on.
+    line, hs, body = raw_get(srv, "/big.bin", host="broken.test", timeout=10)
+    ok(line == "HTTP/1.1 200 OK" and hs.get("content-length") == [str(len(BIG))] and len(body) < len(BIG)
+       and BIG.upper().startswith(body),
+       "a filter failing on a file: the body is cut (%d of %d bytes), what went out is right" % (len(body), len(BIG)))
+    line, hs, body = raw_get(srv, "/broken/chunked?size=500000&chunk=10000", timeout=10)
+    ok(line == "HTTP/1.1 200 OK" and hs.get("transfer-encoding") == ["chunked"] and not body.endswith(b"0\r\n\r\n"),
+       "a filter failing on a proxied chunked body: cut, no last chunk")
+    like(open(srv.path("error.log")).read(), r"middleware broken \(test\): body filter failed; cutting the response",
+         "the failure is logged with the block's name")
+    r = srv.get("/small.txt", host="up.test")
+    is_(r and (r.status, r.body), (200, SMALL.upper()), "and the server goes on")
+
+
 def test_pause(srv, a):
     c = srv.connect(timeout=5)
     t0 = time.monotonic()
@@ -356,7 +388,7 @@ def test_log(srv):
             per.setdefault((m.group(1), m.group(3)), []).append(m.group(4))
     is_(per.get(("wait", "/chain/gone")), ["499"], "log phase for the exchange cut while paused: once, 499")
     is_(per.get(("stop", "/stop/echo")), ["403"], "log phase for a short-circuited exchange")
-    is_(per.get(("up", "/small.txt")), ["200", "200"], "log phase once per request on a keep-alive connection")
+    is_(per.get(("up", "/small.txt")), ["200"] * 3, "log phase once per request, keep-alive or not")
     both = [l for l in lines if "test dbl: log call 1: /both/fixed" in l]
     like(both[0] if both else "", r"up=status=200 bytes=200000 flushes=\d+ dbl=status=200 bytes=200000 flushes=\d+$",
          "log fields: each middleware's, in the route's order, visible to the next")
@@ -395,6 +427,7 @@ def main():
             srv.start()
             test_static(srv)
             test_proxy(srv, a)
+            test_failure(srv)
             test_pause(srv, a)
             test_short_circuit(srv, a)
             test_log(srv)
