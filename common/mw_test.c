@@ -8,6 +8,7 @@
 
 #include "common/config.h"
 #include "common/conn.h"
+#include "common/exchange.h"
 #include "common/log.h"
 #include "common/server.h"
 #include "common/units.h"
@@ -96,6 +97,15 @@ test_free_state(void *p)
 }
 
 static void
+answer(struct request *r, const struct test_conf *tc)
+{
+	char body[128];
+	int n = snprintf(body, sizeof(body), "answered by %s\n", tc->name);
+
+	http_resp_simple(r, tc->answer, "text/plain", body, (size_t)n);
+}
+
+static void
 on_delay(evutil_socket_t fd, short what, void *arg)
 {
 	struct test_state *st = arg;
@@ -103,7 +113,10 @@ on_delay(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	st->armed = 0;
-	pipeline_resume(st->r);
+	if (st->tc->answer != 0)
+		answer(st->r, st->tc); /* the exchange (and st) may be gone now */
+	else
+		pipeline_resume(st->r);
 }
 
 static int
@@ -120,10 +133,8 @@ test_request(struct request *r, const void *conf)
 	st->r = r;
 	st->tc = tc;
 	req_header_add(r, "X-Trace", 7, tc->name, strlen(tc->name));
-	if (tc->answer != 0) {
-		char body[128];
-		int n = snprintf(body, sizeof(body), "answered by %s\n", tc->name);
-		http_resp_simple(r, tc->answer, "text/plain", body, (size_t)n);
+	if (tc->answer != 0 && tc->delay_ms == 0) {
+		answer(r, tc);
 		return MW_ANSWERED;
 	}
 	if (tc->delay_ms > 0) {

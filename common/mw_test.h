@@ -9,7 +9,8 @@
  *   upper = on        ; body filter: upper-cases the body (same length)
  *   expand = on       ; body filter: every byte twice (length unknown)
  *   delay = 200ms     ; the request phase pauses this long, then resumes
- *   answer = 403      ; the request phase answers (short-circuit)
+ *   answer = 403      ; the request phase answers (short-circuit); with
+ *                     ; delay, it answers when the delay is over
  *   fail = 100k       ; body filter: fails past this many bytes (the response is cut)
  *
  * Always: the request phase adds "X-Trace: NAME" to the request, the

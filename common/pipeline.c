@@ -8,6 +8,8 @@
 
 #include "common/config.h"
 #include "common/conn.h"
+#include "common/exchange.h"
+#include "common/h1.h"
 #include "common/log.h"
 #include "common/mw_headers.h"
 #include "common/mw_test.h"
@@ -196,8 +198,12 @@ pipeline_resume(struct request *r)
 	if (!(r->flags & REQ_MW_PAUSED))
 		return;
 	r->flags &= ~REQ_MW_PAUSED;
-	if (run_request(r, r->mw_ran) == MW_NEXT)
-		conn_dispatch_resume(r);
+	r->flags |= REQ_IN_MW; /* an answer now is a middleware's */
+	int rc = run_request(r, r->mw_ran);
+	if (rc == MW_NEXT)
+		h1_dispatch_resume(r);
+	else if (rc == MW_PAUSE)
+		r->flags &= ~REQ_IN_MW;
 }
 
 void

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/h1.h"
 #include "common/handler.h"
 #include "common/http.h"
 #include "common/log.h"
@@ -37,6 +38,7 @@ worker_update_time(struct worker *w)
 	http_date(tv.tv_sec, w->date, sizeof(w->date));
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(w->logtime, sizeof(w->logtime), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+	strftime(w->isotime, sizeof(w->isotime), "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static void
@@ -159,7 +161,7 @@ on_accept(evutil_socket_t fd, short what, void *arg)
 			continue; /* ECONNABORTED and friends: that client is gone */
 		}
 		atomic_fetch_add(&w->srv->nconns, 1);
-		conn_accept(w, cfd, (struct sockaddr *)&ss, len, l->idx);
+		h1_accept(w, cfd, (struct sockaddr *)&ss, len, l->idx);
 	}
 }
 
@@ -237,7 +239,7 @@ on_notify(evutil_socket_t fd, short what, void *arg)
 	evtimer_del(w->resume_ev);
 	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
-		conn_drain(c);
+		h1_drain(c);
 	}
 	worker_finish_if_drained(w);
 }
@@ -379,6 +381,19 @@ raise_fd_limit(uint64_t want)
 		log_warn("setrlimit NOFILE");
 }
 
+/* The transport's ways back to its worker (struct conn_env). */
+static int
+worker_log_ok(void *owner)
+{
+	return worker_log_client_error(owner);
+}
+
+static void
+worker_conn_gone(void *owner)
+{
+	worker_conn_closed(owner);
+}
+
 static int
 worker_init(struct server *srv, struct worker *w, int id)
 {
@@ -409,6 +424,18 @@ worker_init(struct server *srv, struct worker *w, int id)
 	COMMON_TV(w->tv_send, g->send_timeout);
 	COMMON_TV(w->tv_linger, g->linger_timeout > 0 ? g->linger_timeout : 1);
 #undef COMMON_TV
+	w->cenv = (struct conn_env){
+		.base = w->base,
+		.bufs = &w->rbufs,
+		.stats = &w->stats,
+		.tv_send = w->tv_send,
+		.tv_linger = w->tv_linger,
+		.linger_time = g->linger_time,
+		.linger_timeout = g->linger_timeout,
+		.owner = w,
+		.log_ok = worker_log_ok,
+		.closed = worker_conn_gone,
+	};
 	w->nlisteners = conf->nlistens;
 	w->listeners = calloc(conf->nlistens, sizeof(struct listener));
 	for (size_t i = 0; w->listeners != NULL && i < conf->nlistens; i++)

@@ -55,6 +55,11 @@ type = test
 upper = on
 fail = 100k
 
+[middleware:late]
+type = test
+delay = 100ms
+answer = 429
+
 [middleware:stop]
 type = test
 answer = 403
@@ -123,6 +128,12 @@ path = /slow/
 pool = app
 strip_prefix = yes
 middleware = slow
+
+[route:late]
+path = /late/
+pool = app
+strip_prefix = yes
+middleware = ha, late, hb
 
 [route:stop]
 path = /stop/
@@ -347,7 +358,8 @@ def test_pause(srv, a):
     c.close()
     alog = srv.path("access.log")
     got = wait_for(lambda: [l for l in open(alog).read().splitlines() if "/chain/gone" in l], 5)
-    ok(got and '"status":499' in got[0], "client gone while paused: an access-log line with 499")
+    ok(got and '"status":499' in got[0] and '"termination":"client_closed"' in got[0],
+       "client gone while paused: an access-log line with 499, client_closed (not middleware)")
     time.sleep(0.3)  # past the delay: the timer must be gone with the exchange
     is_(a.paths["/gone"], before, "client gone while paused: the handler never started")
 
@@ -373,6 +385,18 @@ def test_short_circuit(srv, a):
     is_(r and r.header_all("X-Trace"), ["stop", "ha"],
         "response phase only for those whose request phase ran (not hb), last first")
     is_(a.requests, before, "the handler (backend) never saw it")
+    alog = srv.path("access.log")
+    got = wait_for(lambda: [l for l in open(alog).read().splitlines() if "/stop/echo" in l], 5)
+    ok(got and '"termination":"middleware"' in got[0], "the access log says a middleware answered")
+    t0 = time.monotonic()
+    r = srv.get("/late/echo")
+    dt = time.monotonic() - t0
+    is_(r and (r.status, r.body, r.header_all("X-Trace")), (429, b"answered by late\n", ["late", "ha"]),
+        "a paused middleware answers when its delay is over: later ones and the handler never run")
+    ok(dt >= 0.1 and a.requests == before, "... after the delay (%.3fs), the backend never asked" % dt)
+    got = wait_for(lambda: [l for l in open(alog).read().splitlines() if "/late/echo" in l], 5)
+    ok(got and '"status":429' in got[0] and '"termination":"middleware"' in got[0],
+       "... and the access log says a middleware answered")
 
 
 def test_log(srv):

@@ -5,7 +5,7 @@
  * middleware that ran); and the access-log fields with their bounds.
  */
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/pipeline.h"
 #include "t/unit/tap.h"
 
