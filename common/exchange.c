@@ -354,14 +354,16 @@ http_resp_header_set(struct request *r, const char *name, size_t nlen, const cha
 	hdr_line(r, name, nlen, value, vlen);
 }
 
+/*
+ * Body bytes with the head committed, after the filters if any: framed as
+ * the head said (chunked, held to the Content-Length, or as they are for
+ * a close-delimited body).
+ */
 void
-http_resp_body(struct request *r, const void *data, size_t len)
+http_resp_frame(struct request *r, const void *data, size_t len)
 {
 	struct conn *c = r->conn;
 
-	http_resp_commit(r);
-	if ((r->flags & REQ_HEAD_ONLY) || len == 0 || !status_has_body(r->status))
-		return;
 	if (r->flags & REQ_CHUNKED_OUT) {
 		char hex[20];
 		int n = snprintf(hex, sizeof(hex), "%zx\r\n", len);
@@ -379,12 +381,27 @@ http_resp_body(struct request *r, const void *data, size_t len)
 	conn_kick(c);
 }
 
+void
+http_resp_body(struct request *r, const void *data, size_t len)
+{
+	http_resp_commit(r);
+	if ((r->flags & REQ_HEAD_ONLY) || len == 0 || !status_has_body(r->status))
+		return;
+	if (r->flags & REQ_FILTERED)
+		pipeline_body(r, data, len);
+	else
+		http_resp_frame(r, data, len);
+}
+
 int
 http_resp_file(struct request *r, int fd, off_t off, off_t len)
 {
 	struct conn *c = r->conn;
 
 	http_resp_commit(r);
+	/* Filters must see the bytes: no sendfile then (never for HEAD). */
+	if (r->flags & REQ_FILTERED)
+		return pipeline_file(r, fd, off, len);
 	if (conn_out_file(c, fd, off, (r->flags & REQ_HEAD_ONLY) ? 0 : len) < 0) {
 		r->flags |= REQ_CLOSE;
 		return -1;
@@ -398,11 +415,37 @@ http_resp_file(struct request *r, int fd, off_t off, off_t len)
 }
 
 void
+http_resp_flush(struct request *r)
+{
+	if (r->flags & REQ_FILTERED)
+		pipeline_flush(r);
+}
+
+void
+http_resp_length_unknown(struct request *r)
+{
+	if ((r->flags & REQ_STARTED) && !(r->flags & REQ_COMMITTED))
+		r->resp.clen = -1;
+}
+
+void
 http_resp_end(struct request *r)
+{
+	http_resp_commit(r);
+	/* The filters get their last call; with file bytes still queued for
+	 * them, the pipeline finishes once those are through. */
+	if ((r->flags & REQ_FILTERED) && pipeline_body_end(r) == 1) {
+		r->flags |= REQ_DONE; /* the handler is done with it */
+		return;
+	}
+	http_resp_finish(r);
+}
+
+void
+http_resp_finish(struct request *r)
 {
 	struct conn *c = r->conn;
 
-	http_resp_commit(r);
 	if ((r->flags & REQ_CHUNKED_OUT) && !(r->flags & REQ_HEAD_ONLY))
 		OUT_LIT(c, "0\r\n\r\n");
 	if (r->resp_left > 0 && !(r->flags & REQ_HEAD_ONLY)) {

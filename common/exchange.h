@@ -19,6 +19,7 @@
 
 struct conf_route;
 struct req_overlay;
+struct mw_exchange;
 
 /* A response head until it is turned into bytes (see exchange.c). */
 struct resp_head {
@@ -84,6 +85,8 @@ struct request {
 	struct resp_head resp;
 	struct req_overlay *overlay;   /* request headers changed by middleware, or NULL */
 	unsigned mw_ran;               /* the route's middleware whose request phase ran */
+	unsigned mw_cur;               /* the one whose phase is running (pipeline.c) */
+	struct mw_exchange *mwx;       /* the pipeline's per-exchange state, or NULL */
 	struct req_log log;
 	void *hdata;                   /* the handler's */
 };
@@ -96,6 +99,9 @@ struct request {
 #define REQ_COMMITTED   0x20 /* the response head is in the output */
 #define REQ_IN_PIPELINE 0x40 /* the response-head phase is running */
 #define REQ_IN_MW       0x80 /* the request phase is running: an answer is a middleware's */
+#define REQ_FILTERED    0x200 /* body filters are active (pipeline.c) */
+#define REQ_MW_PAUSED   0x400 /* a middleware's request phase paused: no handler yet */
+#define REQ_MW_LOGGED   0x800 /* the log phase ran */
 
 /* Records why r ends short of a whole answer, unless a cause already is. */
 static inline void
@@ -170,6 +176,15 @@ void http_resp_body(struct request *r, const void *data, size_t len);
  * could not be read (the response is then cut and the connection closed).
  */
 int http_resp_file(struct request *r, int fd, off_t off, off_t len);
+/*
+ * Drops the declared Content-Length, before the head is committed (a
+ * body filter that changes the length, from the response-head phase):
+ * the body goes chunked to an HTTP/1.1 client, close-delimited to 1.0.
+ */
+void http_resp_length_unknown(struct request *r);
+/* The producer has nothing more for now (a backend paused): body filters
+ * holding bytes back emit them.  Nothing without filters. */
+void http_resp_flush(struct request *r);
 /* Turns the head into bytes now (before a tunnel; body calls do it). */
 void http_resp_commit(struct request *r);
 /* Completes the response: the connection goes on with the next request. */

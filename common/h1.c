@@ -19,6 +19,7 @@
 #define OUT_LIT(c, s) conn_out((c), (s), sizeof(s) - 1)
 
 static const struct conn_proto h1_proto;
+static void dispatch_handler(struct h1 *h);
 
 uint64_t
 usec_since(const struct timespec *t0)
@@ -111,12 +112,14 @@ h1_close(struct conn *c, const char *reason)
 		http_req_term(&x->req, (x->req.flags & REQ_IN_MW) ? REQ_TERM_MIDDLEWARE :
 		    close_term(reason));
 	if (x != NULL && (h->state == H1_HANDLER || h->state == H1_TUNNEL) &&
-	    !(x->req.flags & REQ_DONE) && x->req.route != NULL &&
+	    !(x->req.flags & (REQ_DONE | REQ_MW_PAUSED)) && x->req.route != NULL &&
 	    x->req.route->handler->abort != NULL)
 		x->req.route->handler->abort(&x->req);
 	/* A request cut short leaves its line too: with the status sent, or 499
 	 * (as nginx logs it) when the client got no answer.  A tunnel's line was
 	 * written when it opened. */
+	if (x != NULL && x->req.mw_ran > 0)
+		pipeline_log(&x->req);
 	if (x != NULL && (h->state == H1_HANDLER || h->state == H1_BODY) &&
 	    w->srv->access_log_fd >= 0) {
 		if (!(x->req.flags & REQ_STARTED))
@@ -129,6 +132,7 @@ h1_close(struct conn *c, const char *reason)
 	if (x != NULL) {
 		resp_head_release(&x->req);
 		req_overlay_free(&x->req);
+		pipeline_end(&x->req);
 		freelist_put(&w->heads, x);
 		h->x = NULL;
 	}
@@ -143,6 +147,8 @@ http_tunnel_start(struct request *r)
 
 	http_resp_commit(r);
 	stats_response(&w->stats, r->status, usec_since(&r->start));
+	if (r->mw_ran > 0)
+		pipeline_log(r);
 	if (w->srv->access_log_fd >= 0)
 		access_log_write(w, r, usec_since(&r->start));
 	h->state = H1_TUNNEL;
@@ -213,8 +219,11 @@ h1_request_done(struct request *r)
 	struct worker *w = c->w;
 	uint64_t us = usec_since(&r->start);
 
-	if (r->flags & REQ_IN_MW)
+	/* An answer from a paused middleware (its timer) is a middleware's too. */
+	if (r->flags & (REQ_IN_MW | REQ_MW_PAUSED))
 		http_req_term(r, REQ_TERM_MIDDLEWARE);
+	if (r->mw_ran > 0)
+		pipeline_log(r);
 	if (h->state != H1_TUNNEL) { /* a tunnel was counted when it opened */
 		stats_response(&w->stats, r->status, us);
 		if (w->srv->access_log_fd >= 0)
@@ -241,6 +250,7 @@ h1_request_done(struct request *r)
 	c->rpos = 0;
 	resp_head_release(r);
 	req_overlay_free(r);
+	pipeline_end(r);
 	freelist_put(&w->heads, h->x);
 	h->x = NULL;
 	h->state = H1_IDLE;
@@ -359,11 +369,43 @@ dispatch(struct h1 *h)
 	if (r->route != NULL && r->route->nmw > 0) {
 		h->state = H1_HANDLER;
 		r->flags |= REQ_IN_MW;
-		if (pipeline_request(r) == MW_ANSWERED)
+		int rc = pipeline_request(r);
+		if (rc == MW_ANSWERED)
 			return; /* r may be gone */
 		r->flags &= ~REQ_IN_MW;
+		if (rc == MW_PAUSE) {
+			/* No body is read for a handler not yet started; the client
+			 * going away is still noticed (h1_drained). */
+			x->body_paused = 1;
+			return;
+		}
 		h->state = H1_HEAD;
 	}
+	dispatch_handler(h);
+}
+
+void
+h1_dispatch_resume(struct request *r)
+{
+	struct h1 *h = h1_of(r->conn);
+
+	r->flags &= ~REQ_IN_MW;
+	h->x->body_paused = 0;
+	h->state = H1_HEAD;
+	conn_kick(r->conn); /* from a timer: flush, and read what waits in the buffer */
+	dispatch_handler(h);
+}
+
+/* The request phase went through: the body, then the handler. */
+static void
+dispatch_handler(struct h1 *h)
+{
+	struct conn *c = &h->c;
+	struct worker *w = c->w;
+	struct exchange *x = h->x;
+	struct http_request *hr = &x->hr;
+	struct request *r = &x->req;
+
 	if (!x->body_done) {
 		if ((hr->flags & HTTP_F_EXPECT_100) && hr->version == 11)
 			OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -627,13 +669,17 @@ h1_drained(struct conn *c)
 		break;
 	case H1_HANDLER:
 		/* Waiting for the handler: read the body if it wants more, else only
-		 * watch for the client going away (its own timeouts apply). */
-		if (h->x->body_done)
+		 * watch for the client going away (its own timeouts apply; a paused
+		 * middleware's too: what the client sends meanwhile waits in rbuf). */
+		if (h->x->body_done || (h->x->req.flags & REQ_MW_PAUSED))
 			conn_arm(c, EV_READ, NULL);
 		else if (h->x->body_paused)
 			conn_disarm(c);
 		else
 			conn_arm(c, EV_READ, w->tv_body);
+		/* Filtered file bytes go on as the output drains. */
+		if ((h->x->req.flags & REQ_FILTERED) && pipeline_writable(&h->x->req))
+			break;
 		if (hd != NULL && hd->writable != NULL && (h->x->req.flags & REQ_STARTED))
 			hd->writable(&h->x->req);
 		break;

@@ -57,6 +57,9 @@ void h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 void h1_drain(struct conn *c);
 /* The response of r is queued: count it, log it, go on with the next request. */
 void h1_request_done(struct request *r);
+/* A paused request phase was taken up and the chain went through: the
+ * body and the handler, as if the pipeline had not paused. */
+void h1_dispatch_resume(struct request *r);
 /* Whether r is answered before its request body was read (the connection
  * will then close). */
 int h1_answering_early(const struct request *r);

@@ -482,8 +482,12 @@ response_bytes(struct proxy_req *pr)
 			finish(pr, pr->framed && (pr->resp.flags & HTTP_F_KEEPALIVE));
 			return -1;
 		}
-		if (u->inlen == 0)
+		if (u->inlen == 0) {
+			/* All the server sent so far is passed on: body filters
+			 * holding bytes back let them go (a stream of events). */
+			http_resp_flush(r);
 			return 0;
+		}
 		size_t used = 0;
 		if (pr->rs == R_TUNNEL) {
 			http_tunnel_write(r, u->in, u->inlen);
