@@ -13,7 +13,16 @@
 #include "common/server.h"
 #include "common/units.h"
 
-static const char *const keys[] = { "upper", "expand", "delay", "answer", "fail", NULL };
+/* No defaults: a key not given leaves its behaviour off. */
+static const struct conf_key keys[] = {
+	MW_TYPE_KEY,
+	{ "upper", NULL, 0, NULL },
+	{ "expand", NULL, 0, NULL },
+	{ "delay", NULL, 0, NULL },
+	{ "answer", NULL, 0, NULL },
+	{ "fail", NULL, 0, NULL },
+	{ NULL, NULL, 0, NULL },
+};
 
 struct test_conf {
 	char *name;
