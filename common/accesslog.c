@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include "common/exchange.h"
+#include "common/pipeline.h"
 #include "common/server.h"
 
 /* Appends s to buf with quotes, backslashes and control bytes escaped as
@@ -56,9 +57,17 @@ log_escape(char *buf, size_t cap, size_t n, const char *s, size_t len, int json)
 	return n;
 }
 
-/* A line being built: at most ALOG_LINE_MAX bytes, room kept for its end. */
-#define ALOG_LINE_MAX 4096
+/*
+ * A line being built: at most ALOG_LINE_MAX bytes, room kept for its end.
+ * Each untrusted value is cut at ALOG_VALUE_MAX bytes escaped (the request
+ * line at ALOG_LINE_VALUE_MAX, the middleware's fields at ALOG_VALUE_MAX
+ * together), so every value and every
+ * closing quote and brace fits and a json line is always whole JSON.
+ */
+#define ALOG_LINE_MAX 12288
 #define ALOG_LINE_TAIL 16
+#define ALOG_VALUE_MAX 2048
+#define ALOG_LINE_VALUE_MAX 4096 /* the request line's */
 
 struct line {
 	char b[ALOG_LINE_MAX];
@@ -96,11 +105,21 @@ putf(struct line *l, const char *fmt, ...)
 		put(l, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* An untrusted value, escaped; "-" when empty. */
+/* An untrusted value, escaped, cut at max bytes; "-" when empty. */
+static void
+put_esc_max(struct line *l, const char *s, size_t len, int json, size_t max)
+{
+	size_t cap = ALOG_LINE_MAX - ALOG_LINE_TAIL;
+
+	if (l->n + max < cap)
+		cap = l->n + max;
+	l->n = log_escape(l->b, cap, l->n, s, len, json);
+}
+
 static void
 put_esc(struct line *l, const char *s, size_t len, int json)
 {
-	l->n = log_escape(l->b, ALOG_LINE_MAX - ALOG_LINE_TAIL, l->n, s, len, json);
+	put_esc_max(l, s, len, json, ALOG_VALUE_MAX);
 }
 
 /* The end of a line: its closing characters always fit (ALOG_LINE_TAIL). */
@@ -152,7 +171,7 @@ put_combined(struct line *l, const struct worker *w, const struct request *r,
     const struct fields *f)
 {
 	putf(l, "%s - - [%s] \"", f->peer, w->logtime);
-	put_esc(l, f->line, f->line_len, 0);
+	put_esc_max(l, f->line, f->line_len, 0, ALOG_LINE_VALUE_MAX);
 	putf(l, "\" %d %llu \"", r->status, (unsigned long long)r->body_bytes);
 	put_esc(l, f->ref ? f->ref->value : NULL, f->ref ? f->ref->value_len : 0, 0);
 	puts_(l, "\" \"");
@@ -188,6 +207,16 @@ put_main(struct line *l, const struct worker *w, const struct request *r,
 	put_secs(l, "urt", up ? lg->up_total_us : -1);
 	putf(l, " tls=%s cipher=%s term=%s", f->tls_version ? f->tls_version : "-",
 	    f->tls_cipher ? f->tls_cipher : "-", f->term ? f->term : "-");
+	/* Then the middleware's fields (http_log_field), as key=value. */
+	const char *k, *v;
+	size_t klen, vlen, end = l->n + ALOG_VALUE_MAX;
+	unsigned it = 0;
+	while (http_log_field_next(r, &it, &k, &klen, &v, &vlen) && l->n + 8 < end) {
+		puts_(l, " ");
+		put_esc_max(l, k, klen, 0, end - l->n);
+		puts_(l, "=");
+		put_esc_max(l, v, vlen, 0, end - l->n);
+	}
 }
 
 /* "name":"value" (escaped), or "name":null when there is none. */
@@ -234,6 +263,19 @@ put_json(struct line *l, const struct worker *w, const struct request *r,
 	json_str(l, "tls_version", f->tls_version, f->tls_version ? strlen(f->tls_version) : 0);
 	json_str(l, "tls_cipher", f->tls_cipher, f->tls_cipher ? strlen(f->tls_cipher) : 0);
 	json_str(l, "termination", f->term, f->term ? strlen(f->term) : 0);
+	/* The middleware's fields (http_log_field), in an object of their own. */
+	const char *k, *v;
+	size_t klen, vlen, end = l->n + ALOG_VALUE_MAX;
+	unsigned it = 0, n = 0;
+	while (http_log_field_next(r, &it, &k, &klen, &v, &vlen) && l->n + 16 < end) {
+		puts_(l, n++ == 0 ? ",\"fields\":{\"" : ",\"");
+		put_esc_max(l, k, klen, 1, end - l->n);
+		puts_(l, "\":\"");
+		put_esc_max(l, v, vlen, 1, end - l->n);
+		puts_(l, "\"");
+	}
+	if (n > 0)
+		puts_(l, "}");
 }
 
 void

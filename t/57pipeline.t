@@ -7,6 +7,7 @@
 # paused request phase (order kept, a body behind it, the client leaving
 # while paused); short-circuit; and the log phase, once per exchange.
 import hashlib
+import json
 import os
 import re
 import socket
@@ -416,6 +417,17 @@ def test_log(srv):
     both = [l for l in lines if "test dbl: log call 1: /both/fixed" in l]
     like(both[0] if both else "", r"up=status=200 bytes=200000 flushes=\d+ dbl=status=200 bytes=200000 flushes=\d+$",
          "log fields: each middleware's, in the route's order, visible to the next")
+    alog = srv.path("access.log")
+    def both_line():
+        for l in open(alog).read().splitlines():
+            o = json.loads(l)
+            if (o.get("request") or "").startswith("GET /both/fixed"):
+                return o
+        return None
+    o = wait_for(both_line, 5) or {}
+    f = o.get("fields") or {}
+    is_(sorted(f.keys()), ["dbl", "up"], "access log (json): the middleware's fields, in an object of their own")
+    like(f.get("up", ""), r"^status=200 bytes=200000 flushes=\d+$", "access log (json): a field's value")
     sse = [l for l in lines if "test up: log call 1: /up/sse" in l]
     like(sse[0] if sse else "", r"flushes=[1-9]", "the stream's filter got flushes")
 
