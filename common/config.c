@@ -51,6 +51,7 @@ static const struct key_def global_keys[] = {
 	{ "tls_ticket_rotate", K_DURATION, G(tls_ticket_rotate), "12h", 1, 0 },
 	{ "tls_handshake_timeout", K_DURATION, G(tls_handshake_timeout), "0s", 0, 0 },
 	{ "tls_ticket_key", K_STR, G(tls_ticket_key), NULL, 0, 0 },
+	{ "pid_file", K_STR, G(pid_file), NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 #undef G
@@ -1222,6 +1223,7 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 	if (ld.conf == NULL)
 		return NULL;
 	ld.conf->file = strdup(file);
+	atomic_init(&ld.conf->refs, 1);
 	apply_defaults(global_keys, &ld.conf->global);
 	ld.fp = text != NULL ? fmemopen((void *)text, strlen(text), "r") : fopen(file, "r");
 	if (ld.fp == NULL) {
@@ -1304,6 +1306,20 @@ config_load_string(const char *name, const char *text,
 }
 
 void
+config_hold(struct config *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+int
+config_drop(struct config *c)
+{
+	/* Release, and acquire for the last one: whoever frees sees every
+	 * other holder's last use of the snapshot. */
+	return atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1;
+}
+
+void
 config_free(struct config *c)
 {
 	if (c == NULL)
@@ -1315,6 +1331,7 @@ config_free(struct config *c)
 	free(c->global.error_log);
 	free(c->global.access_log);
 	free(c->global.tls_ticket_key);
+	free(c->global.pid_file);
 	for (size_t i = 0; i < c->nlistens; i++) {
 		struct conf_listen *l = &c->listens[i];
 		free(l->name);
