@@ -138,6 +138,9 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	}
 	c->fd = fd;
 	c->w = w;
+	c->snap = w->snap;
+	c->snap->users++;
+	c->conf = c->snap->conf;
 	c->listen_idx = listen_idx;
 	if (salen <= sizeof(c->peer))
 		memcpy(&c->peer, sa, salen);
@@ -147,14 +150,14 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	w->nconns++;
 	stats_add(&w->stats.connections_total, 1);
 	stats_add(&w->stats.connections_active, 1);
-	struct tls_listener *tls = atomic_load_explicit(&w->conf->listens[listen_idx].tls,
+	struct tls_listener *tls = atomic_load_explicit(&c->conf->listens[listen_idx].tls,
 	    memory_order_acquire);
 	if (tls != NULL) {
 		c->ssl = tls_accept(tls, fd);
 		c->handshaking = 1;
 		/* The whole handshake within tls_handshake_timeout, however it trickles in. */
-		int64_t limit = w->conf->global.tls_handshake_timeout > 0 ?
-		    w->conf->global.tls_handshake_timeout : w->conf->global.header_timeout;
+		int64_t limit = c->conf->global.tls_handshake_timeout > 0 ?
+		    c->conf->global.tls_handshake_timeout : c->conf->global.header_timeout;
 		c->deadline = now_ms() + limit;
 	}
 	event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST | conn_et(c), conn_on_event, c);
@@ -162,8 +165,8 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	event_add(&c->ev, w->tv_header);
 	if (tls != NULL && c->ssl == NULL)
 		conn_close(c, "cannot start TLS");
-	else if (tls != NULL && w->conf->global.tls_handshake_timeout > 0)
-		arm_deadline(c, (uint64_t)w->conf->global.tls_handshake_timeout);
+	else if (tls != NULL && c->conf->global.tls_handshake_timeout > 0)
+		arm_deadline(c, (uint64_t)c->conf->global.tls_handshake_timeout);
 }
 
 /* File bytes to a TLS client: read in bounded chunks and encrypted (no
@@ -309,6 +312,7 @@ conn_close(struct conn *c, const char *reason)
 		else
 			free(c->obuf);
 	}
+	worker_snap_put(w, c->snap);
 	free(c);
 	worker_conn_closed(w);
 }
@@ -549,7 +553,7 @@ access_log(struct conn *c, uint64_t usec)
 	const struct http_header *ref = NULL, *ua = NULL;
 	char line[4096], peer[INET6_ADDRSTRLEN];
 	size_t n = 0;
-	int json = w->conf->global.access_log_format == ACCESS_LOG_JSON;
+	int json = c->conf->global.access_log_format == ACCESS_LOG_JSON;
 
 	if (hr != NULL && hr->state != 0) {
 		ref = req_header(r, "referer");
@@ -662,6 +666,9 @@ request_begin(struct conn *c)
 		c->rlen -= c->rpos;
 		c->rpos = 0;
 	}
+	/* After a reload, each request takes the newest configuration; on a
+	 * listener that went, the connection ends with this one. */
+	int stale = c->snap != w->snap && worker_conn_follow(c) < 0;
 	c->x = freelist_get(&w->heads);
 	if (c->x == NULL) {
 		conn_close(c, "out of memory");
@@ -669,6 +676,8 @@ request_begin(struct conn *c)
 	}
 	http_request_reset(&c->x->hr);
 	memset(&c->x->req, 0, sizeof(c->x->req));
+	if (stale)
+		c->x->req.flags |= REQ_CLOSE;
 	c->x->req.conn = c;
 	c->x->req.hr = &c->x->hr;
 	resp_head_init(&c->x->req, c->x->resp_inline, sizeof(c->x->resp_inline));
@@ -724,9 +733,9 @@ dispatch(struct conn *c)
 		r->npath = npath;
 		r->npath_len = (size_t)n;
 	}
-	r->route = route_match(w->conf, c->listen_idx, hr->host, hr->host_len, r->npath,
+	r->route = route_match(c->conf, c->listen_idx, hr->host, hr->host_len, r->npath,
 	    r->npath_len);
-	if ((hr->flags & HTTP_F_HAS_CL) && (uint64_t)hr->content_length > w->conf->global.max_body_size) {
+	if ((hr->flags & HTTP_F_HAS_CL) && (uint64_t)hr->content_length > c->conf->global.max_body_size) {
 		request_fail(c, 413, "request body larger than max_body_size");
 		return;
 	}
@@ -791,7 +800,6 @@ body_error(struct conn *c, int status, const char *why)
 static int
 body_feed(struct conn *c)
 {
-	struct worker *w = c->w;
 	struct exchange *x = c->x;
 	struct request *r = &x->req;
 	int deliver = c->state == CONN_HANDLER;
@@ -809,13 +817,13 @@ body_feed(struct conn *c)
 		} else {
 			size_t doff;
 			ssize_t n = http_chunked_parse(&x->chunk, c->rbuf + c->rpos, c->rlen - c->rpos,
-			    &doff, &len, w->conf->global.max_header_size);
+			    &doff, &len, c->conf->global.max_header_size);
 			if (n < 0)
 				return body_error(c, 400, "bad chunked framing");
 			off = c->rpos + doff;
 			c->rpos += (size_t)n;
 			/* Extensions count: else megabytes of them could ride on a tiny body. */
-			if (x->chunk.total + x->chunk.ext_bytes > w->conf->global.max_body_size)
+			if (x->chunk.total + x->chunk.ext_bytes > c->conf->global.max_body_size)
 				return body_error(c, 413, "chunked body larger than max_body_size");
 			x->body_done = x->chunk.state == CHUNK_DONE;
 		}
@@ -925,7 +933,7 @@ conn_flush(struct conn *c)
 		}
 		shutdown(c->fd, SHUT_WR);
 		c->state = CONN_LINGER;
-		c->deadline = now_ms() + w->conf->global.linger_time;
+		c->deadline = now_ms() + c->conf->global.linger_time;
 		release_buffers(c);
 		conn_arm(c, EV_READ, w->tv_linger);
 		return 0;
@@ -1009,7 +1017,7 @@ conn_parse_loop(struct conn *c)
 			if (n == 0) {
 				/* Slowloris: the whole head must arrive within header_timeout. */
 				uint64_t ms = usec_since(&c->x->req.start) / 1000;
-				uint64_t limit = (uint64_t)w->conf->global.header_timeout;
+				uint64_t limit = (uint64_t)c->conf->global.header_timeout;
 				if (ms >= limit)
 					request_fail(c, 408, "request head too slow");
 				else
@@ -1171,7 +1179,7 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		int64_t left = c->deadline - now_ms();
 		if (left <= 0)
 			conn_close(c, "lingered for linger_time");
-		else if (left < w->conf->global.linger_timeout)
+		else if (left < c->conf->global.linger_timeout)
 			arm_deadline(c, (uint64_t)left);
 		return;
 	}

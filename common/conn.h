@@ -16,6 +16,8 @@
 #include "common/http_parse.h"
 
 struct worker;
+struct worker_snap;
+struct config;
 struct conf_route;
 struct conn;
 struct req_overlay;
@@ -95,7 +97,9 @@ struct conn {
 	struct event ev;
 	const struct timeval *ev_tv;   /* the timeout ev is armed with */
 	struct worker *w;
-	unsigned listen_idx;
+	const struct config *conf;     /* the snapshot its requests run on: snap->conf */
+	struct worker_snap *snap;
+	unsigned listen_idx;           /* in conf->listens */
 	unsigned nrequests;
 	unsigned closing : 1;          /* close once output is flushed */
 	unsigned linger : 1;           /* ... after draining what the client still sends */
