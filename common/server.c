@@ -310,10 +310,11 @@ worker_switch(struct worker *w, struct worker_switch *sw)
 		int kept = 0;
 		for (size_t k = 0; k < sw->snap->conf->nlistens && !kept; k++)
 			kept = sw->listeners[k].fd == l->fd;
-		if (!kept && l->fd >= 0 && !w->accept_paused)
-			on_accept(l->fd, EV_READ, l);
 		if (l->ev != NULL)
 			event_free(l->ev);
+		l->ev = NULL; /* a pause in on_accept walks the array */
+		if (!kept && l->fd >= 0 && !w->accept_paused)
+			on_accept(l->fd, EV_READ, l);
 		if (!kept && l->fd >= 0)
 			close(l->fd);
 	}
