@@ -400,8 +400,10 @@ set_value(const struct key_def *def, void *obj, const char *value, const char **
 			*(int *)field = ACCESS_LOG_COMBINED;
 		else if (strcmp(value, "json") == 0)
 			*(int *)field = ACCESS_LOG_JSON;
+		else if (strcmp(value, "main") == 0)
+			*(int *)field = ACCESS_LOG_MAIN;
 		else
-			return *why = "expected combined or json", -1;
+			return *why = "expected combined, main or json", -1;
 		return 0;
 	}
 	return *why = "bad key type", -1;
@@ -1437,7 +1439,8 @@ dump_table(const struct key_def *defs, const void *obj, FILE *out, int plain)
 			break;
 		case K_LOGFMT:
 			fprintf(out, "%s = %s\n", d->name,
-			    *(const int *)field == ACCESS_LOG_JSON ? "json" : "combined");
+			    *(const int *)field == ACCESS_LOG_JSON ? "json" :
+			    *(const int *)field == ACCESS_LOG_MAIN ? "main" : "combined");
 			break;
 		}
 	}

@@ -27,7 +27,7 @@ struct handler_ops;
 /* The longest NAME of a [kind:NAME] section. */
 #define CONF_MAX_NAME 200
 
-enum access_log_format { ACCESS_LOG_COMBINED, ACCESS_LOG_JSON };
+enum access_log_format { ACCESS_LOG_COMBINED, ACCESS_LOG_JSON, ACCESS_LOG_MAIN };
 
 struct conf_global {
 	int workers;                  /* 0 means auto: one per CPU we may run on */

@@ -1,7 +1,10 @@
 /*
- * conn: one client connection: reading, parsing, the request/response
- * exchange, writing, timeouts and keep-alive.  All teardown goes through
- * conn_close(c, reason).
+ * conn: the transport of one client connection, bytes only: socket and
+ * TLS reads and writes, the TLS handshake, timers, an output buffer with
+ * file ranges (sendfile on plain sockets, bounded reads for TLS), lingering
+ * close and teardown.  It knows nothing of HTTP: the protocol above it
+ * (h1.c) is reached only through the conn_proto callbacks it was handed,
+ * and the worker only through its conn_env.
  */
 #ifndef PORTICO_CONN_H
 #define PORTICO_CONN_H
@@ -11,16 +14,15 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/queue.h>
-#include <time.h>
+#include <sys/types.h>
 
-#include "common/http_parse.h"
-
+struct config;
+struct conn;
+struct freelist;
+struct stats;
+struct tls_listener;
 struct worker;
 struct worker_snap;
-struct config;
-struct conf_route;
-struct conn;
-struct req_overlay;
 
 /* File bytes queued for sendfile: seg[i] goes out once obuf[0..at) has. */
 #define FILE_OUT_SEGS 33
@@ -36,227 +38,124 @@ struct file_out {
 	struct file_seg seg[FILE_OUT_SEGS];
 };
 
-/* A response head until it is turned into bytes (see exchange.c). */
-struct resp_head {
-	char *buf;                     /* the reason, the Content-Type, then
-	                                * "Name: value\r\n" lines: all copied, so
-	                                * a caller's buffers may go before commit */
-	size_t len, cap;
-	size_t reason_len;
-	size_t ctype_len;              /* the Content-Type value, after the reason */
-	size_t lines;                  /* where the header lines start */
-	char *inl;                     /* the exchange's inline buffer buf starts as */
-	unsigned has_ctype : 1;
-	int64_t clen;                  /* -1: chunked (HTTP/1.1) or close-delimited */
-	unsigned overflow : 1;         /* a header did not fit: the response closes */
-	unsigned hide : 3;             /* RESP_HIDE_*: portico's own headers removed */
+/*
+ * What a worker lends all its connections: the event loop, buffers, the
+ * counters bytes go to, the timeouts of the transport's own waits, and two
+ * ways back to the worker (owner).
+ */
+struct conn_env {
+	struct event_base *base;
+	struct freelist *bufs;           /* read and write buffers, bufs->size bytes each */
+	struct stats *stats;
+	const struct timeval *tv_send;   /* a write that makes no progress */
+	const struct timeval *tv_linger; /* between reads while lingering */
+	int64_t linger_time;             /* ms: lingering ends by then, reads or not */
+	int64_t linger_timeout;          /* ms */
+	void *owner;
+	int (*log_ok)(void *owner);      /* a line about a client's trouble may be logged */
+	void (*closed)(void *owner);     /* a connection ended (after it is freed) */
 };
 
-#define RESP_HIDE_SERVER 0x1
-#define RESP_HIDE_DATE   0x2
-#define RESP_HIDE_HSTS   0x4
-
-/* One request/response exchange, as a handler sees it. */
-struct request {
-	struct conn *conn;
-	struct http_request *hr;       /* the parsed head: slices of the read buffer */
-	const struct conf_route *route;
-	const char *npath;             /* normalized, decoded path used for routing */
-	size_t npath_len;
-	int status;                    /* of the response, once started */
-	uint64_t body_bytes;           /* response body bytes queued */
-	int64_t resp_left;             /* declared Content-Length not yet queued */
-	unsigned flags;
-	struct timespec start;
-	struct resp_head resp;
-	struct req_overlay *overlay;   /* request headers changed by middleware, or NULL */
-	unsigned mw_ran;               /* the route's middleware whose request phase ran */
-	void *hdata;                   /* the handler's */
-};
-
-#define REQ_HEAD_ONLY   0x01 /* HEAD: headers, no body */
-#define REQ_CLOSE       0x02 /* close the connection after this response */
-#define REQ_STARTED     0x04 /* the status line is queued */
-#define REQ_DONE        0x08 /* the response is complete */
-#define REQ_CHUNKED_OUT 0x10 /* the response body is chunked */
-#define REQ_COMMITTED   0x20 /* the response head is in the output */
-#define REQ_IN_PIPELINE 0x40 /* the response-head phase is running */
-
-enum conn_state {
-	CONN_IDLE,      /* between requests */
-	CONN_HEAD,      /* reading a request head */
-	CONN_BODY,      /* reading (discarding) a request body before the handler */
-	CONN_HANDLER,   /* the handler has the request */
-	CONN_LINGER,    /* response sent, draining input before close */
-	CONN_TUNNEL,    /* after a 101: raw bytes both ways through the handler */
+/*
+ * The protocol above the transport.  Input: n > 0 new bytes were read to
+ * rbuf + rlen; the protocol takes them (rlen += n) or consumes them in
+ * place.  Every callback may close the connection.
+ */
+struct conn_proto {
+	/* The connection is ready (TLS handshake done): arm the first read. */
+	void (*start)(struct conn *c);
+	void (*input)(struct conn *c, size_t n);
+	/* The read buffer is full; reading stopped (event_del). */
+	void (*full)(struct conn *c);
+	/* The client closed its side (err 0) or the read failed (err = errno). */
+	void (*eof)(struct conn *c, int err);
+	/* Output flushed after a write had to wait (c->writing was set):
+	 * go on producing.  Not called when closing. */
+	void (*resume)(struct conn *c);
+	/* Everything queued is sent and the connection is not closing: arm
+	 * the next wait.  Returns -1 if it closed the connection. */
+	int (*drained)(struct conn *c);
+	void (*timeout)(struct conn *c);
+	/* About to be torn down, buffers still there: the protocol lets go. */
+	void (*close)(struct conn *c, const char *reason);
 };
 
 struct conn {
 	int fd;
-	enum conn_state state;
 	struct event ev;
 	const struct timeval *ev_tv;   /* the timeout ev is armed with */
-	struct worker *w;
-	const struct config *conf;     /* the snapshot its requests run on: snap->conf */
-	struct worker_snap *snap;
-	unsigned listen_idx;           /* in conf->listens */
-	unsigned nrequests;
+	const struct conn_env *env;
+	const struct conn_proto *proto;
 	unsigned closing : 1;          /* close once output is flushed */
 	unsigned linger : 1;           /* ... after draining what the client still sends */
+	unsigned lingering : 1;        /* output done, reading until EOF or linger_time */
 	unsigned writing : 1;          /* waiting for EV_WRITE */
-	unsigned in_loop : 1;          /* inside conn_process: output is flushed on the way out */
+	unsigned in_loop : 1;          /* the protocol is producing: it flushes on its way out */
+	unsigned no_read : 1;          /* the protocol wants no input for now */
 	unsigned handshaking : 1;      /* TLS handshake not finished */
 	unsigned cert_noted : 1;       /* a handler logged trouble with the client
 	                                * certificate: once a connection is enough */
 	struct ssl_st *ssl;            /* NULL on plain HTTP listeners */
 	int64_t deadline;              /* monotonic ms by which the TLS handshake, or
 	                                * lingering, must be over */
-	char *rbuf;                    /* from the worker's buffer pool, NULL while idle */
+	char *rbuf;                    /* from env->bufs, NULL while idle */
 	size_t rlen, rpos;             /* bytes in rbuf; start of unparsed input */
 	char *obuf;                    /* pending output, NULL while idle */
 	size_t olen, ocap, osent;
 	struct file_out *fo;           /* file body in flight, NULL otherwise */
-	struct exchange *x;            /* the request in progress, NULL between requests */
 	struct sockaddr_in6 peer;      /* large enough for IPv4 too */
+	/* The owner's, untouched here. */
+	struct worker *w;
+	const struct config *conf;     /* the snapshot its requests run on: snap->conf */
+	struct worker_snap *snap;
+	unsigned listen_idx;           /* in conf->listens */
 	TAILQ_ENTRY(conn) link;
 };
 
 TAILQ_HEAD(conn_list, conn);
 
 /*
- * What one request needs while it is in progress.  It comes from the
- * worker's pool and goes back when the response is queued, so an idle
- * keep-alive connection costs only its struct conn.  The pool block is
- * followed by max_request_line + 1 bytes for the normalized path.
+ * Takes ownership of fd, a freshly accepted socket, in a block of size
+ * bytes (at least sizeof(struct conn): the protocol's own state follows
+ * it, zeroed).  With tls, the handshake runs first, within handshake_ms,
+ * then proto->start; without, proto->start is the caller's to call.
+ * Returns NULL (fd closed) when out of memory.
  */
-struct exchange {
-	struct request req;
-	struct http_chunked chunk;
-	int64_t body_left;             /* request body bytes still to read (Content-Length) */
-	unsigned body_done : 1;        /* the whole request body has been read */
-	unsigned body_paused : 1;      /* the handler asked for no more body for now */
-	char resp_inline[1024];        /* the response head's buffer, until it outgrows it */
-	struct http_request hr;        /* last: its header array is large */
-};
-
-/* Takes ownership of fd, a freshly accepted socket. */
-void conn_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
-    unsigned listen_idx);
+struct conn *conn_new(const struct conn_env *env, const struct conn_proto *proto, size_t size,
+    int fd, const struct sockaddr *sa, socklen_t salen, struct tls_listener *tls,
+    int64_t handshake_ms);
 /* Tears a connection down and frees it; reason is logged at debug level. */
 void conn_close(struct conn *c, const char *reason);
-/* Graceful shutdown: closes c now if it is idle, else after its response. */
-void conn_drain(struct conn *c);
 /* Formats the peer address ("127.0.0.1" or "::1") into buf. */
 const char *conn_peer(const struct conn *c, char *buf, size_t len);
 
+/* Waits for mode (EV_READ or EV_WRITE) with timeout tv (NULL: none). */
+void conn_arm(struct conn *c, short mode, const struct timeval *tv);
+/* Waits for input for at most ms: the rest of an absolute deadline. */
+void conn_arm_deadline(struct conn *c, uint64_t ms);
+/* Stops waiting for anything (the protocol resumes with conn_arm). */
+void conn_disarm(struct conn *c);
+
 /*
- * What the exchange (exchange.c) uses of its connection.  conn_out queues
- * bytes (on failure the connection closes once the rest is sent);
- * conn_out_file queues file bytes (the connection owns fd from the first
- * call of a response); conn_kick has output flushed; conn_request_done
- * ends the exchange (count, log, next request).
+ * Queues bytes (on failure the connection closes once the rest is sent).
+ * Writers stop above their high-water mark (HTTP_OUT_HIGH_WATER) and go on
+ * when the protocol says output drained; one that does not is cut off at
+ * CONN_OUT_MAX bytes queued, so memory per connection stays bounded.
  */
+#define CONN_OUT_MAX (1024 * 1024)
 void conn_out(struct conn *c, const void *p, size_t n);
+/* Queues file bytes; the connection owns fd from the first call of a
+ * response until they are sent.  0, or -1 (the connection will close). */
 int conn_out_file(struct conn *c, int fd, off_t off, off_t len);
+/* Output bytes queued and not yet sent (a file in flight counts as one). */
+size_t conn_pending(const struct conn *c);
+/* Output queued from outside the protocol's loop: have it flushed. */
 void conn_kick(struct conn *c);
-void conn_request_done(struct conn *c);
-int conn_answering_early(const struct conn *c, const struct request *r);
-void resp_head_init(struct request *r, char *inl, size_t inl_cap);
-void resp_head_release(struct request *r);
-
-/*
- * The request headers, as every reader (handlers, the proxy, the log) must
- * see them: those the client sent as changed by middleware.  req_header
- * finds the first named lower (lower case); req_header_next walks them all
- * (*it starts at 0).  Changes refuse (-1, or nothing for remove) the
- * headers that framed and routed the request (Host, Content-Length,
- * Transfer-Encoding, Connection, Upgrade, TE, Expect, Keep-Alive), and
- * additions past max_headers or max_header_size.
- */
-const struct http_header *req_header(const struct request *r, const char *lower);
-int req_header_next(const struct request *r, unsigned *it, const struct http_header **out);
-int req_header_add(struct request *r, const char *name, size_t nlen, const char *value,
-    size_t vlen);
-int req_header_set(struct request *r, const char *name, size_t nlen, const char *value,
-    size_t vlen);
-void req_header_remove(struct request *r, const char *name, size_t nlen);
-/* Whether a middleware may change the request header name. */
-int req_header_changeable(const char *name, size_t nlen);
-void req_overlay_free(struct request *r);
-
-/*
- * The response writer, for handlers.  The status and headers are kept
- * until the first body byte or the end, then go out together.
- */
-/* Starts a response; content_length -1 means chunked (or close-delimited for HTTP/1.0). */
-void http_resp_start(struct request *r, int status, const char *content_type,
-    int64_t content_length);
-/* The same with a reason phrase of our caller's (a backend's, checked by the
- * response parser); the standard one when reason_len is 0. */
-void http_resp_start_reason(struct request *r, int status, const char *reason, size_t reason_len,
-    const char *content_type, int64_t clen);
-/* Adds a header line; call between start and the first body byte. */
-void http_resp_header(struct request *r, const char *name, const char *value);
-/* Removes every response header named name (any case) added so far, and
- * portico's own of that name (Server, Date, Content-Type,
- * Strict-Transport-Security); the framing headers (Content-Length,
- * Transfer-Encoding, Connection) are portico's alone and stay.  Before
- * the head is committed only; http_resp_header_set is remove, then add. */
-void http_resp_header_remove(struct request *r, const char *name, size_t nlen);
-void http_resp_header_set(struct request *r, const char *name, size_t nlen, const char *value,
-    size_t vlen);
-/* Whether a middleware may change the response header name. */
-int http_resp_header_changeable(const char *name, size_t nlen);
-/* An interim 1xx response (102 to 199) to an HTTP/1.1 client before the
- * final one: status line, then headers with http_resp_header_n, then
- * http_resp_interim_end.  Returns 0, and sends nothing, to any other client. */
-int http_resp_interim(struct request *r, int status, const char *reason, size_t reason_len);
-void http_resp_interim_end(struct request *r);
-/* The same with counted strings (a header relayed from a backend). */
-void http_resp_header_n(struct request *r, const char *name, size_t nlen, const char *value,
-    size_t vlen);
-/* Ends the header section and queues body bytes (copied).  Ignored for HEAD. */
-void http_resp_body(struct request *r, const void *data, size_t len);
-/*
- * Queues file bytes [off, off + len) of fd as body at this point of the
- * response: small runs are read into the output buffer, larger ones go out
- * with sendfile(2) later.  The connection owns fd from the first call on
- * (every call of one response passes the same fd) and closes it when the
- * response is sent or the connection ends.  Returns 0, or -1 if the file
- * could not be read (the response is then cut and the connection closed).
- */
-int http_resp_file(struct request *r, int fd, off_t off, off_t len);
-/* Turns the head into bytes now (before a tunnel; body calls do it). */
-void http_resp_commit(struct request *r);
-/* Completes the response: the connection goes on with the next request. */
-void http_resp_end(struct request *r);
-/*
- * Handlers that answer later (HANDLER_WANTS_BODY or not): body bytes stop
- * coming after ops->body returns 1, until http_req_resume.
- */
-void http_req_resume(struct request *r);
-/* Output bytes queued and not yet sent: a handler stops producing above
- * HTTP_OUT_HIGH_WATER and goes on when ops->writable is called. */
-size_t http_resp_pending(const struct request *r);
-#define HTTP_OUT_HIGH_WATER (64 * 1024)
-/* Ends the exchange by closing the client connection (a response cut short). */
-void http_resp_abort(struct request *r, const char *reason);
-/*
- * Upgrade: after http_resp_start(r, 101, ...) and its headers, turns the
- * connection into a byte tunnel.  The response is logged now; from here on
- * client bytes go to ops->body (len 0 when the client closed its side) and
- * the handler sends with http_tunnel_write.  http_tunnel_close sends what
- * is queued, then closes; http_resp_abort closes at once.
- */
-void http_tunnel_start(struct request *r);
-void http_tunnel_write(struct request *r, const void *data, size_t len);
-void http_tunnel_close(struct request *r);
-/* A whole response in one call. */
-void http_resp_simple(struct request *r, int status, const char *content_type,
-    const char *body, size_t len);
-/* A short HTML error page for status. */
-void http_resp_error(struct request *r, int status);
-/* The same page with one more header (name NULL for none): 503 + Retry-After. */
-void http_resp_error_hdr(struct request *r, int status, const char *name, const char *value);
+/* Writes what is queued.  Returns -1 if the connection was closed. */
+int conn_flush(struct conn *c);
+/* Whether the client sent bytes not handled yet (one recv, MSG_PEEK). */
+int conn_input_waiting(struct conn *c);
+/* Gives the read buffer back while it holds nothing. */
+void conn_release_input(struct conn *c);
 
 #endif

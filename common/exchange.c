@@ -8,15 +8,16 @@
  * fields; the others are kept as the lines they will be on the wire, in
  * the order given, in a buffer of the exchange's own (inline, growing up
  * to RESP_HDR_MAX).  The connection is reached only through conn_out*,
- * conn_kick and conn_request_done.
+ * conn_kick and h1_request_done.
  */
-#include "common/conn.h"
+#include "common/exchange.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "common/h1.h"
 #include "common/http.h"
 #include "common/log.h"
 #include "common/pipeline.h"
@@ -149,12 +150,12 @@ http_resp_start_reason(struct request *r, int status, const char *reason, size_t
 
 	r->status = status;
 	r->flags |= REQ_STARTED;
-	if (w->draining || c->nrequests >= c->conf->global.keepalive_requests ||
+	if (w->draining || h1_requests(r) >= c->conf->global.keepalive_requests ||
 	    c->conf->global.keepalive_timeout == 0)
 		r->flags |= REQ_CLOSE;
 	/* Answering before the request body is in: the connection will close,
 	 * so the head says so. */
-	if (conn_answering_early(c, r))
+	if (h1_answering_early(r))
 		r->flags |= REQ_CLOSE;
 	/* The reason goes first in the buffer; header lines follow it. */
 	r->resp.len = 0;
@@ -411,7 +412,7 @@ http_resp_end(struct request *r)
 		r->flags |= REQ_CLOSE;
 	}
 	r->flags |= REQ_DONE;
-	conn_request_done(c);
+	h1_request_done(r);
 	conn_kick(c);
 }
 

@@ -6,7 +6,7 @@
 #include <strings.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/sbuf.h"
 #include "common/units.h"
 #include "common/vars.h"

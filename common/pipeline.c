@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/mw_headers.h"
 
 /* The modules a `type` may name. */

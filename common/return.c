@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/sbuf.h"
 #include "common/units.h"
 #include "common/vars.h"
@@ -193,6 +193,29 @@ return_expanded(struct request *r, const struct return_conf *rc)
 	sbuf_free(&body);
 }
 
+/* Queues the body from where r->hdata says (an offset) while output
+ * drains, and ends the response with its last byte: a return_file body
+ * of megabytes is not copied whole into every client's output. */
+static void
+return_more(struct request *r)
+{
+	const struct return_conf *rc = r->route->hconf;
+	size_t off = (size_t)(uintptr_t)r->hdata;
+
+	while (off < rc->body_len && http_resp_pending(r) <= HTTP_OUT_HIGH_WATER) {
+		size_t n = rc->body_len - off;
+		if (n > HTTP_OUT_HIGH_WATER)
+			n = HTTP_OUT_HIGH_WATER;
+		http_resp_body(r, rc->body + off, n);
+		off += n;
+	}
+	r->hdata = (void *)(uintptr_t)off;
+	if (off == rc->body_len) {
+		r->hdata = NULL;
+		http_resp_end(r);
+	}
+}
+
 static void
 return_start(struct request *r)
 {
@@ -205,8 +228,12 @@ return_start(struct request *r)
 	http_resp_start(r, rc->status, rc->body_len > 0 ? rc->type : NULL, (int64_t)rc->body_len);
 	if (rc->location != NULL)
 		http_resp_header(r, "Location", rc->location);
-	http_resp_body(r, rc->body, rc->body_len);
-	http_resp_end(r);
+	if ((r->flags & REQ_HEAD_ONLY) || rc->body_len == 0) {
+		http_resp_end(r);
+		return;
+	}
+	r->hdata = NULL;
+	return_more(r);
 }
 
 static const char *const return_keys[] = { "return_file", "return_type", NULL };
@@ -218,4 +245,5 @@ const struct handler_ops return_ops = {
 	.configure = return_configure,
 	.free_conf = return_free,
 	.start = return_start,
+	.writable = return_more,
 };

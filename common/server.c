@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/h1.h"
 #include "common/handler.h"
 #include "common/http.h"
 #include "common/log.h"
@@ -39,6 +40,7 @@ worker_update_time(struct worker *w)
 	http_date(tv.tv_sec, w->date, sizeof(w->date));
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(w->logtime, sizeof(w->logtime), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+	strftime(w->isotime, sizeof(w->isotime), "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static void
@@ -161,7 +163,7 @@ on_accept(evutil_socket_t fd, short what, void *arg)
 			continue; /* ECONNABORTED and friends: that client is gone */
 		}
 		atomic_fetch_add(&w->srv->nconns, 1);
-		conn_accept(w, cfd, (struct sockaddr *)&ss, len, l->idx);
+		h1_accept(w, cfd, (struct sockaddr *)&ss, len, l->idx);
 	}
 }
 
@@ -280,6 +282,11 @@ worker_set_timeouts(struct worker *w)
 	COMMON_TV(w->tv_send, g->send_timeout);
 	COMMON_TV(w->tv_linger, g->linger_timeout > 0 ? g->linger_timeout : 1);
 #undef COMMON_TV
+	/* What the transport takes of them, for every connection of the worker. */
+	w->cenv.tv_send = w->tv_send;
+	w->cenv.tv_linger = w->tv_linger;
+	w->cenv.linger_time = g->linger_time;
+	w->cenv.linger_timeout = g->linger_timeout;
 }
 
 static void
@@ -337,7 +344,8 @@ worker_switch(struct worker *w, struct worker_switch *sw)
 	 * soon; one whose listener went stays, and closes after its next
 	 * request (closing it now could reset a request on its way). */
 	TAILQ_FOREACH(c, &w->conns, link)
-		if (c->snap != w->snap && c->state == CONN_IDLE && c->x == NULL && !c->handshaking)
+		if (c->snap != w->snap && h1_of(c)->state == H1_IDLE && h1_of(c)->x == NULL &&
+		    !c->handshaking)
 			worker_conn_follow(c);
 	worker_snap_put(w, from);
 	free(sw);
@@ -377,7 +385,7 @@ on_notify(evutil_socket_t fd, short what, void *arg)
 	evtimer_del(w->resume_ev);
 	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
-		conn_drain(c);
+		h1_drain(c);
 	}
 	worker_finish_if_drained(w);
 }
@@ -547,6 +555,19 @@ raise_fd_limit(uint64_t want)
 		log_warn("setrlimit NOFILE");
 }
 
+/* The transport's ways back to its worker (struct conn_env). */
+static int
+worker_log_ok(void *owner)
+{
+	return worker_log_client_error(owner);
+}
+
+static void
+worker_conn_gone(void *owner)
+{
+	worker_conn_closed(owner);
+}
+
 static int
 worker_init(struct server *srv, struct worker *w, int id)
 {
@@ -573,6 +594,18 @@ worker_init(struct server *srv, struct worker *w, int id)
 	freelist_init(&w->rbufs, g->max_request_line + g->max_header_size + 1024, 256);
 	freelist_init(&w->heads, sizeof(struct exchange) + g->max_request_line + 1, 256);
 	worker_set_timeouts(w);
+	w->cenv = (struct conn_env){
+		.base = w->base,
+		.bufs = &w->rbufs,
+		.stats = &w->stats,
+		.tv_send = w->tv_send,
+		.tv_linger = w->tv_linger,
+		.linger_time = g->linger_time,
+		.linger_timeout = g->linger_timeout,
+		.owner = w,
+		.log_ok = worker_log_ok,
+		.closed = worker_conn_gone,
+	};
 	w->nlisteners = conf->nlistens;
 	w->listeners = calloc(conf->nlistens, sizeof(struct listener));
 	for (size_t i = 0; w->listeners != NULL && i < conf->nlistens; i++)

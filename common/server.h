@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/freelist.h"
 #include "common/stats.h"
 
@@ -76,12 +76,14 @@ struct worker {
 	struct conn_list conns;
 	unsigned nconns;
 	struct freelist rbufs;             /* read and write buffers */
-	struct freelist heads;             /* struct http_request plus its path buffer */
+	struct freelist heads;             /* struct exchange plus its path buffer */
+	struct conn_env cenv;              /* what the worker lends its connections */
 	struct http_limits limits;
 	const struct timeval *tv_header, *tv_body, *tv_keepalive, *tv_send, *tv_linger;
 	time_t date_sec;               /* second the cached strings were made for */
 	char date[40];                 /* "Fri, 27 Nov 2026 15:00:00 GMT" */
 	char logtime[40];              /* "27/Nov/2026:15:00:00 +0000" */
+	char isotime[32];              /* "2026-11-27T15:00:00Z" (RFC 3339) */
 	char *alog;                    /* access log lines not yet written */
 	size_t alog_len;
 	struct stats stats;

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/sbuf.h"
 
 /* The variables, like nginx's of the same names. */

@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/server.h"
 #include "common/units.h"
 

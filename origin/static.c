@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/http.h"
 #include "common/log.h"
 #include "common/server.h"

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/http.h"
 #include "common/sbuf.h"
 #include "common/server.h"

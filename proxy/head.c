@@ -14,7 +14,7 @@
 #include <strings.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/http.h"
 #include "common/log.h"
 #include "common/sbuf.h"
@@ -515,14 +515,15 @@ head_build(struct proxy_req *pr)
 	}
 	/* One id, and only from whom the route believes; else a fresh one. */
 	int keep_rid = pc->request_id == RID_KEEP || (pc->request_id == RID_TRUSTED && trusted);
-	sbuf_str(b, "X-Request-Id: ");
 	if (keep_rid && nrid == 1 && request_id_ok(rid)) {
-		sbuf_add(b, rid->value, rid->value_len);
-	} else {
+		memcpy(r->log.id, rid->value, rid->value_len);
+		r->log.id[rid->value_len] = '\0';
+	} else if (r->log.id[0] == '\0') { /* a retry sends the same id */
 		struct { const void *p; struct timespec t; uint64_t n; } seed = { pr, r->start, pr->pw->rng++ };
-		sbuf_printf(b, "%016llx", (unsigned long long)pool_hash(&seed, sizeof(seed)));
+		snprintf(r->log.id, sizeof(r->log.id), "%016llx",
+		    (unsigned long long)pool_hash(&seed, sizeof(seed)));
 	}
-	sbuf_str(b, "\r\n");
+	sbuf_printf(b, "X-Request-Id: %s\r\n", r->log.id);
 	if (pr->body_whole) {
 		/* Read whole (request_buffer): its length is known, even if it came chunked. */
 		sbuf_printf(b, "Content-Length: %zu\r\n", pr->replay.len);

@@ -18,7 +18,7 @@
 #define REQUEST_BUFFER_MAX (16 * 1024 * 1024)
 #define UPGRADE_MAX 8           /* protocols one route lets through an Upgrade */
 #define UPGRADE_LEN 48          /* the longest, "name/version", with its NUL */
-#define REQUEST_ID_MAX 128      /* a longer X-Request-Id is replaced */
+#define REQUEST_ID_MAX REQ_ID_MAX /* a longer X-Request-Id is replaced */
 /* The longest X-Client-Cert-Subject: a longer one is left out, never cut
  * (RFC 2253 puts the most specific name, the CN, at the end). */
 #define CERT_SUBJECT_MAX 4096
@@ -71,6 +71,8 @@ struct proxy_req {
 	size_t replay_mark;          /* where the bytes being queued start in u->out */
 	int last_status;             /* of the last failed attempt, for the final answer */
 	const char *last_why;
+	const char *last_term;       /* ... and its REQ_TERM_* */
+	int64_t t_attempt;           /* monotonic us when the current attempt began */
 	int client_paused;           /* the client's body waits for u->out to drain */
 	int client_eof;              /* tunnel: the client closed its sending side */
 	int framed;                  /* the response has a length or is chunked */

@@ -13,7 +13,7 @@
 #include <event2/event.h>
 
 #include "common/config.h"
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/sbuf.h"
 #include "common/server.h"
 #include "common/stats.h"

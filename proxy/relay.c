@@ -9,11 +9,12 @@
  */
 #include "proxy/relay.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/conn.h"
+#include "common/exchange.h"
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "common/server.h"
@@ -76,11 +77,33 @@ relay_worker_free(struct pool_worker *pw)
 	}
 }
 
+/* Monotonic microseconds. */
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The connect time of the attempt, for the log, once the connection is up. */
+static void
+note_connected(struct proxy_req *pr)
+{
+	struct req_log *lg = &pr->r->log;
+
+	if (lg->up_connect_us < 0 && pr->u->ready_us > 0)
+		lg->up_connect_us = pr->u->ready_us - pr->t_attempt;
+}
+
 static void
 count_done(struct proxy_req *pr, int ok)
 {
 	if (pr->u == NULL)
 		return;
+	note_connected(pr);
+	pr->r->log.up_total_us = now_us() - pr->t_attempt;
 	struct backend *b = &pr->pw->pool->servers[pr->u->idx];
 	atomic_fetch_sub(&b->active, 1);
 	pr->pw->active[pr->u->idx]--;
@@ -118,6 +141,8 @@ fail(struct proxy_req *pr, int status, const char *why)
 {
 	struct request *r = pr->r;
 
+	if (status == 500)
+		http_req_term(r, REQ_TERM_INTERNAL);
 	if (pr->u != NULL)
 		drop_upstream(pr, why);
 	if (worker_log_backend_error(r->conn->w))
@@ -167,7 +192,8 @@ may_replay(const struct proxy_req *pr, int nothing_sent)
  * or the method is idempotent and no body byte went out.
  */
 static void
-backend_failed(struct proxy_req *pr, int status, const char *why, int nothing_sent)
+backend_failed(struct proxy_req *pr, int status, const char *term, const char *why,
+    int nothing_sent)
 {
 	const struct pool *p = pr->pw->pool;
 	unsigned idx = pr->u->idx;
@@ -176,12 +202,14 @@ backend_failed(struct proxy_req *pr, int status, const char *why, int nothing_se
 	if (worker_log_backend_error(pr->r->conn->w))
 		log_warnx("proxy [pool:%s] server %s: %s", p->name, p->servers[idx].name, why);
 	pr->last_status = status;
+	pr->last_term = term;
 	pr->last_why = why;
 	if (pr->attempts <= p->retries && may_replay(pr, nothing_sent)) {
 		drop_upstream(pr, why);
 		attempt(pr);
 		return;
 	}
+	http_req_term(pr->r, term);
 	fail(pr, status, why);
 }
 
@@ -218,6 +246,32 @@ pick_server(struct proxy_req *pr)
 	return pool_select(pr->pw, pr->tried, key);
 }
 
+/* The server of this attempt, for the log: its address, times unknown yet. */
+static void
+note_server(struct proxy_req *pr, int idx)
+{
+	struct req_log *lg = &pr->r->log;
+	struct sockaddr_storage ss;
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (backend_addr(&pr->pw->pool->servers[idx], &ss) == 0) {
+		snprintf(lg->up_addr, sizeof(lg->up_addr), "%s", pr->pw->pool->servers[idx].name);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+		snprintf(lg->up_addr, sizeof(lg->up_addr), "[%s]:%d", host, port);
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+		snprintf(lg->up_addr, sizeof(lg->up_addr), "%s:%d", host, port);
+	}
+	lg->up_connect_us = pr->u->reused ? 0 : -1;
+	lg->up_header_us = lg->up_total_us = -1;
+}
+
 static void
 attempt(struct proxy_req *pr)
 {
@@ -226,10 +280,13 @@ attempt(struct proxy_req *pr)
 	int idx = pick_server(pr);
 
 	if (idx < 0) {
-		if (pr->last_status != 0)
+		if (pr->last_status != 0) {
+			http_req_term(pr->r, pr->last_term);
 			fail(pr, pr->last_status, pr->last_why); /* every server tried failed */
-		else
+		} else {
+			http_req_term(pr->r, REQ_TERM_NO_SERVER);
 			fail(pr, 503, "no server available");
+		}
 		return;
 	}
 	pr->tried |= 1ULL << idx;
@@ -249,11 +306,14 @@ attempt(struct proxy_req *pr)
 		    &relay_upstream_ops, pr);
 		if (u == NULL) {
 			pool_server_failed(pw, (unsigned)idx);
+			http_req_term(pr->r, REQ_TERM_UP_REFUSED);
 			fail(pr, 502, "cannot create a socket");
 			return;
 		}
 	}
 	pr->u = u;
+	pr->t_attempt = now_us();
+	note_server(pr, idx);
 	pw->active[idx]++;
 	atomic_fetch_add(&p->servers[idx].active, 1);
 	/* Built per attempt: with host_header = backend the Host names the server. */
@@ -332,12 +392,15 @@ response_head(struct proxy_req *pr, size_t head_len)
 	struct request *r = pr->r;
 	int64_t clen = -1;
 
+	note_connected(pr);
+	r->log.up_header_us = now_us() - pr->t_attempt;
+
 	if (rs->status == 101) {
 		if (head_upgrade_offer(pr->pc, r->hr, NULL) == 0)
-			return backend_failed(pr, 502, "101 Switching Protocols not asked for", 0), -1;
+			return backend_failed(pr, 502, REQ_TERM_UP_BAD, "101 Switching Protocols not asked for", 0), -1;
 		if (!head_upgrade_answer_ok(pr->pc, r->hr, rs))
-			return backend_failed(pr, 502, "101 Switching Protocols to a protocol not offered",
-			    0), -1;
+			return backend_failed(pr, 502, REQ_TERM_UP_BAD,
+			    "101 Switching Protocols to a protocol not offered", 0), -1;
 		return tunnel_begin(pr, head_len);
 	}
 	if (rs->status >= 100 && rs->status < 200) {
@@ -347,7 +410,7 @@ response_head(struct proxy_req *pr, size_t head_len)
 		 * reading of the body, and a 1.0 client gets none.
 		 */
 		if (++pr->interim > INTERIM_MAX)
-			return backend_failed(pr, 502, "too many interim responses", 0), -1;
+			return backend_failed(pr, 502, REQ_TERM_UP_BAD, "too many interim responses", 0), -1;
 		if (rs->status != 100 && http_resp_interim(r, rs->status, rs->reason, rs->reason_len)) {
 			copy_response_headers(pr);
 			http_resp_interim_end(r);
@@ -403,11 +466,11 @@ response_bytes(struct proxy_req *pr)
 			if (n == 0) {
 				if (u->inlen < UPSTREAM_IN_SIZE)
 					return 0;
-				backend_failed(pr, 502, "response head too large", 0);
+				backend_failed(pr, 502, REQ_TERM_UP_BAD, "response head too large", 0);
 				return -1;
 			}
 			if (n < 0) {
-				backend_failed(pr, 502, pr->resp.error, 0);
+				backend_failed(pr, 502, REQ_TERM_UP_BAD, pr->resp.error, 0);
 				return -1;
 			}
 			if (response_head(pr, (size_t)n) < 0)
@@ -436,6 +499,7 @@ response_bytes(struct proxy_req *pr)
 			size_t off, len;
 			ssize_t n = http_chunked_parse(&pr->ch, u->in, u->inlen, &off, &len, 64 * 1024);
 			if (n < 0) {
+				http_req_term(r, REQ_TERM_UP_BAD);
 				fail(pr, 502, "bad chunked framing from backend");
 				return -1;
 			}
@@ -486,9 +550,13 @@ server_closed(struct proxy_req *pr, enum upstream_error e, const char *why)
 		return;
 	}
 	if (pr->rs == R_HEAD)
-		backend_failed(pr, 502, e == UPSTREAM_EOF ? "closed before answering" : why, 0);
+		backend_failed(pr, 502, REQ_TERM_UP_RESET,
+		    e == UPSTREAM_EOF ? "closed before answering" : why, 0);
 	else
+	{
+		http_req_term(pr->r, REQ_TERM_UP_RESET);
 		fail(pr, 502, "backend closed mid-response");
+	}
 }
 
 /* ---- what the upstream connection tells its exchange ---- */
@@ -504,6 +572,7 @@ relay_sent(struct upstream *u)
 {
 	struct proxy_req *pr = u->owner;
 
+	note_connected(pr);
 	if (pr->client_eof)
 		upstream_shutdown_write(u);
 	if (pr->client_paused) {
@@ -520,28 +589,31 @@ relay_error(struct upstream *u, enum upstream_error e, const char *why)
 
 	switch (e) {
 	case UPSTREAM_CONNECT_FAILED:
-		backend_failed(pr, 502, why, 1);
+		backend_failed(pr, 502, REQ_TERM_UP_REFUSED, why, 1);
 		break;
 	case UPSTREAM_CONNECT_TIMEOUT:
-		backend_failed(pr, 504, why, 1);
+		backend_failed(pr, 504, REQ_TERM_UP_TIMEOUT, why, 1);
 		break;
 	case UPSTREAM_SEND_FAILED:
 		if (u->reused && !pr->fresh_retry && u->inlen == 0 && may_replay(pr, u->osent == 0))
 			retry_fresh(pr); /* a kept-alive connection the server had closed */
 		else
-			backend_failed(pr, 502, why, 0);
+			backend_failed(pr, 502, REQ_TERM_UP_RESET, why, 0);
 		break;
 	case UPSTREAM_TIMEOUT:
-		if (pr->rs == R_HEAD)
-			backend_failed(pr, 504, why, 0);
-		else
+		if (pr->rs == R_HEAD) {
+			backend_failed(pr, 504, REQ_TERM_UP_TIMEOUT, why, 0);
+		} else {
+			http_req_term(pr->r, REQ_TERM_UP_TIMEOUT);
 			fail(pr, 504, "read timed out mid-response");
+		}
 		break;
 	case UPSTREAM_EOF:
 	case UPSTREAM_READ_FAILED:
 		server_closed(pr, e, why);
 		break;
 	case UPSTREAM_NO_MEMORY:
+		http_req_term(pr->r, REQ_TERM_INTERNAL);
 		fail(pr, 502, why);
 		break;
 	}

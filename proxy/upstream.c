@@ -21,6 +21,16 @@
 
 static void on_event(evutil_socket_t fd, short what, void *arg);
 
+/* Monotonic microseconds. */
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void
 upstream_close(struct upstream *u, const char *reason)
 {
@@ -338,6 +348,7 @@ connected(struct upstream *u)
 		return -1;
 	}
 	u->state = UPSTREAM_ACTIVE;
+	u->ready_us = now_us();
 	if (u->pool->servers[u->idx].tls) {
 		if ((u->ssl = pool_tls_new(u->pool, u->idx, u->fd)) == NULL) {
 			u->ops->error(u, UPSTREAM_CONNECT_FAILED, "cannot start TLS");
@@ -356,6 +367,7 @@ handshake(struct upstream *u)
 	int rc = SSL_do_handshake(u->ssl);
 	if (rc == 1) {
 		u->state = UPSTREAM_ACTIVE;
+		u->ready_us = now_us();
 		return 1;
 	}
 	int e = SSL_get_error(u->ssl, rc);

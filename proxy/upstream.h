@@ -75,6 +75,7 @@ struct upstream {
 	unsigned rarmed : 1, warmed : 1;
 	unsigned hs_write : 1;       /* the handshake waits for writable */
 	unsigned reused : 1;         /* came from the idle list */
+	int64_t ready_us;            /* monotonic us when connect (and TLS) completed */
 	unsigned paused : 1;         /* the owner reads no more for now (upstream_arm) */
 	struct event ev;             /* EV_READ, kept registered while connected */
 	struct event wev;            /* EV_WRITE, only while connecting or output waits */

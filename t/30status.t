@@ -266,14 +266,16 @@ def main():
                 diag("%s: %r" % (e, l))
         o = objs[0] if objs else {}
         is_(sorted(o.keys()), sorted(["time", "remote_addr", "request", "status", "body_bytes", "request_time_us",
-                                      "referer", "user_agent"]), "json: the fields")
+                                      "referer", "user_agent", "request_id", "upstream_addr",
+                                      "upstream_connect_us", "upstream_header_us", "upstream_response_us",
+                                      "tls_version", "tls_cipher", "termination"]), "json: the fields")
         is_((o.get("remote_addr"), o.get("request"), o.get("status"), o.get("body_bytes"), o.get("referer"), o.get("user_agent")),
             ("127.0.0.1", "GET /hello?a=b HTTP/1.1", 200, 11, "http://ref.example/", "tap-test/1.0"), "json: values of line 1")
         ok(isinstance(o.get("request_time_us"), int) and o["request_time_us"] >= 0, "json: request_time_us is an integer")
-        like(o.get("time"), r"^\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000$", "json: time")
+        like(o.get("time"), r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", "json: time (RFC 3339)")
         o = objs[1] if len(objs) > 1 else {}
         is_((o.get("request"), o.get("status"), o.get("referer"), o.get("user_agent")),
-            ("GET /missing HTTP/1.1", 404, "-", "-"), "json: values of line 2 (404, no referer or agent)")
+            ("GET /missing HTTP/1.1", 404, None, None), "json: values of line 2 (404, no referer or agent: null)")
         o = objs[2] if len(objs) > 2 else {}
         is_(o.get("user_agent"), 'q"uote\\back', "json: a quote and a backslash in a field survive as JSON escapes")
         o = objs[3] if len(objs) > 3 else {}

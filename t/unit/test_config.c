@@ -369,7 +369,7 @@ test_bools_workers_levels(void)
 	ok(global_line("access_log_format = combined") &&
 	    conf->global.access_log_format == ACCESS_LOG_COMBINED, "access_log_format combined");
 	global_bad("access_log_format = xml",
-	    "F:2: [global] access_log_format: expected combined or json, not \"xml\"");
+	    "F:2: [global] access_log_format: expected combined, main or json, not \"xml\"");
 
 	ok(global_line("user = www-data") && strcmp(conf->global.user, "www-data") == 0, "user string");
 	ok(global_line("access_log = /var/log/portico.log") &&

@@ -1,0 +1,206 @@
+/*
+ * exchange: one request and its response, as handlers and middleware see
+ * them.  The request is the parsed head plus an overlay of header changes
+ * that every reader sees through req_header*; the response is a status, a
+ * reason and a header list, turned into bytes once (http_resp_commit), when
+ * the first body byte or the end is ready.  An exchange reaches its
+ * connection only through the transport's conn_out* and the protocol's
+ * h1_* calls (see h1.h), never assuming it is the connection's only one.
+ */
+#ifndef PORTICO_EXCHANGE_H
+#define PORTICO_EXCHANGE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "common/conn.h"
+#include "common/http_parse.h"
+
+struct conf_route;
+struct req_overlay;
+
+/* A response head until it is turned into bytes (see exchange.c). */
+struct resp_head {
+	char *buf;                     /* the reason, the Content-Type, then
+	                                * "Name: value\r\n" lines: all copied, so
+	                                * a caller's buffers may go before commit */
+	size_t len, cap;
+	size_t reason_len;
+	size_t ctype_len;              /* the Content-Type value, after the reason */
+	size_t lines;                  /* where the header lines start */
+	char *inl;                     /* the exchange's inline buffer buf starts as */
+	unsigned has_ctype : 1;
+	int64_t clen;                  /* -1: chunked (HTTP/1.1) or close-delimited */
+	unsigned overflow : 1;         /* a header did not fit: the response closes */
+	unsigned hide : 3;             /* RESP_HIDE_*: portico's own headers removed */
+};
+
+#define RESP_HIDE_SERVER 0x1
+#define RESP_HIDE_DATE   0x2
+#define RESP_HIDE_HSTS   0x4
+
+/* The longest request id kept (X-Request-Id): a longer one is replaced. */
+#define REQ_ID_MAX 128
+
+/*
+ * What the access log tells of an exchange besides its head and status.
+ * term says why it ended short of a whole answer (the first cause
+ * recorded wins); NULL when it did not.
+ */
+struct req_log {
+	const char *term;              /* a REQ_TERM_* token */
+	int64_t up_connect_us;         /* the last upstream attempt: connect and TLS */
+	int64_t up_header_us;          /* ... until the response head was in */
+	int64_t up_total_us;           /* ... until the response was whole; -1: not known */
+	char up_addr[56];              /* "127.0.0.1:8080", "[::1]:8080"; "": not proxied */
+	char id[REQ_ID_MAX + 1];       /* the X-Request-Id sent upstream; "": none */
+};
+
+#define REQ_TERM_CLIENT_CLOSED  "client_closed"   /* the client went away first */
+#define REQ_TERM_CLIENT_TIMEOUT "client_timeout"  /* the client was too slow (read or send) */
+#define REQ_TERM_BAD_REQUEST    "bad_request"     /* refused before routing (4xx, then closed) */
+#define REQ_TERM_MIDDLEWARE     "middleware"      /* a middleware answered instead of the handler */
+#define REQ_TERM_NO_SERVER      "no_server"       /* no upstream server in service */
+#define REQ_TERM_UP_REFUSED     "upstream_refused" /* connecting to the server failed */
+#define REQ_TERM_UP_TIMEOUT     "upstream_timeout" /* the server was too slow */
+#define REQ_TERM_UP_RESET       "upstream_reset"  /* the server closed or reset mid-exchange */
+#define REQ_TERM_UP_BAD         "upstream_invalid" /* the server's answer was malformed */
+#define REQ_TERM_SHUTDOWN       "shutdown"        /* cut when the process stopped */
+#define REQ_TERM_INTERNAL       "internal"        /* portico failed (out of memory...) */
+
+/* One request/response exchange, as a handler sees it. */
+struct request {
+	struct conn *conn;
+	struct http_request *hr;       /* the parsed head: slices of the read buffer */
+	const struct conf_route *route;
+	const char *npath;             /* normalized, decoded path used for routing */
+	size_t npath_len;
+	int status;                    /* of the response, once started */
+	uint64_t body_bytes;           /* response body bytes queued */
+	int64_t resp_left;             /* declared Content-Length not yet queued */
+	unsigned flags;
+	struct timespec start;
+	struct resp_head resp;
+	struct req_overlay *overlay;   /* request headers changed by middleware, or NULL */
+	unsigned mw_ran;               /* the route's middleware whose request phase ran */
+	struct req_log log;
+	void *hdata;                   /* the handler's */
+};
+
+#define REQ_HEAD_ONLY   0x01 /* HEAD: headers, no body */
+#define REQ_CLOSE       0x02 /* close the connection after this response */
+#define REQ_STARTED     0x04 /* the status line is queued */
+#define REQ_DONE        0x08 /* the response is complete */
+#define REQ_CHUNKED_OUT 0x10 /* the response body is chunked */
+#define REQ_COMMITTED   0x20 /* the response head is in the output */
+#define REQ_IN_PIPELINE 0x40 /* the response-head phase is running */
+#define REQ_IN_MW       0x80 /* the request phase is running: an answer is a middleware's */
+
+/* Records why r ends short of a whole answer, unless a cause already is. */
+static inline void
+http_req_term(struct request *r, const char *term)
+{
+	if (r->log.term == NULL)
+		r->log.term = term;
+}
+
+void resp_head_init(struct request *r, char *inl, size_t inl_cap);
+void resp_head_release(struct request *r);
+
+/*
+ * The request headers, as every reader (handlers, the proxy, the log) must
+ * see them: those the client sent as changed by middleware.  req_header
+ * finds the first named lower (lower case); req_header_next walks them all
+ * (*it starts at 0).  Changes refuse (-1, or nothing for remove) the
+ * headers that framed and routed the request (Host, Content-Length,
+ * Transfer-Encoding, Connection, Upgrade, TE, Expect, Keep-Alive), and
+ * additions past max_headers or max_header_size.
+ */
+const struct http_header *req_header(const struct request *r, const char *lower);
+int req_header_next(const struct request *r, unsigned *it, const struct http_header **out);
+int req_header_add(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen);
+int req_header_set(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen);
+void req_header_remove(struct request *r, const char *name, size_t nlen);
+/* Whether a middleware may change the request header name. */
+int req_header_changeable(const char *name, size_t nlen);
+void req_overlay_free(struct request *r);
+
+/*
+ * The response writer, for handlers.  The status and headers are kept
+ * until the first body byte or the end, then go out together.
+ */
+/* Starts a response; content_length -1 means chunked (or close-delimited for HTTP/1.0). */
+void http_resp_start(struct request *r, int status, const char *content_type,
+    int64_t content_length);
+/* The same with a reason phrase of our caller's (a backend's, checked by the
+ * response parser); the standard one when reason_len is 0. */
+void http_resp_start_reason(struct request *r, int status, const char *reason, size_t reason_len,
+    const char *content_type, int64_t clen);
+/* Adds a header line; call between start and the first body byte. */
+void http_resp_header(struct request *r, const char *name, const char *value);
+/* Removes every response header named name (any case) added so far, and
+ * portico's own of that name (Server, Date, Content-Type,
+ * Strict-Transport-Security); the framing headers (Content-Length,
+ * Transfer-Encoding, Connection) are portico's alone and stay.  Before
+ * the head is committed only; http_resp_header_set is remove, then add. */
+void http_resp_header_remove(struct request *r, const char *name, size_t nlen);
+void http_resp_header_set(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen);
+/* Whether a middleware may change the response header name. */
+int http_resp_header_changeable(const char *name, size_t nlen);
+/* An interim 1xx response (102 to 199) to an HTTP/1.1 client before the
+ * final one: status line, then headers with http_resp_header_n, then
+ * http_resp_interim_end.  Returns 0, and sends nothing, to any other client. */
+int http_resp_interim(struct request *r, int status, const char *reason, size_t reason_len);
+void http_resp_interim_end(struct request *r);
+/* The same with counted strings (a header relayed from a backend). */
+void http_resp_header_n(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen);
+/* Ends the header section and queues body bytes (copied).  Ignored for HEAD. */
+void http_resp_body(struct request *r, const void *data, size_t len);
+/*
+ * Queues file bytes [off, off + len) of fd as body at this point of the
+ * response: small runs are read into the output buffer, larger ones go out
+ * with sendfile(2) later.  The connection owns fd from the first call on
+ * (every call of one response passes the same fd) and closes it when the
+ * response is sent or the connection ends.  Returns 0, or -1 if the file
+ * could not be read (the response is then cut and the connection closed).
+ */
+int http_resp_file(struct request *r, int fd, off_t off, off_t len);
+/* Turns the head into bytes now (before a tunnel; body calls do it). */
+void http_resp_commit(struct request *r);
+/* Completes the response: the connection goes on with the next request. */
+void http_resp_end(struct request *r);
+/*
+ * Handlers that answer later (HANDLER_WANTS_BODY or not): body bytes stop
+ * coming after ops->body returns 1, until http_req_resume.
+ */
+void http_req_resume(struct request *r);
+/* Output bytes queued and not yet sent: a handler stops producing above
+ * HTTP_OUT_HIGH_WATER and goes on when ops->writable is called. */
+size_t http_resp_pending(const struct request *r);
+#define HTTP_OUT_HIGH_WATER (64 * 1024)
+/* Ends the exchange by closing the client connection (a response cut short). */
+void http_resp_abort(struct request *r, const char *reason);
+/*
+ * Upgrade: after http_resp_start(r, 101, ...) and its headers, turns the
+ * connection into a byte tunnel.  The response is logged now; from here on
+ * client bytes go to ops->body (len 0 when the client closed its side) and
+ * the handler sends with http_tunnel_write.  http_tunnel_close sends what
+ * is queued, then closes; http_resp_abort closes at once.
+ */
+void http_tunnel_start(struct request *r);
+void http_tunnel_write(struct request *r, const void *data, size_t len);
+void http_tunnel_close(struct request *r);
+/* A whole response in one call. */
+void http_resp_simple(struct request *r, int status, const char *content_type,
+    const char *body, size_t len);
+/* A short HTML error page for status. */
+void http_resp_error(struct request *r, int status);
+/* The same page with one more header (name NULL for none): 503 + Retry-After. */
+void http_resp_error_hdr(struct request *r, int status, const char *name, const char *value);
+
+#endif

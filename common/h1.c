@@ -1,0 +1,698 @@
+#include "common/h1.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/accesslog.h"
+#include "common/handler.h"
+#include "common/log.h"
+#include "common/pipeline.h"
+#include "common/route.h"
+#include "common/server.h"
+#include "common/tls.h"
+
+/* Stop parsing pipelined requests while this much output waits. */
+#define OUT_HIGH_WATER HTTP_OUT_HIGH_WATER
+
+#define OUT_LIT(c, s) conn_out((c), (s), sizeof(s) - 1)
+
+static const struct conn_proto h1_proto;
+
+uint64_t
+usec_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t us = (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 +
+	    (now.tv_nsec - t0->tv_nsec) / 1000;
+	return us < 0 ? 0 : (uint64_t)us;
+}
+
+void
+h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+    unsigned listen_idx)
+{
+	const struct conf_global *g = &w->snap->conf->global;
+	struct tls_listener *tls = atomic_load_explicit(&w->snap->conf->listens[listen_idx].tls,
+	    memory_order_acquire);
+	int64_t hs_ms = g->tls_handshake_timeout > 0 ? g->tls_handshake_timeout : g->header_timeout;
+	struct conn *c = conn_new(&w->cenv, &h1_proto, sizeof(struct h1), fd, sa, salen, tls, hs_ms);
+
+	if (c == NULL) {
+		worker_conn_closed(w);
+		return;
+	}
+	c->w = w;
+	c->snap = w->snap;
+	c->snap->users++;
+	c->conf = c->snap->conf;
+	c->listen_idx = listen_idx;
+	TAILQ_INSERT_TAIL(&w->conns, c, link);
+	w->nconns++;
+	stats_add(&w->stats.connections_total, 1);
+	stats_add(&w->stats.connections_active, 1);
+	if (tls != NULL && c->ssl == NULL)
+		conn_close(c, "cannot start TLS");
+	else if (tls == NULL)
+		h1_proto.start(c);
+}
+
+static void
+h1_start(struct conn *c)
+{
+	conn_arm(c, EV_READ, c->w->tv_header);
+}
+
+void
+h1_drain(struct conn *c)
+{
+	if (h1_of(c)->state == H1_IDLE && c->osent == c->olen && c->rpos == c->rlen)
+		conn_close(c, "shutting down");
+	/* Otherwise the response in progress carries "Connection: close". */
+}
+
+int
+h1_answering_early(const struct request *r)
+{
+	const struct h1 *h = (const struct h1 *)r->conn;
+
+	return h->state == H1_HEAD || h->state == H1_BODY ||
+	    (h->state == H1_HANDLER && h->x != NULL && &h->x->req == r && !h->x->body_done);
+}
+
+unsigned
+h1_requests(const struct request *r)
+{
+	return ((const struct h1 *)r->conn)->nrequests;
+}
+
+/* Why an exchange the connection's close cut short ended, from the reason. */
+static const char *
+close_term(const char *reason)
+{
+	if (strstr(reason, "timed out") != NULL || strstr(reason, "timeout") != NULL ||
+	    strstr(reason, "too slow") != NULL)
+		return REQ_TERM_CLIENT_TIMEOUT;
+	if (strcmp(reason, "process stopping") == 0 || strcmp(reason, "shutting down") == 0)
+		return REQ_TERM_SHUTDOWN;
+	if (strcmp(reason, "out of memory") == 0 || strcmp(reason, "file shrank while being sent") == 0)
+		return REQ_TERM_INTERNAL;
+	return REQ_TERM_CLIENT_CLOSED; /* closed, reset, a broken pipe */
+}
+
+static void
+h1_close(struct conn *c, const char *reason)
+{
+	struct h1 *h = h1_of(c);
+	struct worker *w = c->w;
+	struct exchange *x = h->x;
+
+	if (x != NULL && !(x->req.flags & REQ_DONE))
+		http_req_term(&x->req, (x->req.flags & REQ_IN_MW) ? REQ_TERM_MIDDLEWARE :
+		    close_term(reason));
+	if (x != NULL && (h->state == H1_HANDLER || h->state == H1_TUNNEL) &&
+	    !(x->req.flags & REQ_DONE) && x->req.route != NULL &&
+	    x->req.route->handler->abort != NULL)
+		x->req.route->handler->abort(&x->req);
+	/* A request cut short leaves its line too: with the status sent, or 499
+	 * (as nginx logs it) when the client got no answer.  A tunnel's line was
+	 * written when it opened. */
+	if (x != NULL && (h->state == H1_HANDLER || h->state == H1_BODY) &&
+	    w->srv->access_log_fd >= 0) {
+		if (!(x->req.flags & REQ_STARTED))
+			x->req.status = 499;
+		access_log_write(w, &x->req, usec_since(&x->req.start));
+	}
+	TAILQ_REMOVE(&w->conns, c, link);
+	w->nconns--;
+	stats_add(&w->stats.connections_active, (uint64_t)-1);
+	if (x != NULL) {
+		resp_head_release(&x->req);
+		req_overlay_free(&x->req);
+		freelist_put(&w->heads, x);
+		h->x = NULL;
+	}
+	worker_snap_put(w, c->snap);
+}
+
+void
+http_tunnel_start(struct request *r)
+{
+	struct conn *c = r->conn;
+	struct h1 *h = h1_of(c);
+	struct worker *w = c->w;
+
+	http_resp_commit(r);
+	stats_response(&w->stats, r->status, usec_since(&r->start));
+	if (w->srv->access_log_fd >= 0)
+		access_log_write(w, r, usec_since(&r->start));
+	h->state = H1_TUNNEL;
+	h->x->body_done = 0;
+	h->x->body_paused = 0;
+	/* Bytes the client sent after the head already belong to the tunnel. */
+	if (c->rpos < c->rlen) {
+		const struct handler_ops *hd = r->route->handler;
+		if (hd->body(r, c->rbuf + c->rpos, c->rlen - c->rpos) == 1) {
+			h->x->body_paused = 1;
+			c->no_read = 1;
+		}
+	}
+	c->rlen = c->rpos = h->x->hr.head_len;
+	conn_kick(c);
+}
+
+void
+http_tunnel_write(struct request *r, const void *data, size_t len)
+{
+	conn_out(r->conn, data, len);
+	conn_kick(r->conn);
+}
+
+void
+http_tunnel_close(struct request *r)
+{
+	struct conn *c = r->conn;
+
+	r->flags |= REQ_DONE;
+	c->closing = 1;
+	c->linger = 0;
+	conn_kick(c);
+}
+
+size_t
+http_resp_pending(const struct request *r)
+{
+	return conn_pending(r->conn);
+}
+
+void
+http_resp_abort(struct request *r, const char *reason)
+{
+	r->flags |= REQ_DONE; /* no abort callback: the handler is the one asking */
+	conn_close(r->conn, reason);
+}
+
+void
+http_req_resume(struct request *r)
+{
+	struct conn *c = r->conn;
+	struct h1 *h = h1_of(c);
+
+	if (h->x == NULL || !h->x->body_paused)
+		return;
+	h->x->body_paused = 0;
+	c->no_read = 0;
+	conn_arm(c, EV_READ, h->state == H1_TUNNEL ? NULL : c->w->tv_body);
+	conn_kick(c);
+}
+
+void
+h1_request_done(struct request *r)
+{
+	struct conn *c = r->conn;
+	struct h1 *h = h1_of(c);
+	struct worker *w = c->w;
+	uint64_t us = usec_since(&r->start);
+
+	if (r->flags & REQ_IN_MW)
+		http_req_term(r, REQ_TERM_MIDDLEWARE);
+	if (h->state != H1_TUNNEL) { /* a tunnel was counted when it opened */
+		stats_response(&w->stats, r->status, us);
+		if (w->srv->access_log_fd >= 0)
+			access_log_write(w, r, us);
+	}
+	if (r->flags & REQ_CLOSE)
+		c->closing = 1;
+	if (h->state == H1_HEAD || h->state == H1_BODY ||
+	    (h->state == H1_HANDLER && !h->x->body_done)) {
+		/* Answered before the request was read whole: framing is in doubt,
+		 * and the client may still be sending. */
+		c->closing = 1;
+		c->linger = 1;
+	}
+	if (c->closing && c->rpos < c->rlen)
+		c->linger = 1; /* pipelined requests we will not answer: see conn_input_waiting */
+	/* Drop the head (and any body bytes consumed with it) from the buffer. */
+	if (c->rpos < c->rlen && !c->closing) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+	} else {
+		c->rlen = 0;
+	}
+	c->rpos = 0;
+	resp_head_release(r);
+	req_overlay_free(r);
+	freelist_put(&w->heads, h->x);
+	h->x = NULL;
+	h->state = H1_IDLE;
+	c->no_read = 0;
+}
+
+/* Answers a request we could not parse or accept, then closes. */
+static void
+request_fail(struct h1 *h, int status, const char *why)
+{
+	struct conn *c = &h->c;
+	struct request *r = &h->x->req;
+
+	if (log_enabled(LOG_LVL_INFO) && worker_log_client_error(c->w)) {
+		char peer[INET6_ADDRSTRLEN];
+		log_info("conn %d from %s: %d: %s", c->fd, conn_peer(c, peer, sizeof(peer)),
+		    status, why);
+	}
+	r->flags |= REQ_CLOSE;
+	http_req_term(r, status == 408 ? REQ_TERM_CLIENT_TIMEOUT : REQ_TERM_BAD_REQUEST);
+	if (h->x->hr.meth == HTTP_M_HEAD)
+		r->flags |= REQ_HEAD_ONLY;
+	h->state = H1_HEAD; /* framing in doubt: h1_request_done closes */
+	http_resp_error(r, status);
+}
+
+static void
+request_begin(struct h1 *h)
+{
+	struct conn *c = &h->c;
+
+	if (c->rpos > 0) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+		c->rpos = 0;
+	}
+	/* After a reload, each request takes the newest configuration; on a
+	 * listener that went, the connection ends with this one. */
+	int stale = c->snap != c->w->snap && worker_conn_follow(c) < 0;
+	h->x = freelist_get(&c->w->heads);
+	if (h->x == NULL) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	http_request_reset(&h->x->hr);
+	memset(&h->x->req, 0, sizeof(h->x->req));
+	if (stale)
+		h->x->req.flags |= REQ_CLOSE;
+	h->x->req.conn = c;
+	h->x->req.hr = &h->x->hr;
+	resp_head_init(&h->x->req, h->x->resp_inline, sizeof(h->x->resp_inline));
+	clock_gettime(CLOCK_MONOTONIC, &h->x->req.start);
+	h->state = H1_HEAD;
+	h->nrequests++;
+}
+
+static void
+handler_start(struct h1 *h)
+{
+	struct request *r = &h->x->req;
+
+	h->state = H1_HANDLER;
+	if (r->route != NULL) {
+		r->route->handler->start(r);
+	} else if (r->hr->meth == HTTP_M_CONNECT) {
+		/* We tunnel for no one (RFC 9110 9.3.6): not a method we implement. */
+		r->flags |= REQ_CLOSE;
+		http_resp_error(r, 501);
+	} else if (r->hr->path_len == 1 && r->hr->path[0] == '*') {
+		/* OPTIONS * asks about the server itself (RFC 9110 9.3.7): it is here. */
+		http_resp_start(r, 200, NULL, 0);
+		http_resp_end(r);
+	} else {
+		http_resp_error(r, 404);
+	}
+}
+
+/* The head is in: route it, check the body framing, and go on. */
+static void
+dispatch(struct h1 *h)
+{
+	struct conn *c = &h->c;
+	struct worker *w = c->w;
+	struct exchange *x = h->x;
+	struct http_request *hr = &x->hr;
+	struct request *r = &x->req;
+	char *npath = (char *)(x + 1);
+
+	if (hr->meth == HTTP_M_HEAD)
+		r->flags |= REQ_HEAD_ONLY;
+	if (!(hr->flags & HTTP_F_KEEPALIVE))
+		r->flags |= REQ_CLOSE;
+	if (hr->meth == HTTP_M_CONNECT || (hr->path_len == 1 && hr->path[0] == '*')) {
+		r->npath = hr->path;
+		r->npath_len = hr->path_len;
+	} else {
+		long n = route_normalize_path(hr->path, hr->path_len, npath);
+		if (n < 0) {
+			request_fail(h, 400, "bad path");
+			return;
+		}
+		r->npath = npath;
+		r->npath_len = (size_t)n;
+	}
+	r->route = route_match(c->conf, c->listen_idx, hr->host, hr->host_len, r->npath,
+	    r->npath_len);
+	if ((hr->flags & HTTP_F_HAS_CL) && (uint64_t)hr->content_length > c->conf->global.max_body_size) {
+		request_fail(h, 413, "request body larger than max_body_size");
+		return;
+	}
+	x->body_left = (hr->flags & HTTP_F_HAS_CL) ? hr->content_length : 0;
+	x->body_done = 1;
+	x->body_paused = 0;
+	if (hr->flags & HTTP_F_CHUNKED)
+		http_chunked_init(&x->chunk);
+	if (x->body_left > 0 || (hr->flags & HTTP_F_CHUNKED))
+		x->body_done = 0;
+	/* The route's middleware sees the head before any body is read; one
+	 * that answers ends the exchange here (and a body never read closes
+	 * the connection, as for any early answer). */
+	if (r->route != NULL && r->route->nmw > 0) {
+		h->state = H1_HANDLER;
+		r->flags |= REQ_IN_MW;
+		if (pipeline_request(r) == MW_ANSWERED)
+			return; /* r may be gone */
+		r->flags &= ~REQ_IN_MW;
+		h->state = H1_HEAD;
+	}
+	if (!x->body_done) {
+		if ((hr->flags & HTTP_F_EXPECT_100) && hr->version == 11)
+			OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
+		conn_arm(c, EV_READ, w->tv_body);
+		if (r->route != NULL && (r->route->handler->flags & HANDLER_WANTS_BODY)) {
+			/* The handler takes the body as it comes (h1_parse). */
+			handler_start(h);
+			return;
+		}
+		h->state = H1_BODY;
+		return;
+	}
+	handler_start(h);
+}
+
+/* Bad body framing: answer if nothing was sent yet (-1), else cut the
+ * connection (-2: it is gone). */
+static int
+body_error(struct h1 *h, int status, const char *why)
+{
+	struct request *r = &h->x->req;
+
+	if (h->state == H1_HANDLER) {
+		const struct handler_ops *hd = r->route->handler;
+		if (hd->abort != NULL)
+			hd->abort(r);
+		if (r->flags & REQ_STARTED) {
+			r->flags |= REQ_DONE;
+			conn_close(&h->c, why);
+			return -2;
+		}
+	}
+	request_fail(h, status, why);
+	return -1;
+}
+
+/*
+ * Reads request body bytes from the buffer, handing them to the handler
+ * when it takes them (else dropping them).  Returns 1 when the body is
+ * complete, 0 when more must be read, 2 when the handler paused, -1 when
+ * the exchange ended (answered), or -2 when the connection was closed.
+ */
+static int
+body_feed(struct h1 *h)
+{
+	struct conn *c = &h->c;
+	struct exchange *x = h->x;
+	struct request *r = &x->req;
+	int deliver = h->state == H1_HANDLER;
+	int rc = 0;
+
+	while (!x->body_done && c->rpos < c->rlen) {
+		size_t off = 0, len;
+		if (!(x->hr.flags & HTTP_F_CHUNKED)) {
+			size_t avail = c->rlen - c->rpos;
+			len = (uint64_t)x->body_left < avail ? (size_t)x->body_left : avail;
+			x->body_left -= (int64_t)len;
+			c->rpos += len;
+			off = c->rpos - len;
+			x->body_done = x->body_left == 0;
+		} else {
+			size_t doff;
+			ssize_t n = http_chunked_parse(&x->chunk, c->rbuf + c->rpos, c->rlen - c->rpos,
+			    &doff, &len, c->conf->global.max_header_size);
+			if (n < 0)
+				return body_error(h, 400, "bad chunked framing");
+			off = c->rpos + doff;
+			c->rpos += (size_t)n;
+			/* Extensions count: else megabytes of them could ride on a tiny body. */
+			if (x->chunk.total + x->chunk.ext_bytes > c->conf->global.max_body_size)
+				return body_error(h, 413, "chunked body larger than max_body_size");
+			x->body_done = x->chunk.state == CHUNK_DONE;
+		}
+		if (deliver && (len > 0 || x->body_done)) {
+			if (len > 0)
+				rc = r->route->handler->body(r, c->rbuf + off, len);
+			if (rc == 0 && x->body_done && h->x == x)
+				rc = r->route->handler->body(r, NULL, 0);
+			if (h->x != x)
+				return -1; /* answered and finished inside the callback */
+			if (rc < 0) {
+				deliver = 0; /* the handler answered; drop the rest */
+				continue;
+			}
+			if (rc == 1) {
+				x->body_paused = 1;
+				break;
+			}
+		}
+	}
+	if (x->body_done)
+		return 1;
+	/* Everything read so far was body and is handled: reuse the space after the head. */
+	if (c->rpos == c->rlen)
+		c->rlen = c->rpos = x->hr.head_len;
+	return x->body_paused ? 2 : 0;
+}
+
+/* Handles the requests in the read buffer until output backs up.
+ * Returns -1 if the connection was closed. */
+static int
+h1_parse(struct h1 *h)
+{
+	struct conn *c = &h->c;
+	struct worker *w = c->w;
+
+	while (!c->closing && c->fo == NULL && c->olen - c->osent < OUT_HIGH_WATER) {
+		if (h->state == H1_IDLE) {
+			if (c->rpos == c->rlen)
+				break;
+			request_begin(h);
+			if (h->x == NULL)
+				return -1; /* closed */
+		}
+		if (h->state == H1_HEAD) {
+			ssize_t n = http_parse_request(&h->x->hr, c->rbuf, c->rlen, &w->limits);
+			if (n == 0) {
+				/* Slowloris: the whole head must arrive within header_timeout. */
+				uint64_t ms = usec_since(&h->x->req.start) / 1000;
+				uint64_t limit = (uint64_t)c->conf->global.header_timeout;
+				if (ms >= limit)
+					request_fail(h, 408, "request head too slow");
+				else
+					conn_arm_deadline(c, limit - ms);
+				break;
+			}
+			if (n < 0) {
+				request_fail(h, (int)-n, h->x->hr.error);
+				continue;
+			}
+			c->rpos = (size_t)n;
+			dispatch(h);
+			continue;
+		}
+		if (h->state == H1_BODY) {
+			int rc = body_feed(h);
+			if (rc == -2)
+				return -1;
+			if (rc == 1)
+				handler_start(h);
+			if (rc == 0)
+				break;
+			continue;
+		}
+		if (h->state == H1_HANDLER && !h->x->body_done && !h->x->body_paused) {
+			int rc = body_feed(h);
+			if (rc == -2)
+				return -1;
+			if (rc == 0 || rc == 2)
+				break;
+			continue;
+		}
+		break; /* H1_HANDLER waits for the handler */
+	}
+	return 0;
+}
+
+/* Parses what is buffered and sends what that produced, for as long as
+ * output goes out at once. */
+static void
+h1_process(struct conn *c)
+{
+	struct h1 *h = h1_of(c);
+
+	for (;;) {
+		c->in_loop = 1;
+		if (h1_parse(h) < 0)
+			return;
+		c->in_loop = 0;
+		if (conn_flush(c) < 0)
+			return;
+		/* Output went out at once: go on with requests already read. */
+		if (c->writing || c->closing || h->state != H1_IDLE || c->rpos == c->rlen)
+			return;
+	}
+}
+
+static void
+h1_input(struct conn *c, size_t n)
+{
+	struct h1 *h = h1_of(c);
+
+	if (h->state == H1_TUNNEL) {
+		struct request *r = &h->x->req;
+		/* The buffer keeps the head: tunnel bytes go after it and are
+		 * handed over at once. */
+		if (r->route->handler->body(r, c->rbuf + c->rlen, n) == 1) {
+			h->x->body_paused = 1;
+			c->no_read = 1;
+			conn_disarm(c);
+		}
+		return;
+	}
+	c->rlen += n;
+	h1_process(c);
+}
+
+static void
+h1_full(struct conn *c)
+{
+	/* The parser's limits fit in the buffer and bodies are consumed as they
+	 * come: only a handler still at work (with pipelined requests behind
+	 * it) fills it.  Reading goes on once it is done (h1_drained). */
+	if (h1_of(c)->state != H1_HANDLER)
+		conn_close(c, "read buffer full");
+}
+
+static void
+h1_eof(struct conn *c, int err)
+{
+	struct h1 *h = h1_of(c);
+
+	if (h->state == H1_TUNNEL && err == 0 && !h->x->body_done) {
+		/* The client is done sending; the other way may go on. */
+		h->x->body_done = 1;
+		conn_disarm(c);
+		h->x->req.route->handler->body(&h->x->req, NULL, 0);
+		return;
+	}
+	if (h->state == H1_BODY && err == 0)
+		conn_close(c, "client closed during request body");
+	else if (h->state == H1_HEAD && c->rlen > 0 && err == 0)
+		conn_close(c, "client closed during request head");
+	else
+		conn_close(c, err == 0 ? "client closed" : strerror(err));
+}
+
+/* Everything queued is sent: what to wait for next. */
+static int
+h1_drained(struct conn *c)
+{
+	struct h1 *h = h1_of(c);
+	struct worker *w = c->w;
+	const struct handler_ops *hd = h->x != NULL && h->x->req.route != NULL ?
+	    h->x->req.route->handler : NULL;
+
+	if (h->state == H1_IDLE)
+		conn_release_input(c);
+	if (w->draining && h->state == H1_IDLE && c->rpos == c->rlen) {
+		conn_close(c, "shutting down");
+		return -1;
+	}
+	switch (h->state) {
+	case H1_IDLE:
+		conn_arm(c, EV_READ, c->rlen > 0 ? w->tv_header : w->tv_keepalive);
+		break;
+	case H1_HEAD:
+		conn_arm(c, EV_READ, w->tv_header);
+		break;
+	case H1_BODY:
+		conn_arm(c, EV_READ, w->tv_body);
+		break;
+	case H1_TUNNEL:
+		if (h->x->body_done || h->x->body_paused)
+			conn_disarm(c);
+		else
+			conn_arm(c, EV_READ, NULL);
+		if (hd->writable != NULL)
+			hd->writable(&h->x->req);
+		break;
+	case H1_HANDLER:
+		/* Waiting for the handler: read the body if it wants more, else only
+		 * watch for the client going away (its own timeouts apply). */
+		if (h->x->body_done)
+			conn_arm(c, EV_READ, NULL);
+		else if (h->x->body_paused)
+			conn_disarm(c);
+		else
+			conn_arm(c, EV_READ, w->tv_body);
+		if (hd != NULL && hd->writable != NULL && (h->x->req.flags & REQ_STARTED))
+			hd->writable(&h->x->req);
+		break;
+	}
+	return 0;
+}
+
+static void
+h1_timeout(struct conn *c)
+{
+	struct h1 *h = h1_of(c);
+
+	switch (h->state) {
+	case H1_HEAD:
+		if (c->rlen > 0) {
+			request_fail(h, 408, "request head timed out");
+			conn_flush(c);
+			return;
+		}
+		conn_close(c, "idle");
+		return;
+	case H1_BODY:
+		request_fail(h, 408, "request body timed out");
+		conn_flush(c);
+		return;
+	case H1_IDLE:
+		conn_close(c, c->writing ? "send timed out" : "keep-alive timeout");
+		return;
+	case H1_HANDLER:
+		/* A handler taking the body as it comes (a proxied upload) waits
+		 * for the rest: 408 as when nobody takes it, if nothing was sent. */
+		if (!c->writing && !h->x->body_done) {
+			if (body_error(h, 408, "request body timed out") == -1)
+				conn_flush(c);
+			return;
+		}
+		conn_close(c, c->writing ? "send timed out" : "timed out");
+		return;
+	default:
+		conn_close(c, c->writing ? "send timed out" : "timed out");
+		return;
+	}
+}
+
+static const struct conn_proto h1_proto = {
+	.start = h1_start,
+	.input = h1_input,
+	.full = h1_full,
+	.eof = h1_eof,
+	.resume = h1_process,
+	.drained = h1_drained,
+	.timeout = h1_timeout,
+	.close = h1_close,
+};

@@ -1,0 +1,68 @@
+/*
+ * h1: HTTP/1.x on a transport connection: requests parsed from its read
+ * buffer one after the other (pipelining included), routed, run through
+ * the route's middleware, their bodies framed and handed to the handler,
+ * keep-alive, upgrades to a byte tunnel, and the end of each exchange
+ * (counting, logging, the next request).
+ */
+#ifndef PORTICO_H1_H
+#define PORTICO_H1_H
+
+#include <sys/socket.h>
+
+#include "common/exchange.h"
+
+enum h1_state {
+	H1_IDLE,        /* between requests */
+	H1_HEAD,        /* reading a request head */
+	H1_BODY,        /* reading (discarding) a request body before the handler */
+	H1_HANDLER,     /* the handler has the request */
+	H1_TUNNEL,      /* after a 101: raw bytes both ways through the handler */
+};
+
+/* An HTTP/1 connection: the transport's, then ours. */
+struct h1 {
+	struct conn c;                 /* first: a struct conn * is a struct h1 * */
+	enum h1_state state;
+	unsigned nrequests;
+	struct exchange *x;            /* the request in progress, NULL between requests */
+};
+
+/*
+ * What one request needs while it is in progress.  It comes from the
+ * worker's pool and goes back when the response is queued, so an idle
+ * keep-alive connection costs only its struct h1.  The pool block is
+ * followed by max_request_line + 1 bytes for the normalized path.
+ */
+struct exchange {
+	struct request req;
+	struct http_chunked chunk;
+	int64_t body_left;             /* request body bytes still to read (Content-Length) */
+	unsigned body_done : 1;        /* the whole request body has been read */
+	unsigned body_paused : 1;      /* the handler asked for no more body for now */
+	char resp_inline[1024];        /* the response head's buffer, until it outgrows it */
+	struct http_request hr;        /* last: its header array is large */
+};
+
+static inline struct h1 *
+h1_of(struct conn *c)
+{
+	return (struct h1 *)c;
+}
+
+/* Takes ownership of fd, a freshly accepted socket of listener listen_idx. */
+void h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+    unsigned listen_idx);
+/* Graceful shutdown: closes c now if it is idle, else after its response. */
+void h1_drain(struct conn *c);
+/* The response of r is queued: count it, log it, go on with the next request. */
+void h1_request_done(struct request *r);
+/* Whether r is answered before its request body was read (the connection
+ * will then close). */
+int h1_answering_early(const struct request *r);
+/* Requests begun on r's connection so far, r included. */
+unsigned h1_requests(const struct request *r);
+/* Microseconds since t0 (monotonic). */
+uint64_t usec_since(const struct timespec *t0);
+
+#endif
