@@ -24,6 +24,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in t/lib
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from portico import *  # noqa: E402,F403
 from backend import Backend  # noqa: E402
+from ws import EchoServer, Frame, WSClient  # noqa: E402
 
 BASE = """\
 [global]
@@ -346,12 +347,52 @@ def tls_certs(d):
         is_((text, reused), ("second", True), "a session from before the reload resumes after it, on the new configuration")
 
 
+WS = """\
+[global]
+workers = 2
+
+[listen:main]
+address = 127.0.0.1:{port}
+
+[pool:ws]
+server = %(e)s
+%(ws_route)s
+[route:answer]
+path = /
+return = 200 %(answer)s
+"""
+
+
+def tunnels(d):
+    with EchoServer() as e:
+        route = "[route:ws]\npath = /ws/\npool = ws\n"
+        with Server(WS % {"e": e.addr, "ws_route": route, "answer": "one"}) as srv:
+            c = WSClient("127.0.0.1", srv.port, "/ws/chat")
+            is_((c.status, c.accept_ok), (101, True), "a WebSocket tunnel through the proxy is open")
+            c.send_text("before")
+            f = c.recv(5)
+            is_(isinstance(f, Frame) and f.payload, b"before", "it echoes")
+            ok(reload_to(srv, WS % {"e": e.addr, "ws_route": "", "answer": "two"}, 2),
+               "reload: the WebSocket route gone")
+            is_(body(srv.get("/")), "two", "new requests get the new configuration")
+            c.send_text("after")
+            f = c.recv(5)
+            is_(isinstance(f, Frame) and f.payload, b"after", "the open tunnel goes on, on the configuration it "
+                "opened under")
+            c.close()
+            c2 = WSClient("127.0.0.1", srv.port, "/ws/chat")
+            is_((c2.status, c2.accept_ok), (200, False),
+                "a new WebSocket request gets the new configuration: the / route answers, no tunnel")
+            c2.close()
+
+
 def main():
     d = tempfile.mkdtemp(prefix="portico-t-reload-")
     try:
         basics(d)
         listeners_and_pools(d)
         tls_certs(d)
+        tunnels(d)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
