@@ -287,7 +287,7 @@ access_log_write(struct worker *w, const struct request *r, uint64_t usec)
 	l.n = 0;
 	worker_update_time(w); /* no Date was made for an exchange cut short */
 	gather(r, &f);
-	switch (w->conf->global.access_log_format) {
+	switch (r->conn->conf->global.access_log_format) {
 	case ACCESS_LOG_JSON:
 		put_json(&l, w, r, &f, usec);
 		put_end(&l, "}\n");

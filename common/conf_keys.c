@@ -41,6 +41,7 @@ const struct key_def conf_global_keys[] = {
 	{ "tls_ticket_rotate", K_DURATION, G(tls_ticket_rotate), "12h", 1, 0 },
 	{ "tls_handshake_timeout", K_DURATION, G(tls_handshake_timeout), "0s", 0, 0 },
 	{ "tls_ticket_key", K_STR, G(tls_ticket_key), NULL, 0, 0 },
+	{ "pid_file", K_STR, G(pid_file), NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 #undef G

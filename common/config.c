@@ -679,6 +679,7 @@ load(const char *file, const char *text, const struct handler_ops *const *handle
 	if (ld.conf == NULL)
 		return NULL;
 	ld.conf->file = strdup(file);
+	atomic_init(&ld.conf->refs, 1);
 	conf_apply_defaults(conf_global_keys, &ld.conf->global);
 	if ((lines = conf_read(ctx, file, text, ld.cur_section, &read_ops, &ld)) < 0)
 		goto fail;
@@ -730,6 +731,20 @@ config_load_string(const char *name, const char *text,
 }
 
 void
+config_hold(struct config *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+int
+config_drop(struct config *c)
+{
+	/* Release, and acquire for the last one: whoever frees sees every
+	 * other holder's last use of the snapshot. */
+	return atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1;
+}
+
+void
 config_free(struct config *c)
 {
 	if (c == NULL)
@@ -741,6 +756,7 @@ config_free(struct config *c)
 	free(c->global.error_log);
 	free(c->global.access_log);
 	free(c->global.tls_ticket_key);
+	free(c->global.pid_file);
 	for (size_t i = 0; i < c->nlistens; i++) {
 		struct conf_listen *l = &c->listens[i];
 		free(l->name);

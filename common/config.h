@@ -55,6 +55,7 @@ struct conf_global {
 	int64_t tls_ticket_rotate;    /* session ticket keys are replaced this often */
 	int64_t tls_handshake_timeout; /* a TLS handshake must be done within this; 0: header_timeout */
 	char *tls_ticket_key;         /* 80-byte key file shared by several edges, or NULL */
+	char *pid_file;               /* where the running server writes its pid, or NULL */
 };
 
 /* A key that may be given several times, in order. */
@@ -81,8 +82,8 @@ struct conf_listen {
 	char *hsts;                   /* Strict-Transport-Security value on HTTPS answers */
 	char *tls_client_ca;          /* CA file client certificates are checked against */
 	char *tls_verify_client;      /* off, on, optional */
-	/* Built from the keys above; NULL: plain HTTP.  Atomic because SIGHUP
-	 * puts freshly read certificates in while workers accept. */
+	/* Built from the keys above; NULL: plain HTTP.  A reload builds a new
+	 * snapshot, certificates read again; this one stays as it is. */
 	_Atomic(struct tls_listener *) tls;
 };
 
@@ -125,6 +126,11 @@ struct conf_seen;
 
 struct config {
 	char *file;
+	/* Holders of this snapshot: the server while it is the newest, each
+	 * worker still using it (see server.c).  It is freed by the main
+	 * thread once the count is 0. */
+	_Atomic unsigned refs;
+	uint64_t generation;          /* 1 for the first, one more per reload */
 	struct conf_seen *seen;       /* where global and listener keys were given */
 	size_t nseen;
 	struct conf_section *sections;
@@ -160,6 +166,11 @@ struct config *config_load(const char *file, const struct handler_ops *const *ha
 struct config *config_load_string(const char *name, const char *text,
     const struct handler_ops *const *handlers, struct conf_ctx *ctx);
 void config_free(struct config *conf);
+/* Takes one more reference on conf, from any thread. */
+void config_hold(struct config *conf);
+/* Drops one; returns 1 when it was the last (conf is then the caller's to
+ * have freed), else 0.  Never frees: see server.c for who does. */
+int config_drop(struct config *conf);
 void conf_ctx_free(struct conf_ctx *ctx);
 
 /* Appends "FILE:LINE: [section] key: message" to ctx.  key may be NULL. */

@@ -16,11 +16,13 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
+struct config;
 struct conn;
 struct freelist;
 struct stats;
 struct tls_listener;
 struct worker;
+struct worker_snap;
 
 /* File bytes queued for sendfile: seg[i] goes out once obuf[0..at) has. */
 #define FILE_OUT_SEGS 33
@@ -104,7 +106,9 @@ struct conn {
 	struct sockaddr_in6 peer;      /* large enough for IPv4 too */
 	/* The owner's, untouched here. */
 	struct worker *w;
-	unsigned listen_idx;
+	const struct config *conf;     /* the snapshot its requests run on: snap->conf */
+	struct worker_snap *snap;
+	unsigned listen_idx;           /* in conf->listens */
 	TAILQ_ENTRY(conn) link;
 };
 

@@ -150,8 +150,8 @@ http_resp_start_reason(struct request *r, int status, const char *reason, size_t
 
 	r->status = status;
 	r->flags |= REQ_STARTED;
-	if (w->draining || h1_requests(r) >= w->conf->global.keepalive_requests ||
-	    w->conf->global.keepalive_timeout == 0)
+	if (w->draining || h1_requests(r) >= c->conf->global.keepalive_requests ||
+	    c->conf->global.keepalive_timeout == 0)
 		r->flags |= REQ_CLOSE;
 	/* Answering before the request body is in: the connection will close,
 	 * so the head says so. */
@@ -200,7 +200,7 @@ http_resp_commit(struct request *r)
 	out_status_line(c, status, h->buf, h->reason_len);
 	if (h->hide & RESP_HIDE_SERVER)
 		;
-	else if (w->conf->global.server_tokens)
+	else if (c->conf->global.server_tokens)
 		OUT_LIT(c, "Server: portico/" PORTICO_VERSION "\r\n");
 	else
 		OUT_LIT(c, "Server: portico\r\n");
@@ -229,10 +229,10 @@ http_resp_commit(struct request *r)
 		r->flags |= REQ_CLOSE; /* HTTP/1.0: the body ends when we close */
 		r->resp_left = -1;     /* and has no declared length to hold it to */
 	}
-	if (c->ssl != NULL && w->conf->listens[c->listen_idx].hsts != NULL &&
+	if (c->ssl != NULL && c->conf->listens[c->listen_idx].hsts != NULL &&
 	    !(h->hide & RESP_HIDE_HSTS)) {
 		OUT_LIT(c, "Strict-Transport-Security: ");
-		out_str(c, w->conf->listens[c->listen_idx].hsts);
+		out_str(c, c->conf->listens[c->listen_idx].hsts);
 		OUT_LIT(c, "\r\n");
 	}
 	if (status != 101) { /* a 101's handler names the protocol: Connection: upgrade */
@@ -290,7 +290,7 @@ http_resp_header_n(struct request *r, const char *name, size_t nlen, const char 
 	if (!(r->flags & REQ_STARTED) || (r->flags & REQ_COMMITTED))
 		return;
 	/* The listener's own HSTS goes out with the head: not twice. */
-	if (c->ssl != NULL && c->w->conf->listens[c->listen_idx].hsts != NULL &&
+	if (c->ssl != NULL && c->conf->listens[c->listen_idx].hsts != NULL &&
 	    http_token_eq(name, nlen, "strict-transport-security"))
 		return;
 	hdr_line(r, name, nlen, value, vlen);
@@ -606,13 +606,13 @@ int
 req_header_add(struct request *r, const char *name, size_t nlen, const char *value, size_t vlen)
 {
 	struct req_overlay *o;
-	const struct worker *w = r->conn->w;
+	const struct config *conf = r->conn->conf;
 
 	if (frozen_name(name, nlen) || (o = overlay(r)) == NULL)
 		return -1;
 	/* The head grows by no more than a client could have sent. */
-	if (o->nadded >= w->conf->global.max_headers ||
-	    o->bytes + nlen + vlen > w->conf->global.max_header_size)
+	if (o->nadded >= conf->global.max_headers ||
+	    o->bytes + nlen + vlen > conf->global.max_header_size)
 		return -1;
 	if (o->nadded == o->cap) {
 		unsigned cap = o->cap ? o->cap * 2 : 8;

@@ -36,8 +36,8 @@ void
 h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
     unsigned listen_idx)
 {
-	const struct conf_global *g = &w->conf->global;
-	struct tls_listener *tls = atomic_load_explicit(&w->conf->listens[listen_idx].tls,
+	const struct conf_global *g = &w->snap->conf->global;
+	struct tls_listener *tls = atomic_load_explicit(&w->snap->conf->listens[listen_idx].tls,
 	    memory_order_acquire);
 	int64_t hs_ms = g->tls_handshake_timeout > 0 ? g->tls_handshake_timeout : g->header_timeout;
 	struct conn *c = conn_new(&w->cenv, &h1_proto, sizeof(struct h1), fd, sa, salen, tls, hs_ms);
@@ -47,6 +47,9 @@ h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
 		return;
 	}
 	c->w = w;
+	c->snap = w->snap;
+	c->snap->users++;
+	c->conf = c->snap->conf;
 	c->listen_idx = listen_idx;
 	TAILQ_INSERT_TAIL(&w->conns, c, link);
 	w->nconns++;
@@ -136,6 +139,7 @@ h1_close(struct conn *c, const char *reason)
 		freelist_put(&w->heads, x);
 		h->x = NULL;
 	}
+	worker_snap_put(w, c->snap);
 }
 
 void
@@ -287,6 +291,9 @@ request_begin(struct h1 *h)
 		c->rlen -= c->rpos;
 		c->rpos = 0;
 	}
+	/* After a reload, each request takes the newest configuration; on a
+	 * listener that went, the connection ends with this one. */
+	int stale = c->snap != c->w->snap && worker_conn_follow(c) < 0;
 	h->x = freelist_get(&c->w->heads);
 	if (h->x == NULL) {
 		conn_close(c, "out of memory");
@@ -294,6 +301,8 @@ request_begin(struct h1 *h)
 	}
 	http_request_reset(&h->x->hr);
 	memset(&h->x->req, 0, sizeof(h->x->req));
+	if (stale)
+		h->x->req.flags |= REQ_CLOSE;
 	h->x->req.conn = c;
 	h->x->req.hr = &h->x->hr;
 	resp_head_init(&h->x->req, h->x->resp_inline, sizeof(h->x->resp_inline));
@@ -328,7 +337,6 @@ static void
 dispatch(struct h1 *h)
 {
 	struct conn *c = &h->c;
-	struct worker *w = c->w;
 	struct exchange *x = h->x;
 	struct http_request *hr = &x->hr;
 	struct request *r = &x->req;
@@ -350,9 +358,9 @@ dispatch(struct h1 *h)
 		r->npath = npath;
 		r->npath_len = (size_t)n;
 	}
-	r->route = route_match(w->conf, c->listen_idx, hr->host, hr->host_len, r->npath,
+	r->route = route_match(c->conf, c->listen_idx, hr->host, hr->host_len, r->npath,
 	    r->npath_len);
-	if ((hr->flags & HTTP_F_HAS_CL) && (uint64_t)hr->content_length > w->conf->global.max_body_size) {
+	if ((hr->flags & HTTP_F_HAS_CL) && (uint64_t)hr->content_length > c->conf->global.max_body_size) {
 		request_fail(h, 413, "request body larger than max_body_size");
 		return;
 	}
@@ -452,7 +460,6 @@ static int
 body_feed(struct h1 *h)
 {
 	struct conn *c = &h->c;
-	struct worker *w = c->w;
 	struct exchange *x = h->x;
 	struct request *r = &x->req;
 	int deliver = h->state == H1_HANDLER;
@@ -470,13 +477,13 @@ body_feed(struct h1 *h)
 		} else {
 			size_t doff;
 			ssize_t n = http_chunked_parse(&x->chunk, c->rbuf + c->rpos, c->rlen - c->rpos,
-			    &doff, &len, w->conf->global.max_header_size);
+			    &doff, &len, c->conf->global.max_header_size);
 			if (n < 0)
 				return body_error(h, 400, "bad chunked framing");
 			off = c->rpos + doff;
 			c->rpos += (size_t)n;
 			/* Extensions count: else megabytes of them could ride on a tiny body. */
-			if (x->chunk.total + x->chunk.ext_bytes > w->conf->global.max_body_size)
+			if (x->chunk.total + x->chunk.ext_bytes > c->conf->global.max_body_size)
 				return body_error(h, 413, "chunked body larger than max_body_size");
 			x->body_done = x->chunk.state == CHUNK_DONE;
 		}
@@ -526,7 +533,7 @@ h1_parse(struct h1 *h)
 			if (n == 0) {
 				/* Slowloris: the whole head must arrive within header_timeout. */
 				uint64_t ms = usec_since(&h->x->req.start) / 1000;
-				uint64_t limit = (uint64_t)w->conf->global.header_timeout;
+				uint64_t limit = (uint64_t)c->conf->global.header_timeout;
 				if (ms >= limit)
 					request_fail(h, 408, "request head too slow");
 				else

@@ -55,6 +55,14 @@ struct handler_ops {
 	 * workers, stopped after them. */
 	void *(*main_start)(struct event_base *base, const struct config *conf);
 	void (*main_stop)(void *state);
+	/*
+	 * A reload, in the main thread, before the new snapshot is published:
+	 * sec (of the new one) takes what it keeps from old, the section of the
+	 * same kind and name in the running one (the health of servers that
+	 * stayed).  Main-thread work is then stopped on the old snapshot and
+	 * started on the new one.
+	 */
+	void (*section_carry)(struct conf_section *sec, const struct conf_section *old);
 	/* The request head is in (and the body too, without HANDLER_WANTS_BODY).
 	 * The handler answers now with the resp_* calls, or later. */
 	void (*start)(struct request *req);
@@ -73,6 +81,13 @@ struct handler_ops {
 	 * worker_handler_state and freed with the worker. */
 	void *(*worker_new)(void);
 	void (*worker_free)(void *state);
+	/* The worker takes snapshot to for its new requests; requests on from
+	 * go on.  Per-worker state may hand over what stays the same (idle
+	 * upstream connections of servers in both). */
+	void (*worker_switch)(void *state, struct event_base *base, const struct config *from,
+	    const struct config *to);
+	/* The worker runs nothing on conf any more: what it kept for it goes. */
+	void (*worker_release)(void *state, const struct config *conf);
 };
 
 #endif

@@ -4,9 +4,11 @@
  * knows them only through struct handler_ops.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <openssl/opensslv.h>
 #include <openssl/crypto.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,7 @@ usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: portico [-tTVh] [-c file]\n"
+	    "       portico -s signal [-c file]\n"
 	    "       portico -r dir [-l address] [-a file]\n"
 	    "       portico -b backend [-b backend ...] [-l address] [-a file]\n"
 	    "  -c file  configuration file (default " PORTICO_DEFAULT_CONF ")\n"
@@ -53,6 +56,8 @@ usage(FILE *out)
 	    "           (the default) or off\n"
 	    "  -t       check the configuration and exit\n"
 	    "  -T       check the configuration, print it with defaults and exit\n"
+	    "  -s sig   signal the server running with this configuration (its\n"
+	    "           pid_file): reload, stop, quit or reopen\n"
 	    "  -V, --version  print versions and exit\n"
 	    "  -h, --help     print this help and exit\n");
 }
@@ -92,9 +97,24 @@ quick_value(const char *opt, const char *v, int word)
 	return -1;
 }
 
+/* What -s sends, as nginx names them.  stop is the immediate stop
+ * (SIGINT): SIGTERM stays the graceful one systemd and Kubernetes send. */
+static const struct {
+	const char *name;
+	int sig;
+	const char *signame;
+} ctl_signals[] = {
+	{ "reload", SIGHUP, "SIGHUP" },
+	{ "stop", SIGINT, "SIGINT" },
+	{ "quit", SIGQUIT, "SIGQUIT" },
+	{ "reopen", SIGUSR1, "SIGUSR1" },
+};
+#define NCTL (sizeof(ctl_signals) / sizeof(ctl_signals[0]))
+
 /* The command line, once read. */
 struct options {
 	const char *file, *root, *listen_addr, *access_log;
+	int ctl;                      /* -s: index in ctl_signals, or -1 */
 	const char *backends[64];     /* -b, up to a pool's 64 servers */
 	size_t nbackends;
 	int test, dump;
@@ -115,8 +135,18 @@ parse_args(int argc, char *argv[], struct options *o)
 	int ch;
 
 	opterr = 0; /* our own messages, which name "portico" however it was run */
-	while ((ch = getopt_long(argc, argv, "+:a:b:c:l:r:tTVh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+:a:b:c:l:r:s:tTVh", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 's':
+			for (o->ctl = 0; o->ctl < (int)NCTL && strcmp(ctl_signals[o->ctl].name, optarg) != 0;
+			    o->ctl++)
+				;
+			if (o->ctl == (int)NCTL) {
+				fprintf(stderr, "portico: -s takes reload, stop, quit or reopen, not \"%s\"\n",
+				    optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'a':
 			o->access_log = optarg;
 			break;
@@ -173,6 +203,10 @@ parse_args(int argc, char *argv[], struct options *o)
 		fprintf(stderr, "portico: -%c needs -r or -b\n", o->listen_addr != NULL ? 'l' : 'a');
 		return EXIT_USAGE;
 	}
+	if (o->ctl >= 0 && (o->root != NULL || o->nbackends > 0 || o->test || o->dump)) {
+		fprintf(stderr, "portico: -s goes with -c alone\n");
+		return EXIT_USAGE;
+	}
 	if (o->root != NULL && o->nbackends > 0) {
 		fprintf(stderr, "portico: -r and -b do not go together; write a configuration file\n");
 		return EXIT_USAGE;
@@ -222,10 +256,104 @@ quick_config(const struct options *o)
 	return q.p;
 }
 
+/* The name the kernel gives process pid ("portico"), or "" when unknown. */
+static void
+proc_name(const char *pid, char *buf, size_t len)
+{
+	char path[64];
+	FILE *fp;
+
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%s/comm", pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return;
+	if (fgets(buf, (int)len, fp) == NULL)
+		buf[0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	fclose(fp);
+}
+
+/*
+ * -s: sends a signal to the server whose pid_file the configuration names.
+ * For reload, the file is checked first as -t checks it, so that a file
+ * that would fail the reload is reported here (the server would log the
+ * same errors and keep its running configuration).  Returns the exit
+ * status: 0 when the signal went, 1 when not (and why is printed).
+ */
+static int
+signal_server(const struct options *o)
+{
+	const char *what = ctl_signals[o->ctl].name;
+	struct conf_ctx ctx = { 0 };
+	struct config *conf = config_load(o->file, handlers, &ctx);
+	char buf[32] = { 0 }, self[32], other[32];
+	int rc = 1;
+	long pid;
+	char *end;
+	FILE *fp;
+
+	if (conf != NULL && ctl_signals[o->ctl].sig == SIGHUP)
+		runenv_check(&ctx, conf);
+	for (size_t i = 0; i < ctx.nwarnings; i++)
+		fprintf(stderr, "portico: [warn] %s\n", ctx.warnings[i]);
+	if (conf == NULL || ctx.nerrors > 0) {
+		for (size_t i = 0; i < ctx.nerrors; i++)
+			fprintf(stderr, "%s\n", ctx.errors[i]);
+		fprintf(stderr, "portico: -s %s: configuration file %s has %zu error%s; not signalling%s\n",
+		    what, o->file, ctx.nerrors, ctx.nerrors == 1 ? "" : "s",
+		    ctl_signals[o->ctl].sig == SIGHUP ? " (the running configuration stays)" : "");
+		goto out;
+	}
+	const char *pidfile = conf->global.pid_file;
+	if (pidfile == NULL) {
+		fprintf(stderr, "portico: -s %s: %s sets no pid_file in [global]: cannot find the "
+		    "running server\n", what, o->file);
+		goto out;
+	}
+	if ((fp = fopen(pidfile, "r")) == NULL) {
+		fprintf(stderr, "portico: -s %s: cannot read pid_file %s: %s (is portico running?)\n",
+		    what, pidfile, strerror(errno));
+		goto out;
+	}
+	if (fgets(buf, sizeof(buf), fp) == NULL)
+		buf[0] = '\0';
+	fclose(fp);
+	buf[strcspn(buf, "\n")] = '\0';
+	pid = strtol(buf, &end, 10);
+	if (buf[0] == '\0' || *end != '\0' || pid <= 1 || pid > 0x3fffffff) {
+		fprintf(stderr, "portico: -s %s: pid_file %s holds no process id\n", what, pidfile);
+		goto out;
+	}
+	/* A stale file may name a process that has since reused the number. */
+	proc_name("self", self, sizeof(self));
+	proc_name(buf, other, sizeof(other));
+	if (self[0] != '\0' && other[0] != '\0' && strcmp(self, other) != 0) {
+		fprintf(stderr, "portico: -s %s: process %ld (from pid_file %s) is %s, not %s: a "
+		    "stale pid_file?\n", what, pid, pidfile, other, self);
+		goto out;
+	}
+	if (kill((pid_t)pid, ctl_signals[o->ctl].sig) < 0) {
+		if (errno == ESRCH)
+			fprintf(stderr, "portico: -s %s: no process %ld (from pid_file %s): is portico "
+			    "running?\n", what, pid, pidfile);
+		else
+			fprintf(stderr, "portico: -s %s: cannot signal process %ld: %s\n", what, pid,
+			    strerror(errno));
+		goto out;
+	}
+	fprintf(stderr, "portico: -s %s: %s sent to process %ld\n", what, ctl_signals[o->ctl].signame,
+	    pid);
+	rc = 0;
+out:
+	config_free(conf);
+	conf_ctx_free(&ctx);
+	return rc;
+}
+
 int
 main(int argc, char *argv[])
 {
-	struct options o = { .file = PORTICO_DEFAULT_CONF };
+	struct options o = { .file = PORTICO_DEFAULT_CONF, .ctl = -1 };
 	struct conf_ctx ctx = { 0 };
 	struct server srv = { 0 };
 	struct config *conf;
@@ -233,6 +361,8 @@ main(int argc, char *argv[])
 
 	if ((rc = parse_args(argc, argv, &o)) >= 0)
 		return rc;
+	if (o.ctl >= 0)
+		return signal_server(&o);
 	if (o.root != NULL || o.nbackends > 0) {
 		char *text = quick_config(&o);
 		if (text == NULL)
@@ -284,8 +414,10 @@ main(int argc, char *argv[])
 	conf_ctx_free(&ctx);
 	srv.conf = conf;
 	srv.conf_file = o.file;
+	/* -r and -b have no file to read again. */
+	srv.handlers = o.root != NULL || o.nbackends > 0 ? NULL : handlers;
 	rc = server_run(&srv);
-	config_free(conf);
+	config_free(srv.conf); /* the newest: a reload may have replaced conf */
 	log_close();
 	return rc;
 }

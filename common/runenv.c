@@ -107,6 +107,12 @@ runenv_check(struct conf_ctx *ctx, const struct config *conf)
 	if (g->access_log != NULL && strcmp(g->access_log, "off") != 0 &&
 	    strcmp(g->access_log, "stdout") != 0 && strcmp(g->access_log, "stderr") != 0)
 		check_log(ctx, conf, &r, "access_log", g->access_log);
+	/* Written at start, before privileges go: by whoever starts it. */
+	if (g->pid_file != NULL) {
+		struct runner starter = r;
+		starter.switching = 0;
+		check_log(ctx, conf, &starter, "pid_file", g->pid_file);
+	}
 	/* The ticket key is read once privileges are gone. */
 	struct stat st;
 	int any_tls = 0;

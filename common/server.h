@@ -19,6 +19,24 @@
 
 struct server;
 
+/*
+ * A configuration snapshot as one worker uses it.  The worker holds one
+ * reference on conf (config_hold) for as long as any of its connections
+ * runs on it, and counts those connections itself, without atomics: the
+ * request path never touches the shared count.
+ */
+struct worker_snap {
+	struct config *conf;
+	unsigned users;                /* connections on it */
+	struct worker_snap *next;      /* the worker's older ones still in use */
+};
+
+/* What the main thread hands a worker at a reload (worker->next). */
+struct worker_switch {
+	struct worker_snap *snap;      /* its conf holds a reference that becomes the worker's */
+	struct listener *listeners;    /* one per snap->conf->listens[i], fd set */
+};
+
 struct listener {
 	int fd;
 	struct event *ev;
@@ -36,11 +54,14 @@ struct worker {
 	int id;
 	pthread_t thread;
 	struct server *srv;
-	const struct config *conf;
+	const struct config *conf;     /* the newest it knows: snap->conf */
+	struct worker_snap *snap;      /* what new connections and requests take */
+	struct worker_snap *old;       /* older snapshots some connection still uses */
+	_Atomic(struct worker_switch *) next; /* a reload not taken yet */
 	struct event_base *base;
 	struct listener *listeners;
 	size_t nlisteners;
-	int notify_fd;                 /* eventfd: the main thread asks us to stop */
+	int notify_fd;                 /* eventfd: the main thread asks us to stop or switch */
 	struct event *notify_ev;
 	struct event *resume_ev;       /* re-enables accept after a pause */
 	struct event *tick_ev;         /* once a second: flush logs */
@@ -51,6 +72,7 @@ struct worker {
 	int accept_paused;
 	int draining;
 	_Atomic int stop_now;
+	_Atomic int stop_soon;         /* graceful: stop accepting, finish what runs */
 	struct conn_list conns;
 	unsigned nconns;
 	struct freelist rbufs;             /* read and write buffers */
@@ -72,12 +94,21 @@ struct worker {
 #define SERVER_RPS_WINDOW 10           /* requests_per_second averages this many seconds */
 
 struct server {
-	struct config *conf;
+	struct config *conf;           /* the newest snapshot; the main thread's */
 	const char *conf_file;
+	/* For config_load at a reload; NULL: no file to reload (-r, -b). */
+	const struct handler_ops *const *handlers;
+	int **listen_fds;              /* [worker][listen] sockets of conf, as handed out */
+	struct config **retired;       /* older snapshots, freed once unreferenced */
+	size_t nretired;
+	int gc_fd;                     /* eventfd: a worker dropped a last reference */
+	_Atomic unsigned reloads;      /* successful ones, for /status */
+	struct event *reload_ev;       /* retries a reload the workers have not caught up with */
+	int pid_written;               /* pid_file is ours to remove at exit */
+	int stopping;                  /* a stop began: no more reloads */
 	struct event_base *base;       /* the main thread's: signals, timers */
 	struct worker *workers;
 	int nworkers;
-	int **listen_fds;              /* [worker][listen] sockets, bound before threads start */
 	_Atomic unsigned nconns;       /* for max_connections */
 	int access_log_fd;             /* -1 when off */
 	uid_t run_uid;                 /* user = ..., when started as root; else -1 */
@@ -123,6 +154,14 @@ int worker_log_backend_error(struct worker *w);
 /* The calling worker's state for handler ops (made with ops->worker_new
  * on first use), or NULL if it could not be made. */
 void *worker_handler_state(struct worker *w, const struct handler_ops *ops);
+/*
+ * Moves connection c to its worker's newest snapshot, its listener found
+ * there by name.  Returns 0, or -1 when that listener is gone (c stays on
+ * its snapshot, and should close after its request).
+ */
+int worker_conn_follow(struct conn *c);
+/* A connection no longer uses snap (it closes). */
+void worker_snap_put(struct worker *w, struct worker_snap *snap);
 /* Queues an access log line (written once a second or when 32 KiB gather). */
 void worker_access_log(struct worker *w, const char *line, size_t len);
 

@@ -61,8 +61,6 @@ static struct {
 	_Atomic unsigned ring_gen;         /* 0: no keys (not started, or stopped) */
 	_Atomic uint64_t ring[RING_WORDS];
 	int fixed;                         /* keys from a file: no rotation */
-	struct tls_listener **replaced;    /* certificates a reload took out of service */
-	size_t nreplaced;
 } tls_proc;
 
 int
@@ -206,47 +204,9 @@ tls_tickets_rotate(void)
 	OPENSSL_cleanse(&r, sizeof(r));
 }
 
-int
-tls_reload(struct config *conf)
-{
-	int failed = 0, https = 0;
-
-	for (size_t i = 0; i < conf->nlistens; i++) {
-		struct conf_listen *l = &conf->listens[i];
-		struct conf_ctx ctx = { .file = conf->file };
-		char sec[256];
-		if (atomic_load(&l->tls) == NULL)
-			continue;
-		https++;
-		snprintf(sec, sizeof(sec), "listen:%s", l->name);
-		struct tls_listener *t = tls_listener_new(&ctx, l, sec, conf->global.tls_ticket_rotate,
-		    NULL, NULL);
-		struct tls_listener **v = t != NULL ? realloc(tls_proc.replaced,
-		    (tls_proc.nreplaced + 1) * sizeof(*v)) : NULL;
-		if (v == NULL) {
-			for (size_t k = 0; k < ctx.nerrors; k++)
-				log_warnx("reload: %s; keeping the certificates in service", ctx.errors[k]);
-			tls_listener_free(t);
-			conf_ctx_free(&ctx);
-			failed++;
-			continue;
-		}
-		tls_proc.replaced = v;
-		v[tls_proc.nreplaced++] = atomic_exchange(&l->tls, t);
-		conf_ctx_free(&ctx);
-		log_info("[listen:%s] certificates reloaded", l->name);
-	}
-	return https > 0 ? failed : -1;
-}
-
 void
 tls_tickets_stop(void)
 {
-	for (size_t i = 0; i < tls_proc.nreplaced; i++)
-		tls_listener_free(tls_proc.replaced[i]);
-	free(tls_proc.replaced);
-	tls_proc.replaced = NULL;
-	tls_proc.nreplaced = 0;
 	/* The workers have ended: no reader is left. */
 	atomic_store(&tls_proc.ring_gen, 0);
 	for (size_t i = 0; i < RING_WORDS; i++)

@@ -58,14 +58,6 @@ void tls_tickets_stop(void);
 /* Checks a ticket key file (80 bytes, readable).  0, or -1 with why. */
 int tls_ticket_key_check(const char *path, char *why, size_t len);
 /*
- * Rereads the certificates and keys of every HTTPS listener of conf (SIGHUP,
- * main thread).  A listener whose files fail keeps its old ones, and why is
- * logged.  Replaced state stays allocated until tls_tickets_stop, since a
- * handshake in a worker may still use it.  Returns the number of failures,
- * or -1 when conf has no HTTPS listener, so nothing was read.
- */
-int tls_reload(struct config *conf);
-/*
  * Reads from fd, through ssl when it is not NULL: bytes, 0 at the end of
  * the stream, or -1 with errno (EAGAIN when the socket must become
  * readable or writable first).  Shared by client and server connections.

@@ -53,6 +53,16 @@ fcache_free(struct fcache *fc)
 	free(fc);
 }
 
+void
+fcache_forget(struct fcache *fc, const void *owner)
+{
+	for (size_t i = 0; i < FCACHE_SLOTS; i++)
+		if (fc->slot[i] != NULL && fc->slot[i]->owner == owner) {
+			entry_free(fc, fc->slot[i]);
+			fc->slot[i] = NULL;
+		}
+}
+
 struct fc_entry *
 fcache_get(struct fcache *fc, const void *owner, const char *path, size_t len, time_t now)
 {

@@ -46,6 +46,9 @@ struct fcache {
 
 struct fcache *fcache_new(void);
 void fcache_free(struct fcache *fc);
+/* Drops every entry of owner, whose memory is about to go (a reload):
+ * another owner made at its address must not find them. */
+void fcache_forget(struct fcache *fc, const void *owner);
 /* The fresh entry for (owner, path), or NULL. */
 struct fc_entry *fcache_get(struct fcache *fc, const void *owner, const char *path, size_t len,
     time_t now);

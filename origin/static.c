@@ -966,6 +966,14 @@ static_worker_free(void *p)
 }
 
 static void
+static_worker_release(void *p, const struct config *conf)
+{
+	for (size_t i = 0; i < conf->nroutes; i++)
+		if (conf->routes[i].handler == &static_ops)
+			fcache_forget(p, conf->routes[i].hconf);
+}
+
+static void
 static_start(struct request *r)
 {
 	const struct static_conf *sc = r->route->hconf;
@@ -999,4 +1007,5 @@ const struct handler_ops static_ops = {
 	.start = static_start,
 	.worker_new = static_worker_new,
 	.worker_free = static_worker_free,
+	.worker_release = static_worker_release,
 };

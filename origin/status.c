@@ -53,7 +53,7 @@ static void
 status_start(struct request *r)
 {
 	struct server *srv = r->conn->w->srv;
-	const struct config *conf = r->conn->w->conf;
+	const struct config *conf = r->conn->conf;
 	struct stats s;
 	char body[4096], started[32];
 	struct timespec now;
@@ -70,14 +70,15 @@ status_start(struct request *r)
 	 * status route may be as public, so it goes from here too. */
 	n = (size_t)snprintf(body, sizeof(body),
 	    "{%s\"start_time\":\"%s\",\"uptime_seconds\":%lld,"
-	    "\"workers\":%d,\"requests_total\":%llu,\"requests_per_second\":%.2f,"
+	    "\"workers\":%d,\"reloads\":%u,\"config_generation\":%llu,\"requests_total\":%llu,\"requests_per_second\":%.2f,"
 	    "\"active_connections\":%llu,\"connections_total\":%llu,"
 	    "\"bytes_received\":%llu,\"bytes_sent\":%llu,"
 	    "\"responses\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu},"
 	    "\"latency_histogram\":{\"unit\":\"us\",\"buckets\":[",
 	    conf->global.server_tokens ? "\"version\":\"" PORTICO_VERSION "\"," : "",
 	    started, (long long)(now.tv_sec - srv->start_mono.tv_sec),
-	    srv->nworkers, (unsigned long long)stats_get(&s.requests), server_rps(srv),
+	    srv->nworkers, atomic_load(&srv->reloads), (unsigned long long)conf->generation,
+	    (unsigned long long)stats_get(&s.requests), server_rps(srv),
 	    (unsigned long long)stats_get(&s.connections_active),
 	    (unsigned long long)stats_get(&s.connections_total),
 	    (unsigned long long)stats_get(&s.bytes_received),

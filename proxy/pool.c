@@ -773,6 +773,51 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	return rc ? -1 : 0;
 }
 
+static int
+str_same(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int
+pool_same_server(const struct pool *a, unsigned i, const struct pool *b, unsigned j)
+{
+	const struct backend *x = &a->servers[i], *y = &b->servers[j];
+
+	if (strcmp(x->name, y->name) != 0 || x->tls != y->tls)
+		return 0;
+	return !x->tls || (a->tls_verify == b->tls_verify && str_same(a->tls_ca, b->tls_ca));
+}
+
+void
+pool_carry(struct pool *p, const struct pool *old)
+{
+	/* O(servers^2) once per reload; servers are few. */
+	for (unsigned j = 0; j < p->nservers; j++) {
+		struct backend *b = &p->servers[j];
+		for (unsigned i = 0; i < old->nservers; i++) {
+			const struct backend *o = &old->servers[i];
+			if (strcmp(o->name, b->name) != 0)
+				continue;
+			struct sockaddr_storage ss;
+			socklen_t len;
+			if (b->host != NULL && (len = backend_addr(o, &ss)) > 0)
+				backend_set_addr(b, (struct sockaddr *)&ss, len);
+			atomic_store(&b->down_until, atomic_load(&o->down_until));
+			atomic_store(&b->fails, atomic_load(&o->fails));
+			atomic_store(&b->fail_window, atomic_load(&o->fail_window));
+			/* Without checks now, nothing would bring it back up. */
+			if (p->hc_path != NULL && old->hc_path != NULL) {
+				atomic_store(&b->health_down, atomic_load(&o->health_down));
+				atomic_store(&b->hc_ok, atomic_load(&o->hc_ok));
+				atomic_store(&b->hc_fail, atomic_load(&o->hc_fail));
+			}
+			break;
+		}
+	}
+	atomic_store(&p->shared->panic, atomic_load(&old->shared->panic));
+}
+
 void
 pool_free(void *arg)
 {
@@ -780,6 +825,12 @@ pool_free(void *arg)
 
 	if (p == NULL)
 		return;
+	/* The workers have let go of it: their states for it are done with. */
+	for (struct pool_worker *pw = p->shared != NULL ? atomic_load(&p->shared->workers) : NULL, *next;
+	    pw != NULL; pw = next) {
+		next = pw->next;
+		free(pw);
+	}
 	for (unsigned i = 0; i < p->nservers; i++) {
 		free(p->servers[i].name);
 		free(p->servers[i].host);

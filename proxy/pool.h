@@ -68,8 +68,8 @@ struct pool_worker;
  */
 struct pool_shared {
 	/* Every worker's state for this pool, newest first, for /status to sum.
-	 * Only ever pushed (once per worker and pool); the states live until the
-	 * workers have ended, and the pool longer still. */
+	 * Only ever pushed (once per worker and pool); the states are freed with
+	 * the pool, once no worker uses it (after a reload, or at exit). */
 	_Atomic(struct pool_worker *) workers;
 	/* In panic, as last noticed; changed by compare-exchange, so that of
 	 * several workers noticing a change one logs it. */
@@ -161,6 +161,17 @@ void pool_server_ok(struct pool_worker *pw, unsigned i, uint64_t latency_us);
  * Called once, by the owning worker, when pw is complete.
  */
 void pool_worker_register(struct pool_worker *pw);
+/*
+ * Whether server i of a and server j of b are the same server (name, and
+ * TLS to it with the same checks), as a reload compares them.
+ */
+int pool_same_server(const struct pool *a, unsigned i, const struct pool *b, unsigned j);
+/*
+ * A reload, in the main thread, before p is in use: servers of p that
+ * old has too take their health (passive marks, and active checks' when p
+ * is still checked), their resolved address and the pool's panic state.
+ */
+void pool_carry(struct pool *p, const struct pool *old);
 /* Server i's counters summed over every worker into *out. */
 void pool_counters(const struct pool *p, unsigned i, struct backend_counters *out);
 /*

@@ -26,7 +26,8 @@
 #include "proxy/resolve.h"
 #include "proxy/upstream.h"
 
-/* Each worker's pools, found by pointer (a handful per config). */
+/* Each worker's pools, found by pointer (a handful per snapshot, and those
+ * of older snapshots its requests still use). */
 struct proxy_worker {
 	struct pool_worker **pws;
 	size_t n;
@@ -171,31 +172,43 @@ proxy_worker_new(void)
 	return calloc(1, sizeof(struct proxy_worker));
 }
 
+/* What the worker holds open for a pool state; the state itself belongs
+ * to its pool (see pool_free), which /status may still read. */
+static void
+pool_worker_end(struct pool_worker *pw)
+{
+	upstream_close_idle(pw);
+	relay_worker_free(pw);
+}
+
 static void
 proxy_worker_free(void *p)
 {
 	struct proxy_worker *pxw = p;
 
-	for (size_t i = 0; i < pxw->n; i++) {
-		struct pool_worker *pw = pxw->pws[i];
-		upstream_close_idle(pw);
-		relay_worker_free(pw);
-		free(pw);
-	}
+	for (size_t i = 0; i < pxw->n; i++)
+		pool_worker_end(pxw->pws[i]);
 	free(pxw->pws);
 	free(pxw);
 }
 
 static struct pool_worker *
-pool_worker_for(struct request *r, const struct pool *pool)
+pool_worker_find(const struct proxy_worker *pxw, const struct pool *pool)
 {
-	struct proxy_worker *pxw = worker_handler_state(r->conn->w, &proxy_ops);
-
-	if (pxw == NULL)
-		return NULL;
 	for (size_t i = 0; i < pxw->n; i++)
 		if (pxw->pws[i]->pool == pool)
 			return pxw->pws[i];
+	return NULL;
+}
+
+/* The worker's state for pool, made on first use.  NULL when out of memory. */
+static struct pool_worker *
+pool_worker_get(struct proxy_worker *pxw, struct event_base *base, const struct pool *pool)
+{
+	struct pool_worker *found = pool_worker_find(pxw, pool);
+
+	if (found != NULL)
+		return found;
 	struct pool_worker **v = realloc(pxw->pws, (pxw->n + 1) * sizeof(*v));
 	if (v == NULL)
 		return NULL;
@@ -205,7 +218,6 @@ pool_worker_for(struct request *r, const struct pool *pool)
 		return NULL;
 	pw->pool = pool;
 	pw->rng = (uint64_t)(uintptr_t)pw ^ (uint64_t)pool_now_ms();
-	struct event_base *base = r->conn->w->base;
 #define CT(ms) event_base_init_common_timeout(base, &(struct timeval){ (ms) / 1000, ((ms) % 1000) * 1000 })
 	pw->tv_connect = CT(pool->connect_timeout);
 	pw->tv_send = CT(pool->send_timeout);
@@ -218,6 +230,78 @@ pool_worker_for(struct request *r, const struct pool *pool)
 	v[pxw->n++] = pw;
 	pool_worker_register(pw);
 	return pw;
+}
+
+static struct pool_worker *
+pool_worker_for(struct request *r, const struct pool *pool)
+{
+	struct proxy_worker *pxw = worker_handler_state(r->conn->w, &proxy_ops);
+
+	return pxw != NULL ? pool_worker_get(pxw, r->conn->w->base, pool) : NULL;
+}
+
+/* ---- reload ---- */
+
+static void
+proxy_section_carry(struct conf_section *sec, const struct conf_section *old)
+{
+	pool_carry(sec->data, old->data);
+}
+
+/*
+ * A worker's pool states follow a reload: a pool of the same name in the
+ * new snapshot takes the idle connections of the servers it kept, their
+ * balancing weights so far and their counters.  The old state stays for
+ * the requests still running on it, then goes (proxy_worker_release).
+ */
+static void
+proxy_worker_switch(void *state, struct event_base *base, const struct config *from,
+    const struct config *to)
+{
+	struct proxy_worker *pxw = state;
+
+	for (size_t k = 0; k < to->nsections; k++) {
+		const struct conf_section *sec = &to->sections[k];
+		const struct conf_section *old;
+		struct pool_worker *opw, *npw;
+		if (sec->owner != &proxy_ops || sec->data == NULL ||
+		    (old = conf_section_find(from, sec->kind, sec->name)) == NULL || old->data == NULL ||
+		    (opw = pool_worker_find(pxw, old->data)) == NULL ||
+		    (npw = pool_worker_get(pxw, base, sec->data)) == NULL)
+			continue;
+		const struct pool *op = opw->pool, *np = npw->pool;
+		for (unsigned j = 0; j < np->nservers; j++)
+			for (unsigned i = 0; i < op->nservers; i++) {
+				if (!pool_same_server(op, i, np, j))
+					continue;
+				upstream_idle_move(opw, i, npw, j);
+				npw->cw[j] = opw->cw[i];
+				stats_add(&npw->cnt[j].requests, stats_get(&opw->cnt[i].requests));
+				stats_add(&npw->cnt[j].failures, stats_get(&opw->cnt[i].failures));
+				stats_add(&npw->cnt[j].latency_us_total,
+				    stats_get(&opw->cnt[i].latency_us_total));
+				break;
+			}
+	}
+}
+
+static void
+proxy_worker_release(void *state, const struct config *conf)
+{
+	struct proxy_worker *pxw = state;
+
+	for (size_t i = 0; i < pxw->n;) {
+		const struct pool *p = pxw->pws[i]->pool;
+		int gone = 0;
+		for (size_t k = 0; k < conf->nsections && !gone; k++)
+			gone = conf->sections[k].owner == &proxy_ops && conf->sections[k].data == p;
+		if (!gone) {
+			i++;
+			continue;
+		}
+		pool_worker_end(pxw->pws[i]);
+		pxw->pws[i] = pxw->pws[--pxw->n];
+	}
 }
 
 /* ---- handler ops ---- */
@@ -350,10 +434,13 @@ const struct handler_ops proxy_ops = {
 	.section_status = proxy_section_status,
 	.main_start = proxy_main_start,
 	.main_stop = proxy_main_stop,
+	.section_carry = proxy_section_carry,
 	.start = proxy_start,
 	.body = relay_body,
 	.writable = relay_writable,
 	.abort = relay_abort,
 	.worker_new = proxy_worker_new,
 	.worker_free = proxy_worker_free,
+	.worker_switch = proxy_worker_switch,
+	.worker_release = proxy_worker_release,
 };

@@ -200,6 +200,27 @@ upstream_release(struct upstream *u, int reusable)
 }
 
 void
+upstream_idle_move(struct pool_worker *from, unsigned i, struct pool_worker *to, unsigned j)
+{
+	struct upstream *u;
+
+	while ((u = LIST_FIRST(&from->idle[i])) != NULL) {
+		idle_remove(u);
+		if (to->nidle[j] >= to->pool->keepalive) {
+			upstream_close(u, "not kept alive");
+			continue;
+		}
+		u->pool = to->pool;
+		u->idx = j;
+		u->pw = to;
+		u->tv = (struct upstream_timeouts){ to->tv_connect, to->tv_send, to->tv_read, to->tv_idle };
+		LIST_INSERT_HEAD(&to->idle[j], u, link);
+		to->nidle[j]++;
+		upstream_arm(u);
+	}
+}
+
+void
 upstream_close_idle(struct pool_worker *pw)
 {
 	for (unsigned s = 0; s < POOL_MAX_SERVERS; s++) {

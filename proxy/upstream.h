@@ -141,6 +141,12 @@ size_t upstream_pending(const struct upstream *u);
 void upstream_release(struct upstream *u, int reusable);
 /* Closes and frees u, whatever its state; reason is logged at debug level. */
 void upstream_close(struct upstream *u, const char *reason);
+/*
+ * A reload: the idle connections to server i of from (the old pool) go to
+ * server j of to (the new pool's state in the same worker), the same
+ * server in both, as far as to's keepalive allows; the rest close.
+ */
+void upstream_idle_move(struct pool_worker *from, unsigned i, struct pool_worker *to, unsigned j);
 /* Closes every idle connection in pw's lists (the worker is ending). */
 void upstream_close_idle(struct pool_worker *pw);
 

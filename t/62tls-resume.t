@@ -244,7 +244,7 @@ def client_ca_changed():
         sess = {flag: session(srv.port, flag, "swap", cert=True) for flag in VERSIONS}
         shutil.copy(T("ca2.pem"), T("swap-ca.pem"))  # the client's CA is no longer trusted
         srv.signal(signal.SIGHUP)
-        ok(wait_for(lambda: "[listen:on] certificates reloaded" in srv.stderr(), 5),
+        ok(wait_for(lambda: "reload: configuration generation 2 in service" in srv.stderr(), 5),
            "SIGHUP: the new tls_client_ca is read")
         for flag in VERSIONS:
             state, served, out = s_client(srv.port, [flag], cert=True)
