@@ -14,7 +14,6 @@
 
 #include "common/log.h"
 
-
 /* Creates one listening socket for l; port 0 takes *port_io once chosen. */
 static int
 listen_socket(const struct conf_listen *l, uint16_t *port_io)
@@ -56,7 +55,6 @@ listen_socket(const struct conf_listen *l, uint16_t *port_io)
 	}
 	return fd;
 }
-
 
 /*
  * SO_REUSEPORT lets every worker have its own socket on one address, but it
@@ -107,7 +105,6 @@ listen_port(const struct conf_listen *l)
 	return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port :
 	    ((const struct sockaddr_in6 *)ss)->sin6_port);
 }
-
 
 void
 fds_free(int **fds, int nworkers)

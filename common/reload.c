@@ -14,7 +14,6 @@
 #include "common/log.h"
 #include "common/runenv.h"
 
-
 /* Frees the retired snapshots no one holds any more. */
 void
 gc_sweep(struct server *srv)
@@ -44,7 +43,6 @@ on_gc(evutil_socket_t fd, short what, void *arg)
 		log_warn("eventfd read");
 	gc_sweep(arg);
 }
-
 
 /*
  * Global keys a running process cannot take: how many workers and their

@@ -20,7 +20,6 @@
 
 static void on_ticket_rotate(evutil_socket_t fd, short what, void *arg);
 
-
 static int
 cpu_count(void)
 {

@@ -17,7 +17,6 @@
 #include "common/http.h"
 #include "common/log.h"
 
-
 #define ACCEPT_BATCH 64
 #define ALOG_FLUSH_AT (32 * 1024)
 #define ALOG_CAP (64 * 1024)
