@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "common/conf_read.h"
 #include "common/config.h"
 #include "common/http.h"
 #include "common/log.h"
@@ -273,6 +274,50 @@ proc_name(const char *pid, char *buf, size_t len)
 	fclose(fp);
 }
 
+/* [global] pid_file, the last given, read line by line from a file that
+ * may not load. */
+struct pid_scan {
+	int in_global;
+	char *pid_file;
+};
+
+static void
+scan_section(void *arg, int line, const char *hdr)
+{
+	struct pid_scan *ps = arg;
+
+	(void)line;
+	ps->in_global = hdr != NULL && strcmp(hdr, "global") == 0;
+}
+
+static void
+scan_key(void *arg, int line, const char *key, const char *value)
+{
+	struct pid_scan *ps = arg;
+
+	(void)line;
+	if (ps->in_global && strcmp(key, "pid_file") == 0 && value[0] != '\0') {
+		free(ps->pid_file);
+		ps->pid_file = strdup(value);
+	}
+}
+
+/* The pid_file of file, or NULL; the caller frees it. */
+static char *
+scan_pid_file(const char *file)
+{
+	static const struct conf_read_ops ops = { scan_section, scan_key };
+	struct conf_ctx ctx = { 0 };
+	struct pid_scan ps = { 0 };
+
+	if (conf_read(&ctx, file, NULL, "", &ops, &ps) < 0) {
+		free(ps.pid_file);
+		ps.pid_file = NULL;
+	}
+	conf_ctx_free(&ctx);
+	return ps.pid_file;
+}
+
 /*
  * -s: sends a signal to the server whose pid_file the configuration names.
  * For reload, the file is checked first as -t checks it, so that a file
@@ -286,25 +331,36 @@ signal_server(const struct options *o)
 	const char *what = ctl_signals[o->ctl].name;
 	struct conf_ctx ctx = { 0 };
 	struct config *conf = config_load(o->file, handlers, &ctx);
-	char buf[32] = { 0 }, self[32], other[32];
+	char buf[32] = { 0 }, self[32], other[32], *scanned = NULL;
 	int rc = 1;
 	long pid;
 	char *end;
 	FILE *fp;
 
-	if (conf != NULL && ctl_signals[o->ctl].sig == SIGHUP)
-		runenv_check(&ctx, conf);
+	/* No runenv_check: what it checks (user, log files, pid_file, ticket
+	 * key) a reload keeps as they are (see reload.c). */
 	for (size_t i = 0; i < ctx.nwarnings; i++)
 		fprintf(stderr, "portico: [warn] %s\n", ctx.warnings[i]);
+	const char *pidfile = conf != NULL ? conf->global.pid_file : NULL;
 	if (conf == NULL || ctx.nerrors > 0) {
 		for (size_t i = 0; i < ctx.nerrors; i++)
 			fprintf(stderr, "%s\n", ctx.errors[i]);
-		fprintf(stderr, "portico: -s %s: configuration file %s has %zu error%s; not signalling%s\n",
-		    what, o->file, ctx.nerrors, ctx.nerrors == 1 ? "" : "s",
-		    ctl_signals[o->ctl].sig == SIGHUP ? " (the running configuration stays)" : "");
-		goto out;
+		if (ctl_signals[o->ctl].sig == SIGHUP) {
+			fprintf(stderr, "portico: -s %s: configuration file %s has %zu error%s; not "
+			    "signalling (the running configuration stays)\n", what, o->file,
+			    ctx.nerrors, ctx.nerrors == 1 ? "" : "s");
+			goto out;
+		}
+		/* Stopping a server must not depend on a file that still loads. */
+		if ((scanned = scan_pid_file(o->file)) == NULL) {
+			fprintf(stderr, "portico: -s %s: configuration file %s has errors and no "
+			    "pid_file in [global] could be read from it\n", what, o->file);
+			goto out;
+		}
+		fprintf(stderr, "portico: -s %s: configuration file %s has errors; signalling the "
+		    "process in its pid_file %s all the same\n", what, o->file, scanned);
+		pidfile = scanned;
 	}
-	const char *pidfile = conf->global.pid_file;
 	if (pidfile == NULL) {
 		fprintf(stderr, "portico: -s %s: %s sets no pid_file in [global]: cannot find the "
 		    "running server\n", what, o->file);
@@ -345,6 +401,7 @@ signal_server(const struct options *o)
 	    pid);
 	rc = 0;
 out:
+	free(scanned);
 	config_free(conf);
 	conf_ctx_free(&ctx);
 	return rc;

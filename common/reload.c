@@ -12,7 +12,6 @@
 
 #include "common/handler.h"
 #include "common/log.h"
-#include "common/runenv.h"
 
 /* Frees the retired snapshots no one holds any more. */
 void
@@ -163,14 +162,11 @@ server_reload(struct server *srv)
 			evtimer_add(srv->reload_ev, &soon);
 			return;
 		}
+	/* No runenv_check: what it checks (the user, the log files, pid_file,
+	 * the ticket key) are restart-only keys a reload keeps as they run;
+	 * checked now, as the user we became, they could only fail wrongly
+	 * (a pid_file root wrote at start). */
 	conf = config_load(srv->conf_file, srv->handlers, &ctx);
-	if (conf != NULL) {
-		runenv_check(&ctx, conf);
-		if (ctx.nerrors > 0) {
-			config_free(conf);
-			conf = NULL;
-		}
-	}
 	if (conf == NULL) {
 		for (size_t i = 0; i < ctx.nerrors; i++)
 			log_error("reload: %s", ctx.errors[i]);

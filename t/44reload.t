@@ -54,6 +54,7 @@ def write_conf(srv, text):
     tmp = srv.conf_path + ".tmp"
     with open(tmp, "w") as f:
         f.write(fill(srv, text))
+    os.chmod(tmp, 0o644)
     os.replace(tmp, srv.conf_path)
 
 
@@ -142,8 +143,13 @@ def basics(d):
              "... saying the pid_file cannot be read")
 
     with Server(conf_a) as srv:
+        # A file broken since the start: -s stop needs only its pid_file line.
+        write_conf(srv, conf_a + "\n[route:bad]\nnot a line\n")
         rc, out, err = portico(["-s", "stop", "-c", srv.conf_path])
-        is_(rc, 0, "portico -s stop: exit 0")
+        is_(rc, 0, "portico -s stop with a broken file: exit 0 (only pid_file is needed)")
+        like(err, r"has errors; signalling the process in its pid_file \S+ all the same",
+             "... saying the file has errors")
+        write_conf(srv, conf_a)
         is_(srv.wait(10), 0, "... the server exits 0")
         like(srv.stderr(), r"signal 2: stopping now", "... at once (SIGINT)")
         # A pid nobody has: stale.
@@ -386,10 +392,30 @@ def tunnels(d):
             c2.close()
 
 
+def dropped_privileges(d):
+    """Started as root with user = nobody and a pid_file only root may
+    write: a reload must not check what it does not reopen."""
+    if os.geteuid() != 0:
+        skip("not root: user = cannot be tested", 2)
+        return
+    run_dir = os.path.join(d, "run")
+    os.makedirs(run_dir, mode=0o755, exist_ok=True)
+    text = BASE.replace("pid_file = {dir}/portico.pid", "pid_file = %s/portico.pid\nuser = nobody" % run_dir)
+    with Server(text % {"answer": "one"}) as srv:
+        # What a reload reads, it reads as nobody.
+        os.chmod(srv.dir, 0o755)
+        ok(reload_to(srv, text % {"answer": "two"}, 2),
+           "user = nobody, a root-owned pid_file: the reload goes into service")
+        if "generation 2 in service" not in srv.stderr():
+            diag(srv.stderr()[-2000:])
+        is_(body(srv.get("/")), "two", "... and serves the new answer")
+
+
 def main():
     d = tempfile.mkdtemp(prefix="portico-t-reload-")
     try:
         basics(d)
+        dropped_privileges(d)
         listeners_and_pools(d)
         tls_certs(d)
         tunnels(d)
