@@ -188,6 +188,13 @@ http_tunnel_close(struct request *r)
 	conn_kick(c);
 }
 
+void
+h1_close_when_sent(struct request *r)
+{
+	r->conn->closing = 1;
+	conn_kick(r->conn);
+}
+
 size_t
 http_resp_pending(const struct request *r)
 {

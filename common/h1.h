@@ -63,6 +63,9 @@ void h1_dispatch_resume(struct request *r);
 /* Whether r is answered before its request body was read (the connection
  * will then close). */
 int h1_answering_early(const struct request *r);
+/* Closes r's connection once what is queued is sent, whether or not the
+ * handler ends the response (a cut body); the handler is told (abort). */
+void h1_close_when_sent(struct request *r);
 /* Requests begun on r's connection so far, r included. */
 unsigned h1_requests(const struct request *r);
 /* Microseconds since t0 (monotonic). */

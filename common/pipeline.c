@@ -311,7 +311,7 @@ cut(struct request *r)
 	r->mwx->failed = 1;
 	r->flags |= REQ_CLOSE;
 	r->flags &= ~REQ_CHUNKED_OUT;
-	r->conn->closing = 1;
+	h1_close_when_sent(r);
 }
 
 static void

@@ -56,6 +56,10 @@ type = test
 upper = on
 fail = 100k
 
+[middleware:brittle]
+type = test
+fail = 10
+
 [middleware:late]
 type = test
 delay = 100ms
@@ -95,6 +99,12 @@ path = /broken/
 pool = app
 strip_prefix = yes
 middleware = broken
+
+[route:brittle]
+path = /brittle/
+pool = app
+strip_prefix = yes
+middleware = brittle
 
 [route:st-plain]
 host = plain.test
@@ -323,6 +333,15 @@ def test_failure(srv):
        "a filter failing on a proxied chunked body: cut, no last chunk")
     like(open(srv.path("error.log")).read(), r"middleware broken \(test\): body filter failed; cutting the response",
          "the failure is logged with the block's name")
+    # A stream that pauses after the failure: the connection still closes
+    # (the producer is not ending the response), and the backend is let go.
+    c = srv.connect(timeout=10)
+    c.send("GET /brittle/sse?events=3&gate=never HTTP/1.1\r\nHost: x\r\n\r\n")
+    t0 = time.monotonic()
+    closed = c.closed_within(5)
+    ok(closed and time.monotonic() - t0 < 5,
+       "a filter failing on a paused stream: the connection closes at once, not when the stream ends")
+    c.close()
     r = srv.get("/small.txt", host="up.test")
     is_(r and (r.status, r.body), (200, SMALL.upper()), "and the server goes on")
 
