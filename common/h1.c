@@ -110,8 +110,11 @@ h1_close(struct conn *c, const char *reason)
 	struct h1 *h = h1_of(c);
 	struct worker *w = c->w;
 	struct exchange *x = h->x;
+	/* Whole: the handler ended it and no filtered bytes wait. */
+	int whole = x != NULL && (x->req.flags & REQ_DONE) &&
+	    !((x->req.flags & REQ_FILTERED) && pipeline_pending(&x->req));
 
-	if (x != NULL && !(x->req.flags & REQ_DONE))
+	if (x != NULL && !whole)
 		http_req_term(&x->req, (x->req.flags & REQ_IN_MW) ? REQ_TERM_MIDDLEWARE :
 		    close_term(reason));
 	if (x != NULL && (h->state == H1_HANDLER || h->state == H1_TUNNEL) &&
@@ -123,11 +126,13 @@ h1_close(struct conn *c, const char *reason)
 	 * written when it opened. */
 	if (x != NULL && x->req.mw_ran > 0)
 		pipeline_log(&x->req);
-	if (x != NULL && (h->state == H1_HANDLER || h->state == H1_BODY) &&
-	    w->srv->access_log_fd >= 0) {
+	if (x != NULL && (h->state == H1_HANDLER || h->state == H1_BODY)) {
+		uint64_t us = usec_since(&x->req.start);
 		if (!(x->req.flags & REQ_STARTED))
 			x->req.status = 499;
-		access_log_write(w, &x->req, usec_since(&x->req.start));
+		stats_response(&w->stats, x->req.status, us);
+		if (w->srv->access_log_fd >= 0)
+			access_log_write(w, &x->req, us);
 	}
 	TAILQ_REMOVE(&w->conns, c, link);
 	w->nconns--;

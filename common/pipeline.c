@@ -485,6 +485,14 @@ pipeline_body_end(struct request *r)
 }
 
 int
+pipeline_pending(const struct request *r)
+{
+	const struct mw_exchange *x = r->mwx;
+
+	return x != NULL && x->src != NULL && (x->src->n > 0 || x->end_pending);
+}
+
+int
 pipeline_writable(struct request *r)
 {
 	struct mw_exchange *x = r->mwx;

@@ -154,6 +154,9 @@ int pipeline_body_end(struct request *r);
 /* The output drained: 1 when the pipeline used the turn (queued file
  * bytes went on, or the exchange ended), 0 for the handler's writable. */
 int pipeline_writable(struct request *r);
+/* Whether filtered body bytes are still queued (the handler may have
+ * ended: the response is not whole until they are through). */
+int pipeline_pending(const struct request *r);
 
 /* exchange.c, for the pipeline: body bytes to the framing (chunked,
  * Content-Length or close-delimited), and the end of the response. */

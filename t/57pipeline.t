@@ -344,6 +344,23 @@ def test_failure(srv):
     c.close()
     r = srv.get("/small.txt", host="up.test")
     is_(r and (r.status, r.body), (200, SMALL.upper()), "and the server goes on")
+    # A client that leaves while filtered file bytes are still queued: the
+    # exchange is logged as cut, though the handler had ended it.
+    c = srv.connect(timeout=10, rcvbuf=4096)
+    c.send("GET /big.bin?leave=1 HTTP/1.1\r\nHost: up.test\r\n\r\n")
+    ok(c.readable(5), "a client reading a filtered file: the answer starts")
+    c.sock.recv(1000)
+    c.close()
+    alog = srv.path("access.log")
+    def cut_line():
+        for l in open(alog).read().splitlines():
+            o = json.loads(l)
+            if (o.get("request") or "").startswith("GET /big.bin?leave=1"):
+                return o
+        return None
+    o = wait_for(cut_line, 10) or {}
+    is_((o.get("status"), o.get("termination")), (200, "client_closed"),
+        "... who leaves: the line says client_closed, not a whole answer")
 
 
 def test_pause(srv, a):
