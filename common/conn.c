@@ -110,6 +110,17 @@ conn_arm_deadline(struct conn *c, uint64_t ms)
 	event_add(&c->ev, &tv);
 }
 
+const struct timeval *
+conn_timeval(struct event_base *base, int64_t ms, struct timeval *spare)
+{
+	const struct timeval *common;
+
+	spare->tv_sec = (time_t)(ms / 1000);
+	spare->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	common = event_base_init_common_timeout(base, spare);
+	return common != NULL ? common : spare;
+}
+
 void
 conn_disarm(struct conn *c)
 {
@@ -330,10 +341,13 @@ obuf_reserve(struct conn *c, size_t n)
 void
 conn_out(struct conn *c, const void *p, size_t n)
 {
-	if (n == 0)
+	if (n == 0 || c->out_failed)
 		return;
 	if (obuf_reserve(c, n) < 0) {
-		c->closing = 1; /* cannot frame the rest of the response */
+		/* The rest of the response cannot be framed: nothing more goes
+		 * out after what is queued, or the client would get a hole. */
+		c->out_failed = 1;
+		c->closing = 1;
 		return;
 	}
 	memcpy(c->obuf + c->olen, p, n);
@@ -347,6 +361,11 @@ conn_out(struct conn *c, const void *p, size_t n)
 int
 conn_out_file(struct conn *c, int fd, off_t off, off_t len)
 {
+	if (c->out_failed) {
+		if (c->fo == NULL || c->fo->fd != fd)
+			close(fd);
+		return -1;
+	}
 	if (c->fo == NULL) {
 		c->fo = malloc(sizeof(*c->fo));
 		if (c->fo == NULL) {
@@ -374,6 +393,7 @@ conn_out_file(struct conn *c, int fd, off_t off, off_t len)
 	return 0;
 fail:
 	log_warn("conn %d: cannot queue file body", c->fd);
+	c->out_failed = 1;
 	c->closing = 1;
 	return -1;
 }

@@ -92,6 +92,7 @@ struct conn {
 	unsigned writing : 1;          /* waiting for EV_WRITE */
 	unsigned in_loop : 1;          /* the protocol is producing: it flushes on its way out */
 	unsigned no_read : 1;          /* the protocol wants no input for now */
+	unsigned out_failed : 1;       /* output could not be queued: no more is */
 	unsigned handshaking : 1;      /* TLS handshake not finished */
 	unsigned cert_noted : 1;       /* a handler logged trouble with the client
 	                                * certificate: once a connection is enough */
@@ -133,6 +134,13 @@ const char *conn_peer(const struct conn *c, char *buf, size_t len);
 void conn_arm(struct conn *c, short mode, const struct timeval *tv);
 /* Waits for input for at most ms: the rest of an absolute deadline. */
 void conn_arm_deadline(struct conn *c, uint64_t ms);
+/*
+ * A timeout of ms for conn_arm: libevent's common timeout of that length
+ * (one timer queue for all the waits of a length, far cheaper than a heap
+ * entry each), or, past libevent's 256 lengths per event base (reloads
+ * add lengths), *spare filled in, which the caller keeps alive as long.
+ */
+const struct timeval *conn_timeval(struct event_base *base, int64_t ms, struct timeval *spare);
 /* Stops waiting for anything (the protocol resumes with conn_arm). */
 void conn_disarm(struct conn *c);
 

@@ -80,6 +80,7 @@ struct worker {
 	struct conn_env cenv;              /* what the worker lends its connections */
 	struct http_limits limits;
 	const struct timeval *tv_header, *tv_body, *tv_keepalive, *tv_send, *tv_linger;
+	struct timeval tv_spare[5];    /* theirs when libevent has no common timeout left */
 	time_t date_sec;               /* second the cached strings were made for */
 	char date[40];                 /* "Fri, 27 Nov 2026 15:00:00 GMT" */
 	char logtime[40];              /* "27/Nov/2026:15:00:00 +0000" */

@@ -132,26 +132,30 @@ worker_conn_closed(struct worker *w)
 	worker_finish_if_drained(w);
 }
 
+/*
+ * Accepts up to n connections queued on l.  With a limit, max_connections
+ * and running out of descriptors pause accepting; without (a listener a
+ * reload removed, about to close: what is queued would be reset), it
+ * takes what it can.
+ */
 static void
-on_accept(evutil_socket_t fd, short what, void *arg)
+accept_some(struct worker *w, struct listener *l, int n, int limit)
 {
-	struct listener *l = arg;
-	struct worker *w = l->w;
 	struct sockaddr_storage ss;
 
-	(void)what;
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		if (atomic_load(&w->srv->nconns) >= w->conf->global.max_connections) {
+	for (int i = 0; i < n; i++) {
+		if (limit && atomic_load(&w->srv->nconns) >= w->conf->global.max_connections) {
 			pause_accept(w, "max_connections reached");
 			return;
 		}
 		socklen_t len = sizeof(ss);
-		int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int cfd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				pause_accept(w, strerror(errno));
+				if (limit)
+					pause_accept(w, strerror(errno));
 				return;
 			}
 			continue; /* ECONNABORTED and friends: that client is gone */
@@ -159,6 +163,16 @@ on_accept(evutil_socket_t fd, short what, void *arg)
 		atomic_fetch_add(&w->srv->nconns, 1);
 		h1_accept(w, cfd, (struct sockaddr *)&ss, len, l->idx);
 	}
+}
+
+static void
+on_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)fd;
+	(void)what;
+	accept_some(l->w, l, ACCEPT_BATCH, 1);
 }
 
 #define CLIENT_ERROR_LOG_PER_SEC 20
@@ -266,16 +280,14 @@ static void
 worker_set_timeouts(struct worker *w)
 {
 	const struct conf_global *g = &w->conf->global;
-	struct timeval tv;
 
-#define COMMON_TV(dst, ms) do { tv.tv_sec = (ms) / 1000; tv.tv_usec = ((ms) % 1000) * 1000; \
-	dst = event_base_init_common_timeout(w->base, &tv); } while (0)
-	COMMON_TV(w->tv_header, g->header_timeout);
-	COMMON_TV(w->tv_body, g->body_timeout);
-	COMMON_TV(w->tv_keepalive, g->keepalive_timeout > 0 ? g->keepalive_timeout : 1);
-	COMMON_TV(w->tv_send, g->send_timeout);
-	COMMON_TV(w->tv_linger, g->linger_timeout > 0 ? g->linger_timeout : 1);
-#undef COMMON_TV
+	w->tv_header = conn_timeval(w->base, g->header_timeout, &w->tv_spare[0]);
+	w->tv_body = conn_timeval(w->base, g->body_timeout, &w->tv_spare[1]);
+	w->tv_keepalive = conn_timeval(w->base, g->keepalive_timeout > 0 ? g->keepalive_timeout : 1,
+	    &w->tv_spare[2]);
+	w->tv_send = conn_timeval(w->base, g->send_timeout, &w->tv_spare[3]);
+	w->tv_linger = conn_timeval(w->base, g->linger_timeout > 0 ? g->linger_timeout : 1,
+	    &w->tv_spare[4]);
 	/* What the transport takes of them, for every connection of the worker. */
 	w->cenv.tv_send = w->tv_send;
 	w->cenv.tv_linger = w->tv_linger;
@@ -314,8 +326,9 @@ worker_switch(struct worker *w, struct worker_switch *sw)
 		if (l->ev != NULL)
 			event_free(l->ev);
 		l->ev = NULL; /* a pause in on_accept walks the array */
-		if (!kept && l->fd >= 0 && !w->accept_paused)
-			on_accept(l->fd, EV_READ, l);
+		/* The whole queue: the kernel resets what is left at close. */
+		if (!kept && l->fd >= 0)
+			accept_some(w, l, (int)from->conf->listens[l->idx].backlog + ACCEPT_BATCH, 0);
 		if (!kept && l->fd >= 0)
 			close(l->fd);
 	}

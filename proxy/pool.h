@@ -127,6 +127,7 @@ struct pool_worker {
 	uint64_t rng;
 	/* The pool's timeouts as this worker's libevent common timeouts. */
 	const struct timeval *tv_connect, *tv_send, *tv_read, *tv_idle, *tv_tunnel;
+	struct timeval tv_spare[5];        /* theirs when libevent has no common timeout left */
 	void *spare;                        /* recycled request states (relay.c) */
 	unsigned nspare;
 	struct backend_counters cnt[POOL_MAX_SERVERS];

@@ -218,13 +218,11 @@ pool_worker_get(struct proxy_worker *pxw, struct event_base *base, const struct 
 		return NULL;
 	pw->pool = pool;
 	pw->rng = (uint64_t)(uintptr_t)pw ^ (uint64_t)pool_now_ms();
-#define CT(ms) event_base_init_common_timeout(base, &(struct timeval){ (ms) / 1000, ((ms) % 1000) * 1000 })
-	pw->tv_connect = CT(pool->connect_timeout);
-	pw->tv_send = CT(pool->send_timeout);
-	pw->tv_read = CT(pool->read_timeout);
-	pw->tv_idle = CT(pool->keepalive_timeout);
-	pw->tv_tunnel = CT(pool->tunnel_timeout);
-#undef CT
+	pw->tv_connect = conn_timeval(base, pool->connect_timeout, &pw->tv_spare[0]);
+	pw->tv_send = conn_timeval(base, pool->send_timeout, &pw->tv_spare[1]);
+	pw->tv_read = conn_timeval(base, pool->read_timeout, &pw->tv_spare[2]);
+	pw->tv_idle = conn_timeval(base, pool->keepalive_timeout, &pw->tv_spare[3]);
+	pw->tv_tunnel = conn_timeval(base, pool->tunnel_timeout, &pw->tv_spare[4]);
 	for (unsigned s = 0; s < POOL_MAX_SERVERS; s++)
 		LIST_INIT(&pw->idle[s]);
 	v[pxw->n++] = pw;

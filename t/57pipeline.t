@@ -347,7 +347,7 @@ def test_failure(srv):
     # A client that leaves while filtered file bytes are still queued: the
     # exchange is logged as cut, though the handler had ended it.
     c = srv.connect(timeout=10, rcvbuf=4096)
-    c.send("GET /big.bin?leave=1 HTTP/1.1\r\nHost: up.test\r\n\r\n")
+    c.send("GET /huge.bin?leave=1 HTTP/1.1\r\nHost: up.test\r\n\r\n")
     ok(c.readable(5), "a client reading a filtered file: the answer starts")
     c.sock.recv(1000)
     c.close()
@@ -355,7 +355,7 @@ def test_failure(srv):
     def cut_line():
         for l in open(alog).read().splitlines():
             o = json.loads(l)
-            if (o.get("request") or "").startswith("GET /big.bin?leave=1"):
+            if (o.get("request") or "").startswith("GET /huge.bin?leave=1"):
                 return o
         return None
     o = wait_for(cut_line, 10) or {}
@@ -496,6 +496,8 @@ def main():
                 f.write(SMALL)
             with open(srv.path("root/big.bin"), "wb") as f:
                 f.write(BIG)
+            with open(srv.path("root/huge.bin"), "wb") as f:
+                f.truncate(32 * MiB)  # more than the socket buffers can hold
             srv.start()
             test_static(srv)
             test_proxy(srv, a)

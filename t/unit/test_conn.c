@@ -179,6 +179,9 @@ test_output_bound(void)
 	conn_out(c, "y", 1);
 	ok(c->closing, "bound: one more byte cuts the connection (the writer ignored the mark)");
 	ok(conn_pending(c) <= CONN_OUT_MAX, "bound: nothing past the bound is kept");
+	size_t before = conn_pending(c);
+	conn_out(c, "z", 1);
+	is(conn_pending(c), before, "bound: nor anything smaller after it (no hole in the body)");
 	conn_close(c, "test");
 	close(peer);
 }
