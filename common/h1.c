@@ -90,18 +90,35 @@ h1_requests(const struct request *r)
 	return ((const struct h1 *)r->conn)->nrequests;
 }
 
-/* Why an exchange the connection's close cut short ended, from the reason. */
+/* Records why the exchange in progress on c, if any, ends now. */
+static void
+h1_term(struct conn *c, const char *term)
+{
+	struct h1 *h = h1_of(c);
+
+	if (h->x != NULL)
+		http_req_term(&h->x->req, term);
+}
+
+/*
+ * Why an exchange a close cut short ended, when whoever closed did not say
+ * (h1_term, http_req_term): the transport's own failures are ours; any
+ * other is the client's connection going (a reset, a broken pipe).
+ */
 static const char *
 close_term(const char *reason)
 {
-	if (strstr(reason, "timed out") != NULL || strstr(reason, "timeout") != NULL ||
-	    strstr(reason, "too slow") != NULL)
-		return REQ_TERM_CLIENT_TIMEOUT;
-	if (strcmp(reason, "process stopping") == 0 || strcmp(reason, "shutting down") == 0)
-		return REQ_TERM_SHUTDOWN;
 	if (strcmp(reason, "out of memory") == 0 || strcmp(reason, "file shrank while being sent") == 0)
 		return REQ_TERM_INTERNAL;
-	return REQ_TERM_CLIENT_CLOSED; /* closed, reset, a broken pipe */
+	return REQ_TERM_CLIENT_CLOSED;
+}
+
+/* The process stops now: whatever is in progress on c is cut. */
+void
+h1_stop(struct conn *c)
+{
+	h1_term(c, REQ_TERM_SHUTDOWN);
+	conn_close(c, "process stopping");
 }
 
 static void
@@ -453,6 +470,7 @@ body_error(struct h1 *h, int status, const char *why)
 		if (hd->abort != NULL)
 			hd->abort(r);
 		if (r->flags & REQ_STARTED) {
+			http_req_term(r, status == 408 ? REQ_TERM_CLIENT_TIMEOUT : REQ_TERM_BAD_REQUEST);
 			r->flags |= REQ_DONE;
 			conn_close(&h->c, why);
 			return -2;
@@ -645,6 +663,7 @@ h1_eof(struct conn *c, int err)
 		h->x->req.route->handler->body(&h->x->req, NULL, 0);
 		return;
 	}
+	h1_term(c, REQ_TERM_CLIENT_CLOSED);
 	if (h->state == H1_BODY && err == 0)
 		conn_close(c, "client closed during request body");
 	else if (h->state == H1_HEAD && c->rlen > 0 && err == 0)

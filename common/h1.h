@@ -55,6 +55,9 @@ void h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
     unsigned listen_idx);
 /* Graceful shutdown: closes c now if it is idle, else after its response. */
 void h1_drain(struct conn *c);
+/* The process stops: closes c now, an exchange in progress logged as cut
+ * at shutdown. */
+void h1_stop(struct conn *c);
 /* The response of r is queued: count it, log it, go on with the next request. */
 void h1_request_done(struct request *r);
 /* A paused request phase was taken up and the chain went through: the

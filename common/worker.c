@@ -430,7 +430,7 @@ worker_main(void *arg)
 
 	event_base_dispatch(w->base);
 	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
-		conn_close(c, "process stopping");
+		h1_stop(c);
 	worker_drop_switch(w);
 	if (w->snap != NULL)
 		snap_release(w, w->snap);
