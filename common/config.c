@@ -463,8 +463,8 @@ check_listens(struct loader *ld)
 			    "expected \"max-age=SECONDS[; includeSubDomains][; preload]\"");
 		if (l->tls_cert.n > 0 || l->tls_key.n > 0) {
 			struct key_lines kl = { ld, sec };
-			atomic_store(&l->tls, tls_listener_new(ld->ctx, l, sec, c->global.tls_ticket_rotate,
-			    listen_key_line, &kl));
+			l->tls = tls_listener_new(ld->ctx, l, sec, c->global.tls_ticket_rotate,
+			    listen_key_line, &kl);
 		}
 		for (size_t j = 0; j < i; j++)
 			if (c->listens[j].addrlen == l->addrlen &&
@@ -775,7 +775,7 @@ config_free(struct config *c)
 		free(l->hsts);
 		free(l->tls_client_ca);
 		free(l->tls_verify_client);
-		tls_listener_free(atomic_load(&l->tls));
+		tls_listener_free(l->tls);
 	}
 	free(c->listens);
 	for (size_t i = 0; i < c->nroutes; i++) {

@@ -83,8 +83,9 @@ struct conf_listen {
 	char *tls_client_ca;          /* CA file client certificates are checked against */
 	char *tls_verify_client;      /* off, on, optional */
 	/* Built from the keys above; NULL: plain HTTP.  A reload builds a new
-	 * snapshot, certificates read again; this one stays as it is. */
-	_Atomic(struct tls_listener *) tls;
+	 * snapshot, certificates read again; this one stays as it is (so a
+	 * plain pointer: snapshots are published whole, see worker.c). */
+	struct tls_listener *tls;
 };
 
 /* One key = value line of a route, kept for handlers and for -T. */
@@ -127,8 +128,8 @@ struct conf_seen;
 struct config {
 	char *file;
 	/* Holders of this snapshot: the server while it is the newest, each
-	 * worker still using it (see server.c).  It is freed by the main
-	 * thread once the count is 0. */
+	 * worker still using it (worker.c, snap_release).  It is freed by the
+	 * main thread once the count is 0 (reload.c, gc_sweep). */
 	_Atomic unsigned refs;
 	uint64_t generation;          /* 1 for the first, one more per reload */
 	struct conf_seen *seen;       /* where global and listener keys were given */
@@ -169,7 +170,7 @@ void config_free(struct config *conf);
 /* Takes one more reference on conf, from any thread. */
 void config_hold(struct config *conf);
 /* Drops one; returns 1 when it was the last (conf is then the caller's to
- * have freed), else 0.  Never frees: see server.c for who does. */
+ * have freed), else 0.  Never frees: the main thread does (reload.c). */
 int config_drop(struct config *conf);
 void conf_ctx_free(struct conf_ctx *ctx);
 

@@ -13,22 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/freelist.h"
 #include "common/log.h"
 #include "common/stats.h"
 #include "common/tls.h"
 
 static void conn_on_event(evutil_socket_t fd, short what, void *arg);
-
-/* Monotonic milliseconds. */
-static int64_t
-now_ms(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 const char *
 conn_peer(const struct conn *c, char *buf, size_t len)
@@ -154,7 +145,7 @@ conn_new(const struct conn_env *env, const struct conn_proto *proto, size_t size
 	event_assign(&c->ev, env->base, fd, EV_READ | EV_PERSIST | conn_et(c), conn_on_event, c);
 	if (tls != NULL) {
 		/* The whole handshake within handshake_ms, however it trickles in. */
-		c->deadline = now_ms() + handshake_ms;
+		c->deadline = clock_ms() + handshake_ms;
 		conn_arm_deadline(c, (uint64_t)handshake_ms);
 	}
 	return c;
@@ -188,7 +179,7 @@ conn_handshake(struct conn *c)
 		c->proto->start(c);
 		return 1;
 	}
-	int64_t left = c->deadline - now_ms();
+	int64_t left = c->deadline - clock_ms();
 	int err = SSL_get_error(c->ssl, rc);
 	if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && left <= 0) {
 		conn_close(c, "TLS handshake too slow");
@@ -449,7 +440,7 @@ conn_finish(struct conn *c)
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->lingering = 1;
-	c->deadline = now_ms() + c->env->linger_time;
+	c->deadline = clock_ms() + c->env->linger_time;
 	release_output(c);
 	conn_arm(c, EV_READ, c->env->tv_linger);
 	return 0;
@@ -522,7 +513,7 @@ conn_linger_read(struct conn *c)
 	if (c->ssl == NULL || SSL_has_pending(c->ssl))
 		event_active(&c->ev, EV_READ, 0); /* edge-triggered: drain what is there */
 	/* linger_timeout restarts with each read; linger_time does not. */
-	int64_t left = c->deadline - now_ms();
+	int64_t left = c->deadline - clock_ms();
 	if (left <= 0)
 		conn_close(c, "lingered for linger_time");
 	else if (left < c->env->linger_timeout)

@@ -69,8 +69,8 @@ struct conn_proto {
 	void (*full)(struct conn *c);
 	/* The client closed its side (err 0) or the read failed (err = errno). */
 	void (*eof)(struct conn *c, int err);
-	/* Output flushed after a write had to wait (c->writing was set):
-	 * go on producing.  Not called when closing. */
+	/* Output flushed on a write turn (after a write had to wait, or
+	 * conn_kick asked for one): go on producing.  Not when closing. */
 	void (*resume)(struct conn *c);
 	/* Everything queued is sent and the connection is not closing: arm
 	 * the next wait.  Returns -1 if it closed the connection. */

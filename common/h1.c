@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/accesslog.h"
+#include "common/clock.h"
 #include "common/handler.h"
 #include "common/log.h"
 #include "common/pipeline.h"
@@ -21,24 +22,12 @@
 static const struct conn_proto h1_proto;
 static void dispatch_handler(struct h1 *h);
 
-uint64_t
-usec_since(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	int64_t us = (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 +
-	    (now.tv_nsec - t0->tv_nsec) / 1000;
-	return us < 0 ? 0 : (uint64_t)us;
-}
-
 void
 h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
     unsigned listen_idx)
 {
 	const struct conf_global *g = &w->snap->conf->global;
-	struct tls_listener *tls = atomic_load_explicit(&w->snap->conf->listens[listen_idx].tls,
-	    memory_order_acquire);
+	struct tls_listener *tls = w->snap->conf->listens[listen_idx].tls;
 	int64_t hs_ms = g->tls_handshake_timeout > 0 ? g->tls_handshake_timeout : g->header_timeout;
 	struct conn *c = conn_new(&w->cenv, &h1_proto, sizeof(struct h1), fd, sa, salen, tls, hs_ms);
 

@@ -71,7 +71,5 @@ int h1_answering_early(const struct request *r);
 void h1_close_when_sent(struct request *r);
 /* Requests begun on r's connection so far, r included. */
 unsigned h1_requests(const struct request *r);
-/* Microseconds since t0 (monotonic). */
-uint64_t usec_since(const struct timespec *t0);
 
 #endif

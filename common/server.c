@@ -207,7 +207,7 @@ int
 any_tls(const struct config *conf)
 {
 	for (size_t i = 0; i < conf->nlistens; i++)
-		if (atomic_load(&conf->listens[i].tls) != NULL)
+		if (conf->listens[i].tls != NULL)
 			return 1;
 	return 0;
 }

@@ -144,7 +144,7 @@ void worker_update_time(struct worker *w);
 void server_stats(struct server *srv, struct stats *out);
 /* Requests per second over the last SERVER_RPS_WINDOW seconds. */
 double server_rps(struct server *srv);
-/* Called by conn when a connection ends, to resume a paused accept. */
+/* A connection ended (through conn_env.closed): resumes a paused accept. */
 void worker_conn_closed(struct worker *w);
 /* Whether a line about a client's error may be logged now: at most a few
  * per second per worker, so a hostile client cannot flood the log. */

@@ -11,20 +11,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/seqlock.h"
 #include "common/stats.h"
 #include "common/units.h"
-
-int64_t
-pool_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 uint64_t
 pool_hash(const void *data, size_t len)
@@ -269,7 +261,7 @@ pool_panic(const struct pool *p)
 {
 	struct scan sc;
 
-	scan(p, pool_now_ms(), 0, &sc);
+	scan(p, clock_ms(), 0, &sc);
 	int panic = panicking(p, &sc);
 	note_panic(p, panic, &sc);
 	return panic;
@@ -281,7 +273,7 @@ pool_select(struct pool_worker *pw, uint64_t tried, uint64_t key)
 	const struct pool *p = pw->pool;
 	struct scan sc;
 
-	scan(p, pool_now_ms(), tried, &sc);
+	scan(p, clock_ms(), tried, &sc);
 	int panic = panicking(p, &sc);
 	note_panic(p, panic, &sc);
 	if (panic) {
@@ -304,7 +296,7 @@ pool_server_failed(struct pool_worker *pw, unsigned i)
 {
 	const struct pool *p = pw->pool;
 	struct backend *b = &p->servers[i];
-	int64_t now = pool_now_ms();
+	int64_t now = clock_ms();
 
 	stats_add(&pw->cnt[i].failures, 1);
 	if (p->max_fails == 0)

@@ -142,8 +142,6 @@ int pool_configure(struct conf_ctx *ctx, struct conf_section *sec);
 /* The keys of a [pool:NAME] section with their defaults, for -T. */
 const struct conf_key *pool_keys(const struct conf_section *sec);
 void pool_free(void *p);
-/* Monotonic milliseconds. */
-int64_t pool_now_ms(void);
 /*
  * Picks a server for a request: usable servers not in tried, primaries
  * before backups, or in panic (see pool.c) any not marked down by active

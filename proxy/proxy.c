@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/exchange.h"
 #include "common/sbuf.h"
@@ -217,7 +218,7 @@ pool_worker_get(struct proxy_worker *pxw, struct event_base *base, const struct 
 	if (pw == NULL)
 		return NULL;
 	pw->pool = pool;
-	pw->rng = (uint64_t)(uintptr_t)pw ^ (uint64_t)pool_now_ms();
+	pw->rng = (uint64_t)(uintptr_t)pw ^ (uint64_t)clock_ms();
 	pw->tv_connect = conn_timeval(base, pool->connect_timeout, &pw->tv_spare[0]);
 	pw->tv_send = conn_timeval(base, pool->send_timeout, &pw->tv_spare[1]);
 	pw->tv_read = conn_timeval(base, pool->read_timeout, &pw->tv_spare[2]);
@@ -361,7 +362,7 @@ static void
 proxy_section_status(const struct conf_section *sec, struct sbuf *out)
 {
 	const struct pool *p = sec->data;
-	int64_t now = pool_now_ms();
+	int64_t now = clock_ms();
 
 	if (p == NULL) {
 		sbuf_str(out, "null");

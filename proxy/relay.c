@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/exchange.h"
 #include "common/log.h"
 #include "common/sbuf.h"
@@ -77,16 +78,6 @@ relay_worker_free(struct pool_worker *pw)
 	}
 }
 
-/* Monotonic microseconds. */
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* The connect time of the attempt, for the log, once the connection is up. */
 static void
 note_connected(struct proxy_req *pr)
@@ -103,12 +94,12 @@ count_done(struct proxy_req *pr, int ok)
 	if (pr->u == NULL)
 		return;
 	note_connected(pr);
-	pr->r->log.up_total_us = now_us() - pr->t_attempt;
+	pr->r->log.up_total_us = clock_us() - pr->t_attempt;
 	struct backend *b = &pr->pw->pool->servers[pr->u->idx];
 	atomic_fetch_sub(&b->active, 1);
 	pr->pw->active[pr->u->idx]--;
 	if (ok)
-		pool_server_ok(pr->pw, pr->u->idx, (uint64_t)(pool_now_ms() - pr->t0) * 1000);
+		pool_server_ok(pr->pw, pr->u->idx, (uint64_t)(clock_ms() - pr->t0) * 1000);
 }
 
 /* Closes the connection of an attempt that did not work out. */
@@ -312,7 +303,7 @@ attempt(struct proxy_req *pr)
 		}
 	}
 	pr->u = u;
-	pr->t_attempt = now_us();
+	pr->t_attempt = clock_us();
 	note_server(pr, idx);
 	pw->active[idx]++;
 	atomic_fetch_add(&p->servers[idx].active, 1);
@@ -393,7 +384,7 @@ response_head(struct proxy_req *pr, size_t head_len)
 	int64_t clen = -1;
 
 	note_connected(pr);
-	r->log.up_header_us = now_us() - pr->t_attempt;
+	r->log.up_header_us = clock_us() - pr->t_attempt;
 
 	if (rs->status == 101) {
 		if (head_upgrade_offer(pr->pc, r->hr, NULL) == 0)
@@ -643,7 +634,7 @@ relay_start(struct request *r, const struct proxy_conf *pc, struct pool_worker *
 	pr->pw = pw;
 	pr->r = r;
 	pr->pc = pc;
-	pr->t0 = pool_now_ms();
+	pr->t0 = clock_ms();
 	http_response_reset(&pr->resp);
 	pr->body_done = !(r->hr->flags & HTTP_F_CHUNKED) && r->hr->content_length <= 0;
 	r->hdata = pr;

@@ -15,21 +15,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "common/tls.h"
 
 static void on_event(evutil_socket_t fd, short what, void *arg);
-
-/* Monotonic microseconds. */
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void
 upstream_close(struct upstream *u, const char *reason)
@@ -348,7 +339,7 @@ connected(struct upstream *u)
 		return -1;
 	}
 	u->state = UPSTREAM_ACTIVE;
-	u->ready_us = now_us();
+	u->ready_us = clock_us();
 	if (u->pool->servers[u->idx].tls) {
 		if ((u->ssl = pool_tls_new(u->pool, u->idx, u->fd)) == NULL) {
 			u->ops->error(u, UPSTREAM_CONNECT_FAILED, "cannot start TLS");
@@ -367,7 +358,7 @@ handshake(struct upstream *u)
 	int rc = SSL_do_handshake(u->ssl);
 	if (rc == 1) {
 		u->state = UPSTREAM_ACTIVE;
-		u->ready_us = now_us();
+		u->ready_us = clock_us();
 		return 1;
 	}
 	int e = SSL_get_error(u->ssl, rc);

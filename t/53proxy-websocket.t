@@ -314,7 +314,7 @@ def test_idle(srv):
             "a tunnel with bytes both ways every 0.3 s stays open past it (2.4 s)")
         talk.send_text("are you there")
         # BUG: proxy/proxy.c u_arm arms tunnel_timeout on the backend read
-        # event only (the client's read event has no timeout in CONN_TUNNEL),
+        # event only (the client's read event has no timeout in a tunnel),
         # so bytes going client -> backend alone do not count as activity,
         # against portico.ini.5 ("idle, with no byte going either way").
         is_((tres, rxs(talk)), ([True] * 8, (True, 0, OP_TEXT, False, b"are you there")),
