@@ -789,7 +789,7 @@ pool_carry(struct pool *p, const struct pool *old)
 		struct backend *b = &p->servers[j];
 		for (unsigned i = 0; i < old->nservers; i++) {
 			const struct backend *o = &old->servers[i];
-			if (strcmp(o->name, b->name) != 0)
+			if (!pool_same_server(old, i, p, j))
 				continue;
 			struct sockaddr_storage ss;
 			socklen_t len;
