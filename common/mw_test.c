@@ -141,6 +141,8 @@ test_request(struct request *r, const void *conf)
 	}
 	st->r = r;
 	st->tc = tc;
+	/* Tests wait for this line to know the request is in. */
+	log_info("test %s: request phase: %.*s", tc->name, (int)r->hr->path_len, r->hr->path);
 	req_header_add(r, "X-Trace", 7, tc->name, strlen(tc->name));
 	if (tc->answer != 0 && tc->delay_ms == 0) {
 		answer(r, tc);

@@ -449,8 +449,14 @@ pipeline_file(struct request *r, int fd, off_t off, off_t len)
 		x->src->fd = fd;
 		x->src->head = x->src->n = 0;
 	}
-	else if (fd != x->src->fd)
-		close(fd); /* one file per response, as conn_out_file has it */
+	else if (fd != x->src->fd) {
+		/* One file per response, as conn_out_file has it: another's
+		 * offsets would be read from the first. */
+		close(fd);
+		log_warnx("conn %d: a second file in one response; cutting it", r->conn->fd);
+		cut(r);
+		return -1;
+	}
 	if (x->failed)
 		return -1;
 	if (len == 0)

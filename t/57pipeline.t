@@ -391,7 +391,7 @@ def test_pause(srv, a):
     before = a.paths["/gone"]
     c = srv.connect(timeout=5)
     c.send(request_bytes("GET", "/chain/gone"))
-    time.sleep(0.05)
+    wait_for(lambda: "test wait: request phase: /chain/gone" in open(srv.path("error.log")).read(), 5)
     c.close()
     alog = srv.path("access.log")
     got = wait_for(lambda: [l for l in open(alog).read().splitlines() if "/chain/gone" in l], 5)
@@ -405,10 +405,10 @@ def test_pause(srv, a):
                       ("POST", request_bytes("POST", "/slow/gone-post", headers=["Content-Length: 100000"]) + b"x" * 1000)):
         c = srv.connect(timeout=5)
         c.send(req)
-        time.sleep(0.05)
+        path = "/slow/gone-%s" % what.lower()
+        wait_for(lambda: "test slow: request phase: %s" % path in open(srv.path("error.log")).read(), 5)
         t0 = time.monotonic()
         c.close()
-        path = "/slow/gone-%s" % what.lower()
         # The error log is written at once (the access log is flushed later).
         got = wait_for(lambda: "log call 1: %s 499" % path in open(srv.path("error.log")).read(), 4)
         ok(got and time.monotonic() - t0 < 3.5,
@@ -439,7 +439,7 @@ def test_short_circuit(srv, a):
 def test_log(srv):
     elog = srv.path("error.log")
     text = wait_for(lambda: "/chain/gone 499" in open(elog).read() and open(elog).read(), 5) or ""
-    lines = [l for l in text.splitlines() if "] test " in l]
+    lines = [l for l in text.splitlines() if "] test " in l and ": log call " in l]
     calls = [re.search(r"test (\S+): log call (\d+): (\S+) (\d+):", l) for l in lines]
     ok(lines and all(calls), "log phase lines are there (%d)" % len(lines))
     ok(all(m.group(2) == "1" for m in calls if m), "the log phase ran once per exchange (never a second call)")
