@@ -268,11 +268,12 @@ type_listed(const struct compress_conf *cc, const struct request *r)
 {
 	const struct resp_head *h = &r->resp;
 	const char *t = h->buf + h->reason_len;
-	size_t len = 0;
+	size_t it = 0, tlen = h->ctype_len, len = 0;
 
-	if (!h->has_ctype)
+	/* A handler's own, or a line relayed from a backend. */
+	if (!h->has_ctype && (t = http_resp_header_next(r, "Content-Type", 12, &it, &tlen)) == NULL)
 		return 0;
-	while (len < h->ctype_len && t[len] != ';' && t[len] != ' ' && t[len] != '\t')
+	while (len < tlen && t[len] != ';' && t[len] != ' ' && t[len] != '\t')
 		len++;
 	const char *slash = memchr(t, '/', len);
 	for (size_t i = 0; i < cc->ntypes; i++) {
