@@ -7,6 +7,11 @@ PKGS     = libevent libevent_pthreads openssl
 DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev \
            zlib1g-dev curl python3 perl mandoc openssl clang libclang-rt-14-dev
 
+# type = compress: zlib, brotli and zstd to build; the reference
+# decoders (gzip, brotli, zstd) for t/58compress.t.
+PKGS    += zlib libbrotlienc libzstd
+DEB_PKGS += libbrotli-dev libzstd-dev brotli zstd gzip
+
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 # Project flags are kept apart from CFLAGS so `make CFLAGS=...` (asan) keeps them.

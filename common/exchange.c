@@ -341,6 +341,35 @@ http_resp_header_remove(struct request *r, const char *name, size_t nlen)
 	}
 }
 
+const char *
+http_resp_header_next(const struct request *r, const char *name, size_t nlen, size_t *it,
+    size_t *vlen)
+{
+	const struct resp_head *h = &r->resp;
+
+	if (!(r->flags & REQ_STARTED) || (r->flags & REQ_COMMITTED))
+		return NULL;
+	if (*it < h->lines)
+		*it = h->lines;
+	while (*it < h->len) {
+		const char *line = h->buf + *it;
+		const char *eol = memchr(line, '\n', h->len - *it);
+		size_t ll = eol != NULL ? (size_t)(eol - line) + 1 : h->len - *it;
+		*it += ll;
+		if (ll < nlen + 3 || line[nlen] != ':' || strncasecmp(line, name, nlen) != 0)
+			continue;
+		/* "Name: value\r\n", as hdr_line wrote it. */
+		const char *v = line + nlen + 1, *e = line + ll;
+		while (v < e && (*v == ' ' || *v == '\t'))
+			v++;
+		while (e > v && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		*vlen = (size_t)(e - v);
+		return v;
+	}
+	return NULL;
+}
+
 void
 http_resp_header_set(struct request *r, const char *name, size_t nlen, const char *value,
     size_t vlen)

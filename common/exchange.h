@@ -155,6 +155,16 @@ void http_resp_header(struct request *r, const char *name, const char *value);
 void http_resp_header_remove(struct request *r, const char *name, size_t nlen);
 void http_resp_header_set(struct request *r, const char *name, size_t nlen, const char *value,
     size_t vlen);
+/*
+ * Reads the response headers added so far (not portico's own fields:
+ * Content-Type is r->resp, the framing is portico's), before the head is
+ * committed: the value of the next header named name (any case) from *it
+ * on (0 to start), with *vlen set and *it moved past it; NULL after the
+ * last.  The value lives in the head buffer: copy it before changing the
+ * headers.
+ */
+const char *http_resp_header_next(const struct request *r, const char *name, size_t nlen,
+    size_t *it, size_t *vlen);
 /* Whether a middleware may change the response header name. */
 int http_resp_header_changeable(const char *name, size_t nlen);
 /* An interim 1xx response (102 to 199) to an HTTP/1.1 client before the
