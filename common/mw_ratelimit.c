@@ -89,6 +89,12 @@ struct cidr {
 	unsigned bits;
 };
 
+/* The store's failures, logged once per incident, whichever worker sees them. */
+struct rl_incident {
+	_Atomic int down;
+	_Atomic int64_t recovered;       /* ms (rl_redis_now) it last answered again */
+};
+
 struct rl_conf {
 	char *name;
 	int has_rate;
@@ -105,7 +111,7 @@ struct rl_conf {
 	char prefix[CONF_MAX_NAME + 16]; /* of the Redis keys: "portico:rl:NAME:" */
 	int64_t store_timeout;           /* ms */
 	int store_deny;
-	_Atomic int *store_down;         /* an incident is running (logged once) */
+	struct rl_incident *inc;
 };
 
 /* What the request phase decided, kept for the response and the log. */
@@ -560,7 +566,7 @@ rl_free_conf(void *p)
 	free(rc->kname);
 	free(rc->proxies);
 	free(rc->table.sets);
-	free(rc->store_down);
+	free(rc->inc);
 	rl_redis_clear(&rc->store);
 	free(rc);
 }
@@ -683,7 +689,7 @@ rl_configure(struct conf_ctx *ctx, const struct conf_section *sec)
 	uint64_t max_keys;
 
 	if (rc == NULL || (rc->name = strdup(sec->name)) == NULL ||
-	    (rc->store_down = calloc(1, sizeof(*rc->store_down))) == NULL)
+	    (rc->inc = calloc(1, sizeof(*rc->inc))) == NULL)
 		goto fail;
 	kv = conf_section_value(sec, rl_keys, "key", &def);
 	if (parse_key(kv->value, &rc->kind, &rc->kname, &why) < 0) {
@@ -758,16 +764,18 @@ pass(struct rl_state *st)
 }
 
 /*
- * The store could not answer: logged once per incident (the first
- * failure after it last answered, whichever worker sees it), then the
- * request passes or gets 503, as on_store_error says.
+ * The store could not answer: logged once per incident, then the
+ * request passes or gets 503, as on_store_error says.  An incident is
+ * the first failure that began after the store last answered: one
+ * worker's connection still waiting to reconnect after another's came
+ * back is the end of the last one, not a new one.
  */
 static int
-store_failed(struct rl_state *st, const char *why)
+store_failed(struct rl_state *st, const char *why, int64_t since)
 {
 	const struct rl_conf *rc = st->rc;
 
-	if (atomic_exchange(rc->store_down, 1) == 0)
+	if (since >= atomic_load(&rc->inc->recovered) && atomic_exchange(&rc->inc->down, 1) == 0)
 		log_warnx("ratelimit %s: store %s failed (%s): requests are %s until it answers",
 		    rc->name, rc->store.url, why, rc->store_deny ? "refused (503)" : "let through");
 	st->verdict = 0;
@@ -788,7 +796,8 @@ resume_if(struct rl_state *st, int rc)
 }
 
 static void
-on_store(void *arg, int ok, const char *why, int allow, int64_t wait_us, int64_t reset_us)
+on_store(void *arg, int ok, const char *why, int64_t since, int allow, int64_t wait_us,
+    int64_t reset_us)
 {
 	struct rl_state *st = arg;
 	const struct rl_conf *rc = st->rc;
@@ -798,12 +807,14 @@ on_store(void *arg, int ok, const char *why, int allow, int64_t wait_us, int64_t
 		event_del(&st->ev);
 	st->armed = 0;
 	if (!ok) {
-		resume_if(st, store_failed(st, why));
+		resume_if(st, store_failed(st, why, since));
 		return;
 	}
-	if (atomic_load_explicit(rc->store_down, memory_order_relaxed) &&
-	    atomic_exchange(rc->store_down, 0) == 1)
+	if (atomic_load_explicit(&rc->inc->down, memory_order_relaxed) &&
+	    atomic_exchange(&rc->inc->down, 0) == 1) {
+		atomic_store(&rc->inc->recovered, rl_redis_now());
 		log_info("ratelimit %s: store %s answers again", rc->name, rc->store.url);
+	}
 	st->v.allow = allow;
 	st->v.wait = wait_us * 1000;
 	st->v.reset = reset_us * 1000;
@@ -827,7 +838,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	if (st->call != NULL) {
 		rl_redis_cancel(st->call);
 		st->call = NULL;
-		resume_if(st, store_failed(st, "no answer within store_timeout"));
+		resume_if(st, store_failed(st, "no answer within store_timeout", rl_redis_now()));
 		return;
 	}
 	pipeline_resume(st->r);
@@ -840,13 +851,14 @@ ask_store(struct rl_state *st, const void *key, size_t klen)
 	/* The store counts in microseconds, its clock's unit. */
 	struct gcra gu = { rc->g.interval / 1000, rc->g.tolerance / 1000, rc->g.queue / 1000 };
 	const char *why;
+	int64_t since;
 
 	if (gu.interval == 0)
 		gu.interval = 1;
 	st->call = rl_redis_check(&rc->store, st->r->conn->w, rc->prefix, key, klen, &gu, on_store,
-	    st, &why);
+	    st, &why, &since);
 	if (st->call == NULL)
-		return store_failed(st, why);
+		return store_failed(st, why, since);
 	arm(st, rc->store_timeout * 1000000);
 	return MW_PAUSE;
 }

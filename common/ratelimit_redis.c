@@ -63,6 +63,7 @@ struct rl_link {
 	redisAsyncContext *ac;           /* NULL: down */
 	int64_t retry_at;                /* ms, monotonic: no new connection before */
 	int64_t backoff;                 /* ms; 0 after a success */
+	int64_t down_since;              /* ms: failing since; 0: answering */
 	unsigned pending;
 	char why[128];                   /* the last failure */
 };
@@ -80,8 +81,8 @@ struct rl_redis_call {
 	char args[3][24];
 };
 
-static int64_t
-now_ms(void)
+int64_t
+rl_redis_now(void)
 {
 	struct timespec ts;
 
@@ -168,9 +169,11 @@ static void
 link_failed(struct rl_link *l, const char *why)
 {
 	snprintf(l->why, sizeof(l->why), "%s", why);
+	if (l->down_since == 0)
+		l->down_since = rl_redis_now();
 	l->backoff = l->backoff == 0 ? BACKOFF_MIN_MS :
 	    l->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->backoff * 2;
-	l->retry_at = now_ms() + l->backoff;
+	l->retry_at = rl_redis_now() + l->backoff;
 }
 
 static void
@@ -180,6 +183,7 @@ on_connect(const redisAsyncContext *ac, int status)
 
 	if (status == REDIS_OK) {
 		l->backoff = 0;
+		l->down_since = 0;
 		return;
 	}
 	/* hiredis frees the context after this; its questions fail next. */
@@ -315,44 +319,42 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	if (done == NULL)
 		return;
 	if (rep == NULL) {
-		done(arg, 0, ac->errstr[0] != '\0' ? ac->errstr : "disconnected", 0, 0, 0);
+		done(arg, 0, ac->errstr[0] != '\0' ? ac->errstr : "disconnected",
+		    l->down_since != 0 ? l->down_since : rl_redis_now(), 0, 0, 0);
 		return;
 	}
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
 	    rep->element[0]->type == REDIS_REPLY_INTEGER &&
 	    rep->element[1]->type == REDIS_REPLY_INTEGER &&
 	    rep->element[2]->type == REDIS_REPLY_INTEGER) {
-		done(arg, 1, NULL, rep->element[0]->integer == 1, rep->element[1]->integer,
+		done(arg, 1, NULL, 0, rep->element[0]->integer == 1, rep->element[1]->integer,
 		    rep->element[2]->integer);
 		return;
 	}
 	snprintf(why, sizeof(why), "unexpected reply%s%.100s", rep->type == REDIS_REPLY_ERROR ?
 	    ": " : "", rep->type == REDIS_REPLY_ERROR ? rep->str : "");
-	done(arg, 0, why, 0, 0, 0);
+	done(arg, 0, why, rl_redis_now(), 0, 0, 0);
 }
 
 struct rl_redis_call *
 rl_redis_check(const struct rl_redis *st, struct worker *w, const char *prefix, const void *key,
-    size_t klen, const struct gcra *g, rl_redis_done *done, void *arg, const char **why)
+    size_t klen, const struct gcra *g, rl_redis_done *done, void *arg, const char **why,
+    int64_t *since)
 {
 	struct rl_link *l = link_of(w, st);
 	struct rl_redis_call *call;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen;
 
+	*since = rl_redis_now();
 	if (l == NULL) {
 		*why = "out of memory";
 		return NULL;
 	}
-	if (l->ac == NULL) {
-		if (now_ms() < l->retry_at) {
-			*why = l->why;
-			return NULL;
-		}
-		if (link_connect(l, w->base) < 0) {
-			*why = l->why;
-			return NULL;
-		}
+	if (l->ac == NULL && (*since < l->retry_at || link_connect(l, w->base) < 0)) {
+		*why = l->why;
+		*since = l->down_since;
+		return NULL;
 	}
 	if (l->pending >= PENDING_MAX) {
 		*why = "too many questions in flight";

@@ -33,11 +33,13 @@ void rl_redis_clear(struct rl_redis *st);
 
 /*
  * The answer to rl_redis_check: ok 0 when the store failed (why says
- * how: "connection refused", "disconnected", an error reply), else the
- * verdict in microseconds of Redis's clock.
+ * how: "connection refused", "disconnected", an error reply; since is
+ * when that failure began, in milliseconds of CLOCK_MONOTONIC: a
+ * connection that went down earlier fails its questions until it is up
+ * again), else the verdict in microseconds of Redis's clock.
  */
-typedef void rl_redis_done(void *arg, int ok, const char *why, int allow, int64_t wait_us,
-    int64_t reset_us);
+typedef void rl_redis_done(void *arg, int ok, const char *why, int64_t since, int allow,
+    int64_t wait_us, int64_t reset_us);
 
 /*
  * Asks the store about key (any bytes; the Redis key is a digest of it
@@ -45,11 +47,13 @@ typedef void rl_redis_done(void *arg, int ok, const char *why, int allow, int64_
  * from the worker's event loop, exactly once unless the call is
  * cancelled first.  Returns the call, or NULL when the store cannot be
  * asked now (the connection is down and waits to be tried again), with
- * *why set; done is then never called.
+ * *why and *since set as for done, which is then never called.
  */
 struct rl_redis_call *rl_redis_check(const struct rl_redis *st, struct worker *w,
     const char *prefix, const void *key, size_t klen, const struct gcra *g, rl_redis_done *done,
-    void *arg, const char **why);
+    void *arg, const char **why, int64_t *since);
+/* Milliseconds of CLOCK_MONOTONIC, as since above. */
+int64_t rl_redis_now(void);
 /* done will not be called for call (the request went away or timed out). */
 void rl_redis_cancel(struct rl_redis_call *call);
 
