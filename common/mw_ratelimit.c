@@ -317,13 +317,16 @@ client_addr(const struct request *r, const struct rl_conf *rc, unsigned char a[1
 
 	if (rc->nproxies == 0 || !trusted(rc, a))
 		return;
+	/* The right-most XFF_LINES lines: the walk starts on the right. */
 	while (req_header_next(r, &it, &h))
-		if (h->name_len == 15 && strncasecmp(h->name, "x-forwarded-for", 15) == 0 &&
-		    n < XFF_LINES)
-			lines[n++] = h;
-	while (n-- > 0) {
-		const char *v = lines[n]->value;
-		size_t end = lines[n]->value_len;
+		if (h->name_len == 15 && strncasecmp(h->name, "x-forwarded-for", 15) == 0)
+			lines[n++ % XFF_LINES] = h;
+	for (unsigned k = 0; k < n; k++) {
+		if (k == XFF_LINES)
+			return; /* more lines than kept: stop at the last trusted hop */
+		const struct http_header *l = lines[(n - 1 - k) % XFF_LINES];
+		const char *v = l->value;
+		size_t end = l->value_len;
 		while (end > 0) {
 			size_t start = end;
 			while (start > 0 && v[start - 1] != ',')
@@ -379,7 +382,9 @@ request_key(const struct request *r, const struct rl_conf *rc, unsigned char buf
 		*klen = h != NULL ? h->value_len : 0;
 		return;
 	case KEY_CLAIM:
-		/* Refused at load until the jwt module's http_req_claim exists. */
+		/* Refused at load until http_req_claim exists (parse_key): then
+		 * `if (http_req_claim(r, rc->kname, &v, klen) == 0) { *key = v;
+		 * return; }` with a const char *v. */
 		break;
 	}
 	*key = "";
@@ -524,8 +529,11 @@ parse_key(const char *v, enum key_kind *kind, char **name, const char **why)
 		*kind = KEY_HEADER;
 		n = v + 7;
 	} else if (strncmp(v, "claim:", 6) == 0) {
-		/* The jwt module's verified claims (http_req_claim) are not in
-		 * this build yet: a key that cannot be read must not load. */
+		/* A claim of a verified token, from the jwt middleware's
+		 * http_req_claim, which this build does not have yet: with it,
+		 * this is `*kind = KEY_CLAIM; n = v + 6;`, and request_key's
+		 * KEY_CLAIM case reads it.  A key that cannot be read must not
+		 * load. */
 		*why = "claim: keys need the jwt middleware's verified claims, not in this build";
 		return -1;
 	} else {
@@ -534,10 +542,10 @@ parse_key(const char *v, enum key_kind *kind, char **name, const char **why)
 	}
 	size_t len = strlen(n);
 	if (len == 0 || len > 256) {
-		*why = "the header name is empty or longer than 256";
+		*why = "the name is empty or longer than 256";
 		return -1;
 	}
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = 0; i < len && *kind == KEY_HEADER; i++) {
 		unsigned char ch = (unsigned char)n[i];
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
 		    strchr("!#$%&'*+-.^_`|~", ch) != NULL)) {
@@ -549,7 +557,8 @@ parse_key(const char *v, enum key_kind *kind, char **name, const char **why)
 		*why = "out of memory";
 		return -1;
 	}
-	for (char *p = *name; *p != '\0'; p++)
+	/* Header names are found in lower case; claim names keep theirs. */
+	for (char *p = *name; *p != '\0' && *kind == KEY_HEADER; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
 	return 0;
