@@ -205,15 +205,22 @@ test_table(void)
 	take(&t, -1, now, NULL, 1, &ref, &rc);
 	is(rc, TAKE_PASS, "released: it may have one again");
 	table_release(&ref);
-	/* Recent keys are kept while the table has room. */
-	for (int k = 0; k < 40; k++)
-		take(&t, 20000 + k, now + 120 * NS, &g, 0, &ref, &rc);
-	for (int k = 0; k < 40; k++) {
-		take(&t, 20000 + k, now + 120 * NS, &g, 0, &ref, &rc);
+	/* Keys are kept while their set has room: 4 keys for each set. */
+	int keys[13 * 4], nkeys = 0, per[13] = { 0 };
+	for (int k = 20000; nkeys < 13 * 4; k++) {
+		uint64_t id[2];
+		table_id(&t, &k, sizeof(k), id);
+		if (per[id[0] % t.nsets]++ < 4)
+			keys[nkeys++] = k;
+	}
+	for (int i = 0; i < nkeys; i++)
+		take(&t, keys[i], now + 120 * NS, &g, 0, &ref, &rc);
+	for (int i = 0; i < nkeys; i++) {
+		take(&t, keys[i], now + 120 * NS, &g, 0, &ref, &rc);
 		kept &= rc == TAKE_REFUSED;
 	}
-	ok(kept, "40 keys in a table of 104 whose others are spent: each remembered");
-	is(used(&t, now + 120 * NS), 40, "... and only they are in use");
+	ok(kept, "52 keys, 4 per set, in a table whose others are spent: each remembered");
+	is(used(&t, now + 120 * NS), 52, "... and only they are in use");
 	free(t.sets);
 }
 
