@@ -51,7 +51,7 @@ static const struct conf_key rl_keys[] = {
 
 #define RL_MAX_RATE 1000000          /* per second or minute */
 #define RL_MAX_BURST 1000000
-#define RL_MAX_KEYS (64 * 1024 * 1024)
+#define RL_MAX_KEYS (16 * 1024 * 1024) /* 528 MB */
 #define RL_MAX_PROXIES 64
 #define RL_WAYS 8
 #define NS 1000000000LL
