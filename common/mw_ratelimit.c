@@ -10,6 +10,12 @@
  * few comparisons, so two workers only ever wait for each other on the
  * same set.  With `store = redis://...` the rate is decided by Redis
  * (ratelimit_redis.c) and only max_conns is counted here.
+ *
+ * A lock rather than a compare-and-swap on the TAT alone: an entry may
+ * change hands (eviction) between a worker finding it and its CAS, which
+ * would then charge the wrong key; the lock covers the lookup, one GCRA
+ * step and the count, tens of nanoseconds, and a set is 8 keys of the
+ * max_keys, so two workers rarely want the same one.
  */
 #include "common/mw_ratelimit.h"
 
