@@ -19,6 +19,10 @@ PORTICO_CFLAGS = -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 BUILD   ?= build
+# type = ratelimit's fleet store (hiredis and its libevent adapter); its
+# tests start a redis-server of their own.
+DEB_PKGS += libhiredis-dev redis-server
+PKGS     += hiredis
 
 SRC      = $(wildcard common/*.c origin/*.c proxy/*.c)
 LIB_SRC  = $(filter-out common/main.c,$(SRC))

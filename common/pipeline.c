@@ -13,10 +13,13 @@
 #include "common/log.h"
 #include "common/mw_compress.h"
 #include "common/mw_headers.h"
+#include "common/mw_ratelimit.h"
 #include "common/mw_test.h"
 
 /* The modules a `type` may name. */
-static const struct mw_ops *const modules[] = { &headers_mw_ops, &compress_mw_ops, NULL };
+static const struct mw_ops *const modules[] = {
+	&headers_mw_ops, &compress_mw_ops, &ratelimit_mw_ops, NULL,
+};
 
 /*
  * The test suite's module (mw_test.c) exists only when the environment
