@@ -6,6 +6,9 @@ DESTDIR ?=
 PKGS     = libevent libevent_pthreads openssl
 DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev \
            zlib1g-dev curl python3 perl mandoc openssl clang libclang-rt-14-dev
+# type = jwt: JSON (headers, claims, JWKS) is read with jansson.
+PKGS     += jansson
+DEB_PKGS += libjansson-dev
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
