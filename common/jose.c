@@ -69,21 +69,16 @@ errf(char *err, size_t errlen, const char *fmt, ...)
 
 /* ---- base64url ---- */
 
-static int
-b64u_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
+/* One more than the value of each base64url character; 0 for any other byte. */
+static const unsigned char b64u[256] = {
+	['A'] = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+	24, 25, 26,
+	['a'] = 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+	48, 49, 50, 51, 52,
+	['0'] = 53, 54, 55, 56, 57, 58, 59, 60, 61, 62,
+	['-'] = 63,
+	['_'] = 64,
+};
 
 ssize_t
 jose_b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap)
@@ -94,7 +89,7 @@ jose_b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap)
 	if (tail == 1 || n > cap)
 		return -1;
 	for (size_t i = 0; i < len; i++) {
-		int v = b64u_val((unsigned char)in[i]);
+		int v = b64u[(unsigned char)in[i]] - 1;
 		if (v < 0)
 			return -1;
 		acc = acc << 6 | (uint32_t)v;
@@ -582,8 +577,8 @@ jose_verify(const struct jose_keys *ks, const char *tok, size_t len, json_t **cl
 		ok = hmac_ok(k, tok, (size_t)(d2 - tok), sig, (size_t)slen);
 	else
 		ok = pkey_ok(ks, k, tok, (size_t)(d2 - tok), sig, (size_t)slen);
-	ERR_clear_error(); /* a failed check leaves errors the TLS code must not see */
 	if (!ok) {
+		ERR_clear_error(); /* a failed check leaves errors the TLS code must not see */
 		*why = "bad signature";
 		return -1;
 	}
