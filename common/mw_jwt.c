@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +160,7 @@ configure_keys(struct conf_ctx *ctx, const struct conf_section *sec, struct jwt_
 	struct conf_kv def;
 	char err[256];
 	char *doc = NULL;
-	size_t len = 0;
+	size_t len = 0, size = 0;
 	int alg = jc->keys.alg, rc;
 
 	for (size_t i = 0; i < 4; i++) {
@@ -188,10 +189,11 @@ configure_keys(struct conf_ctx *ctx, const struct conf_section *sec, struct jwt_
 		    sizeof(err));
 		goto done;
 	}
-	if ((doc = read_all(given->value, &len, err, sizeof(err))) == NULL) {
+	if ((doc = read_all(given->value, &size, err, sizeof(err))) == NULL) {
 		conf_err(ctx, given->line, ctx->section, given->key, "%s", err);
 		return -1;
 	}
+	len = size;
 	if (strcmp(given->key, "secret_file") == 0) {
 		/* What `echo secret > file` wrote: the newline is not the secret's. */
 		if (len > 0 && doc[len - 1] == '\n')
@@ -204,7 +206,7 @@ configure_keys(struct conf_ctx *ctx, const struct conf_section *sec, struct jwt_
 	} else {
 		rc = jose_keys_jwks(&jc->keys, alg, doc, len, err, sizeof(err));
 	}
-	OPENSSL_cleanse(doc, len);
+	OPENSSL_cleanse(doc, size); /* a secret, perhaps */
 	free(doc);
 done:
 	if (rc < 0)
