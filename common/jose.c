@@ -33,6 +33,7 @@ static const struct {
 };
 
 #define RSA_MIN_BITS 2048
+#define RSA_MAX_BITS 8192 /* a signature fits jose_verify's buffer */
 
 int
 jose_alg_parse(const char *name)
@@ -206,9 +207,9 @@ key_fits(int alg, EVP_PKEY *pkey, char *err, size_t errlen)
 	if (algs[alg].kind == 'R' || algs[alg].kind == 'P') {
 		if (!EVP_PKEY_is_a(pkey, "RSA"))
 			return errf(err, errlen, "%s needs an RSA key", algs[alg].name);
-		if (EVP_PKEY_get_bits(pkey) < RSA_MIN_BITS)
-			return errf(err, errlen, "an RSA key of %d bits: at least %d are needed",
-			    EVP_PKEY_get_bits(pkey), RSA_MIN_BITS);
+		if (EVP_PKEY_get_bits(pkey) < RSA_MIN_BITS || EVP_PKEY_get_bits(pkey) > RSA_MAX_BITS)
+			return errf(err, errlen, "an RSA key of %d bits: from %d to %d are taken",
+			    EVP_PKEY_get_bits(pkey), RSA_MIN_BITS, RSA_MAX_BITS);
 		return 0;
 	}
 	if (!EVP_PKEY_is_a(pkey, "EC") ||
