@@ -534,7 +534,7 @@ jose_verify(const struct jose_keys *ks, const char *tok, size_t len, json_t **cl
 	ssize_t slen;
 	json_t *hdr;
 	const json_t *alg, *kid;
-	const struct jose_key *k;
+	const struct jose_key *k = NULL;
 	int ok;
 
 	*claims = NULL;
