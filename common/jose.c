@@ -133,12 +133,44 @@ jose_keys_free(struct jose_keys *ks)
 	ks->md = NULL;
 }
 
+static void
+b64url_encode(const unsigned char *in, size_t len, char *out)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) |
+		    (i + 2 < len ? in[i + 2] : 0);
+		out[o++] = a[v >> 18 & 63];
+		out[o++] = a[v >> 12 & 63];
+		if (i + 1 < len)
+			out[o++] = a[v >> 6 & 63];
+		if (i + 2 < len)
+			out[o++] = a[v & 63];
+	}
+	out[o] = '\0';
+}
+
+/* Headers that need no parsing when a token's is one of them exactly: no
+ * kid, no crit, the key set's alg (see struct jose_keys). */
+static const char *const plain_headers[JOSE_PLAIN_HEADERS] = {
+	"{\"alg\":\"%s\",\"typ\":\"JWT\"}",
+	"{\"typ\":\"JWT\",\"alg\":\"%s\"}",
+	"{\"alg\":\"%s\"}",
+};
+
 static int
 keys_init(struct jose_keys *ks, int alg, char *err, size_t errlen)
 {
 	if (alg < 0 || alg >= JOSE_NALG)
 		return errf(err, errlen, "unknown algorithm");
 	ks->alg = alg;
+	for (int i = 0; i < JOSE_PLAIN_HEADERS; i++) {
+		char json[32];
+		int n = snprintf(json, sizeof(json), plain_headers[i], algs[alg].name);
+		b64url_encode((const unsigned char *)json, (size_t)n, ks->plain[i]);
+	}
 	if (ks->md == NULL && (ks->md = EVP_MD_fetch(NULL, algs[alg].md, NULL)) == NULL)
 		return errf(err, errlen, "OpenSSL has no %s", algs[alg].md);
 	return 0;
@@ -525,6 +557,38 @@ part_json(const char *p, size_t len)
 	return j;
 }
 
+/* The key for a token's header (len bytes at p), or NULL with *why. */
+static const struct jose_key *
+header_key(const struct jose_keys *ks, const char *p, size_t len, const char **why)
+{
+	const struct jose_key *k = NULL;
+	const json_t *alg, *kid;
+	json_t *hdr;
+
+	for (int i = 0; i < JOSE_PLAIN_HEADERS; i++)
+		if (strlen(ks->plain[i]) == len && memcmp(ks->plain[i], p, len) == 0) {
+			if ((k = key_pick(ks, NULL)) == NULL)
+				*why = "no key for kid";
+			return k;
+		}
+	if ((hdr = part_json(p, len)) == NULL) {
+		*why = "bad header";
+		return NULL;
+	}
+	alg = json_object_get(hdr, "alg");
+	kid = json_object_get(hdr, "kid");
+	if (!json_is_string(alg) || strcmp(json_string_value(alg), algs[ks->alg].name) != 0)
+		*why = "wrong alg";
+	else if (json_object_get(hdr, "crit") != NULL)
+		*why = "crit header";
+	else if (kid != NULL && !json_is_string(kid))
+		*why = "bad kid";
+	else if ((k = key_pick(ks, json_string_value(kid))) == NULL)
+		*why = "no key for kid";
+	json_decref(hdr);
+	return k;
+}
+
 int
 jose_verify(const struct jose_keys *ks, const char *tok, size_t len, json_t **claims,
     const char **why)
@@ -532,9 +596,7 @@ jose_verify(const struct jose_keys *ks, const char *tok, size_t len, json_t **cl
 	const char *d1, *d2;
 	unsigned char sig[1024];
 	ssize_t slen;
-	json_t *hdr;
-	const json_t *alg, *kid;
-	const struct jose_key *k = NULL;
+	const struct jose_key *k;
 	int ok;
 
 	*claims = NULL;
@@ -548,27 +610,8 @@ jose_verify(const struct jose_keys *ks, const char *tok, size_t len, json_t **cl
 		*why = "not three parts";
 		return -1;
 	}
-	if ((hdr = part_json(tok, (size_t)(d1 - tok))) == NULL) {
-		*why = "bad header";
+	if ((k = header_key(ks, tok, (size_t)(d1 - tok), why)) == NULL)
 		return -1;
-	}
-	alg = json_object_get(hdr, "alg");
-	kid = json_object_get(hdr, "kid");
-	if (!json_is_string(alg) || strcmp(json_string_value(alg), algs[ks->alg].name) != 0)
-		*why = "wrong alg";
-	else if (json_object_get(hdr, "crit") != NULL)
-		*why = "crit header";
-	else if (kid != NULL && !json_is_string(kid))
-		*why = "bad kid";
-	else if ((k = key_pick(ks, json_string_value(kid))) == NULL)
-		*why = "no key for kid";
-	else
-		*why = NULL;
-	if (*why != NULL) {
-		json_decref(hdr);
-		return -1;
-	}
-	json_decref(hdr);
 	slen = jose_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - tok), sig, sizeof(sig));
 	if (slen <= 0) {
 		*why = "bad signature encoding";

@@ -595,7 +595,7 @@ test_store(void)
 	is(http_req_claim(&r, "sub", &v, &len), 1, "store: sub found again");
 	is_slice(v, len, "bob", "... the last value: bob");
 	for (int i = 3; i < REQ_CLAIMS; i++) {
-		char name[8];
+		char name[16];
 		snprintf(name, sizeof(name), "c%d", i);
 		http_req_claim_set(&r, name, "v", 1);
 	}
