@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in t/lib
@@ -29,7 +30,7 @@ TMP = tempfile.mkdtemp(prefix="portico-t-jwt-")
 
 CONF = """\
 [global]
-workers = 1
+workers = 2
 access_log = {dir}/access.log
 access_log_format = json
 
@@ -261,6 +262,34 @@ def pk_routes(srv, ec, rs):
            "invalid_token", "... and with alg RS256", realm=False)
 
 
+def concurrent(srv, ec):
+    """Workers verifying with the same keys at the same time (make tsan
+    runs two): every answer right."""
+    hs = hs256(claims(sub="many"))
+    es = pk_token(ec, "ES256", claims(sub="many", aud=None), kid="k1")
+    bad = hs256(claims(sub="many"), key=SECRET2)
+    got = []
+
+    def client(i):
+        c = srv.connect()
+        try:
+            for j in range(20):
+                path, tok, want = [("/hs/x", hs, 200), ("/es/x", es, 200), ("/hs/x", bad, 401)][(i + j) % 3]
+                c.send("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n" % (path, tok))
+                r = c.read_response()
+                got.append(r is not None and r.status == want and
+                           (want != 200 or echoed_headers(r, "X-User") == ["many"]))
+        finally:
+            c.close()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    ok(len(got) == 120 and all(got), "6 connections at once, HS256, ES256 and bad tokens: %d of 120 answered right"
+       % sum(got))
+
+
 def access_log(srv):
     def reasons():
         try:
@@ -283,6 +312,7 @@ def main():
     with Server(CONF % {"a": be.addr, "d": TMP}) as srv:
         hs_route(srv, be)
         pk_routes(srv, ec, rs)
+        concurrent(srv, ec)
         access_log(srv)
         old = hs256(claims())
         with open(os.path.join(TMP, "secret.tmp"), "wb") as f:
