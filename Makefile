@@ -6,6 +6,9 @@ DESTDIR ?=
 PKGS     = libevent libevent_pthreads openssl
 DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev \
            zlib1g-dev curl python3 perl mandoc openssl clang libclang-rt-14-dev
+# type = jwt: JSON (headers, claims, JWKS) is read with jansson.
+PKGS     += jansson
+DEB_PKGS += libjansson-dev
 
 # type = compress: zlib, brotli and zstd to build; the reference
 # decoders (gzip, brotli, zstd) for t/58compress.t.

@@ -220,6 +220,20 @@ void http_resp_abort(struct request *r, const char *reason);
 void http_tunnel_start(struct request *r);
 void http_tunnel_write(struct request *r, const void *data, size_t len);
 void http_tunnel_close(struct request *r);
+/*
+ * Verified claims, for middleware later in the route (a rate limit keyed
+ * on a claim): set by the middleware that verified them (type = jwt),
+ * after verification only; strings as they are, numbers as their JSON
+ * text.  The name and value are copied and kept until the exchange ends:
+ * at most REQ_CLAIMS of them, REQ_CLAIM_BYTES in all.  A set returns 0,
+ * or -1 past those bounds (or out of memory); setting a name again
+ * replaces its value.  http_req_claim returns 1 with *value (not
+ * NUL-terminated) and *len, or 0 when the claim was not set.
+ */
+#define REQ_CLAIMS 16
+#define REQ_CLAIM_BYTES 2048
+int http_req_claim(const struct request *r, const char *name, const char **value, size_t *len);
+int http_req_claim_set(struct request *r, const char *name, const char *value, size_t len);
 /* A whole response in one call. */
 void http_resp_simple(struct request *r, int status, const char *content_type,
     const char *body, size_t len);

@@ -387,11 +387,15 @@ request_key(const struct request *r, const struct rl_conf *rc, unsigned char buf
 		*key = h != NULL ? h->value : "";
 		*klen = h != NULL ? h->value_len : 0;
 		return;
-	case KEY_CLAIM:
-		/* Refused at load until http_req_claim exists (parse_key): then
-		 * `if (http_req_claim(r, rc->kname, &v, klen) == 0) { *key = v;
-		 * return; }` with a const char *v. */
+	case KEY_CLAIM: {
+		/* A claim a jwt block earlier in the route verified. */
+		const char *v;
+		if (http_req_claim(r, rc->kname, &v, klen) == 1) {
+			*key = v;
+			return;
+		}
 		break;
+	}
 	}
 	*key = "";
 	*klen = 0;
@@ -535,13 +539,8 @@ parse_key(const char *v, enum key_kind *kind, char **name, const char **why)
 		*kind = KEY_HEADER;
 		n = v + 7;
 	} else if (strncmp(v, "claim:", 6) == 0) {
-		/* A claim of a verified token, from the jwt middleware's
-		 * http_req_claim, which this build does not have yet: with it,
-		 * this is `*kind = KEY_CLAIM; n = v + 6;`, and request_key's
-		 * KEY_CLAIM case reads it.  A key that cannot be read must not
-		 * load. */
-		*why = "claim: keys need the jwt middleware's verified claims, not in this build";
-		return -1;
+		*kind = KEY_CLAIM;
+		n = v + 6;
 	} else {
 		*why = "expected addr, header:NAME or claim:NAME";
 		return -1;

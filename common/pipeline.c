@@ -13,12 +13,13 @@
 #include "common/log.h"
 #include "common/mw_compress.h"
 #include "common/mw_headers.h"
+#include "common/mw_jwt.h"
 #include "common/mw_ratelimit.h"
 #include "common/mw_test.h"
 
 /* The modules a `type` may name. */
 static const struct mw_ops *const modules[] = {
-	&headers_mw_ops, &compress_mw_ops, &ratelimit_mw_ops, NULL,
+	&headers_mw_ops, &jwt_mw_ops, &compress_mw_ops, &ratelimit_mw_ops, NULL,
 };
 
 /*
@@ -132,6 +133,15 @@ struct log_field {
 	unsigned short k, klen, v, vlen; /* offsets into buf */
 };
 
+/* The verified claims of an exchange (exchange.h, http_req_claim):
+ * names and values packed in buf, in the order set. */
+struct claim_store {
+	struct log_field c[REQ_CLAIMS];
+	unsigned n;
+	size_t used;
+	char buf[REQ_CLAIM_BYTES];
+};
+
 struct mw_exchange {
 	void *state[CONF_MAX_MIDDLEWARE];
 	struct mw_filter f[CONF_MAX_MIDDLEWARE];
@@ -139,6 +149,7 @@ struct mw_exchange {
 	unsigned end_pending : 1;        /* the handler ended; queued bytes still to go */
 	unsigned failed : 1;             /* a filter failed: the rest is dropped */
 	struct src_queue *src;           /* while file bytes are being filtered */
+	struct claim_store *claims;      /* made on the first http_req_claim_set */
 	struct log_field fld[MW_LOG_FIELDS];
 	unsigned nfld;
 	size_t fused;
@@ -274,6 +285,7 @@ pipeline_end(struct request *r)
 			close(x->src->fd);
 		free(x->src);
 	}
+	free(x->claims);
 	for (unsigned i = 0; i < CONF_MAX_MIDDLEWARE; i++) {
 		if (x->state[i] == NULL)
 			continue;
@@ -551,4 +563,54 @@ http_log_field_next(const struct request *r, unsigned *it, const char **key, siz
 	*value = x->fbuf + f->v;
 	*vlen = f->vlen;
 	return 1;
+}
+
+/* ---- verified claims ---- */
+
+int
+http_req_claim_set(struct request *r, const char *name, const char *value, size_t len)
+{
+	struct mw_exchange *x = mwx(r);
+	size_t nlen = strlen(name);
+	struct claim_store *cs;
+
+	if (x == NULL)
+		return -1;
+	if ((cs = x->claims) == NULL) {
+		if ((cs = x->claims = malloc(sizeof(*cs))) == NULL)
+			return -1;
+		cs->n = 0;
+		cs->used = 0;
+	}
+	if (cs->n == REQ_CLAIMS || nlen + len > REQ_CLAIM_BYTES - cs->used)
+		return -1;
+	struct log_field *c = &cs->c[cs->n++];
+	c->k = (unsigned short)cs->used;
+	c->klen = (unsigned short)nlen;
+	memcpy(cs->buf + cs->used, name, nlen);
+	cs->used += nlen;
+	c->v = (unsigned short)cs->used;
+	c->vlen = (unsigned short)len;
+	if (len > 0)
+		memcpy(cs->buf + cs->used, value, len);
+	cs->used += len;
+	return 0;
+}
+
+int
+http_req_claim(const struct request *r, const char *name, const char **value, size_t *len)
+{
+	const struct claim_store *cs = r->mwx != NULL ? r->mwx->claims : NULL;
+	size_t nlen = strlen(name);
+
+	/* The last one set wins: a value set again is a new entry. */
+	for (unsigned i = cs != NULL ? cs->n : 0; i-- > 0;) {
+		const struct log_field *c = &cs->c[i];
+		if (c->klen == nlen && memcmp(cs->buf + c->k, name, nlen) == 0) {
+			*value = cs->buf + c->v;
+			*len = c->vlen;
+			return 1;
+		}
+	}
+	return 0;
 }

@@ -248,10 +248,46 @@ def reload_resets(srv):
         "a reload starts the buckets afresh (documented): six pass again")
 
 
+def claim_key():
+    """key = claim:sub: one bucket per verified subject, behind a jwt block."""
+    import base64, hashlib, hmac
+    secret = "k" * 40
+    def token(sub):
+        def b64(b):
+            return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+        head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        body = b64(json.dumps({"sub": sub, "exp": int(time.time()) + 600}).encode())
+        sig = hmac.new(secret.encode(), ("%s.%s" % (head, body)).encode(), hashlib.sha256).digest()
+        return "%s.%s.%s" % (head, body, b64(sig))
+    conf = """[global]
+workers = 2
+[listen:a]
+address = 127.0.0.1:{port}
+[middleware:auth]
+type = jwt
+algorithm = HS256
+secret = %s
+[middleware:per-user]
+type = ratelimit
+rate = 10/m
+burst = 1
+key = claim:sub
+[route:r]
+middleware = auth, per-user
+return = 200 ok
+""" % secret
+    with Server(conf) as srv:
+        alice = ["Authorization: Bearer " + token("alice")]
+        bob = ["Authorization: Bearer " + token("bob")]
+        is_(statuses(srv, "/", 3, alice), [200, 200, 429], "key = claim:sub: alice's burst, then 429")
+        is_(statuses(srv, "/", 2, bob), [200, 200], "... bob has a bucket of his own")
+        is_(statuses(srv, "/", 1), [401], "... no token: the jwt block answers first")
+
+
 def load_errors():
     d = tempfile.mkdtemp(prefix="portico-t-")
     cases = [
-        ("key = claim:sub", r"key: claim: keys need the jwt middleware"),
+        ("key = claim:", r"key: the name is empty"),
         ("rate = 10/h", r"rate: expected N/s or N/m"),
         ("rate = 0/s", r"rate: expected N/s or N/m"),
         ("rate = 10/s\nkey = header:X-Key\ntrusted_proxies = 10.0.0.0/8", r"trusted_proxies: only means something with key = addr"),
@@ -284,6 +320,7 @@ def main():
     srv.stop()
     b.stop()
     load_errors()
+    claim_key()
 
 
 run(main)

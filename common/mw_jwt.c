@@ -1,0 +1,623 @@
+#include "common/mw_jwt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/exchange.h"
+#include "common/jose.h"
+#include "common/units.h"
+
+static const struct conf_key jwt_keys[] = {
+	MW_TYPE_KEY,
+	{ "algorithm", NULL, 0, NULL },
+	{ "secret", NULL, 0, NULL },
+	{ "secret_file", NULL, 0, NULL },
+	{ "public_key", NULL, 0, NULL },
+	{ "jwks", NULL, 0, NULL },
+	{ "cookie", NULL, 0, NULL },
+	{ "leeway", "0s", 0, NULL },
+	{ "issuer", NULL, 0, NULL },
+	{ "audience", NULL, CONF_KEY_LIST, NULL },
+	{ "require", "exp", CONF_KEY_LIST, NULL },
+	{ "forward_claims", NULL, CONF_KEY_LIST, NULL },
+	{ "realm", NULL, 0, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
+/* The most claims forward_claims may name, and the longest claim name. */
+#define FWD_MAX 16
+#define CLAIM_NAME_MAX 64
+
+struct fwd {
+	char *claim;
+	char *header;
+	size_t hlen;
+};
+
+/* Why a request is refused: each has its status, challenge and body. */
+enum deny { DENY_MISSING, DENY_REQUEST, DENY_TOKEN, DENY_N };
+
+struct jwt_conf {
+	struct jose_keys keys;
+	struct jose_policy pol;        /* its strings are owned here */
+	char *cookie;                  /* the cookie holding a token, or NULL */
+	size_t cookie_len;
+	struct fwd fwd[FWD_MAX];
+	size_t nfwd;
+	char *challenge[DENY_N];       /* WWW-Authenticate values */
+};
+
+static const struct {
+	int status;
+	const char *error;             /* RFC 6750 3.1; NULL: none (no token at all) */
+	const char *body;
+} denials[DENY_N] = {
+	[DENY_MISSING] = { 401, NULL, "{\"error\":\"unauthorized\"}\n" },
+	[DENY_REQUEST] = { 400, "invalid_request", "{\"error\":\"invalid_request\"}\n" },
+	[DENY_TOKEN] = { 401, "invalid_token", "{\"error\":\"invalid_token\"}\n" },
+};
+
+static void
+strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void
+jwt_free(void *p)
+{
+	struct jwt_conf *jc = p;
+
+	if (jc == NULL)
+		return;
+	jose_keys_free(&jc->keys);
+	free((char *)jc->pol.issuer);
+	strv_free(jc->pol.audience, jc->pol.naudience);
+	strv_free(jc->pol.require, jc->pol.nrequire);
+	free(jc->cookie);
+	for (size_t i = 0; i < jc->nfwd; i++) {
+		free(jc->fwd[i].claim);
+		free(jc->fwd[i].header);
+	}
+	for (int i = 0; i < DENY_N; i++)
+		free(jc->challenge[i]);
+	free(jc);
+}
+
+/* RFC 9110 5.6.2: tchar. */
+static int
+is_tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	    (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/*
+ * The whole of a file (at most JOSE_MAX_DOC bytes), NUL-terminated, in a
+ * new buffer, its length in *len; NULL with the reason in why.  Keys are
+ * read at every load, so a reload reads them again.
+ */
+static char *
+read_all(const char *path, size_t *len, char *why, size_t whylen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	size_t n = 0;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(why, whylen, "cannot read \"%s\": %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > JOSE_MAX_DOC) {
+		snprintf(why, whylen, "\"%s\" is not a regular file of at most %d bytes", path,
+		    JOSE_MAX_DOC);
+		goto fail;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		goto fail;
+	}
+	while (n < (size_t)st.st_size) {
+		ssize_t got = read(fd, buf + n, (size_t)st.st_size - n);
+		if (got <= 0) {
+			snprintf(why, whylen, "cannot read \"%s\": %s", path,
+			    got < 0 ? strerror(errno) : "it got shorter");
+			goto fail;
+		}
+		n += (size_t)got;
+	}
+	close(fd);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return NULL;
+}
+
+/* The key set from whichever of secret, secret_file, public_key and jwks
+ * is given (exactly one, of the algorithm's kind). */
+static int
+configure_keys(struct conf_ctx *ctx, const struct conf_section *sec, struct jwt_conf *jc,
+    const struct conf_kv *algkv)
+{
+	static const char *const src[] = { "secret", "secret_file", "public_key", "jwks" };
+	const struct conf_kv *given = NULL, *kv;
+	struct conf_kv def;
+	char err[256];
+	char *doc = NULL;
+	size_t len = 0, size = 0;
+	int alg = jc->keys.alg, rc;
+
+	for (size_t i = 0; i < 4; i++) {
+		if ((kv = conf_section_value(sec, jwt_keys, src[i], &def)) == NULL)
+			continue;
+		if (given != NULL) {
+			conf_err(ctx, kv->line, ctx->section, kv->key, "cannot go with %s (line %d): "
+			    "give one key", given->key, given->line);
+			return -1;
+		}
+		given = kv;
+	}
+	if (given == NULL) {
+		conf_err(ctx, sec->line, ctx->section, NULL, "no key: give %s",
+		    jose_alg_hmac(alg) ? "secret or secret_file" : "public_key or jwks");
+		return -1;
+	}
+	if (jose_alg_hmac(alg) != (strncmp(given->key, "secret", 6) == 0)) {
+		conf_err(ctx, given->line, ctx->section, given->key, "algorithm %s (line %d) takes %s",
+		    jose_alg_name(alg), algkv->line,
+		    jose_alg_hmac(alg) ? "secret or secret_file" : "public_key or jwks");
+		return -1;
+	}
+	if (strcmp(given->key, "secret") == 0) {
+		rc = jose_keys_secret(&jc->keys, alg, given->value, strlen(given->value), err,
+		    sizeof(err));
+		goto done;
+	}
+	if ((doc = read_all(given->value, &size, err, sizeof(err))) == NULL) {
+		conf_err(ctx, given->line, ctx->section, given->key, "%s", err);
+		return -1;
+	}
+	len = size;
+	if (strcmp(given->key, "secret_file") == 0) {
+		/* What `echo secret > file` wrote: the newline is not the secret's. */
+		if (len > 0 && doc[len - 1] == '\n')
+			len--;
+		if (len > 0 && doc[len - 1] == '\r')
+			len--;
+		rc = jose_keys_secret(&jc->keys, alg, doc, len, err, sizeof(err));
+	} else if (strcmp(given->key, "public_key") == 0) {
+		rc = jose_keys_pem(&jc->keys, alg, doc, len, err, sizeof(err));
+	} else {
+		rc = jose_keys_jwks(&jc->keys, alg, doc, len, err, sizeof(err));
+	}
+	OPENSSL_cleanse(doc, size); /* a secret, perhaps */
+	free(doc);
+done:
+	if (rc < 0)
+		conf_err(ctx, given->line, ctx->section, given->key, "%s%s%s",
+		    strcmp(given->key, "secret") == 0 ? "" : given->value,
+		    strcmp(given->key, "secret") == 0 ? "" : ": ", err);
+	return rc;
+}
+
+/* The members of one line of a list key, after those in *v. */
+static int
+list_line(struct conf_ctx *ctx, const struct conf_kv *kv, char ***v, size_t *n)
+{
+	const char *p = kv->value, *tok;
+	size_t len;
+
+	while (conf_list_next(&p, &tok, &len)) {
+		if (strcmp(kv->key, "require") == 0 && len == 4 && memcmp(tok, "none", 4) == 0)
+			continue;
+		if (len > CLAIM_NAME_MAX || *n == 64) {
+			conf_err(ctx, kv->line, ctx->section, kv->key, "\"%.*s\": more than 64 values, "
+			    "or one longer than %d bytes", (int)len, tok, CLAIM_NAME_MAX);
+			return -1;
+		}
+		char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+		if (nv == NULL)
+			return -1;
+		*v = nv;
+		if ((nv[*n] = strndup(tok, len)) == NULL)
+			return -1;
+		(*n)++;
+	}
+	return 0;
+}
+
+/* A list key's members, every line of it (or its default), into *v. */
+static int
+configure_list(struct conf_ctx *ctx, const struct conf_section *sec, const char *key, char ***v,
+    size_t *n)
+{
+	const struct conf_kv *kv;
+	struct conf_kv def;
+	int given = 0;
+
+	for (size_t i = 0; i < sec->nkv; i++)
+		if (strcmp(sec->kv[i].key, key) == 0) {
+			given = 1;
+			if (list_line(ctx, &sec->kv[i], v, n) < 0)
+				return -1;
+		}
+	if (!given && (kv = conf_section_value(sec, jwt_keys, key, &def)) != NULL)
+		return list_line(ctx, kv, v, n);
+	return 0;
+}
+
+/* forward_claims = claim:Header, ... */
+static int
+configure_forward(struct conf_ctx *ctx, const struct conf_section *sec, struct jwt_conf *jc)
+{
+	const char *p, *tok;
+	size_t len;
+
+	for (size_t i = 0; i < sec->nkv; i++) {
+		const struct conf_kv *kv = &sec->kv[i];
+		if (strcmp(kv->key, "forward_claims") != 0)
+			continue;
+		p = kv->value;
+		while (conf_list_next(&p, &tok, &len)) {
+			const char *colon = memchr(tok, ':', len);
+			size_t clen = colon != NULL ? (size_t)(colon - tok) : 0;
+			size_t hlen = colon != NULL ? len - clen - 1 : 0;
+			int bad = clen == 0 || clen > CLAIM_NAME_MAX || hlen == 0 || hlen > 256;
+			for (size_t j = 0; !bad && j < hlen; j++)
+				bad = !is_tchar((unsigned char)colon[1 + j]);
+			if (bad) {
+				conf_err(ctx, kv->line, ctx->section, kv->key, "expected claim:Header-Name, "
+				    "not \"%.*s\"", (int)len, tok);
+				return -1;
+			}
+			if (!req_header_changeable(colon + 1, hlen)) {
+				conf_err(ctx, kv->line, ctx->section, kv->key, "%.*s cannot be set: the "
+				    "request was framed and routed by it", (int)hlen, colon + 1);
+				return -1;
+			}
+			if (jc->nfwd == FWD_MAX) {
+				conf_err(ctx, kv->line, ctx->section, kv->key, "more than %d claims",
+				    FWD_MAX);
+				return -1;
+			}
+			struct fwd *f = &jc->fwd[jc->nfwd++];
+			f->hlen = hlen;
+			if ((f->claim = strndup(tok, clen)) == NULL ||
+			    (f->header = strndup(colon + 1, hlen)) == NULL)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* The WWW-Authenticate values (RFC 6750 3), with the realm if given. */
+static int
+configure_challenges(struct conf_ctx *ctx, const struct conf_section *sec, struct jwt_conf *jc)
+{
+	struct conf_kv def;
+	const struct conf_kv *kv = conf_section_value(sec, jwt_keys, "realm", &def);
+	const char *realm = kv != NULL ? kv->value : NULL;
+	char buf[512];
+
+	for (const char *q = realm; q != NULL && *q != '\0'; q++)
+		if (*q < 0x20 || *q > 0x7e || *q == '"' || *q == '\\' || q - realm > 200) {
+			conf_err(ctx, kv->line, ctx->section, kv->key, "expected up to 200 printable "
+			    "characters without \" or \\");
+			return -1;
+		}
+	for (int i = 0; i < DENY_N; i++) {
+		const char *e = denials[i].error;
+		snprintf(buf, sizeof(buf), "Bearer%s%s%s%s%s%s", realm != NULL ? " realm=\"" : "",
+		    realm != NULL ? realm : "", realm != NULL ? "\"" : "",
+		    e != NULL ? (realm != NULL ? ", error=\"" : " error=\"") : "", e != NULL ? e : "",
+		    e != NULL ? "\"" : "");
+		if ((jc->challenge[i] = strdup(buf)) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static void *
+jwt_configure(struct conf_ctx *ctx, const struct conf_section *sec)
+{
+	struct jwt_conf *jc = calloc(1, sizeof(*jc));
+	const struct conf_kv *kv, *algkv;
+	struct conf_kv def;
+	int64_t ms;
+
+	if (jc == NULL)
+		return NULL;
+	/* jansson seeds its hash function on first use; do it here, in one thread. */
+	json_object_seed(0);
+	if ((algkv = conf_section_value(sec, jwt_keys, "algorithm", &def)) == NULL) {
+		conf_err(ctx, sec->line, ctx->section, "algorithm", "missing: give one of HS256, "
+		    "HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384");
+		goto fail;
+	}
+	if ((jc->keys.alg = jose_alg_parse(algkv->value)) < 0) {
+		conf_err(ctx, algkv->line, ctx->section, algkv->key, "unknown algorithm \"%s\": give "
+		    "one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384",
+		    algkv->value);
+		goto fail;
+	}
+	if (configure_keys(ctx, sec, jc, algkv) < 0)
+		goto fail;
+	kv = conf_section_value(sec, jwt_keys, "leeway", &def);
+	if (units_duration(kv->value, &ms) < 0 || ms > 86400000) {
+		conf_err(ctx, kv->line, ctx->section, kv->key, "expected a duration of at most 1d, "
+		    "such as 30s, not \"%s\"", kv->value);
+		goto fail;
+	}
+	jc->pol.leeway = ms / 1000;
+	if ((kv = conf_section_value(sec, jwt_keys, "issuer", &def)) != NULL &&
+	    (jc->pol.issuer = strdup(kv->value)) == NULL)
+		goto fail;
+	if ((kv = conf_section_value(sec, jwt_keys, "cookie", &def)) != NULL) {
+		for (const char *q = kv->value; *q != '\0'; q++)
+			if (!is_tchar((unsigned char)*q)) {
+				conf_err(ctx, kv->line, ctx->section, kv->key, "expected a cookie name "
+				    "(letters, digits and !#$%%&'*+-.^_`|~), not \"%s\"", kv->value);
+				goto fail;
+			}
+		if ((jc->cookie = strdup(kv->value)) == NULL)
+			goto fail;
+		jc->cookie_len = strlen(jc->cookie);
+	}
+	if (configure_list(ctx, sec, "audience", &jc->pol.audience, &jc->pol.naudience) < 0 ||
+	    configure_list(ctx, sec, "require", &jc->pol.require, &jc->pol.nrequire) < 0 ||
+	    configure_forward(ctx, sec, jc) < 0 || configure_challenges(ctx, sec, jc) < 0)
+		goto fail;
+	return jc;
+fail:
+	jwt_free(jc);
+	return NULL;
+}
+
+/* ---- the request phase ---- */
+
+static int
+deny(struct request *r, const struct jwt_conf *jc, enum deny d, const char *why)
+{
+	size_t blen = strlen(denials[d].body);
+
+	/* The reason goes to the access log only: the client learns the code. */
+	http_log_field(r, "jwt", why, strlen(why));
+	http_resp_start(r, denials[d].status, "application/json", (int64_t)blen);
+	http_resp_header(r, "WWW-Authenticate", jc->challenge[d]);
+	http_resp_body(r, denials[d].body, blen);
+	http_resp_end(r);
+	return MW_ANSWERED;
+}
+
+/* RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=". */
+static int
+b64token(const char *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && ((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+	    (p[i] >= '0' && p[i] <= '9') || strchr("-._~+/", p[i]) != NULL) && p[i] != '\0')
+		i++;
+	if (i == 0)
+		return 0;
+	while (i < len && p[i] == '=')
+		i++;
+	return i == len;
+}
+
+/* The token of a Cookie header value: 1 found (*n counts the finds), 0 not. */
+static void
+cookie_scan(const struct jwt_conf *jc, const struct http_header *h, const char **tok, size_t *len,
+    unsigned *n)
+{
+	const char *p = h->value, *end = h->value + h->value_len;
+
+	while (p < end) {
+		const char *semi = memchr(p, ';', (size_t)(end - p)), *stop = semi != NULL ? semi : end;
+		while (p < stop && (*p == ' ' || *p == '\t'))
+			p++;
+		const char *eq = memchr(p, '=', (size_t)(stop - p));
+		if (eq != NULL && (size_t)(eq - p) == jc->cookie_len &&
+		    memcmp(p, jc->cookie, jc->cookie_len) == 0) {
+			const char *v = eq + 1, *ve = stop;
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			if (ve - v >= 2 && *v == '"' && ve[-1] == '"') { /* RFC 6265 4.1.1 */
+				v++;
+				ve--;
+			}
+			*tok = v;
+			*len = (size_t)(ve - v);
+			(*n)++;
+		}
+		p = stop + (semi != NULL);
+	}
+}
+
+/*
+ * Where the token is: Authorization: Bearer, else the cookie.  DENY_N
+ * with *tok and *len, or the denial with *why.
+ */
+static enum deny
+find_token(const struct request *r, const struct jwt_conf *jc, const char **tok, size_t *len,
+    const char **why)
+{
+	const struct http_header *h, *auth = NULL;
+	unsigned it = 0, nauth = 0, ncookie = 0;
+
+	while (req_header_next(r, &it, &h)) {
+		if (h->name_len == 13 && strncasecmp(h->name, "authorization", 13) == 0) {
+			auth = h;
+			nauth++;
+		} else if (jc->cookie != NULL && h->name_len == 6 &&
+		    strncasecmp(h->name, "cookie", 6) == 0) {
+			cookie_scan(jc, h, tok, len, &ncookie);
+		}
+	}
+	if (nauth > 1) {
+		*why = "several Authorization headers";
+		return DENY_REQUEST;
+	}
+	if (auth != NULL && auth->value_len >= 6 && strncasecmp(auth->value, "bearer", 6) == 0 &&
+	    (auth->value_len == 6 || auth->value[6] == ' ')) {
+		const char *p = auth->value + 6, *end = auth->value + auth->value_len;
+		while (p < end && *p == ' ')
+			p++;
+		if (!b64token(p, (size_t)(end - p))) {
+			*why = "malformed Authorization";
+			return DENY_REQUEST;
+		}
+		*tok = p;
+		*len = (size_t)(end - p);
+	} else if (ncookie > 1) {
+		*why = "token cookie given twice";
+		return DENY_REQUEST;
+	} else if (ncookie == 0) {
+		*why = "no token";
+		return DENY_MISSING;
+	}
+	if (*len > JOSE_MAX_TOKEN) {
+		*why = "token too long";
+		return DENY_REQUEST;
+	}
+	return DENY_N;
+}
+
+/* A scalar claim as text: 1 with *p and *len (numbers formatted in buf),
+ * or 0 for null, arrays and objects. */
+static int
+claim_text(const json_t *v, char *buf, size_t cap, const char **p, size_t *len)
+{
+	int n;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		*p = json_string_value(v);
+		*len = json_string_length(v);
+		return 1;
+	case JSON_INTEGER:
+		n = snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		break;
+	case JSON_REAL:
+		n = snprintf(buf, cap, "%.17g", json_real_value(v));
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		n = snprintf(buf, cap, "%s", json_is_true(v) ? "true" : "false");
+		break;
+	default:
+		return 0;
+	}
+	*p = buf;
+	*len = (size_t)n;
+	return 1;
+}
+
+/* Whether a claim's text may go in a header: no control characters. */
+static int
+header_safe(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+jwt_named(const struct jwt_conf *jc, const char *name)
+{
+	for (size_t i = 0; i < jc->nfwd; i++)
+		if (strcmp(jc->fwd[i].claim, name) == 0)
+			return 1;
+	for (size_t i = 0; i < jc->pol.nrequire; i++)
+		if (strcmp(jc->pol.require[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The verified claims for later middleware: those this block names
+ * first (forwarded, required), then the others in the token's order,
+ * as many as the store holds.
+ */
+static void
+keep_claims(struct request *r, const struct jwt_conf *jc, json_t *claims)
+{
+	const char *name, *p;
+	json_t *v;
+	char buf[32];
+	size_t len;
+
+	for (int pass = 0; pass < 2; pass++)
+		json_object_foreach(claims, name, v) {
+			if (jwt_named(jc, name) != (pass == 0) || !claim_text(v, buf, sizeof(buf), &p, &len))
+				continue;
+			if (http_req_claim_set(r, name, p, len) < 0)
+				return;
+		}
+}
+
+static int
+jwt_request(struct request *r, const void *conf)
+{
+	const struct jwt_conf *jc = conf;
+	const char *tok = NULL, *why, *p;
+	size_t len = 0, plen;
+	json_t *claims;
+	char buf[32];
+	enum deny d;
+
+	/* Whoever the client is, only a verified token speaks through these. */
+	for (size_t i = 0; i < jc->nfwd; i++)
+		req_header_remove(r, jc->fwd[i].header, jc->fwd[i].hlen);
+	if ((d = find_token(r, jc, &tok, &len, &why)) != DENY_N)
+		return deny(r, jc, d, why);
+	if (jose_verify(&jc->keys, tok, len, &claims, &why) < 0)
+		return deny(r, jc, DENY_TOKEN, why);
+	if (jose_check_claims(claims, &jc->pol, (int64_t)time(NULL), &why) < 0) {
+		json_decref(claims);
+		return deny(r, jc, DENY_TOKEN, why);
+	}
+	for (size_t i = 0; i < jc->nfwd; i++) {
+		const json_t *v = json_object_get(claims, jc->fwd[i].claim);
+		if (v == NULL || !claim_text(v, buf, sizeof(buf), &p, &plen))
+			continue;
+		if (!header_safe(p, plen)) {
+			json_decref(claims);
+			return deny(r, jc, DENY_TOKEN, "forwarded claim not a header value");
+		}
+		if (req_header_set(r, jc->fwd[i].header, jc->fwd[i].hlen, p, plen) < 0) {
+			json_decref(claims);
+			http_log_field(r, "jwt", "forwarded claim too large", 25);
+			http_resp_error(r, 500);
+			return MW_ANSWERED;
+		}
+	}
+	keep_claims(r, jc, claims);
+	json_decref(claims);
+	return MW_NEXT;
+}
+
+const struct mw_ops jwt_mw_ops = {
+	.type = "jwt",
+	.keys = jwt_keys,
+	.configure = jwt_configure,
+	.free_conf = jwt_free,
+	.request = jwt_request,
+};

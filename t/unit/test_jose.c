@@ -1,0 +1,626 @@
+/*
+ * Unit tests for common/jose.c: the RFC 7515 appendix A vectors (HS256,
+ * RS256, ES256; A.1 is also RFC 7519's example), RFC 7520 4.4 (HS256 with
+ * a kid), then hostile tokens: alg none, an HS256 token keyed with the
+ * RS256 configuration's public key PEM, wrong keys and signatures, bad
+ * base64url, duplicate names, crit, oversized and truncated tokens, ECDSA
+ * signatures of the wrong length or in DER; the claim checks at their
+ * edges; JWKS documents that must be refused; and the per-exchange claim
+ * store (pipeline.c).  Keys for the tokens made here are generated here.
+ */
+#include "common/exchange.h"
+#include "common/jose.h"
+#include "common/pipeline.h"
+#include "t/unit/tap.h"
+
+#include <openssl/bio.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* RFC 7515 A.1 (and RFC 7519 3.1): HS256. */
+static const char a1_key[] =
+    "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+static const char a1_tok[] =
+    "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
+    ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+    ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+/* RFC 7515 A.2: RS256. */
+static const char a2_jwks[] =
+    "{\"keys\":[{\"kty\":\"RSA\",\"e\":\"AQAB\",\"n\":\""
+    "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0"
+    "Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS"
+    "5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH"
+    "7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ\"}]}";
+static const char a2_tok[] =
+    "eyJhbGciOiJSUzI1NiJ9"
+    ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+    ".cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2"
+    "Fp5jujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQ"
+    "BMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6Ie"
+    "YI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw";
+/* RFC 7515 A.3: ES256. */
+static const char a3_jwks[] =
+    "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\","
+    "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+    "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}]}";
+static const char a3_tok[] =
+    "eyJhbGciOiJFUzI1NiJ9"
+    ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+    ".DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+/* RFC 7520 4.4: HS256 with a kid; its payload is text, not JSON. */
+static const char c44_key[] = "hJtXIZ2uSN5kbQfbtTNWbpdmhkV8FJG-Onbc6mxCcYg";
+static const char c44_tok[] =
+    "eyJhbGciOiJIUzI1NiIsImtpZCI6IjAxOGMwYWU1LTRkOWItNDcxYi1iZmQ2LWVlZjMxNGJjNzAzNyJ9"
+    ".SXTigJlzIGEgZGFuZ2Vyb3VzIGJ1c2luZXNzLCBGcm9kbywgZ29pbmcgb3V0IHlvdXIgZG9vci4gWW91IHN0ZXAgb250"
+    "byB0aGUgcm9hZCwgYW5kIGlmIHlvdSBkb24ndCBrZWVwIHlvdXIgZmVldCwgdGhlcmXigJlzIG5vIGtub3dpbmcgd2hl"
+    "cmUgeW91IG1pZ2h0IGJlIHN3ZXB0IG9mZiB0by4"
+    ".s0h6KThzkfBBBkLspW1h84VsJZFTsPPqMDA7g1Md7p0";
+
+#define A1_EXP 1300819380
+
+static char err[256];
+
+static void
+b64e(const unsigned char *in, size_t len, char *out)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0) |
+		    (i + 2 < len ? in[i + 2] : 0);
+		out[o++] = a[v >> 18 & 63];
+		out[o++] = a[v >> 12 & 63];
+		if (i + 1 < len)
+			out[o++] = a[v >> 6 & 63];
+		if (i + 2 < len)
+			out[o++] = a[v & 63];
+	}
+	out[o] = '\0';
+}
+
+/* "b64(hdr).b64(payload)" into out. */
+static void
+signing_input(const char *hdr, const char *payload, char *out)
+{
+	b64e((const unsigned char *)hdr, strlen(hdr), out);
+	strcat(out, ".");
+	b64e((const unsigned char *)payload, strlen(payload), out + strlen(out));
+}
+
+static void
+append_sig(char *tok, const unsigned char *sig, size_t len)
+{
+	strcat(tok, ".");
+	b64e(sig, len, tok + strlen(tok));
+}
+
+/* An HMAC token (md "SHA256"...). */
+static void
+tok_hs(char *tok, const char *hdr, const char *payload, const void *key, size_t klen,
+    const char *md)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	signing_input(hdr, payload, tok);
+	HMAC(EVP_get_digestbyname(md), key, (int)klen, (unsigned char *)tok, strlen(tok), mac, &n);
+	append_sig(tok, mac, n);
+}
+
+/* A signature by pkey: DER for ECDSA; *len. */
+static void
+sign(EVP_PKEY *pkey, const char *md, int pss, const char *data, unsigned char *sig, size_t *len)
+{
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *p = NULL;
+
+	EVP_DigestSignInit(m, &p, EVP_get_digestbyname(md), NULL, pkey);
+	if (pss) {
+		EVP_PKEY_CTX_set_rsa_padding(p, RSA_PKCS1_PSS_PADDING);
+		EVP_PKEY_CTX_set_rsa_pss_saltlen(p, RSA_PSS_SALTLEN_DIGEST);
+	}
+	*len = 1024;
+	EVP_DigestSign(m, sig, len, (const unsigned char *)data, strlen(data));
+	EVP_MD_CTX_free(m);
+}
+
+/* A DER ECDSA signature as JOSE's r||s of sz bytes each. */
+static size_t
+der_to_raw(const unsigned char *der, size_t len, size_t sz, unsigned char *out)
+{
+	ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &der, (long)len);
+	const BIGNUM *r, *s;
+
+	ECDSA_SIG_get0(es, &r, &s);
+	BN_bn2binpad(r, out, (int)sz);
+	BN_bn2binpad(s, out + sz, (int)sz);
+	ECDSA_SIG_free(es);
+	return 2 * sz;
+}
+
+/* A token signed by pkey; raw: ECDSA as r||s (else as signed: DER). */
+static void
+tok_pk(char *tok, const char *hdr, const char *payload, EVP_PKEY *pkey, const char *md,
+    int pss, size_t ec_size, int raw)
+{
+	unsigned char sig[1024], r[200];
+	size_t len;
+
+	signing_input(hdr, payload, tok);
+	sign(pkey, md, pss, tok, sig, &len);
+	if (ec_size > 0 && raw)
+		append_sig(tok, r, der_to_raw(sig, len, ec_size, r));
+	else
+		append_sig(tok, sig, len);
+}
+
+static char *
+pem_of(EVP_PKEY *pkey)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p, *out;
+	long n;
+
+	PEM_write_bio_PUBKEY(b, pkey);
+	n = BIO_get_mem_data(b, &p);
+	out = strndup(p, (size_t)n);
+	BIO_free(b);
+	return out;
+}
+
+/* jose_verify, then the claims freed: the reason, or "ok". */
+static const char *
+verify(const struct jose_keys *ks, const char *tok)
+{
+	json_t *claims;
+	const char *why;
+
+	if (jose_verify(ks, tok, strlen(tok), &claims, &why) < 0)
+		return why;
+	json_decref(claims);
+	return "ok";
+}
+
+static int
+keys_secret_b64(struct jose_keys *ks, int alg, const char *k64)
+{
+	unsigned char k[128];
+	ssize_t n = jose_b64url_decode(k64, strlen(k64), k, sizeof(k));
+
+	return jose_keys_secret(ks, alg, k, (size_t)n, err, sizeof(err));
+}
+
+static void
+test_b64url(void)
+{
+	unsigned char out[16];
+
+	is(jose_b64url_decode("", 0, out, sizeof(out)), 0, "b64url: empty");
+	is(jose_b64url_decode("YQ", 2, out, sizeof(out)), 1, "b64url: 'a' unpadded");
+	ok(out[0] == 'a', "... decodes to 'a'");
+	is(jose_b64url_decode("YWI", 3, out, sizeof(out)), 2, "b64url: 'ab'");
+	is(jose_b64url_decode("YWJj", 4, out, sizeof(out)), 3, "b64url: 'abc'");
+	is(jose_b64url_decode("YQ==", 4, out, sizeof(out)), -1, "b64url: padding refused");
+	is(jose_b64url_decode("Y", 1, out, sizeof(out)), -1, "b64url: a length of 4n+1 refused");
+	is(jose_b64url_decode("-_8", 3, out, sizeof(out)), 2, "b64url: - and _");
+	is(jose_b64url_decode("+/8", 3, out, sizeof(out)), -1, "b64url: + and / (base64) refused");
+	is(jose_b64url_decode("YR", 2, out, sizeof(out)), -1, "b64url: non-zero unused bits refused");
+	is(jose_b64url_decode("YWK", 3, out, sizeof(out)), -1, "b64url: ... of a 3-char tail too");
+	is(jose_b64url_decode("YW Jj", 5, out, sizeof(out)), -1, "b64url: blank refused");
+	is(jose_b64url_decode("YWJjYWJj", 8, out, 5), -1, "b64url: more than cap refused");
+}
+
+static void
+test_rfc(void)
+{
+	struct jose_keys ks = { 0 };
+	struct jose_policy pol = { 0 };
+	json_t *claims;
+	const char *why = NULL;
+
+	is(jose_alg_parse("none"), -1, "alg none is not an algorithm");
+	is(jose_alg_parse("hs256"), -1, "algorithm names are case-sensitive");
+	is(jose_alg_parse("ES384"), JOSE_ES384, "ES384 known");
+
+	is(keys_secret_b64(&ks, JOSE_HS256, a1_key), 0, "A.1 key loads");
+	is(jose_verify(&ks, a1_tok, strlen(a1_tok), &claims, &why), 0, "RFC 7515 A.1 HS256 verifies");
+	is_str(json_string_value(json_object_get(claims, "iss")), "joe", "... iss is joe");
+	ok(json_is_true(json_object_get(claims, "http://example.com/is_root")), "... is_root true");
+	is(jose_check_claims(claims, &pol, A1_EXP - 1, &why), 0, "... valid a second before exp");
+	is(jose_check_claims(claims, &pol, A1_EXP, &why), -1, "... expired at exp");
+	is_str(why, "expired", "... reason expired");
+	pol.leeway = 10;
+	is(jose_check_claims(claims, &pol, A1_EXP + 9, &why), 0, "... leeway 10: valid at exp + 9");
+	is(jose_check_claims(claims, &pol, A1_EXP + 10, &why), -1, "... leeway 10: expired at exp + 10");
+	pol.leeway = 0;
+	pol.issuer = "joe";
+	is(jose_check_claims(claims, &pol, A1_EXP - 1, &why), 0, "... issuer joe accepted");
+	pol.issuer = "jane";
+	is(jose_check_claims(claims, &pol, A1_EXP - 1, &why), -1, "... issuer jane refused");
+	is_str(why, "wrong issuer", "... reason");
+	pol.issuer = NULL;
+	json_decref(claims);
+	jose_keys_free(&ks);
+
+	is(keys_secret_b64(&ks, JOSE_HS384, a1_key), 0, "the A.1 key as HS384");
+	is_str(verify(&ks, a1_tok), "wrong alg", "A.1 refused by an HS384 key set");
+	jose_keys_free(&ks);
+
+	is(jose_keys_jwks(&ks, JOSE_RS256, a2_jwks, strlen(a2_jwks), err, sizeof(err)), 0,
+	    "A.2 JWK loads");
+	is_str(verify(&ks, a2_tok), "ok", "RFC 7515 A.2 RS256 verifies");
+	jose_keys_free(&ks);
+	is(jose_keys_jwks(&ks, JOSE_PS256, a2_jwks, strlen(a2_jwks), err, sizeof(err)), 0,
+	    "A.2 JWK as PS256");
+	is_str(verify(&ks, a2_tok), "wrong alg", "A.2 refused by a PS256 key set");
+	jose_keys_free(&ks);
+
+	is(jose_keys_jwks(&ks, JOSE_ES256, a3_jwks, strlen(a3_jwks), err, sizeof(err)), 0,
+	    "A.3 JWK loads");
+	is_str(verify(&ks, a3_tok), "ok", "RFC 7515 A.3 ES256 verifies");
+	char t[512];
+	snprintf(t, sizeof(t), "%s", a3_tok);
+	t[strlen(t) - 1] = t[strlen(t) - 1] == 'Q' ? 'g' : 'Q';
+	is_str(verify(&ks, t), "bad signature", "A.3 with its last signature byte changed refused");
+	jose_keys_free(&ks);
+	is(jose_keys_jwks(&ks, JOSE_ES384, a3_jwks, strlen(a3_jwks), err, sizeof(err)), -1,
+	    "a P-256 JWKS gives no key for ES384");
+	is_str(err, "no key for ES384 (kty EC, crv P-384, with alg ES384 and use sig when given)",
+	    "... and says so");
+	jose_keys_free(&ks);
+
+	is(keys_secret_b64(&ks, JOSE_HS256, c44_key), 0, "RFC 7520 4.4 key loads");
+	is_str(verify(&ks, c44_tok), "bad payload",
+	    "RFC 7520 4.4 HS256: signature verified, the text payload is no JWT claims set");
+	jose_keys_free(&ks);
+	is(keys_secret_b64(&ks, JOSE_HS256, a1_key), 0, "the A.1 key");
+	is_str(verify(&ks, c44_tok), "bad signature", "RFC 7520 4.4 refused with another key");
+	jose_keys_free(&ks);
+}
+
+static void
+test_hostile_hs(void)
+{
+	static const char key[] = "0123456789abcdef0123456789abcdef";
+	struct jose_keys ks = { 0 };
+	char tok[JOSE_MAX_TOKEN + 64], *big;
+
+	is(jose_keys_secret(&ks, JOSE_HS256, key, 31, err, sizeof(err)), -1, "a 31-byte HS256 secret refused");
+	is_str(err, "HS256 needs a secret of at least 32 bytes, not 31", "... and says so");
+	jose_keys_free(&ks);
+	is(jose_keys_secret(&ks, JOSE_HS256, key, 32, err, sizeof(err)), 0, "HS256 secret");
+
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", key, 32, "SHA256");
+	is_str(verify(&ks, tok), "ok", "an HS256 token made here verifies");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", "another key, 32 bytes long.......", 32, "SHA256");
+	is_str(verify(&ks, tok), "bad signature", "wrong key refused");
+	tok_hs(tok, "{\"alg\":\"HS512\"}", "{\"sub\":\"a\"}", key, 32, "SHA512");
+	is_str(verify(&ks, tok), "wrong alg", "an HS512 token to an HS256 key set refused");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", key, 32, "SHA384");
+	is_str(verify(&ks, tok), "bad signature", "an HS384 MAC in an HS256 token refused");
+
+	signing_input("{\"alg\":\"none\"}", "{\"sub\":\"a\"}", tok);
+	strcat(tok, ".");
+	is_str(verify(&ks, tok), "wrong alg", "alg none, no signature, refused");
+	signing_input("{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", tok);
+	strcat(tok, ".");
+	is_str(verify(&ks, tok), "bad signature encoding", "alg HS256, empty signature, refused");
+	signing_input("{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", tok);
+	is_str(verify(&ks, tok), "not three parts", "two parts refused");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", key, 32, "SHA256");
+	strcat(tok, ".e30");
+	is_str(verify(&ks, tok), "not three parts", "four parts refused");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", key, 32, "SHA256");
+	tok[strlen(tok) - 3] = '\0';
+	is_str(verify(&ks, tok), "bad signature", "truncated signature refused");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", key, 32, "SHA256");
+	tok[strlen(tok) - 4] = tok[strlen(tok) - 4] == 'A' ? 'B' : 'A';
+	is_str(verify(&ks, tok), "bad signature", "a changed signature refused");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", key, 32, "SHA256");
+	strcat(tok, "=");
+	is_str(verify(&ks, tok), "bad signature encoding", "padded signature refused");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", key, 32, "SHA256");
+	char *dot = strchr(tok, '.');
+	dot[1] = '+';
+	is_str(verify(&ks, tok), "bad signature", "a '+' in the payload refused (the MAC covers it)");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", key, 32, "SHA256");
+	tok[0] = '/';
+	is_str(verify(&ks, tok), "bad header", "a '/' in the header refused");
+
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\",\"sub\":\"b\"}", key, 32, "SHA256");
+	is_str(verify(&ks, tok), "bad payload", "duplicate claim names refused (signed properly)");
+	tok_hs(tok, "{\"alg\":\"HS256\",\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", key, 32, "SHA256");
+	is_str(verify(&ks, tok), "bad header", "duplicate header names refused");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "[\"sub\"]", key, 32, "SHA256");
+	is_str(verify(&ks, tok), "bad payload", "a payload that is not an object refused");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\\u0000b\"}", key, 32, "SHA256");
+	is_str(verify(&ks, tok), "bad payload", "a NUL in a claim refused");
+	tok_hs(tok, "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}", "{\"sub\":\"a\"}", key, 32, "SHA256");
+	is_str(verify(&ks, tok), "crit header", "crit refused");
+	tok_hs(tok, "{\"alg\":\"HS256\",\"kid\":7}", "{\"sub\":\"a\"}", key, 32, "SHA256");
+	is_str(verify(&ks, tok), "bad kid", "a kid that is not a string refused");
+	tok_hs(tok, "{\"alg\":\"HS256\",\"kid\":\"whatever\"}", "{\"sub\":\"a\"}", key, 32, "SHA256");
+	is_str(verify(&ks, tok), "ok", "a secret verifies whatever the kid");
+
+	big = malloc(JOSE_MAX_TOKEN + 2);
+	memset(big, 'A', JOSE_MAX_TOKEN + 1);
+	big[JOSE_MAX_TOKEN + 1] = '\0';
+	is_str(verify(&ks, big), "token too long", "a token of 8 KiB + 1 refused");
+	free(big);
+	/* A deep document within the limit: refused by jansson's depth limit
+	 * or as a payload, never a crash. */
+	char deep[4200];
+	memset(deep, '[', 4100);
+	deep[4100] = '\0';
+	tok_hs(tok, "{\"alg\":\"HS256\"}", deep, key, 32, "SHA256");
+	is_str(verify(&ks, tok), "bad payload", "a deep, unterminated payload refused");
+	jose_keys_free(&ks);
+}
+
+static void
+test_alg_swap(void)
+{
+	struct jose_keys ks = { 0 };
+	EVP_PKEY *rsa = EVP_RSA_gen(2048), *ec;
+	char *pem = pem_of(rsa), tok[4096];
+
+	is(jose_keys_pem(&ks, JOSE_RS256, pem, strlen(pem), err, sizeof(err)), 0, "RS256 PEM loads");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", pem, strlen(pem), "SHA256");
+	is_str(verify(&ks, tok), "wrong alg",
+	    "HS256 token keyed with the RS256 public key PEM refused");
+	tok_hs(tok, "{\"alg\":\"RS256\"}", "{\"sub\":\"a\"}", pem, strlen(pem), "SHA256");
+	is_str(verify(&ks, tok), "bad signature",
+	    "... and with alg RS256 it is no RSA signature");
+	tok_pk(tok, "{\"alg\":\"RS256\"}", "{\"sub\":\"a\"}", rsa, "SHA256", 0, 0, 0);
+	is_str(verify(&ks, tok), "ok", "an RS256 token made here verifies");
+	tok_pk(tok, "{\"alg\":\"RS256\"}", "{\"sub\":\"a\"}", rsa, "SHA256", 1, 0, 0);
+	is_str(verify(&ks, tok), "bad signature", "a PSS signature in an RS256 token refused");
+	jose_keys_free(&ks);
+
+	is(jose_keys_secret(&ks, JOSE_RS256, pem, strlen(pem), err, sizeof(err)), -1,
+	    "a secret for RS256 refused");
+	is_str(err, "RS256 takes a public key, not a secret", "... and says so");
+	jose_keys_free(&ks);
+	is(jose_keys_pem(&ks, JOSE_HS256, pem, strlen(pem), err, sizeof(err)), -1,
+	    "a PEM key for HS256 refused");
+	jose_keys_free(&ks);
+
+	is(jose_keys_pem(&ks, JOSE_PS256, pem, strlen(pem), err, sizeof(err)), 0, "PS256 PEM loads");
+	tok_pk(tok, "{\"alg\":\"PS256\"}", "{\"sub\":\"a\"}", rsa, "SHA256", 1, 0, 0);
+	is_str(verify(&ks, tok), "ok", "a PS256 token made here verifies");
+	tok_pk(tok, "{\"alg\":\"PS256\"}", "{\"sub\":\"a\"}", rsa, "SHA256", 0, 0, 0);
+	is_str(verify(&ks, tok), "bad signature", "a PKCS#1 v1.5 signature in a PS256 token refused");
+	jose_keys_free(&ks);
+	is(jose_keys_pem(&ks, JOSE_ES256, pem, strlen(pem), err, sizeof(err)), -1,
+	    "an RSA PEM for ES256 refused");
+	is_str(err, "ES256 needs an EC key on P-256", "... and says so");
+	jose_keys_free(&ks);
+	free(pem);
+	EVP_PKEY_free(rsa);
+
+	rsa = EVP_RSA_gen(1024);
+	pem = pem_of(rsa);
+	is(jose_keys_pem(&ks, JOSE_RS256, pem, strlen(pem), err, sizeof(err)), -1,
+	    "a 1024-bit RSA key refused");
+	is_str(err, "an RSA key of 1024 bits: from 2048 to 8192 are taken", "... and says so");
+	jose_keys_free(&ks);
+	free(pem);
+	EVP_PKEY_free(rsa);
+
+	ec = EVP_EC_gen("P-256");
+	pem = pem_of(ec);
+	is(jose_keys_pem(&ks, JOSE_ES256, pem, strlen(pem), err, sizeof(err)), 0, "ES256 PEM loads");
+	tok_pk(tok, "{\"alg\":\"ES256\"}", "{\"sub\":\"a\"}", ec, "SHA256", 0, 32, 1);
+	is_str(verify(&ks, tok), "ok", "an ES256 token (r||s) made here verifies");
+	tok_pk(tok, "{\"alg\":\"ES256\"}", "{\"sub\":\"a\"}", ec, "SHA256", 0, 32, 0);
+	is_str(verify(&ks, tok), "bad signature", "the same signature in DER refused");
+	tok_pk(tok, "{\"alg\":\"ES256\"}", "{\"sub\":\"a\"}", ec, "SHA256", 0, 32, 1);
+	char *sig = strrchr(tok, '.') + 1;
+	unsigned char raw[64];
+	jose_b64url_decode(sig, strlen(sig), raw, sizeof(raw));
+	b64e(raw, 63, sig);
+	is_str(verify(&ks, tok), "bad signature", "a 63-byte ES256 signature refused");
+	memset(raw, 0, sizeof(raw));
+	b64e(raw, 64, sig);
+	is_str(verify(&ks, tok), "bad signature", "r = s = 0 refused");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", pem, strlen(pem), "SHA256");
+	is_str(verify(&ks, tok), "wrong alg", "HS256 keyed with the ES256 PEM refused");
+	jose_keys_free(&ks);
+	is(jose_keys_pem(&ks, JOSE_ES384, pem, strlen(pem), err, sizeof(err)), -1,
+	    "a P-256 PEM for ES384 refused");
+	jose_keys_free(&ks);
+	free(pem);
+	EVP_PKEY_free(ec);
+
+	ec = EVP_EC_gen("P-384");
+	pem = pem_of(ec);
+	is(jose_keys_pem(&ks, JOSE_ES384, pem, strlen(pem), err, sizeof(err)), 0, "ES384 PEM loads");
+	tok_pk(tok, "{\"alg\":\"ES384\"}", "{\"sub\":\"a\"}", ec, "SHA384", 0, 48, 1);
+	is_str(verify(&ks, tok), "ok", "an ES384 token made here verifies");
+	jose_keys_free(&ks);
+	free(pem);
+	EVP_PKEY_free(ec);
+	is(jose_keys_pem(&ks, JOSE_ES256, "not a key", 9, err, sizeof(err)), -1, "garbage PEM refused");
+	is_str(err, "no PEM public key (-----BEGIN PUBLIC KEY-----)", "... and says so");
+	jose_keys_free(&ks);
+}
+
+static void
+test_jwks(void)
+{
+	struct jose_keys ks = { 0 };
+	EVP_PKEY *ec = EVP_EC_gen("P-256");
+	unsigned char x[32], y[32], pub[65];
+	char jwks[2048], bx[64], by[64], tok[2048];
+	size_t len = 0;
+
+	EVP_PKEY_get_octet_string_param(ec, "pub", pub, sizeof(pub), &len);
+	memcpy(x, pub + 1, 32);
+	memcpy(y, pub + 33, 32);
+	b64e(x, 32, bx);
+	b64e(y, 32, by);
+	snprintf(jwks, sizeof(jwks), "{\"keys\":["
+	    "{\"kty\":\"RSA\",\"kid\":\"r\",\"n\":\"AQAB\",\"e\":\"AQAB\"},"
+	    "{\"kty\":\"EC\",\"crv\":\"P-384\",\"kid\":\"p384\",\"x\":\"AA\",\"y\":\"AA\"},"
+	    "{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"enc\",\"use\":\"enc\",\"x\":\"AA\",\"y\":\"AA\"},"
+	    "{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"a\",\"x\":\"%s\",\"y\":\"%s\"},"
+	    "{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"b\",\"alg\":\"ES256\",\"use\":\"sig\",\"x\":\"%s\",\"y\":\"%s\"}]}",
+	    bx, by, bx, by);
+	is(jose_keys_jwks(&ks, JOSE_ES256, jwks, strlen(jwks), err, sizeof(err)), 0,
+	    "a JWKS with keys of other kinds: those skipped");
+	is(ks.n, 2, "... two ES256 keys taken");
+	tok_pk(tok, "{\"alg\":\"ES256\",\"kid\":\"b\"}", "{\"sub\":\"a\"}", ec, "SHA256", 0, 32, 1);
+	is_str(verify(&ks, tok), "ok", "kid b verifies");
+	tok_pk(tok, "{\"alg\":\"ES256\",\"kid\":\"c\"}", "{\"sub\":\"a\"}", ec, "SHA256", 0, 32, 1);
+	is_str(verify(&ks, tok), "no key for kid", "a kid the JWKS does not have refused");
+	tok_pk(tok, "{\"alg\":\"ES256\",\"kid\":\"enc\"}", "{\"sub\":\"a\"}", ec, "SHA256", 0, 32, 1);
+	is_str(verify(&ks, tok), "no key for kid", "the kid of a key for encryption refused");
+	tok_pk(tok, "{\"alg\":\"ES256\"}", "{\"sub\":\"a\"}", ec, "SHA256", 0, 32, 1);
+	is_str(verify(&ks, tok), "no key for kid", "no kid, two keys: refused");
+	jose_keys_free(&ks);
+
+	static const struct {
+		const char *doc, *err, *name;
+	} bad[] = {
+		{ "{\"keys\":[", "not JSON: ']' expected near end of file (line 1)", "not JSON" },
+		{ "{\"kys\":[]}", "no \"keys\" array", "no keys" },
+		{ "{\"keys\":[],\"keys\":[]}", "not JSON: duplicate object key near '\"keys\"' (line 1)", "duplicate names" },
+		{ "{\"keys\":[]}", "no key for ES256 (kty EC, crv P-256, with alg ES256 and use sig when given)", "no key" },
+		{ "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AA\",\"y\":\"AA\"}]}",
+		    "key 0: not a valid P-256 public key", "short coordinates" },
+		{ "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\","
+		    "\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
+		    "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}]}",
+		    "key 0: not a valid P-256 public key", "a point not on the curve" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		is(jose_keys_jwks(&ks, JOSE_ES256, bad[i].doc, strlen(bad[i].doc), err, sizeof(err)), -1,
+		    "JWKS refused: %s", bad[i].name);
+		is_str(err, bad[i].err, "... %s", bad[i].err);
+		jose_keys_free(&ks);
+	}
+	snprintf(jwks, sizeof(jwks), "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"a\",\"x\":\"%s\","
+	    "\"y\":\"%s\"},{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"a\",\"x\":\"%s\",\"y\":\"%s\"}]}",
+	    bx, by, bx, by);
+	is(jose_keys_jwks(&ks, JOSE_ES256, jwks, strlen(jwks), err, sizeof(err)), -1, "a kid twice refused");
+	is_str(err, "key 1: \"kid\" \"a\" given twice", "... and says so");
+	jose_keys_free(&ks);
+	snprintf(jwks, sizeof(jwks), "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"}]}",
+	    bx, by);
+	is(jose_keys_jwks(&ks, JOSE_ES256, jwks, strlen(jwks), err, sizeof(err)), 0, "one key, no kid");
+	tok_pk(tok, "{\"alg\":\"ES256\"}", "{\"sub\":\"a\"}", ec, "SHA256", 0, 32, 1);
+	is_str(verify(&ks, tok), "ok", "... verifies a token without kid");
+	tok_pk(tok, "{\"alg\":\"ES256\",\"kid\":\"x\"}", "{\"sub\":\"a\"}", ec, "SHA256", 0, 32, 1);
+	is_str(verify(&ks, tok), "ok", "... and one with a kid");
+	jose_keys_free(&ks);
+	is(jose_keys_jwks(&ks, JOSE_HS256, a3_jwks, strlen(a3_jwks), err, sizeof(err)), -1,
+	    "a JWKS for HS256 refused");
+	jose_keys_free(&ks);
+	EVP_PKEY_free(ec);
+}
+
+static int
+claims_ok(const char *json, const struct jose_policy *p, int64_t now, const char **why)
+{
+	json_t *c = json_loads(json, 0, NULL);
+	int rc = jose_check_claims(c, p, now, why);
+
+	json_decref(c);
+	return rc;
+}
+
+static void
+test_claims(void)
+{
+	char *aud[] = { "api", "web" }, *req[] = { "sub", "role" };
+	struct jose_policy p = { 0 };
+	const char *why = NULL;
+
+	is(claims_ok("{\"nbf\":100}", &p, 99, &why), -1, "nbf 100 at 99 refused");
+	is_str(why, "not yet valid", "... not yet valid");
+	is(claims_ok("{\"nbf\":100}", &p, 100, &why), 0, "nbf 100 at 100 accepted");
+	p.leeway = 5;
+	is(claims_ok("{\"nbf\":100}", &p, 95, &why), 0, "nbf 100, leeway 5, at 95 accepted");
+	is(claims_ok("{\"nbf\":100}", &p, 94, &why), -1, "... at 94 refused");
+	is(claims_ok("{\"exp\":100.5}", &p, 105, &why), 0, "exp 100.5, leeway 5, at 105 accepted");
+	is(claims_ok("{\"exp\":100.5}", &p, 106, &why), -1, "... at 106 refused");
+	p.leeway = 0;
+	is(claims_ok("{\"exp\":\"100\"}", &p, 1, &why), -1, "exp as a string refused");
+	is_str(why, "bad exp", "... bad exp");
+	is(claims_ok("{\"nbf\":null}", &p, 1, &why), -1, "nbf null refused");
+	is(claims_ok("{\"aud\":\"api\"}", &p, 1, &why), -1, "aud without audience configured refused");
+	is_str(why, "wrong audience", "... wrong audience");
+	p.audience = aud;
+	p.naudience = 2;
+	is(claims_ok("{\"aud\":\"web\"}", &p, 1, &why), 0, "aud web accepted");
+	is(claims_ok("{\"aud\":[\"x\",\"api\"]}", &p, 1, &why), 0, "aud list holding api accepted");
+	is(claims_ok("{\"aud\":[\"x\",\"y\"]}", &p, 1, &why), -1, "aud list of others refused");
+	is(claims_ok("{\"aud\":\"API\"}", &p, 1, &why), -1, "aud compared with case");
+	is(claims_ok("{\"aud\":[]}", &p, 1, &why), -1, "empty aud list refused");
+	is(claims_ok("{\"sub\":\"x\"}", &p, 1, &why), -1, "no aud refused when audience is set");
+	is(claims_ok("{\"aud\":[[\"api\"]]}", &p, 1, &why), -1, "a nested list refused");
+	p.naudience = 0;
+	p.require = req;
+	p.nrequire = 2;
+	is(claims_ok("{\"sub\":\"x\",\"role\":\"admin\"}", &p, 1, &why), 0, "required claims present");
+	is(claims_ok("{\"sub\":\"x\"}", &p, 1, &why), -1, "role missing refused");
+	is_str(why, "required claim missing", "... required claim missing");
+	is(claims_ok("{\"sub\":\"x\",\"role\":null}", &p, 1, &why), -1, "role null refused");
+	is(claims_ok("{\"sub\":\"x\",\"role\":false}", &p, 1, &why), 0, "role false is present");
+}
+
+static void
+test_store(void)
+{
+	struct request r;
+	const char *v;
+	size_t len;
+	char big[REQ_CLAIM_BYTES];
+
+	memset(&r, 0, sizeof(r));
+	is(http_req_claim(&r, "sub", &v, &len), 0, "store: nothing set, nothing found");
+	is(http_req_claim_set(&r, "sub", "alice", 5), 0, "store: sub set");
+	is(http_req_claim_set(&r, "n", "42", 2), 0, "store: n set");
+	is(http_req_claim(&r, "sub", &v, &len), 1, "store: sub found");
+	is_slice(v, len, "alice", "... alice");
+	is(http_req_claim(&r, "su", &v, &len), 0, "store: a prefix is not the name");
+	is(http_req_claim_set(&r, "sub", "bob", 3), 0, "store: sub set again");
+	is(http_req_claim(&r, "sub", &v, &len), 1, "store: sub found again");
+	is_slice(v, len, "bob", "... the last value: bob");
+	for (int i = 3; i < REQ_CLAIMS; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "c%d", i);
+		http_req_claim_set(&r, name, "v", 1);
+	}
+	is(http_req_claim_set(&r, "one_more", "v", 1), -1, "store: claim 17 refused");
+	pipeline_end(&r);
+	memset(&r, 0, sizeof(r));
+	memset(big, 'x', sizeof(big));
+	is(http_req_claim_set(&r, "k", big, REQ_CLAIM_BYTES - 1), 0, "store: 2 KiB in all taken");
+	is(http_req_claim_set(&r, "", "", 0), 0, "store: an empty name and value still fit");
+	is(http_req_claim_set(&r, "k", "v", 1), -1, "store: one byte more refused");
+	is(http_req_claim(&r, "k", &v, &len), 1, "store: the big one found");
+	is(len, REQ_CLAIM_BYTES - 1, "... whole");
+	pipeline_end(&r);
+	ok(r.mwx == NULL, "store: freed at the exchange's end");
+}
+
+int
+main(void)
+{
+	test_b64url();
+	test_rfc();
+	test_hostile_hs();
+	test_alg_swap();
+	test_jwks();
+	test_claims();
+	test_store();
+	return done_testing();
+}
