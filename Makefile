@@ -14,6 +14,10 @@ PORTICO_CFLAGS = -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 BUILD   ?= build
+# type = basic (common/mw_basic.c): libxcrypt's crypt_rn; htpasswd and
+# mkpasswd make the test suite's user files.
+DEB_PKGS += libcrypt-dev apache2-utils whois
+LDLIBS  += -lcrypt
 
 SRC      = $(wildcard common/*.c origin/*.c proxy/*.c)
 LIB_SRC  = $(filter-out common/main.c,$(SRC))

@@ -11,11 +11,12 @@
 #include "common/exchange.h"
 #include "common/h1.h"
 #include "common/log.h"
+#include "common/mw_basic.h"
 #include "common/mw_headers.h"
 #include "common/mw_test.h"
 
 /* The modules a `type` may name. */
-static const struct mw_ops *const modules[] = { &headers_mw_ops, NULL };
+static const struct mw_ops *const modules[] = { &headers_mw_ops, &basic_mw_ops, NULL };
 
 /*
  * The test suite's module (mw_test.c) exists only when the environment
