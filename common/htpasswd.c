@@ -271,7 +271,7 @@ htpasswd_parse(const char *data, size_t len, struct htpasswd *out,
 			break;
 		s = e + (nl != NULL);
 	}
-	if (p.nerr == 0) {
+	if (p.nerr == 0 && out->n > 0) {
 		/* Sorted, so that a request finds its user in log n steps. */
 		qsort(out->v, out->n, sizeof(*out->v), by_name);
 		for (size_t i = 1; i < out->n; i++)
