@@ -364,37 +364,38 @@ log_refused(const struct request *r, const struct basic_conf *bc, const char *us
 }
 
 /*
- * The user whose password cred[0, n) ("user:password", NUL-terminated,
- * colon at ulen) gives, or NULL.  An unknown user costs as much as a
- * known one: the password is checked against the file's first hash and
- * the answer thrown away, so timing does not tell which names exist.
+ * Checks cred[0, n) ("user:password", NUL-terminated, colon at ulen):
+ * 1 with *out set to the user, 0 when refused, -1 out of memory.  An
+ * unknown user costs as much as a known one: the password is checked
+ * against the file's first hash and the answer thrown away, so timing
+ * does not tell which names exist.
  */
-static const struct htpasswd_user *
+static int
 check(const struct basic_conf *bc, struct basic_worker *bw, const char *cred, size_t n,
-    size_t ulen)
+    size_t ulen, const struct htpasswd_user **out)
 {
 	unsigned char mac[MAC_LEN];
 	int64_t now = 0;
 
 	if (bc->ttl_ms > 0 && bw != NULL) {
-		const struct htpasswd_user *u;
 		HMAC(EVP_sha256(), bc->key, MAC_LEN, (const unsigned char *)cred, n, mac, NULL);
 		now = now_ms();
-		if ((u = cache_find(bw, mac, now)) != NULL)
-			return u;
+		if ((*out = cache_find(bw, mac, now)) != NULL)
+			return 1;
 	}
 	struct crypt_data *cd = bw != NULL ? &bw->cd : calloc(1, sizeof(*cd));
 	if (cd == NULL)
-		return NULL;
+		return -1;
 	const struct htpasswd_user *u = htpasswd_find(&bc->users, cred, ulen);
 	int match = htpasswd_verify(u != NULL ? u->hash : bc->users.dummy, cred + ulen + 1, cd);
 	if (bw == NULL)
 		free(cd);
 	if (u == NULL || !match)
-		return NULL;
+		return 0;
 	if (bc->ttl_ms > 0 && bw != NULL)
 		cache_add(bw, mac, u, now + bc->ttl_ms);
-	return u;
+	*out = u;
+	return 1;
 }
 
 static int
@@ -402,6 +403,7 @@ basic_request(struct request *r, const void *conf)
 {
 	const struct basic_conf *bc = conf;
 	const struct http_header *h = authorization(r);
+	const struct htpasswd_user *u = NULL;
 	char cred[BASIC_MAX_CREDENTIALS + 1];
 	size_t ulen;
 	int n;
@@ -410,11 +412,15 @@ basic_request(struct request *r, const void *conf)
 	if (h == NULL || (n = basic_credentials(h->value, h->value_len, cred, sizeof(cred),
 	    &ulen)) < 0)
 		return challenge(r, bc);
-	const struct htpasswd_user *u = check(bc, worker_slot(bc, r), cred, (size_t)n, ulen);
-	if (u == NULL)
+	int rc = check(bc, worker_slot(bc, r), cred, (size_t)n, ulen, &u);
+	if (rc == 0)
 		log_refused(r, bc, cred, ulen, htpasswd_find(&bc->users, cred, ulen) != NULL);
 	explicit_bzero(cred, sizeof(cred));
-	if (u == NULL)
+	if (rc < 0) {
+		http_resp_error(r, 500);
+		return MW_ANSWERED;
+	}
+	if (rc == 0)
 		return challenge(r, bc);
 	http_log_field(r, "user", u->name, strlen(u->name));
 	return MW_NEXT;
