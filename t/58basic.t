@@ -5,9 +5,9 @@
 # unknown user costing as much time as a wrong password, malformed
 # headers, a colon and UTF-8 in a password, the user in the access log,
 # Authorization passed to a backend (and removed by a headers block after
-# this one), the cache of verified credentials, a reload reading a changed
-# file (and a refused one changing nothing), and the load-time errors with
-# the user file's line.
+# this one), the cache of verified credentials and its cache_ttl, a
+# reload reading a changed file (and a refused one changing nothing), and
+# the load-time errors with the user file's line.
 import base64
 import json
 import os
@@ -53,6 +53,16 @@ cache_ttl = off
 [middleware:slow-cached]
 type = basic
 htpasswd = {dir}/slow.htpasswd
+
+[middleware:slow-short]
+type = basic
+htpasswd = {dir}/slow.htpasswd
+cache_ttl = 1s
+
+[route:short]
+path = /short/
+return = 200 short
+middleware = slow-short
 
 [route:app]
 path = /app/
@@ -216,6 +226,18 @@ def test_timing(srv):
     diag("cached: first %.3fs, then at most %.3fs; wrong passwords at least %.3fs" % (first[1], ta, tw))
     ok(ta < first[1] / 3, "cached: later requests skip bcrypt (%.3fs against %.3fs)" % (ta, first[1]))
     ok(tw > 0.05, "cached: a wrong password is never cached (%.3fs)" % tw)
+
+    # cache_ttl = 1s: remembered for a second, then checked again.
+    c = srv.connect(timeout=20)
+    first = timed(srv, c, "/short/", auth("slow", "slow pw"))
+    again = timed(srv, c, "/short/", auth("slow", "slow pw"))
+    time.sleep(1.1)
+    later = timed(srv, c, "/short/", auth("slow", "slow pw"))
+    c.close()
+    diag("cache_ttl = 1s: first %.3fs, again %.3fs, 1.1 s later %.3fs" % (first[1], again[1], later[1]))
+    is_((first[0], again[0], later[0]), (200, 200, 200), "cache_ttl = 1s: good three times")
+    ok(again[1] < first[1] / 3 and later[1] > again[1] * 3 and later[1] > 0.05,
+       "cache_ttl = 1s: the second request is cached, the one 1.1 s later is checked again")
 
 
 def reload_to(srv, gen):
