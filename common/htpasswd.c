@@ -309,7 +309,8 @@ htpasswd_load(const char *path, struct htpasswd *out, const struct htpasswd_repo
 	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO named by mistake must not hang the load. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
 	*out = (struct htpasswd){ 0 };
 	if (fd < 0 || fstat(fd, &st) < 0) {

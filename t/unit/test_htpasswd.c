@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Made with htpasswd -nbB, htpasswd -nb5 and mkpasswd -m ... */
@@ -261,6 +262,11 @@ test_load(void)
 	msgs[0] = '\0';
 	is(htpasswd_load("/tmp", &h, &rep), -1, "load: a directory");
 	is_str(msgs, "0: not a regular file\n", "load: ... says so");
+	ok(mkfifo(path, 0600) == 0, "a FIFO");
+	msgs[0] = '\0';
+	is(htpasswd_load(path, &h, &rep), -1, "load: a FIFO, without waiting for a writer");
+	is_str(msgs, "0: not a regular file\n", "load: ... not a regular file");
+	unlink(path);
 }
 
 static void
