@@ -26,6 +26,10 @@ BUILD   ?= build
 # tests start a redis-server of their own.
 DEB_PKGS += libhiredis-dev redis-server
 PKGS     += hiredis
+# type = basic (common/mw_basic.c): libxcrypt's crypt_rn; htpasswd and
+# mkpasswd make the test suite's user files.
+DEB_PKGS += libcrypt-dev apache2-utils whois
+LDLIBS  += -lcrypt
 
 SRC      = $(wildcard common/*.c origin/*.c proxy/*.c)
 LIB_SRC  = $(filter-out common/main.c,$(SRC))

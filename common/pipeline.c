@@ -11,6 +11,7 @@
 #include "common/exchange.h"
 #include "common/h1.h"
 #include "common/log.h"
+#include "common/mw_basic.h"
 #include "common/mw_compress.h"
 #include "common/mw_headers.h"
 #include "common/mw_jwt.h"
@@ -19,7 +20,7 @@
 
 /* The modules a `type` may name. */
 static const struct mw_ops *const modules[] = {
-	&headers_mw_ops, &jwt_mw_ops, &compress_mw_ops, &ratelimit_mw_ops, NULL,
+	&headers_mw_ops, &jwt_mw_ops, &basic_mw_ops, &compress_mw_ops, &ratelimit_mw_ops, NULL,
 };
 
 /*

@@ -198,7 +198,7 @@ def config_errors():
     d = tempfile.mkdtemp(prefix="portico-t-mw-")
     base = "[listen:a]\naddress = 127.0.0.1:1\n[route:r]\nreturn = 200 x\n"
     cases = [
-        ("[middleware:m]\nrequest_set = X: 1\n", 5, "[middleware:m] type: missing: give one of headers, jwt, compress, ratelimit"),
+        ("[middleware:m]\nrequest_set = X: 1\n", 5, "[middleware:m] type: missing: give one of headers, jwt, basic, compress, ratelimit"),
         ("[middleware:m]\ntype = gzip\n", 6, '[middleware:m] type: unknown middleware type "gzip"'),
         ("[middleware:m]\ntype = headers\n", 5, "[middleware:m] no rules: give request_set, request_add, "
          "request_remove, response_set, response_add, response_remove or cors_origins"),
