@@ -18,6 +18,7 @@ static const struct conf_key keys[] = {
 	MW_TYPE_KEY,
 	{ "upper", NULL, 0, NULL },
 	{ "expand", NULL, 0, NULL },
+	{ "shrink", NULL, 0, NULL },
 	{ "delay", NULL, 0, NULL },
 	{ "answer", NULL, 0, NULL },
 	{ "fail", NULL, 0, NULL },
@@ -27,10 +28,13 @@ static const struct conf_key keys[] = {
 struct test_conf {
 	char *name;
 	int upper, expand;
+	int shrink;                  /* keep one byte in SHRINK_KEEP: output stays small */
 	int64_t delay_ms;
 	int answer;
 	uint64_t fail;               /* the filter fails past this many bytes; 0: never */
 };
+
+#define SHRINK_KEEP 1024
 
 /* One exchange's: made by the request phase, freed with the exchange. */
 struct test_state {
@@ -70,6 +74,8 @@ test_configure(struct conf_ctx *ctx, const struct conf_section *sec)
 		if (strcmp(kv->key, "upper") == 0 && units_bool(kv->value, &tc->upper) < 0)
 			bad = 1;
 		else if (strcmp(kv->key, "expand") == 0 && units_bool(kv->value, &tc->expand) < 0)
+			bad = 1;
+		else if (strcmp(kv->key, "shrink") == 0 && units_bool(kv->value, &tc->shrink) < 0)
 			bad = 1;
 		else if (strcmp(kv->key, "delay") == 0 && units_duration(kv->value, &tc->delay_ms) < 0)
 			bad = 1;
@@ -165,12 +171,12 @@ test_response_head(struct request *r, const void *conf)
 	const struct test_conf *tc = conf;
 
 	http_resp_header_n(r, "X-Trace", 7, tc->name, strlen(tc->name));
-	if (!tc->upper && !tc->expand && tc->fail == 0)
+	if (!tc->upper && !tc->expand && !tc->shrink && tc->fail == 0)
 		return;
 	if (mw_filter_start(r) < 0 && !(r->flags & REQ_HEAD_ONLY))
 		return;
 	/* HEAD too: it says what a GET would get. */
-	if (tc->expand)
+	if (tc->expand || tc->shrink)
 		http_resp_length_unknown(r);
 }
 
@@ -180,6 +186,7 @@ test_body(struct mw_filter *f, const void *data, size_t len, unsigned flags)
 	struct test_state *st = f->state;
 	const struct test_conf *tc = st->tc;
 	const unsigned char *p = data;
+	uint64_t at = st->seen;      /* the body offset of p[0] */
 
 	st->seen += len;
 	if (tc->fail > 0 && st->seen > tc->fail)
@@ -189,6 +196,9 @@ test_body(struct mw_filter *f, const void *data, size_t len, unsigned flags)
 			mw_emit(f, st->buf, st->hold);
 			st->hold = 0;
 		}
+		/* Byte by byte, as a compressor's work grows with its input. */
+		if (tc->shrink && (at + i) % SHRINK_KEEP != 0)
+			continue;
 		unsigned char ch = p[i];
 		if (tc->upper && ch >= 'a' && ch <= 'z')
 			ch = (unsigned char)(ch - 'a' + 'A');

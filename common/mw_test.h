@@ -8,6 +8,9 @@
  *   type = test
  *   upper = on        ; body filter: upper-cases the body (same length)
  *   expand = on       ; body filter: every byte twice (length unknown)
+ *   shrink = on       ; body filter: keeps the bytes at offsets 0, 1024,
+ *                     ; 2048 ... and drops the rest (length unknown), as
+ *                     ; compressing zeros would
  *   delay = 200ms     ; the request phase pauses this long, then resumes
  *   answer = 403      ; the request phase answers (short-circuit); with
  *                     ; delay, it answers when the delay is over

@@ -1,6 +1,8 @@
 #include "common/pipeline.h"
 
 #include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,8 +129,18 @@ struct body_src {
 struct src_queue {
 	int fd;                          /* owned, -1 before the first file */
 	unsigned head, n;
+	struct event later;              /* pump's next slice (pump_later) */
 	struct body_src q[SRC_MAX];
 };
+
+/*
+ * Input bytes one pump call feeds through the filters.  A filter that
+ * shrinks its input a lot (compressing zeros or text) keeps the output
+ * under the high-water mark, so without a bound a file of many megabytes
+ * would be read and filtered in one turn while the worker's other
+ * connections wait.  256 KiB is a few milliseconds of deflate.
+ */
+#define PUMP_SLICE (256 * 1024)
 
 struct log_field {
 	unsigned short k, klen, v, vlen; /* offsets into buf */
@@ -282,6 +294,7 @@ pipeline_end(struct request *r)
 	r->mwx = NULL;
 	if (x->src != NULL) {
 		src_drop(x);
+		event_del(&x->src->later);
 		if (x->src->fd >= 0)
 			close(x->src->fd);
 		free(x->src);
@@ -386,21 +399,50 @@ src_push(struct request *r, off_t off, off_t len, char *data)
 }
 
 /*
+ * The next slice of a pump that stopped at PUMP_SLICE with the output
+ * below the mark.  A zero timeout rather than event_active: libevent runs
+ * an event made active from a callback in the same pass, before it polls
+ * the sockets again, so the slices would follow one another with the other
+ * connections still unheard.  The kick takes the usual way: the output
+ * flushes, then h1_drained calls pipeline_writable.
+ */
+static void
+pump_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	conn_kick(c);
+}
+
+/*
  * Feeds queued runs through the filters until the output reaches the
- * high-water mark: file bytes are read in bounded chunks (no sendfile:
- * the filters must see them).  Returns 1 if the exchange ended here.
+ * high-water mark (the client's pace: h1_drained brings us back) or
+ * PUMP_SLICE input bytes have gone in (the worker's other connections'
+ * turn: pump_later brings us back).  File bytes are read in bounded
+ * chunks (no sendfile: the filters must see them).  Returns 1 if the
+ * exchange ended here.
  */
 static int
 pump(struct request *r)
 {
 	struct mw_exchange *x = r->mwx;
 	struct src_queue *s = x->src;
+	static const struct timeval now = { 0, 0 };
+	size_t fed = 0;
 	char buf[16384];
 
 	while (s->n > 0 && !x->failed && http_resp_pending(r) < HTTP_OUT_HIGH_WATER) {
 		struct body_src *b = &s->q[s->head];
+		if (fed >= PUMP_SLICE) {
+			if (evtimer_add(&s->later, &now) < 0)
+				conn_kick(r->conn); /* unfair, but the body goes on */
+			return 0;
+		}
 		if (b->data != NULL) {
 			deliver(r, 0, b->data, (size_t)b->len, 0);
+			fed += (size_t)b->len;
 			free(b->data);
 			s->head = (s->head + 1) % SRC_MAX;
 			s->n--;
@@ -420,6 +462,7 @@ pump(struct request *r)
 			s->head = (s->head + 1) % SRC_MAX;
 			s->n--;
 		}
+		fed += (size_t)n;
 		deliver(r, 0, buf, (size_t)n, 0);
 	}
 	if (x->failed)
@@ -465,6 +508,7 @@ pipeline_file(struct request *r, int fd, off_t off, off_t len)
 		}
 		x->src->fd = fd;
 		x->src->head = x->src->n = 0;
+		evtimer_assign(&x->src->later, r->conn->env->base, pump_later, r->conn);
 	}
 	else if (fd != x->src->fd) {
 		/* One file per response, as conn_out_file has it: another's

@@ -5,7 +5,8 @@
 # proxied Content-Length, chunked and close-delimited responses, HTTP/1.0
 # clients, HEAD, 204, 304, ranges and a stream of events (the flush); a
 # paused request phase (order kept, a body behind it, the client leaving
-# while paused); short-circuit; and the log phase, once per exchange.
+# while paused); short-circuit; the log phase, once per exchange; and a
+# filter that shrinks a large file sharing the worker with other clients.
 import hashlib
 import json
 import os
@@ -42,6 +43,10 @@ upper = on
 [middleware:dbl]
 type = test
 expand = on
+
+[middleware:shrink]
+type = test
+shrink = on
 
 [middleware:wait]
 type = test
@@ -88,6 +93,11 @@ middleware = up
 host = dbl.test
 root = {dir}/root
 middleware = dbl
+
+[route:st-shrink]
+host = shrink.test
+root = {dir}/root
+middleware = shrink
 
 [route:st-broken]
 host = broken.test
@@ -155,6 +165,7 @@ middleware = ha, stop, hb
 
 MiB = 1024 * 1024
 SMALL = b"Hello, filtered world: abc xyz 0123.\n" * 20          # 740 bytes: kept in memory
+ZEROS = 64 * MiB                                                 # sparse, through `shrink`
 BIG = bytes((i * 7 + (i >> 9)) % 251 for i in range(1 * MiB + 3))  # sent from the file
 
 
@@ -363,6 +374,60 @@ def test_failure(srv):
         "... who leaves: the line says client_closed, not a whole answer")
 
 
+def access_line(srv, prefix):
+    for l in open(srv.path("access.log")).read().splitlines():
+        o = json.loads(l)
+        if (o.get("request") or "").startswith(prefix):
+            return o
+    return None
+
+
+def test_fair(srv):
+    # A filter that drops nearly every byte never brings the output to the
+    # high-water mark: the pump must still stop now and then so that the
+    # worker's other connections are heard (workers = 1).
+    c = srv.connect(timeout=30)
+    t0 = time.monotonic()
+    c.send("GET /zeros.bin?big=1 HTTP/1.1\r\nHost: shrink.test\r\nConnection: close\r\n\r\n")
+    ok(c.readable(30), "a large file through a shrinking filter: the answer starts")
+    t1 = time.monotonic()
+    r = srv.get("/small.txt?during=1", host="plain.test")
+    t2 = time.monotonic()
+    data = c.read_until_close(60)
+    t3 = time.monotonic()
+    c.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    is_((head.split(b"\r\n")[0], dechunk(body) if b"chunked" in head.lower() else body),
+        (b"HTTP/1.1 200 OK", b"\0" * (ZEROS // 1024)),
+        "the filtered file: one byte in 1024 of it, byte-exact")
+    is_(r and (r.status, r.body), (200, SMALL), "another request meanwhile on the same worker: answered")
+    diag("big %.3fs, the other request %.3fs" % (t3 - t0, t2 - t1))
+    ok(t2 - t1 < (t3 - t0) / 2,
+       "... promptly (%.3fs) while the big one took %.3fs" % (t2 - t1, t3 - t0))
+    # The access log is written as each exchange ends: its order says which ended first.
+    lines = wait_for(lambda: len([l for l in open(srv.path("access.log")).read().splitlines()
+                                  if "?big=1" in l or "?during=1" in l]) == 2 and
+                     [l for l in open(srv.path("access.log")).read().splitlines()
+                      if "?big=1" in l or "?during=1" in l], 10) or []
+    ok(len(lines) == 2 and "?during=1" in lines[0],
+       "... and it ended before the big one did (the pump gave the worker back)")
+
+    # HEAD: no body, no filter at work.
+    st, hs, body = raw_get(srv, "/zeros.bin?head=1", host="shrink.test", method="HEAD")
+    is_((st, body), ("HTTP/1.1 200 OK", b""), "HEAD of the shrunk file: no body")
+
+    # A client that leaves between slices: the exchange goes, the next slice with it.
+    c = srv.connect(timeout=30)
+    c.send("GET /zeros.bin?leave=1 HTTP/1.1\r\nHost: shrink.test\r\n\r\n")
+    ok(c.readable(30), "a client leaving a shrinking download: the answer starts")
+    c.close()
+    o = wait_for(lambda: access_line(srv, "GET /zeros.bin?leave=1"), 30) or {}
+    is_((o.get("status"), o.get("termination")), (200, "client_closed"),
+        "... who leaves: the line says client_closed")
+    r = srv.get("/small.txt?after=1", host="plain.test")
+    is_(r and (r.status, r.body), (200, SMALL), "... and the worker goes on answering")
+
+
 def test_pause(srv, a):
     c = srv.connect(timeout=5)
     t0 = time.monotonic()
@@ -498,10 +563,13 @@ def main():
                 f.write(BIG)
             with open(srv.path("root/huge.bin"), "wb") as f:
                 f.truncate(32 * MiB)  # more than the socket buffers can hold
+            with open(srv.path("root/zeros.bin"), "wb") as f:
+                f.truncate(ZEROS)
             srv.start()
             test_static(srv)
             test_proxy(srv, a)
             test_failure(srv)
+            test_fair(srv)
             test_pause(srv, a)
             test_short_circuit(srv, a)
             test_log(srv)
