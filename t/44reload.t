@@ -404,11 +404,16 @@ def dropped_privileges(d):
     with Server(text % {"answer": "one"}) as srv:
         # What a reload reads, it reads as nobody.
         os.chmod(srv.dir, 0o755)
-        ok(reload_to(srv, text % {"answer": "two"}, 2),
+        ok(reload_to(srv, text % {"answer": "two"}, 2, timeout=30),
            "user = nobody, a root-owned pid_file: the reload goes into service")
         if "generation 2 in service" not in srv.stderr():
             diag(srv.stderr()[-2000:])
-        is_(body(srv.get("/")), "two", "... and serves the new answer")
+        try:
+            r = srv.get("/")
+        except (OSError, ServerError) as e:
+            r = None
+            diag("GET / after the reload: %s" % e)
+        is_(body(r), "two", "... and serves the new answer")
 
 
 def main():
