@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/conn.h"
 #include "common/exchange.h"
 #include "common/jose.h"
+#include "common/server.h"
 #include "common/units.h"
 
 static const struct conf_key jwt_keys[] = {
@@ -43,6 +45,11 @@ struct fwd {
 	size_t hlen;
 };
 
+/* Workers with an HMAC context of their own: as many as `workers` may
+ * say.  One that `workers = auto` numbers past it (more CPUs than that)
+ * copies the shared context for each request, which is slower, not wrong. */
+#define JWT_WORKERS 256
+
 /* Why a request is refused: each has its status, challenge and body. */
 enum deny { DENY_MISSING, DENY_REQUEST, DENY_TOKEN, DENY_N };
 
@@ -54,6 +61,10 @@ struct jwt_conf {
 	struct fwd fwd[FWD_MAX];
 	size_t nfwd;
 	char *challenge[DENY_N];       /* WWW-Authenticate values */
+	/* HS*: each worker's copy of the keyed HMAC context, made on its
+	 * first request here and touched by that worker only; freed with
+	 * the snapshot, which the main thread frees after every worker let go. */
+	EVP_MAC_CTX *mac[JWT_WORKERS];
 };
 
 static const struct {
@@ -81,6 +92,8 @@ jwt_free(void *p)
 
 	if (jc == NULL)
 		return;
+	for (size_t i = 0; i < JWT_WORKERS; i++)
+		EVP_MAC_CTX_free(jc->mac[i]);
 	jose_keys_free(&jc->keys);
 	free((char *)jc->pol.issuer);
 	strv_free(jc->pol.audience, jc->pol.naudience);
@@ -573,6 +586,23 @@ keep_claims(struct request *r, const struct jwt_conf *jc, json_t *claims)
 		}
 }
 
+/* The calling worker's HMAC context, made on its first need; NULL for
+ * keys other than HS*, past JWT_WORKERS, or out of memory. */
+static EVP_MAC_CTX *
+worker_mac(const struct jwt_conf *jc, const struct request *r)
+{
+	int id = r->conn->w->id;
+
+	if (!jose_alg_hmac(jc->keys.alg) || id < 0 || id >= JWT_WORKERS)
+		return NULL;
+	/* The snapshot is shared and const, but slot id is this worker's
+	 * alone; the object itself was allocated writable. */
+	EVP_MAC_CTX **slot = (EVP_MAC_CTX **)&jc->mac[id];
+	if (*slot == NULL)
+		*slot = jose_keys_mac(&jc->keys);
+	return *slot;
+}
+
 static int
 jwt_request(struct request *r, const void *conf)
 {
@@ -588,7 +618,7 @@ jwt_request(struct request *r, const void *conf)
 		req_header_remove(r, jc->fwd[i].header, jc->fwd[i].hlen);
 	if ((d = find_token(r, jc, &tok, &len, &why)) != DENY_N)
 		return deny(r, jc, d, why);
-	if (jose_verify(&jc->keys, tok, len, &claims, &why) < 0)
+	if (jose_verify(&jc->keys, worker_mac(jc, r), tok, len, &claims, &why) < 0)
 		return deny(r, jc, DENY_TOKEN, why);
 	if (jose_check_claims(claims, &jc->pol, (int64_t)time(NULL), &why) < 0) {
 		json_decref(claims);
