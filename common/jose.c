@@ -470,18 +470,33 @@ key_pick(const struct jose_keys *ks, const char *kid)
 	return NULL;
 }
 
+EVP_MAC_CTX *
+jose_keys_mac(const struct jose_keys *ks)
+{
+	if (ks->n != 1 || ks->v[0].mac == NULL)
+		return NULL;
+	return EVP_MAC_CTX_dup(ks->v[0].mac);
+}
+
+/*
+ * own, when given, is the caller's copy of k's keyed context: reset to the
+ * key with EVP_MAC_init(NULL key), which reuses the key schedule.  Without
+ * one each use works on a fresh copy of the shared context, and a copy in
+ * OpenSSL 3 costs more than the HMAC of a token.
+ */
 static int
-hmac_ok(const struct jose_key *k, const char *data, size_t len, const unsigned char *sig,
-    size_t slen)
+hmac_ok(const struct jose_key *k, EVP_MAC_CTX *own, const char *data, size_t len,
+    const unsigned char *sig, size_t slen)
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	size_t n = 0;
-	/* The keyed context is shared by every worker: each use works on a copy. */
-	EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->mac);
-	int ok = c != NULL && EVP_MAC_update(c, (const unsigned char *)data, len) &&
+	EVP_MAC_CTX *c = own != NULL ? own : EVP_MAC_CTX_dup(k->mac);
+	int ok = c != NULL && (own == NULL || EVP_MAC_init(c, NULL, 0, NULL)) &&
+	    EVP_MAC_update(c, (const unsigned char *)data, len) &&
 	    EVP_MAC_final(c, mac, &n, sizeof(mac)) && n == slen && CRYPTO_memcmp(mac, sig, n) == 0;
 
-	EVP_MAC_CTX_free(c);
+	if (own == NULL)
+		EVP_MAC_CTX_free(c);
 	return ok;
 }
 
@@ -590,8 +605,8 @@ header_key(const struct jose_keys *ks, const char *p, size_t len, const char **w
 }
 
 int
-jose_verify(const struct jose_keys *ks, const char *tok, size_t len, json_t **claims,
-    const char **why)
+jose_verify(const struct jose_keys *ks, EVP_MAC_CTX *mac, const char *tok, size_t len,
+    json_t **claims, const char **why)
 {
 	const char *d1, *d2;
 	unsigned char sig[1024];
@@ -618,7 +633,7 @@ jose_verify(const struct jose_keys *ks, const char *tok, size_t len, json_t **cl
 		return -1;
 	}
 	if (algs[ks->alg].kind == 'H')
-		ok = hmac_ok(k, tok, (size_t)(d2 - tok), sig, (size_t)slen);
+		ok = hmac_ok(k, mac, tok, (size_t)(d2 - tok), sig, (size_t)slen);
 	else
 		ok = pkey_ok(ks, k, tok, (size_t)(d2 - tok), sig, (size_t)slen);
 	if (!ok) {

@@ -39,7 +39,7 @@ enum jose_alg {
 struct jose_key {
 	char *kid;                     /* a JWKS key's "kid", or NULL */
 	EVP_PKEY *pkey;                /* RS*, PS*, ES* */
-	EVP_MAC_CTX *mac;              /* HS*: keyed once, copied for each use */
+	EVP_MAC_CTX *mac;              /* HS*: keyed once, never used itself: see jose_keys_mac */
 };
 
 /* The keys one configuration verifies with, all for one algorithm. */
@@ -97,12 +97,18 @@ void jose_keys_free(struct jose_keys *ks);
  * JOSE_MAX_TOKEN): base64url without padding, the header's "alg" the key
  * set's, no "crit", the key chosen by the header's "kid" (a token without
  * one only where there is one key), then the signature, and only then the
- * payload, a JSON object.  Returns 0 with *claims the payload (the
+ * payload, a JSON object.  mac is the calling thread's own copy of the
+ * HMAC context (jose_keys_mac), reused and left keyed; NULL: a copy is
+ * made for this call, which costs more than the HMAC.  Returns 0 with *claims the payload (the
  * caller's: json_decref), or -1 with *why a short static reason for the
  * log.  Claims are not checked here: see jose_check_claims.
  */
-int jose_verify(const struct jose_keys *ks, const char *tok, size_t len, json_t **claims,
-    const char **why);
+int jose_verify(const struct jose_keys *ks, EVP_MAC_CTX *mac, const char *tok, size_t len,
+    json_t **claims, const char **why);
+/* A copy of an HS* key set's keyed HMAC context, for one thread at a time
+ * to pass to jose_verify again and again (the caller's: EVP_MAC_CTX_free);
+ * NULL for other key sets or out of memory. */
+EVP_MAC_CTX *jose_keys_mac(const struct jose_keys *ks);
 /* Checks exp, nbf, iss, aud and the required claims against p at time now
  * (seconds since the epoch).  0, or -1 with *why set. */
 int jose_check_claims(const json_t *claims, const struct jose_policy *p, int64_t now,

@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/conn.h"
 #include "common/exchange.h"
 #include "common/jose.h"
+#include "common/server.h"
 #include "common/units.h"
 
 static const struct conf_key jwt_keys[] = {
@@ -43,6 +45,36 @@ struct fwd {
 	size_t hlen;
 };
 
+/* Workers with state of their own (struct jwt_worker): as many as
+ * `workers` may say.  One that `workers = auto` numbers past it (more
+ * CPUs than that) verifies every token in full, which is slower, not wrong. */
+#define JWT_WORKERS 256
+/* The tokens a worker remembers, and the longest it will. */
+#define SEEN_SLOTS 16
+#define SEEN_TOKEN_MAX 1024
+
+/*
+ * A token a worker verified lately, and its claims.  A client sends the
+ * same token for as long as it lives, and the signature and the JSON are
+ * most of what a request here costs (an ES256 signature far more than
+ * the rest of the exchange), so the same bytes again are taken as
+ * verified, as they were with these keys.  The claims are still checked
+ * against the clock and the policy at every request: a remembered token
+ * expires when its exp says.  Only tokens whose claims passed are kept,
+ * and a reload makes a new, empty memory with the new keys.
+ */
+struct jwt_seen {
+	size_t len;                    /* 0: empty */
+	json_t *claims;
+	char tok[SEEN_TOKEN_MAX];
+};
+
+/* Touched by its worker only. */
+struct jwt_worker {
+	EVP_MAC_CTX *mac;              /* HS*: its copy of the keyed context */
+	struct jwt_seen seen[SEEN_SLOTS];
+};
+
 /* Why a request is refused: each has its status, challenge and body. */
 enum deny { DENY_MISSING, DENY_REQUEST, DENY_TOKEN, DENY_N };
 
@@ -54,6 +86,9 @@ struct jwt_conf {
 	struct fwd fwd[FWD_MAX];
 	size_t nfwd;
 	char *challenge[DENY_N];       /* WWW-Authenticate values */
+	/* Made by each worker on its first request here; freed with the
+	 * snapshot, which the main thread frees after every worker let go. */
+	struct jwt_worker *w[JWT_WORKERS];
 };
 
 static const struct {
@@ -81,6 +116,15 @@ jwt_free(void *p)
 
 	if (jc == NULL)
 		return;
+	for (size_t i = 0; i < JWT_WORKERS; i++) {
+		if (jc->w[i] == NULL)
+			continue;
+		EVP_MAC_CTX_free(jc->w[i]->mac);
+		for (size_t j = 0; j < SEEN_SLOTS; j++)
+			json_decref(jc->w[i]->seen[j].claims);
+		explicit_bzero(jc->w[i], sizeof(*jc->w[i])); /* bearer tokens */
+		free(jc->w[i]);
+	}
 	jose_keys_free(&jc->keys);
 	free((char *)jc->pol.issuer);
 	strv_free(jc->pol.audience, jc->pol.naudience);
@@ -573,6 +617,67 @@ keep_claims(struct request *r, const struct jwt_conf *jc, json_t *claims)
 		}
 }
 
+/* The calling worker's state, made on its first need; NULL past
+ * JWT_WORKERS or out of memory. */
+static struct jwt_worker *
+worker_slot(const struct jwt_conf *jc, const struct request *r)
+{
+	int id = r->conn->w->id;
+
+	if (id < 0 || id >= JWT_WORKERS)
+		return NULL;
+	/* The snapshot is shared and const, but slot id is this worker's
+	 * alone; the object itself was allocated writable. */
+	struct jwt_worker **slot = (struct jwt_worker **)&jc->w[id];
+	if (*slot == NULL && (*slot = calloc(1, sizeof(**slot))) != NULL &&
+	    jose_alg_hmac(jc->keys.alg) && ((*slot)->mac = jose_keys_mac(&jc->keys)) == NULL) {
+		free(*slot);
+		*slot = NULL;
+	}
+	return *slot;
+}
+
+/* Where a token would be remembered: NULL for one too short or too long. */
+static struct jwt_seen *
+seen_slot(struct jwt_worker *jw, const char *tok, size_t len)
+{
+	if (jw == NULL || len < 4 || len > SEEN_TOKEN_MAX)
+		return NULL;
+	/* The last characters are the signature's, as good as random. */
+	uint32_t h = (uint32_t)(unsigned char)tok[len - 1] | (uint32_t)(unsigned char)tok[len - 2] << 8 |
+	    (uint32_t)(unsigned char)tok[len - 3] << 16 | (uint32_t)(unsigned char)tok[len - 4] << 24;
+	return &jw->seen[(h * 2654435761u) >> 28 & (SEEN_SLOTS - 1)];
+}
+
+/*
+ * The claims of a token, a new reference: those remembered for it, or
+ * else those jose_verify found.  The comparison takes the same time
+ * whichever byte differs, so a forger cannot learn a remembered
+ * signature a byte at a time.
+ */
+static int
+verify(const struct jwt_conf *jc, struct jwt_worker *jw, struct jwt_seen *s, const char *tok,
+    size_t len, json_t **claims, const char **why)
+{
+	if (s != NULL && s->len == len && CRYPTO_memcmp(s->tok, tok, len) == 0) {
+		*claims = json_incref(s->claims);
+		return 0;
+	}
+	return jose_verify(&jc->keys, jw != NULL ? jw->mac : NULL, tok, len, claims, why);
+}
+
+/* Remembers a token whose claims passed. */
+static void
+seen_keep(struct jwt_seen *s, const char *tok, size_t len, json_t *claims)
+{
+	if (s == NULL || (s->len == len && memcmp(s->tok, tok, len) == 0))
+		return;
+	json_decref(s->claims);
+	s->claims = json_incref(claims);
+	memcpy(s->tok, tok, len);
+	s->len = len;
+}
+
 static int
 jwt_request(struct request *r, const void *conf)
 {
@@ -582,13 +687,17 @@ jwt_request(struct request *r, const void *conf)
 	json_t *claims;
 	char buf[32];
 	enum deny d;
+	struct jwt_worker *jw;
+	struct jwt_seen *s;
 
 	/* Whoever the client is, only a verified token speaks through these. */
 	for (size_t i = 0; i < jc->nfwd; i++)
 		req_header_remove(r, jc->fwd[i].header, jc->fwd[i].hlen);
 	if ((d = find_token(r, jc, &tok, &len, &why)) != DENY_N)
 		return deny(r, jc, d, why);
-	if (jose_verify(&jc->keys, tok, len, &claims, &why) < 0)
+	jw = worker_slot(jc, r);
+	s = seen_slot(jw, tok, len);
+	if (verify(jc, jw, s, tok, len, &claims, &why) < 0)
 		return deny(r, jc, DENY_TOKEN, why);
 	if (jose_check_claims(claims, &jc->pol, (int64_t)time(NULL), &why) < 0) {
 		json_decref(claims);
@@ -609,6 +718,7 @@ jwt_request(struct request *r, const void *conf)
 			return MW_ANSWERED;
 		}
 	}
+	seen_keep(s, tok, len, claims);
 	keep_claims(r, jc, claims);
 	json_decref(claims);
 	return MW_NEXT;

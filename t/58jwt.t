@@ -3,7 +3,8 @@
 # tokens.  Valid tokens pass, with the forwarded claims as headers the
 # client cannot forge; every failure gets its status, WWW-Authenticate
 # and JSON body and never reaches the backend; the cookie; the access
-# log's reason; a reload with a new secret; configuration errors.
+# log's reason; tokens a worker remembers (a spoiled signature still
+# fails, exp still holds); a reload with a new secret; configuration errors.
 # Tokens are made here: HMAC with hashlib, ECDSA and RSA with `openssl`
 # (keys made at test time, none committed).
 import base64
@@ -303,6 +304,26 @@ def access_log(srv):
     ok(all(w in got for w in want), "the access log's jwt field says why: " + ", ".join(want))
 
 
+def remembered(srv):
+    """Each worker remembers tokens it verified: the same bytes pass again,
+    the same header and claims with a spoiled signature never do, and a
+    remembered token still expires when its exp says."""
+    tok = hs256(claims(sub="carol"))
+    spoiled = tok[:-2] + ("QQ" if tok.endswith("AA") else "AA")
+    got = [get(srv, "/hs/x", bearer(tok)) for _ in range(4)]
+    is_([(r.status, echoed_headers(r, "X-User")) for r in got], [(200, ["carol"])] * 4,
+        "remembered: a token sent again passes, its claims forwarded each time")
+    is_([get(srv, "/hs/x", bearer(spoiled)).status for _ in range(4)], [401] * 4,
+        "remembered: ... its payload with a spoiled signature never does")
+    is_(get(srv, "/hs/x", bearer(tok)).status, 200, "remembered: ... nor does it disturb the good one")
+    # Within the leeway (5s) for a second or two, then out of it.
+    tok = hs256(claims(exp=int(time.time()) - 3))
+    is_([get(srv, "/hs/x", bearer(tok)).status for _ in range(4)], [200] * 4,
+        "remembered: a token about to expire passes")
+    ok(wait_for(lambda: [get(srv, "/hs/x", bearer(tok)).status for _ in range(4)] == [401] * 4, 8),
+       "remembered: ... and is refused once expired, by every worker")
+
+
 def main():
     if OPENSSL is None:
         skip("openssl not installed", 1)
@@ -311,6 +332,7 @@ def main():
     ec, rs = make_keys(TMP)
     with Server(CONF % {"a": be.addr, "d": TMP}) as srv:
         hs_route(srv, be)
+        remembered(srv)
         pk_routes(srv, ec, rs)
         concurrent(srv, ec)
         access_log(srv)
