@@ -5,17 +5,9 @@
  * A key (the client's address, a request header) names a bucket; a
  * bucket is GCRA's theoretical arrival time (TAT) plus a count of the
  * key's requests in progress.  Locally the buckets live in one table per
- * middleware block, shared by the workers: a set-associative table of
- * sets of RL_WAYS entries, each set behind its own spin lock held for a
- * few comparisons, so two workers only ever wait for each other on the
- * same set.  With `store = redis://...` the rate is decided by Redis
- * (ratelimit_redis.c) and only max_conns is counted here.
- *
- * A lock rather than a compare-and-swap on the TAT alone: an entry may
- * change hands (eviction) between a worker finding it and its CAS, which
- * would then charge the wrong key; the lock covers the lookup, one GCRA
- * step and the count, tens of nanoseconds, and a set is 8 keys of the
- * max_keys, so two workers rarely want the same one.
+ * middleware block, shared by the workers (ratelimit_table.c).  With
+ * `store = redis://...` the rate is decided by Redis (ratelimit_redis.c)
+ * and only max_conns is counted here.
  */
 #include "common/mw_ratelimit.h"
 
@@ -37,6 +29,7 @@
 #include "common/exchange.h"
 #include "common/log.h"
 #include "common/ratelimit_redis.h"
+#include "common/ratelimit_table.h"
 #include "common/server.h"
 #include "common/units.h"
 
@@ -59,41 +52,8 @@ static const struct conf_key rl_keys[] = {
 #define RL_MAX_BURST 1000000
 #define RL_MAX_KEYS (16 * 1024 * 1024) /* 528 MB */
 #define RL_MAX_PROXIES 64
-#define RL_WAYS 8
-#define NS 1000000000LL
 
 enum key_kind { KEY_ADDR, KEY_HEADER, KEY_CLAIM };
-
-/* One entry of the table: a key's bucket.  32 bytes. */
-struct rl_entry {
-	uint64_t id[2];                  /* keyed hash of the key; {0, 0}: free */
-	int64_t tat;                     /* monotonic ns; <= now: the bucket is full */
-	uint32_t conns;                  /* requests in progress */
-	uint32_t gen;                    /* bumped when the entry changes hands */
-};
-
-struct rl_set {
-	_Atomic unsigned char lock;
-	struct rl_entry e[RL_WAYS];
-};
-
-struct rl_table {
-	size_t nsets;
-	struct rl_set *sets;
-	uint64_t sipkey[2][2];           /* random: nobody outside can aim at a set */
-};
-
-/* A held count of requests in progress, for its release. */
-struct rl_ref {
-	struct rl_set *s;
-	struct rl_entry *e;
-	uint32_t gen;
-};
-
-struct cidr {
-	unsigned char a[16];             /* IPv4 as ::ffff:a.b.c.d */
-	unsigned bits;
-};
 
 /* The store's failures, logged once per incident, whichever worker sees them. */
 struct rl_incident {
@@ -136,36 +96,6 @@ struct rl_state {
 	struct rl_redis_call *call;      /* a store question in flight */
 };
 
-/* ---- GCRA ---- */
-
-void
-gcra_decide(const struct gcra *g, int64_t *tat, int64_t now, struct gcra_verdict *v)
-{
-	int64_t t = *tat > now ? *tat : now;
-	int64_t wait = t - g->tolerance - now;
-
-	if (wait > g->queue) {
-		v->allow = 0;
-		v->wait = wait - g->queue;
-		v->reset = t - now;
-		v->remaining = 0;
-		return;
-	}
-	*tat = t + g->interval;
-	v->allow = 1;
-	v->wait = wait > 0 ? wait : 0;
-	v->reset = *tat - now;
-	v->remaining = gcra_remaining(g, v->reset);
-}
-
-int64_t
-gcra_remaining(const struct gcra *g, int64_t reset)
-{
-	/* The next passes at once while its TAT less the tolerance is not
-	 * past now: tolerance - reset leaves room for that many intervals. */
-	return reset <= g->tolerance ? (g->tolerance - reset) / g->interval + 1 : 0;
-}
-
 /* Whole seconds, rounded up: what Retry-After and `t` say. */
 static int64_t
 ceil_sec(int64_t ns)
@@ -197,110 +127,11 @@ parse_rate(const char *s, uint64_t *n, uint64_t *per)
 
 /* ---- keys ---- */
 
-/* SipHash-2-4 (Aumasson and Bernstein), 64-bit output. */
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND do { \
-	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
-	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
-	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
-	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
-} while (0)
-
-static uint64_t
-siphash(const uint64_t k[2], const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL, v1 = k[1] ^ 0x646f72616e646f6dULL;
-	uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL, v3 = k[1] ^ 0x7465646279746573ULL;
-	uint64_t m, b = (uint64_t)len << 56;
-	size_t i, end = len - len % 8;
-
-	for (i = 0; i < end; i += 8) {
-		memcpy(&m, p + i, 8); /* little-endian hosts only, as everything here */
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t j = 0; i + j < len; j++)
-		b |= (uint64_t)p[i + j] << (8 * j);
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-/* "a.b.c.d" or an IPv6 address, without brackets or port, into a[16]. */
-static int
-parse_ip(const char *s, size_t len, unsigned char a[16], int *v4)
-{
-	char buf[INET6_ADDRSTRLEN];
-
-	if (len == 0 || len >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	memset(a, 0, 16);
-	if (inet_pton(AF_INET, buf, a + 12) == 1) {
-		a[10] = a[11] = 0xff;
-		*v4 = 1;
-		return 0;
-	}
-	*v4 = 0;
-	return inet_pton(AF_INET6, buf, a) == 1 ? 0 : -1;
-}
-
-/* "10.0.0.0/8", "::1", "fd00::/8" into c.  0 or -1. */
-static int
-parse_cidr(const char *s, size_t len, struct cidr *c)
-{
-	const char *slash = memchr(s, '/', len);
-	size_t alen = slash != NULL ? (size_t)(slash - s) : len;
-	uint64_t bits;
-	int v4;
-	char num[8];
-
-	if (parse_ip(s, alen, c->a, &v4) < 0)
-		return -1;
-	c->bits = 128;
-	if (slash == NULL)
-		return 0;
-	size_t nlen = len - alen - 1;
-	if (nlen == 0 || nlen >= sizeof(num))
-		return -1;
-	memcpy(num, slash + 1, nlen);
-	num[nlen] = '\0';
-	if (units_count(num, v4 ? 32 : 128, &bits) < 0)
-		return -1;
-	c->bits = (unsigned)bits + (v4 ? 96 : 0);
-	/* Host bits set are a typo more often than not: refuse them. */
-	for (unsigned i = c->bits; i < 128; i++)
-		if (c->a[i / 8] & (0x80 >> (i % 8)))
-			return -1;
-	return 0;
-}
-
-static int
-cidr_match(const struct cidr *c, const unsigned char a[16])
-{
-	unsigned full = c->bits / 8, rest = c->bits % 8;
-
-	if (memcmp(c->a, a, full) != 0)
-		return 0;
-	return rest == 0 || ((c->a[full] ^ a[full]) & (0xff00 >> rest) & 0xff) == 0;
-}
-
 static int
 trusted(const struct rl_conf *rc, const unsigned char a[16])
 {
 	for (size_t i = 0; i < rc->nproxies; i++)
-		if (cidr_match(&rc->proxies[i], a))
+		if (rl_cidr_match(&rc->proxies[i], a))
 			return 1;
 	return 0;
 }
@@ -346,7 +177,7 @@ client_addr(const struct request *r, const struct rl_conf *rc, unsigned char a[1
 			if (s == e)
 				continue; /* "a, , b": empty members are no hop */
 			unsigned char next[16];
-			if (parse_ip(v + s, e - s, next, &v4) < 0)
+			if (rl_parse_ip(v + s, e - s, next, &v4) < 0)
 				return;
 			memcpy(a, next, 16);
 			if (!trusted(rc, a))
@@ -399,127 +230,6 @@ request_key(const struct request *r, const struct rl_conf *rc, unsigned char buf
 	}
 	*key = "";
 	*klen = 0;
-}
-
-/* ---- the local table ---- */
-
-static int
-table_init(struct rl_table *t, uint64_t max_keys)
-{
-	t->nsets = (size_t)((max_keys + RL_WAYS - 1) / RL_WAYS);
-	if (getrandom(t->sipkey, sizeof(t->sipkey), 0) != (ssize_t)sizeof(t->sipkey))
-		return -1;
-	/* Untouched sets cost no memory until first used (calloc'd pages). */
-	t->sets = calloc(t->nsets, sizeof(*t->sets));
-	return t->sets != NULL ? 0 : -1;
-}
-
-static void
-table_id(const struct rl_table *t, const void *key, size_t klen, uint64_t id[2])
-{
-	id[0] = siphash(t->sipkey[0], key, klen);
-	id[1] = siphash(t->sipkey[1], key, klen) | 1; /* never {0, 0}: that is free */
-}
-
-static void
-set_lock(struct rl_set *s)
-{
-	while (atomic_exchange_explicit(&s->lock, 1, memory_order_acquire))
-		while (atomic_load_explicit(&s->lock, memory_order_relaxed))
-			;
-}
-
-static void
-set_unlock(struct rl_set *s)
-{
-	atomic_store_explicit(&s->lock, 0, memory_order_release);
-}
-
-/*
- * The entry of id in its set, taking one over when id has none: a free
- * or spent one first (full bucket, nothing in progress: dropping it loses
- * nothing), else the one nearest to full among those with nothing in
- * progress, else the one nearest to full.  The set is locked.
- */
-static struct rl_entry *
-set_entry(struct rl_set *s, const uint64_t id[2], int64_t now)
-{
-	struct rl_entry *victim = NULL;
-
-	for (int i = 0; i < RL_WAYS; i++)
-		if (s->e[i].id[0] == id[0] && s->e[i].id[1] == id[1])
-			return &s->e[i];
-	for (int i = 0; i < RL_WAYS; i++) {
-		struct rl_entry *e = &s->e[i];
-		if (e->conns == 0 && e->tat <= now) {
-			victim = e;
-			break;
-		}
-		if (victim == NULL || (e->conns == 0 && victim->conns > 0) ||
-		    ((e->conns == 0) == (victim->conns == 0) && e->tat < victim->tat))
-			victim = e;
-	}
-	victim->id[0] = id[0];
-	victim->id[1] = id[1];
-	victim->tat = 0;
-	victim->conns = 0;
-	victim->gen++;
-	return victim;
-}
-
-enum { TAKE_PASS, TAKE_REFUSED, TAKE_CONNS };
-
-/*
- * One request of key id at now: counts it in progress when max_conns is
- * set (ref then holds it), and decides its rate with g unless g is NULL.
- * TAKE_CONNS when max_conns are already in progress (nothing counted),
- * TAKE_REFUSED when the rate refuses it (nothing counted either), else
- * TAKE_PASS with v telling how long it waits.
- */
-static int
-table_take(const struct rl_table *t, const uint64_t id[2], int64_t now, const struct gcra *g,
-    uint64_t max_conns, struct gcra_verdict *v, struct rl_ref *ref)
-{
-	struct rl_set *s = &t->sets[id[0] % t->nsets];
-	int rc = TAKE_PASS;
-
-	set_lock(s);
-	struct rl_entry *e = set_entry(s, id, now);
-	if (max_conns > 0 && e->conns >= max_conns)
-		rc = TAKE_CONNS;
-	else if (g != NULL) {
-		gcra_decide(g, &e->tat, now, v);
-		if (!v->allow)
-			rc = TAKE_REFUSED;
-	}
-	if (rc == TAKE_PASS && max_conns > 0) {
-		e->conns++;
-		ref->s = s;
-		ref->e = e;
-		ref->gen = e->gen;
-	}
-	set_unlock(s);
-	return rc;
-}
-
-/* A request counted by table_take is over. */
-static void
-table_release(const struct rl_ref *ref)
-{
-	set_lock(ref->s);
-	/* Taken over meanwhile (the table was full): its count went with it. */
-	if (ref->e->gen == ref->gen && ref->e->conns > 0)
-		ref->e->conns--;
-	set_unlock(ref->s);
-}
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
 }
 
 /* ---- configuration ---- */
@@ -621,7 +331,7 @@ configure_proxies(struct conf_ctx *ctx, const struct conf_section *sec, struct r
 			    RL_MAX_PROXIES);
 			return -1;
 		}
-		if (parse_cidr(tok, len, &rc->proxies[rc->nproxies]) < 0) {
+		if (rl_parse_cidr(tok, len, &rc->proxies[rc->nproxies]) < 0) {
 			conf_err(ctx, kv->line, ctx->section, kv->key,
 			    "expected an address or ADDRESS/BITS without host bits, not \"%.*s\"",
 			    (int)len, tok);
@@ -724,7 +434,7 @@ rl_configure(struct conf_ctx *ctx, const struct conf_section *sec)
 		conf_err(ctx, kv->line, ctx->section, kv->key, "must be at least 1");
 		goto fail;
 	}
-	if (table_init(&rc->table, max_keys) < 0)
+	if (rl_table_init(&rc->table, max_keys) < 0)
 		goto fail;
 	return rc;
 fail:
@@ -898,8 +608,8 @@ rl_request(struct request *r, const void *conf)
 	request_key(r, rc, buf, &key, &klen);
 	if (rc->store.host == NULL || rc->max_conns > 0) {
 		uint64_t id[2];
-		table_id(&rc->table, key, klen, id);
-		take = table_take(&rc->table, id, mono_ns(),
+		rl_table_id(&rc->table, key, klen, id);
+		take = rl_table_take(&rc->table, id, rl_now_ns(),
 		    rc->store.host == NULL && rc->has_rate ? &rc->g : NULL, rc->max_conns, &st->v,
 		    &st->ref);
 		st->held = take == TAKE_PASS && rc->max_conns > 0;
@@ -984,7 +694,7 @@ rl_free_state(void *p)
 	if (st->call != NULL)
 		rl_redis_cancel(st->call);
 	if (st->held)
-		table_release(&st->ref);
+		rl_table_release(&st->ref);
 	free(st);
 }
 

@@ -5,8 +5,6 @@
  * eviction.  The file is included to reach its statics; its exported
  * names are renamed so they do not clash with the library's copy.
  */
-#define gcra_decide test_gcra_decide
-#define gcra_remaining test_gcra_remaining
 #define ratelimit_mw_ops test_ratelimit_mw_ops
 #include "common/mw_ratelimit.c"
 #include "t/unit/tap.h"
@@ -137,27 +135,27 @@ test_cidr(void)
 	unsigned char a[16];
 	int v4;
 
-	ok(parse_cidr("10.0.0.0/8", 10, &c) == 0 && c.bits == 104, "10.0.0.0/8");
-	parse_ip("10.200.3.4", 10, a, &v4);
-	ok(cidr_match(&c, a), "holds 10.200.3.4");
-	parse_ip("11.0.0.1", 8, a, &v4);
-	ok(!cidr_match(&c, a), "not 11.0.0.1");
-	ok(parse_cidr("10.0.0.1/8", 10, &c) < 0, "host bits set refused");
-	ok(parse_cidr("10.0.0.0/33", 11, &c) < 0, "/33 refused for IPv4");
-	ok(parse_cidr("127.0.0.1", 9, &c) == 0 && c.bits == 128, "a bare address is one host");
-	parse_ip("127.0.0.1", 9, a, &v4);
-	ok(cidr_match(&c, a), "holds itself");
-	ok(parse_cidr("fd00::/8", 8, &c) == 0, "fd00::/8");
-	parse_ip("fd12::1", 7, a, &v4);
-	ok(cidr_match(&c, a), "holds fd12::1");
-	parse_ip("fe80::1", 7, a, &v4);
-	ok(!cidr_match(&c, a), "not fe80::1");
-	ok(parse_cidr("10.0.0.0/12", 11, &c) == 0 && c.bits == 108, "a prefix not on a byte");
-	parse_ip("10.15.255.255", 13, a, &v4);
-	ok(cidr_match(&c, a), "10.0.0.0/12 holds 10.15.255.255");
-	parse_ip("10.16.0.0", 9, a, &v4);
-	ok(!cidr_match(&c, a), "... not 10.16.0.0");
-	ok(parse_cidr("nonsense", 8, &c) < 0, "nonsense refused");
+	ok(rl_parse_cidr("10.0.0.0/8", 10, &c) == 0 && c.bits == 104, "10.0.0.0/8");
+	rl_parse_ip("10.200.3.4", 10, a, &v4);
+	ok(rl_cidr_match(&c, a), "holds 10.200.3.4");
+	rl_parse_ip("11.0.0.1", 8, a, &v4);
+	ok(!rl_cidr_match(&c, a), "not 11.0.0.1");
+	ok(rl_parse_cidr("10.0.0.1/8", 10, &c) < 0, "host bits set refused");
+	ok(rl_parse_cidr("10.0.0.0/33", 11, &c) < 0, "/33 refused for IPv4");
+	ok(rl_parse_cidr("127.0.0.1", 9, &c) == 0 && c.bits == 128, "a bare address is one host");
+	rl_parse_ip("127.0.0.1", 9, a, &v4);
+	ok(rl_cidr_match(&c, a), "holds itself");
+	ok(rl_parse_cidr("fd00::/8", 8, &c) == 0, "fd00::/8");
+	rl_parse_ip("fd12::1", 7, a, &v4);
+	ok(rl_cidr_match(&c, a), "holds fd12::1");
+	rl_parse_ip("fe80::1", 7, a, &v4);
+	ok(!rl_cidr_match(&c, a), "not fe80::1");
+	ok(rl_parse_cidr("10.0.0.0/12", 11, &c) == 0 && c.bits == 108, "a prefix not on a byte");
+	rl_parse_ip("10.15.255.255", 13, a, &v4);
+	ok(rl_cidr_match(&c, a), "10.0.0.0/12 holds 10.15.255.255");
+	rl_parse_ip("10.16.0.0", 9, a, &v4);
+	ok(!rl_cidr_match(&c, a), "... not 10.16.0.0");
+	ok(rl_parse_cidr("nonsense", 8, &c) < 0, "nonsense refused");
 }
 
 static size_t
@@ -181,8 +179,8 @@ take(struct rl_table *t, int key, int64_t now, const struct gcra *g, uint64_t ma
 	uint64_t id[2];
 	struct gcra_verdict v;
 
-	table_id(t, &key, sizeof(key), id);
-	*rc = table_take(t, id, now, g, max_conns, &v, ref);
+	rl_table_id(t, &key, sizeof(key), id);
+	*rc = rl_table_take(t, id, now, g, max_conns, &v, ref);
 }
 
 static void
@@ -194,7 +192,7 @@ test_table(void)
 	int64_t now = 100 * NS;
 	int rc, kept = 1;
 
-	ok(table_init(&t, 100) == 0, "a table of 100 keys");
+	ok(rl_table_init(&t, 100) == 0, "a table of 100 keys");
 	is(t.nsets, 13, "... in 13 sets of 8 (104 entries, 33 bytes each)");
 	take(&t, -1, now, NULL, 1, &held, &rc);
 	ok(rc == TAKE_PASS, "key -1: one request in progress");
@@ -203,15 +201,15 @@ test_table(void)
 	is(used(&t, now), 104, "10000 limited keys: the table holds 104 of them, its bound");
 	take(&t, -1, now, NULL, 1, &ref, &rc);
 	is(rc, TAKE_CONNS, "the key with a request in progress was kept: its second is refused");
-	table_release(&held);
+	rl_table_release(&held);
 	take(&t, -1, now, NULL, 1, &ref, &rc);
 	is(rc, TAKE_PASS, "released: it may have one again");
-	table_release(&ref);
+	rl_table_release(&ref);
 	/* Keys are kept while their set has room: 4 keys for each set. */
 	int keys[13 * 4], nkeys = 0, per[13] = { 0 };
 	for (int k = 20000; nkeys < 13 * 4; k++) {
 		uint64_t id[2];
-		table_id(&t, &k, sizeof(k), id);
+		rl_table_id(&t, &k, sizeof(k), id);
 		if (per[id[0] % t.nsets]++ < 4)
 			keys[nkeys++] = k;
 	}

@@ -1,0 +1,261 @@
+/*
+ * ratelimit_table: GCRA, the local table and the key helpers of
+ * `type = ratelimit` (see ratelimit_table.h).
+ */
+#include "common/ratelimit_table.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/units.h"
+
+/* ---- GCRA ---- */
+
+void
+gcra_decide(const struct gcra *g, int64_t *tat, int64_t now, struct gcra_verdict *v)
+{
+	int64_t t = *tat > now ? *tat : now;
+	int64_t wait = t - g->tolerance - now;
+
+	if (wait > g->queue) {
+		v->allow = 0;
+		v->wait = wait - g->queue;
+		v->reset = t - now;
+		v->remaining = 0;
+		return;
+	}
+	*tat = t + g->interval;
+	v->allow = 1;
+	v->wait = wait > 0 ? wait : 0;
+	v->reset = *tat - now;
+	v->remaining = gcra_remaining(g, v->reset);
+}
+
+int64_t
+gcra_remaining(const struct gcra *g, int64_t reset)
+{
+	/* The next passes at once while its TAT less the tolerance is not
+	 * past now: tolerance - reset leaves room for that many intervals. */
+	return reset <= g->tolerance ? (g->tolerance - reset) / g->interval + 1 : 0;
+}
+
+/* SipHash-2-4 (Aumasson and Bernstein), 64-bit output. */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do { \
+	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
+	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
+	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+} while (0)
+
+uint64_t
+rl_siphash(const uint64_t k[2], const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL, v1 = k[1] ^ 0x646f72616e646f6dULL;
+	uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL, v3 = k[1] ^ 0x7465646279746573ULL;
+	uint64_t m, b = (uint64_t)len << 56;
+	size_t i, end = len - len % 8;
+
+	for (i = 0; i < end; i += 8) {
+		memcpy(&m, p + i, 8); /* little-endian hosts only, as everything here */
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (size_t j = 0; i + j < len; j++)
+		b |= (uint64_t)p[i + j] << (8 * j);
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* "a.b.c.d" or an IPv6 address, without brackets or port, into a[16]. */
+int
+rl_parse_ip(const char *s, size_t len, unsigned char a[16], int *v4)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	memset(a, 0, 16);
+	if (inet_pton(AF_INET, buf, a + 12) == 1) {
+		a[10] = a[11] = 0xff;
+		*v4 = 1;
+		return 0;
+	}
+	*v4 = 0;
+	return inet_pton(AF_INET6, buf, a) == 1 ? 0 : -1;
+}
+
+/* "10.0.0.0/8", "::1", "fd00::/8" into c.  0 or -1. */
+int
+rl_parse_cidr(const char *s, size_t len, struct cidr *c)
+{
+	const char *slash = memchr(s, '/', len);
+	size_t alen = slash != NULL ? (size_t)(slash - s) : len;
+	uint64_t bits;
+	int v4;
+	char num[8];
+
+	if (rl_parse_ip(s, alen, c->a, &v4) < 0)
+		return -1;
+	c->bits = 128;
+	if (slash == NULL)
+		return 0;
+	size_t nlen = len - alen - 1;
+	if (nlen == 0 || nlen >= sizeof(num))
+		return -1;
+	memcpy(num, slash + 1, nlen);
+	num[nlen] = '\0';
+	if (units_count(num, v4 ? 32 : 128, &bits) < 0)
+		return -1;
+	c->bits = (unsigned)bits + (v4 ? 96 : 0);
+	/* Host bits set are a typo more often than not: refuse them. */
+	for (unsigned i = c->bits; i < 128; i++)
+		if (c->a[i / 8] & (0x80 >> (i % 8)))
+			return -1;
+	return 0;
+}
+
+int
+rl_cidr_match(const struct cidr *c, const unsigned char a[16])
+{
+	unsigned full = c->bits / 8, rest = c->bits % 8;
+
+	if (memcmp(c->a, a, full) != 0)
+		return 0;
+	return rest == 0 || ((c->a[full] ^ a[full]) & (0xff00 >> rest) & 0xff) == 0;
+}
+
+/* ---- the local table ---- */
+
+int
+rl_table_init(struct rl_table *t, uint64_t max_keys)
+{
+	t->nsets = (size_t)((max_keys + RL_WAYS - 1) / RL_WAYS);
+	if (getrandom(t->sipkey, sizeof(t->sipkey), 0) != (ssize_t)sizeof(t->sipkey))
+		return -1;
+	/* Untouched sets cost no memory until first used (calloc'd pages). */
+	t->sets = calloc(t->nsets, sizeof(*t->sets));
+	return t->sets != NULL ? 0 : -1;
+}
+
+void
+rl_table_id(const struct rl_table *t, const void *key, size_t klen, uint64_t id[2])
+{
+	id[0] = rl_siphash(t->sipkey[0], key, klen);
+	id[1] = rl_siphash(t->sipkey[1], key, klen) | 1; /* never {0, 0}: that is free */
+}
+
+static void
+set_lock(struct rl_set *s)
+{
+	while (atomic_exchange_explicit(&s->lock, 1, memory_order_acquire))
+		while (atomic_load_explicit(&s->lock, memory_order_relaxed))
+			;
+}
+
+static void
+set_unlock(struct rl_set *s)
+{
+	atomic_store_explicit(&s->lock, 0, memory_order_release);
+}
+
+/*
+ * The entry of id in its set, taking one over when id has none: a free
+ * or spent one first (full bucket, nothing in progress: dropping it loses
+ * nothing), else the one nearest to full among those with nothing in
+ * progress, else the one nearest to full.  The set is locked.
+ */
+static struct rl_entry *
+set_entry(struct rl_set *s, const uint64_t id[2], int64_t now)
+{
+	struct rl_entry *victim = NULL;
+
+	for (int i = 0; i < RL_WAYS; i++)
+		if (s->e[i].id[0] == id[0] && s->e[i].id[1] == id[1])
+			return &s->e[i];
+	for (int i = 0; i < RL_WAYS; i++) {
+		struct rl_entry *e = &s->e[i];
+		if (e->conns == 0 && e->tat <= now) {
+			victim = e;
+			break;
+		}
+		if (victim == NULL || (e->conns == 0 && victim->conns > 0) ||
+		    ((e->conns == 0) == (victim->conns == 0) && e->tat < victim->tat))
+			victim = e;
+	}
+	victim->id[0] = id[0];
+	victim->id[1] = id[1];
+	victim->tat = 0;
+	victim->conns = 0;
+	victim->gen++;
+	return victim;
+}
+
+/*
+ * One request of key id at now: counts it in progress when max_conns is
+ * set (ref then holds it), and decides its rate with g unless g is NULL.
+ * TAKE_CONNS when max_conns are already in progress (nothing counted),
+ * TAKE_REFUSED when the rate refuses it (nothing counted either), else
+ * TAKE_PASS with v telling how long it waits.
+ */
+int
+rl_table_take(const struct rl_table *t, const uint64_t id[2], int64_t now, const struct gcra *g,
+    uint64_t max_conns, struct gcra_verdict *v, struct rl_ref *ref)
+{
+	struct rl_set *s = &t->sets[id[0] % t->nsets];
+	int rc = TAKE_PASS;
+
+	set_lock(s);
+	struct rl_entry *e = set_entry(s, id, now);
+	if (max_conns > 0 && e->conns >= max_conns)
+		rc = TAKE_CONNS;
+	else if (g != NULL) {
+		gcra_decide(g, &e->tat, now, v);
+		if (!v->allow)
+			rc = TAKE_REFUSED;
+	}
+	if (rc == TAKE_PASS && max_conns > 0) {
+		e->conns++;
+		ref->s = s;
+		ref->e = e;
+		ref->gen = e->gen;
+	}
+	set_unlock(s);
+	return rc;
+}
+
+/* A request counted by table_take is over. */
+void
+rl_table_release(const struct rl_ref *ref)
+{
+	set_lock(ref->s);
+	/* Taken over meanwhile (the table was full): its count went with it. */
+	if (ref->e->gen == ref->gen && ref->e->conns > 0)
+		ref->e->conns--;
+	set_unlock(ref->s);
+}
+
+int64_t
+rl_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
+}

@@ -1,0 +1,84 @@
+/*
+ * ratelimit_table: what `type = ratelimit` (mw_ratelimit.c) counts with:
+ * GCRA, the local table of buckets shared by the workers, and the keyed
+ * hash and address networks its keys use.
+ *
+ * The table is set-associative: sets of RL_WAYS entries, each set behind
+ * its own spin lock held for a few comparisons, so two workers only ever
+ * wait for each other on the same set.  A lock rather than a
+ * compare-and-swap on the TAT alone: an entry may change hands (eviction)
+ * between a worker finding it and its CAS, which would then charge the
+ * wrong key; the lock covers the lookup, one GCRA step and the count.
+ */
+#ifndef PORTICO_RATELIMIT_TABLE_H
+#define PORTICO_RATELIMIT_TABLE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/mw_ratelimit.h"
+
+#define RL_WAYS 8
+#define NS 1000000000LL
+
+/* One entry of the table: a key's bucket.  32 bytes. */
+struct rl_entry {
+	uint64_t id[2];                  /* keyed hash of the key; {0, 0}: free */
+	int64_t tat;                     /* monotonic ns; <= now: the bucket is full */
+	uint32_t conns;                  /* requests in progress */
+	uint32_t gen;                    /* bumped when the entry changes hands */
+};
+
+struct rl_set {
+	_Atomic unsigned char lock;
+	struct rl_entry e[RL_WAYS];
+};
+
+struct rl_table {
+	size_t nsets;
+	struct rl_set *sets;
+	uint64_t sipkey[2][2];           /* random: nobody outside can aim at a set */
+};
+
+/* A held count of requests in progress, for its release. */
+struct rl_ref {
+	struct rl_set *s;
+	struct rl_entry *e;
+	uint32_t gen;
+};
+
+struct cidr {
+	unsigned char a[16];             /* IPv4 as ::ffff:a.b.c.d */
+	unsigned bits;
+};
+
+enum { TAKE_PASS, TAKE_REFUSED, TAKE_CONNS };
+
+/* SipHash-2-4 of data under key k. */
+uint64_t rl_siphash(const uint64_t k[2], const void *data, size_t len);
+/* An IPv4 or IPv6 address into a (IPv4 as ::ffff:a.b.c.d).  0 or -1. */
+int rl_parse_ip(const char *s, size_t len, unsigned char a[16], int *v4);
+/* ADDRESS or ADDRESS/BITS, host bits clear.  0 or -1. */
+int rl_parse_cidr(const char *s, size_t len, struct cidr *c);
+int rl_cidr_match(const struct cidr *c, const unsigned char a[16]);
+
+/* A table for max_keys keys.  0 or -1. */
+int rl_table_init(struct rl_table *t, uint64_t max_keys);
+/* The keyed hash of a key: its identity in the table. */
+void rl_table_id(const struct rl_table *t, const void *key, size_t klen, uint64_t id[2]);
+/*
+ * One request of key id at now: counts it in progress when max_conns is
+ * set (ref then holds it), and decides its rate with g unless g is NULL.
+ * TAKE_CONNS when max_conns are already in progress (nothing counted),
+ * TAKE_REFUSED when the rate refuses it (nothing counted either), else
+ * TAKE_PASS with v telling how long it waits.
+ */
+int rl_table_take(const struct rl_table *t, const uint64_t id[2], int64_t now,
+    const struct gcra *g, uint64_t max_conns, struct gcra_verdict *v, struct rl_ref *ref);
+/* A request counted by rl_table_take is over. */
+void rl_table_release(const struct rl_ref *ref);
+/* Monotonic nanoseconds. */
+int64_t rl_now_ns(void);
+
+#endif
