@@ -130,6 +130,12 @@ coding_accept_parse(struct coding_accept *a, const char *v, size_t len)
 	}
 }
 
+int
+coding_q(const struct coding_accept *a, enum content_coding c)
+{
+	return a->q[c] != CODING_Q_UNSET ? a->q[c] : a->star;
+}
+
 enum content_coding
 coding_choose(const struct coding_accept *a, const enum content_coding *pref, size_t npref)
 {
@@ -139,7 +145,7 @@ coding_choose(const struct coding_accept *a, const enum content_coding *pref, si
 	for (size_t i = 0; i < npref; i++) {
 		if (pref[i] <= CODING_IDENTITY || pref[i] >= CODING_COUNT)
 			continue;
-		int q = a->q[pref[i]] != CODING_Q_UNSET ? a->q[pref[i]] : a->star;
+		int q = coding_q(a, pref[i]);
 		if (q > bestq) {
 			best = pref[i];
 			bestq = q;

@@ -48,6 +48,9 @@ void coding_accept_parse(struct coding_accept *a, const char *v, size_t len);
  */
 enum content_coding coding_choose(const struct coding_accept *a, const enum content_coding *pref,
     size_t npref);
+/* The q (in thousandths) the client gives c: its own, else that of "*";
+ * CODING_Q_UNSET (below 0) when neither was given. */
+int coding_q(const struct coding_accept *a, enum content_coding c);
 /* "gzip", "br", "zstd" or "identity". */
 const char *coding_name(enum content_coding c);
 /* The coding named by name (len bytes, any case; "x-gzip" is gzip), or -1. */

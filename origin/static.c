@@ -14,11 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/coding.h"
 #include "common/config.h"
 #include "common/exchange.h"
 #include "common/http.h"
 #include "common/log.h"
 #include "common/server.h"
+#include "origin/conditional.h"
 #include "common/sbuf.h"
 #include "common/units.h"
 #include "origin/health.h"
@@ -31,7 +33,6 @@
 #define LISTING_MAX_ENTRIES 10000
 
 enum symlinks { SYMLINKS_INSIDE, SYMLINKS_OUTSIDE, SYMLINKS_OFF };
-enum coding { CODING_BR, CODING_GZIP };
 
 /*
  * A secret of the TLS configuration (a tls_key, the tls_ticket_key): never
@@ -52,7 +53,7 @@ struct static_conf {
 	int autoindex;
 	char *cache_control;
 	struct mime_table mime;
-	enum coding pre[2];               /* precompressed sidecars, in order of preference */
+	enum content_coding pre[2];       /* precompressed sidecars, in order of preference */
 	unsigned npre;
 	enum symlinks symlinks;
 	struct secret *secrets;
@@ -124,7 +125,7 @@ parse_precompressed(struct conf_ctx *ctx, struct static_conf *sc, const struct c
 	if (strcmp(kv->value, "off") == 0)
 		return conf_route_alone(ctx, rt, kv);
 	while (conf_list_next(&p, &tok, &len)) {
-		enum coding c;
+		enum content_coding c;
 		if (len == 2 && memcmp(tok, "br", 2) == 0)
 			c = CODING_BR;
 		else if (len == 4 && memcmp(tok, "gzip", 4) == 0)
@@ -389,158 +390,6 @@ fail_errno(struct request *r, const char *what, int e)
 	http_resp_error(r, st);
 }
 
-/*
- * Whether Accept-Encoding allows coding: named with q > 0, or not named and
- * "*" with q > 0 (RFC 9110 12.5.3).
- */
-static int
-accepts(const struct http_header *ae, const char *coding)
-{
-	const char *p, *end;
-	size_t cl = strlen(coding);
-	int star = 0;
-
-	if (ae == NULL)
-		return 0;
-	p = ae->value;
-	end = p + ae->value_len;
-	while (p < end) {
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		const char *name = p;
-		while (p < end && *p != ',' && *p != ';' && *p != ' ' && *p != '\t')
-			p++;
-		size_t nl = (size_t)(p - name);
-		int q0 = 0;
-		while (p < end && *p != ',') {
-			if ((*p == 'q' || *p == 'Q') && p + 1 < end && p[1] == '=') {
-				const char *q = p + 2;
-				q0 = q < end && *q == '0';
-				for (q++; q0 && q < end && *q != ',' && *q != ';' && *q != ' '; q++)
-					if (*q != '.' && *q != '0')
-						q0 = 0;
-			}
-			p++;
-		}
-		if (nl == cl && strncasecmp(name, coding, cl) == 0)
-			return !q0;
-		if (nl == 1 && *name == '*')
-			star = q0 ? -1 : 1;
-	}
-	return star > 0;
-}
-
-/*
- * If-Match / If-None-Match: every field line of that name, together one list
- * (RFC 9110 5.3): "*" alone, or entity-tags separated by commas.  Returns 1
- * when one matches etag (weak: a W/ prefix on either side is ignored, RFC 9110
- * 8.8.3.2), 0 when none does, -1 when there is no such field or the list is
- * not valid (then the condition is ignored, as if absent).
- */
-static int
-etag_list_matches(const struct request *r, const char *name, const char *etag, int weak)
-{
-	size_t el = strlen(etag);
-	int seen = 0, match = 0, star = 0, tags = 0;
-	const struct http_header *h;
-	unsigned it = 0;
-
-	while (req_header_next(r, &it, &h)) {
-		if (!http_token_eq(h->name, h->name_len, name))
-			continue;
-		seen = 1;
-		const char *p = h->value, *end = p + h->value_len;
-		for (;;) {
-			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-				p++;
-			if (p == end)
-				break;
-			if (*p == '*') {
-				star++;
-				p++;
-			} else {
-				int is_weak = end - p > 2 && p[0] == 'W' && p[1] == '/';
-				const char *s = p += is_weak ? 2 : 0;
-				if (p == end || *p++ != '"')
-					return -1;
-				while (p < end && *p != '"') {
-					unsigned char c = (unsigned char)*p++;
-					if (c < 0x21 || c == 0x7f)
-						return -1;
-				}
-				if (p++ == end)
-					return -1; /* no closing quote */
-				tags++;
-				if ((size_t)(p - s) == el && memcmp(s, etag, el) == 0 && (weak || !is_weak))
-					match = 1;
-			}
-			while (p < end && (*p == ' ' || *p == '\t'))
-				p++;
-			if (p < end && *p != ',')
-				return -1; /* two members without a comma between */
-		}
-	}
-	if (!seen || (star > 0 && (star > 1 || tags > 0)))
-		return -1;
-	return star || match;
-}
-
-/* A date condition: one valid HTTP-date in one field line, else ignored
- * (RFC 9110 13.1.3: more than one member, or not a date). */
-static int
-header_date(const struct request *r, const char *name, time_t *t)
-{
-	const struct http_header *h = NULL, *x;
-	unsigned it = 0;
-
-	while (req_header_next(r, &it, &x))
-		if (http_token_eq(x->name, x->name_len, name)) {
-			if (h != NULL)
-				return 0;
-			h = x;
-		}
-	return h != NULL && http_parse_date(h->value, h->value_len, t) == 0;
-}
-
-/*
- * RFC 9110 section 13.2.2: the preconditions in their order.  Returns 0 to
- * go on, or the status (304, 412) to answer with.
- */
-static int
-preconditions(const struct request *r, const struct fc_file *f, time_t lm)
-{
-	time_t t;
-	int m;
-
-	if ((m = etag_list_matches(r, "if-match", f->etag, 0)) >= 0) {
-		if (m == 0)
-			return 412;
-	} else if (header_date(r, "if-unmodified-since", &t) && lm > t) {
-		return 412;
-	}
-	if ((m = etag_list_matches(r, "if-none-match", f->etag, 1)) >= 0) {
-		if (m == 1)
-			return 304; /* GET and HEAD only reach here */
-	} else if (header_date(r, "if-modified-since", &t) && lm <= t) {
-		return 304;
-	}
-	return 0;
-}
-
-/* If-Range: a strong validator equal to ours, or our exact Last-Modified date. */
-static int
-if_range_holds(const struct request *r, const struct fc_file *f, time_t lm)
-{
-	const struct http_header *h = req_header(r, "if-range");
-	time_t t;
-
-	if (h == NULL)
-		return 1;
-	if (h->value_len > 0 && h->value[0] == '"')
-		return h->value_len == strlen(f->etag) && memcmp(h->value, f->etag, h->value_len) == 0;
-	return http_parse_date(h->value, h->value_len, &t) == 0 && t == lm;
-}
-
 static const char *const variant_coding[FC_VARIANTS] = { NULL, "br", "gzip" };
 
 static void
@@ -636,7 +485,7 @@ serve(struct request *r, const struct static_conf *sc, const struct fc_entry *e,
 	/* Dates compare with the Last-Modified we send: never later than now. */
 	worker_update_time(r->conn->w);
 	time_t lm = f->st.st_mtime > r->conn->w->date_sec ? r->conn->w->date_sec : f->st.st_mtime;
-	if ((st = preconditions(r, f, lm)) != 0) {
+	if ((st = cond_preconditions(r, f->etag, lm)) != 0) {
 		if (st == 412) {
 			http_resp_error(r, 412);
 			return;
@@ -647,7 +496,7 @@ serve(struct request *r, const struct static_conf *sc, const struct fc_entry *e,
 		return;
 	}
 	const struct http_header *range = hr->nheaders > 0 ? req_header(r, "range") : NULL;
-	if (range != NULL && hr->meth == HTTP_M_GET && if_range_holds(r, f, lm))
+	if (range != NULL && hr->meth == HTTP_M_GET && cond_if_range(r, f->etag, lm))
 		rr = range_parse(range->value, range->value_len, size, rg, &n);
 	if (rr == RANGE_UNSATISFIABLE) {
 		snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
@@ -681,13 +530,24 @@ serve(struct request *r, const struct static_conf *sc, const struct fc_entry *e,
 static int
 pick_variant(const struct static_conf *sc, const struct request *r, const struct fc_entry *e)
 {
-	const struct http_header *ae;
+	const struct http_header *h;
+	struct coding_accept a;
+	unsigned it = 0;
+	int any = 0;
 
-	if (sc->npre == 0 || (ae = req_header(r, "accept-encoding")) == NULL)
+	if (sc->npre == 0)
+		return FC_IDENTITY;
+	coding_accept_init(&a);
+	while (req_header_next(r, &it, &h))
+		if (http_token_eq(h->name, h->name_len, "accept-encoding")) {
+			coding_accept_parse(&a, h->value, h->value_len);
+			any = 1;
+		}
+	if (!any)
 		return FC_IDENTITY;
 	for (unsigned i = 0; i < sc->npre; i++) {
 		int v = sc->pre[i] == CODING_BR ? FC_BR : FC_GZIP;
-		if (e->v[v].fd >= 0 && accepts(ae, variant_coding[v]))
+		if (e->v[v].fd >= 0 && coding_q(&a, sc->pre[i]) > 0)
 			return v;
 	}
 	return FC_IDENTITY;
