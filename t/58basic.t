@@ -143,8 +143,11 @@ def test_good(srv):
         r = srv.get("/", headers=[auth(user, pw)])
         is_(r and (r.status, r.body, r.header("WWW-Authenticate")), (200, b"welcome", None),
             "%s: %s: 200" % (user, what))
+    # Each worker writes its own lines (PORTICO_MIN_WORKERS may make two):
+    # wait for all four, not only the last one sent.
     o = wait_for(lambda: [l for l in alog_lines(srv, '"user"') if l["fields"]["user"] == "dave"], 5)
     is_(o and o[0].get("status"), 200, "the access log has the user (json: fields.user = dave)")
+    wait_for(lambda: len(alog_lines(srv, '"user"')) >= 4 or None, 5)
     users = sorted(l["fields"]["user"] for l in alog_lines(srv, '"user"'))
     is_(users, ["alice", "bob", "carol", "dave"], "... one line per user who got in")
 
