@@ -29,7 +29,7 @@ PKGS     += hiredis
 # type = basic (common/mw_basic.c): libxcrypt's crypt_rn; htpasswd and
 # mkpasswd make the test suite's user files.
 DEB_PKGS += libcrypt-dev apache2-utils whois
-LDLIBS  += -lcrypt
+LDLIBS  += -lcrypt -latomic
 
 SRC      = $(wildcard common/*.c origin/*.c proxy/*.c)
 LIB_SRC  = $(filter-out common/main.c,$(SRC))
