@@ -367,6 +367,7 @@ configure_store(struct conf_ctx *ctx, const struct conf_section *sec, struct rl_
 		    "expected a duration from 1ms to 10s, not \"%s\"", kv->value);
 		return -1;
 	}
+	rc->store.stall_ms = rc->store_timeout * 4 > 1000 ? rc->store_timeout * 4 : 1000;
 	kv = conf_section_value(sec, rl_keys, "on_store_error", &def);
 	if (strcmp(kv->value, "allow") != 0 && strcmp(kv->value, "deny") != 0) {
 		conf_err(ctx, kv->line, ctx->section, kv->key, "expected allow or deny, not \"%s\"",
