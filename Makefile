@@ -162,8 +162,9 @@ fuzz: deps
 # The peers and the load generator are for the benchmark only: installed
 # here (as root), never by deps.
 bench: all
-	@$(MAKE) --no-print-directory deps DEB_PKGS="wrk nginx haproxy"
+	@$(MAKE) --no-print-directory deps DEB_PKGS="wrk nginx haproxy nodejs npm"
 	t/bench/run
+	t/bench/ws
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
