@@ -29,6 +29,8 @@ PKGS     += hiredis
 # type = basic (common/mw_basic.c): libxcrypt's crypt_rn; htpasswd and
 # mkpasswd make the test suite's user files.
 DEB_PKGS += libcrypt-dev apache2-utils whois
+# Headless Chromium: the browser tests (t/lib/browser.py).
+DEB_PKGS += chromium
 LDLIBS  += -lcrypt -latomic
 
 SRC      = $(wildcard common/*.c origin/*.c proxy/*.c)
