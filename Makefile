@@ -29,9 +29,11 @@ PKGS     += hiredis
 # type = basic (common/mw_basic.c): libxcrypt's crypt_rn; htpasswd and
 # mkpasswd make the test suite's user files.
 DEB_PKGS += libcrypt-dev apache2-utils whois
+LDLIBS  += -lcrypt
+# The rate limiter's table: 16-byte compare-and-swap (cmpxchg16b).
+LDLIBS  += -latomic
 # Headless Chromium: the browser tests (t/lib/browser.py).
 DEB_PKGS += chromium
-LDLIBS  += -lcrypt -latomic
 
 SRC      = $(wildcard common/*.c origin/*.c proxy/*.c)
 LIB_SRC  = $(filter-out common/main.c,$(SRC))
