@@ -285,6 +285,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		if (srv->shutdown_timer != NULL)
 			return;
 		log_info("signal %d: finishing in-flight requests, then exiting", (int)sig);
+		notify_send(&srv->notify, "STOPPING=1\nSTATUS=finishing in-flight requests");
 		signal_workers(srv, 0);
 		{
 			struct timeval tv = { srv->conf->global.shutdown_timeout / 1000,
@@ -296,6 +297,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGINT:
 		srv->stopping = 1;
 		log_info("signal %d: stopping now", (int)sig);
+		notify_send(&srv->notify, "STOPPING=1\nSTATUS=stopping");
 		signal_workers(srv, 1);
 		break;
 	case SIGUSR1:
@@ -311,6 +313,13 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			break;
 		}
 		log_info("SIGHUP: reloading %s", srv->conf_file);
+		{
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			notify_send(&srv->notify, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+			    (unsigned long long)ts.tv_sec * 1000000ULL +
+			    (unsigned long long)ts.tv_nsec / 1000);
+		}
 		server_reload(srv);
 		break;
 	}
@@ -387,6 +396,7 @@ server_run(struct server *srv)
 	static const struct timeval second = { 1, 0 };
 
 	signal(SIGPIPE, SIG_IGN);
+	notify_open(&srv->notify);
 	srv->access_log_fd = -1;
 	srv->done_fd = srv->gc_fd = -1;
 	srv->conf->generation = 1;
@@ -474,6 +484,10 @@ server_run(struct server *srv)
 	log_info("portico %s started: %d worker%s, pid %d", PORTICO_VERSION, srv->nworkers,
 	    srv->nworkers == 1 ? "" : "s", (int)getpid());
 	if (started == srv->nworkers) {
+		/* Listeners bound, privileges dropped, workers accepting. */
+		notify_send(&srv->notify, "READY=1\nMAINPID=%d\nSTATUS=serving: %d worker%s, "
+		    "configuration generation 1", (int)getpid(), srv->nworkers,
+		    srv->nworkers == 1 ? "" : "s");
 		event_base_dispatch(srv->base);
 		rc = 0;
 	} else {
@@ -484,6 +498,7 @@ server_run(struct server *srv)
 		pthread_join(srv->workers[i].thread, NULL);
 	log_info("portico stopped");
 out:
+	notify_close(&srv->notify);
 	main_work_stop(srv);
 	for (size_t i = 0; i < 5; i++)
 		if (sigev[i] != NULL)
