@@ -109,6 +109,8 @@ struct server {
 	int pid_written;               /* pid_file is ours to remove at exit */
 	int stopping;                  /* a stop began: no more reloads */
 	struct notify notify;          /* systemd's NOTIFY_SOCKET, if it set one */
+	struct event *delay_timer;     /* set while shutdown_delay runs */
+	_Atomic int health_failing;    /* a stop began: health = on answers 503 */
 	struct event_base *base;       /* the main thread's: signals, timers */
 	struct worker *workers;
 	int nworkers;
