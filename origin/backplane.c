@@ -441,7 +441,10 @@ backplane_new(struct room_hub *hub, const char *url, const char *prefix, size_t 
 	if (bp == NULL)
 		return NULL;
 	bp->fd = -1;
-	if (rl_redis_parse(url, &bp->addr, why) < 0) {
+	/* The rate limiter's parser: the same URLs, resolved the same way. */
+	if (strncmp(url, "redis://", 8) != 0)
+		*why = "expected redis://HOST:PORT";
+	if (strncmp(url, "redis://", 8) != 0 || rl_redis_parse(url, &bp->addr, why) < 0) {
 		free(bp);
 		return NULL;
 	}
