@@ -86,9 +86,9 @@ check_up(struct backplane *bp)
 	bp->backoff = 0;
 	bp->progress_at = now;
 	if (bp->down_at != 0)
-		log_info("backplane %s: up again after %.1fs; %llu messages were delivered in "
-		    "this process only meanwhile", bp->addr.url, (double)(now - bp->down_at) / 1000,
-		    bp->local_only);
+		log_info("backplane %s: up again after %.1fs; %llu message%s delivered in this "
+		    "process only meanwhile", bp->addr.url, (double)(now - bp->down_at) / 1000,
+		    bp->local_only, bp->local_only == 1 ? " was" : "s were");
 	else
 		log_debug("backplane %s: up", bp->addr.url);
 	bp->down_at = 0;

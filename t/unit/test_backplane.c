@@ -297,17 +297,35 @@ test_two_hubs(struct event_base *base, struct room_hub *ha, struct room_hub *hb)
 	is_str(b2.got[0], "s0", "room s got its message");
 	is(b2.ngot, 1, "and nothing of room r");
 
+	/* Redis stops answering (the connections stay): down within the timeout. */
+	int64_t t0 = now_ms();
+	kill(redis_pid, SIGSTOP);
+	c = (struct cond){ .f = both_down, .a = ha, .b = hb };
+	ok(run_until(base, &c), "a Redis that does not answer is taken for down");
+	/* An idle second, then a PING unanswered for BP_TIMEOUT_MS: about 3s. */
+	ok(now_ms() - t0 < 6000, "... within the idle PING and its timeout (%lldms)",
+	    (long long)(now_ms() - t0));
+	say(ha, a1.h, "stalled-a");
+	c = (struct cond){ .f = all_got, .m = { &a1, &a2 }, .n = 2, .want = 21 };
+	ok(run_until(base, &c), "meanwhile hub A's members get A's messages");
+	kill(redis_pid, SIGCONT);
+	c = (struct cond){ .f = both_up, .a = ha, .b = hb };
+	ok(run_until(base, &c), "both up again once it answers");
+	is(b1.ngot, 20, "hub B never saw A's local message");
+	b1.ngot = 21; /* keep the counts aligned: slot 20 is A's local one */
+	strcpy(b1.got[20], "stalled-a");
+
 	/* Redis goes: each hub is on its own. */
 	redis_kill();
 	c = (struct cond){ .f = both_down, .a = ha, .b = hb };
 	ok(run_until(base, &c), "both backplanes see Redis gone");
 	say(ha, a1.h, "alone-a");
 	say(hb, b1.h, "alone-b");
-	c = (struct cond){ .f = all_got, .m = { &a1, &a2, &b1 }, .n = 3, .want = 21 };
+	c = (struct cond){ .f = all_got, .m = { &a1, &a2, &b1 }, .n = 3, .want = 22 };
 	ok(run_until(base, &c), "while down, members get their own hub's message");
-	is_str(a2.got[20], "alone-a", "hub A's members got A's");
-	is_str(b1.got[20], "alone-b", "hub B's members got B's");
-	is(a1.ngot, 21, "... and not the other hub's");
+	is_str(a2.got[21], "alone-a", "hub A's members got A's");
+	is_str(b1.got[21], "alone-b", "hub B's members got B's");
+	is(a1.ngot, 22, "... and not the other hub's");
 
 	/* Redis is back (same port): so is the backplane. */
 	ok(redis_start(redis_path()) == 0, "redis-server restarted");
@@ -315,10 +333,10 @@ test_two_hubs(struct event_base *base, struct room_hub *ha, struct room_hub *hb)
 	ok(run_until(base, &c), "both backplanes up again");
 	say(ha, a1.h, "back-a");
 	say(hb, b1.h, "back-b");
-	c = (struct cond){ .f = all_got, .m = { &a1, &a2, &b1 }, .n = 3, .want = 23 };
+	c = (struct cond){ .f = all_got, .m = { &a1, &a2, &b1 }, .n = 3, .want = 24 };
 	ok(run_until(base, &c), "after the restart, messages cross again");
-	ok(same_order(&a1, &b1, 21, 23) && same_order(&a1, &a2, 21, 23),
-	    "one order on both (%s, %s)", a1.got[21], a1.got[22]);
+	ok(same_order(&a1, &b1, 22, 24) && same_order(&a1, &a2, 22, 24),
+	    "one order on both (%s, %s)", a1.got[22], a1.got[23]);
 	room_leave(a1.h);
 	room_leave(a2.h);
 	room_leave(b1.h);
