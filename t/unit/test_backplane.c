@@ -7,6 +7,7 @@
  * restarted.  Skipped when redis-server is missing (`make deps`).
  */
 #include "origin/room.h"
+#include "common/log.h"
 #include "common/sbuf.h"
 #include "t/unit/tap.h"
 
@@ -30,6 +31,7 @@
 static pid_t redis_pid = -1;
 static int redis_port;
 static char redis_dir[64];
+static char log_file[96];
 
 static int64_t
 now_ms(void)
@@ -135,8 +137,25 @@ static void
 cleanup(void)
 {
 	redis_kill();
+	if (log_file[0] != '\0')
+		unlink(log_file);
 	if (redis_dir[0] != '\0')
 		rmdir(redis_dir);
+}
+
+/* Lines of the error log holding text. */
+static int
+log_count(const char *text)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen(log_file, "r");
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, text) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return n;
 }
 
 /* ---- members ---- */
@@ -364,6 +383,8 @@ main(void)
 	}
 	atexit(cleanup);
 	signal(SIGPIPE, SIG_IGN);
+	snprintf(log_file, sizeof(log_file), "%s/error.log", redis_dir);
+	log_open(log_file, LOG_LVL_INFO);
 	if (redis_start(bin) < 0) {
 		printf("1..0 # SKIP redis-server did not start\n");
 		return 0;
@@ -381,5 +402,11 @@ main(void)
 	room_hub_free(ha);
 	room_hub_free(hb);
 	event_base_free(base);
+	/* Two incidents (stopped, killed) on each of two hubs. */
+	is(log_count("rooms deliver in this process only until it is back"), 4,
+	    "each outage logged once per hub");
+	is(log_count("no answer within the timeout"), 2, "... the stopped one as no answer");
+	is(log_count("up again after"), 4, "and each end of one once");
+	log_close();
 	return done_testing();
 }
