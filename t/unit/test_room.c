@@ -6,7 +6,9 @@
  * past max_backlog while the others get everything; a worker that falls
  * ROOM_QUEUE_MAX behind has its members dropped; notices; references
  * back to the publisher's own once delivered; rooms gone when empty;
- * concurrent joins, leaves and publishes (for make tsan).
+ * concurrent joins, leaves and publishes (for make tsan); what deliver
+ * callbacks may do (leave, make others leave, join); the table growing
+ * and status cutting its list.
  */
 #include "origin/room.h"
 #include "common/sbuf.h"
@@ -481,6 +483,100 @@ test_churn(void)
 	room_hub_free(c.hub);
 }
 
+/* ---- what a deliver or drop callback may do ---- */
+
+struct reent {
+	struct tmember self;            /* first: the callbacks get &r->self */
+	struct room_member *other;      /* left from inside the callback */
+	struct room_worker *rw;
+	struct tmember joiner;          /* joined from inside the callback */
+};
+
+static size_t
+leave_deliver(void *p, struct room_msg *msg, uint64_t seq)
+{
+	struct reent *r = p;
+
+	t_deliver(&r->self, msg, seq);
+	if (r->self.ngot == 2) {
+		room_leave(r->self.h); /* itself, mid-delivery */
+		r->self.h = NULL;
+		room_leave(r->other);  /* and another of the room, further on in the list */
+		r->other = NULL;
+		r->joiner.draining = 1;
+		r->joiner.h = room_join(r->rw, "re", &r->joiner, &tops);
+	}
+	return 0;
+}
+
+static const struct room_member_ops leave_ops = { leave_deliver, t_drop };
+
+static void
+test_reentry(void)
+{
+	struct room_hub_conf conf = { 0 };
+	const char *why;
+	struct room_hub *hub = room_hub_new(&conf, &why);
+	struct event_base *b = event_base_new();
+	struct room_worker *w = room_worker_start(hub, b);
+	struct reent *r = calloc(1, sizeof(*r));
+	struct tmember *o = calloc(1, sizeof(*o)), *z = calloc(1, sizeof(*z));
+	char name[16];
+
+	o->draining = z->draining = 1;
+	r->rw = w;
+	z->h = room_join(w, "re", z, &tops);
+	r->self.h = room_join(w, "re", r, &leave_ops);
+	r->other = room_join(w, "re", o, &tops);
+	for (int k = 0; k < 3; k++) {
+		struct room_msg *msg = encode(NULL, "abc", 3);
+		is(room_publish_name(hub, "re", msg), 0, "published by name from outside");
+		room_msg_release(msg);
+	}
+	event_base_loop(b, EVLOOP_NONBLOCK);
+	is(r->self.ngot, 2, "a member leaving from its own deliver gets no more");
+	is(o->ngot, 1, "one it made leave got the first only");
+	is(z->ngot, 3, "the others get everything");
+	is(r->joiner.ngot, 0, "one joined mid-delivery gets nothing published before its join");
+	struct room_msg *msg = encode(NULL, "def", 3);
+	room_publish(z->h, msg);
+	room_msg_release(msg);
+	event_base_loop(b, EVLOOP_NONBLOCK);
+	is(r->joiner.ngot, 1, "... and what follows it");
+	is(z->ngot, 4, "the others too");
+	is(room_hub_members(hub, "re"), 2, "two members left");
+	room_leave(z->h);
+	room_leave(r->joiner.h);
+	/* Enough rooms for the table to grow, and for status to cut its list. */
+	struct tmember *many = calloc(150, sizeof(*many));
+	for (int i = 0; i < 150; i++) {
+		snprintf(name, sizeof(name), "room%d", i);
+		many[i].h = room_join(w, name, &many[i], &tops);
+	}
+	is(room_hub_rooms(hub), 150, "150 rooms");
+	is(room_hub_members(hub, "room149"), 1, "found after the table grew");
+	struct sbuf s = { 0 };
+	room_hub_status(hub, &s);
+	sbuf_add(&s, "", 1);
+	ok(s.p != NULL && strncmp(s.p, "{\"rooms\":150,\"members\":150,", 27) == 0 &&
+	    strstr(s.p, "},\"truncated\":true}") != NULL, "status lists 100, says truncated: %.60s", s.p);
+	int listed = 0;
+	for (const char *q = s.p; q != NULL && (q = strstr(q, "\"room")) != NULL; q++)
+		listed += q[5] != 's' || q[6] != '"';
+	is(listed, 100, "... 100 rooms listed");
+	sbuf_free(&s);
+	for (int i = 0; i < 150; i++)
+		room_leave(many[i].h);
+	is(room_hub_rooms(hub), 0, "all gone");
+	room_worker_stop(w);
+	event_base_free(b);
+	room_hub_free(hub);
+	free(many);
+	free(r);
+	free(o);
+	free(z);
+}
+
 int
 main(void)
 {
@@ -488,6 +584,7 @@ main(void)
 	test_backlog();
 	test_lagged_worker();
 	test_notices();
+	test_reentry();
 	test_churn();
 	return done_testing();
 }
