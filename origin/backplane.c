@@ -238,14 +238,18 @@ on_sub(redisAsyncContext *ac, void *reply, void *privdata)
 	}
 }
 
+/* A connection on its way, or NULL with why (a buffer of 128) set. */
 static redisAsyncContext *
-ctx_new(struct backplane *bp)
+ctx_new(struct backplane *bp, char *why)
 {
 	redisAsyncContext *ac = redisAsyncConnect(bp->addr.host, bp->addr.port);
 
-	if (ac == NULL)
+	if (ac == NULL) {
+		snprintf(why, 128, "out of memory");
 		return NULL;
+	}
 	if (ac->err != 0 || redisLibeventAttach(ac, bp->base) != REDIS_OK) {
+		snprintf(why, 128, "%s", ac->err != 0 ? ac->errstr : "cannot attach to the loop");
 		redisAsyncFree(ac);
 		return NULL;
 	}
@@ -258,9 +262,11 @@ ctx_new(struct backplane *bp)
 static void
 bp_connect(struct backplane *bp)
 {
+	char why[128];
+
 	bp->connect_at = rl_redis_now();
-	if ((bp->pub = ctx_new(bp)) == NULL || (bp->sub = ctx_new(bp)) == NULL) {
-		bp_fail(bp, "cannot make a connection");
+	if ((bp->pub = ctx_new(bp, why)) == NULL || (bp->sub = ctx_new(bp, why)) == NULL) {
+		bp_fail(bp, why);
 		return;
 	}
 	/* Sent once connected; its answer marks the subscription in place. */

@@ -4,7 +4,8 @@
  * Members of a room on both see every message once, in one order; rooms
  * of one name only; Redis killed: each hub delivers its own messages to
  * its own members only (backplane.h), and both are back once Redis is
- * restarted.  Skipped when redis-server is missing (`make deps`).
+ * restarted; stopped (no answer) the same; not there at start the
+ * same, logged once.  Skipped when redis-server is missing (`make deps`).
  */
 #include "origin/room.h"
 #include "common/log.h"
@@ -229,6 +230,7 @@ struct cond {
 	struct room_hub *a, *b;
 	struct tmember *m[4];
 	int n, want;
+	int64_t until;                  /* ms, for time_passed */
 };
 
 /* Runs base until c holds or the deadline passes; returns whether it held. */
@@ -266,6 +268,40 @@ all_got(struct cond *c)
 		if (c->m[i]->ngot < c->want)
 			return 0;
 	return 1;
+}
+
+static int
+time_passed(struct cond *c)
+{
+	return now_ms() >= c->until;
+}
+
+/* A Redis that is not there at start: rooms are local, and that is logged once. */
+static void
+test_no_redis(struct event_base *base)
+{
+	struct room_hub_conf conf = { .encode = encode, .notices = 1 };
+	struct tmember m = { 0 };
+	const char *why;
+	char url[64];
+
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", free_port());
+	conf.backplane = url;
+	struct room_hub *hub = room_hub_new(&conf, &why);
+	struct room_worker *w = room_worker_start(hub, base);
+	m.h = room_join(w, "solo", &m, &tops);
+	say(hub, m.h, "hello");
+	struct cond c = { .f = all_got, .m = { &m }, .n = 1, .want = 2 };
+	ok(run_until(base, &c), "without Redis a member gets its join notice and its message");
+	is_str(m.got[1], "hello", "... in order");
+	c = (struct cond){ .f = time_passed, .until = now_ms() + 700 };
+	run_until(base, &c);
+	is(room_hub_backplane(hub), 0, "the backplane is down");
+	room_leave(m.h);
+	room_worker_stop(w);
+	room_hub_free(hub);
+	is(log_count("Connection refused; rooms deliver in this process only"), 1,
+	    "connection refused, logged once in spite of the retries");
 }
 
 static int
@@ -399,11 +435,12 @@ main(void)
 	struct event_base *base = event_base_new();
 	if (ha != NULL && hb != NULL)
 		test_two_hubs(base, ha, hb);
+	test_no_redis(base);
 	room_hub_free(ha);
 	room_hub_free(hb);
 	event_base_free(base);
-	/* Two incidents (stopped, killed) on each of two hubs. */
-	is(log_count("rooms deliver in this process only until it is back"), 4,
+	/* Two incidents (stopped, killed) on each of two hubs, one without Redis. */
+	is(log_count("rooms deliver in this process only until it is back"), 5,
 	    "each outage logged once per hub");
 	is(log_count("no answer within the timeout"), 2, "... the stopped one as no answer");
 	is(log_count("up again after"), 4, "and each end of one once");
