@@ -14,6 +14,7 @@
 #include "common/sbuf.h"
 #include "t/unit/tap.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -577,6 +578,63 @@ test_reentry(void)
 	free(z);
 }
 
+/* ---- the deliver room.h describes: a reference in the connection's output ---- */
+
+static void
+release_ref(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	room_msg_release(arg);
+}
+
+static size_t
+evbuf_deliver(void *p, struct room_msg *msg, uint64_t seq)
+{
+	struct evbuffer *out = p;
+
+	(void)seq;
+	room_msg_hold(msg);
+	if (evbuffer_add_reference(out, msg->data, msg->len, release_ref, msg) != 0)
+		room_msg_release(msg);
+	return evbuffer_get_length(out);
+}
+
+static const struct room_member_ops evbuf_ops = { evbuf_deliver, t_drop };
+
+static void
+test_evbuffer_member(void)
+{
+	struct room_hub_conf conf = { .encode = encode };
+	const char *why;
+	struct room_hub *hub = room_hub_new(&conf, &why);
+	struct event_base *b = event_base_new();
+	struct room_worker *w = room_worker_start(hub, b);
+	struct evbuffer *out1 = evbuffer_new(), *out2 = evbuffer_new();
+	struct room_member *m1 = room_join(w, "eb", out1, &evbuf_ops);
+	struct room_member *m2 = room_join(w, "eb", out2, &evbuf_ops);
+	struct room_msg *msg = room_msg_text(hub, "hi", 2);
+	char got[8] = "";
+
+	room_publish(m1, msg);
+	event_base_loop(b, EVLOOP_NONBLOCK);
+	is(atomic_load(&msg->refs), 3, "each connection's output holds one reference");
+	ok(evbuffer_get_length(out1) == 4 && evbuffer_pullup(out1, -1) == msg->data,
+	    "the output refers to the message's own bytes, not a copy");
+	evbuffer_remove(out1, got, sizeof(got) - 1);
+	is_str(got, "F:hi", "the frame as the encoder made it");
+	is(atomic_load(&msg->refs), 2, "sent on one: its reference goes");
+	evbuffer_free(out2);
+	is(atomic_load(&msg->refs), 1, "a connection freed with it queued lets go too");
+	room_msg_release(msg);
+	room_leave(m1);
+	room_leave(m2);
+	room_worker_stop(w);
+	event_base_free(b);
+	evbuffer_free(out1);
+	room_hub_free(hub);
+}
+
 int
 main(void)
 {
@@ -585,6 +643,7 @@ main(void)
 	test_lagged_worker();
 	test_notices();
 	test_reentry();
+	test_evbuffer_member();
 	test_churn();
 	return done_testing();
 }
