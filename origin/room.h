@@ -61,6 +61,17 @@
  *   connection (and room_leave of any member) from it is allowed.
  *   ops.drop(conn, 1008): the member has left the room already and its
  *   handle is gone; send close 1008 and forget the handle.
+ *
+ * Lifetime.  The hub outlives every room_worker on it, and a room_worker
+ * every member joined through it.  handler_ops.worker_new takes no
+ * arguments, so the WebSocket side makes its room_worker on a worker's
+ * first join (room_worker_start with w->base) and keeps it in its
+ * per-worker state; worker_free (after the loop ended) may stop it.  For
+ * rooms and their members to survive a reload, as WebSocket connections
+ * do, a chat route's hub should be carried from the old snapshot to the
+ * new one (by route name), not made again; its keys (max_backlog,
+ * notices, backplane) then keep their old values until a restart, or
+ * the hub is made anew when they change.
  */
 #ifndef PORTICO_ROOM_H
 #define PORTICO_ROOM_H
