@@ -395,6 +395,8 @@ up_drained(void *st, struct conn *c)
 	}
 	if (c->rpos < c->rlen)
 		return process(wc);   /* what waited while output was high */
+	c->rpos = c->rlen = 0;
+	conn_release_input(c);        /* idle: no buffer (the first time, h1's) */
 	c->no_read = 0;
 	conn_arm(c, EV_READ, wc->tv_tick);
 	return 0;
