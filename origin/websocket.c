@@ -130,8 +130,8 @@ websocket_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct co
 			wc->mode = modes[i];
 	if (wc->mode == NULL) {
 		/* chat joins this list with the room hub (origin/room.c). */
-		conf_err(ctx, kv->line, ctx->section, "websocket", "expected echo, not \"%s\"",
-		    kv->value);
+		conf_err(ctx, kv->line, ctx->section, "websocket", "expected echo, not \"%s\"%s",
+		    kv->value, strcmp(kv->value, "chat") == 0 ? " (chat rooms are not built yet)" : "");
 		bad = 1;
 	}
 	k = conf_route_value(rt, websocket_keys, "max_message", &def);

@@ -528,6 +528,23 @@ def test_idle_memory(srv):
         c.close()
 
 
+def test_reload(srv):
+    c = client(srv, headers=PMD)
+    c.send_text("before reload")
+    rx(c)
+    srv.signal(signal.SIGHUP)
+    ok(wait_for(lambda: "generation 2 in service" in srv.stderr(), 10), "SIGHUP: the configuration reloads")
+    c.send_text("after reload")
+    f = rx(c)
+    is_(pmd_decompress(f.payload) if isinstance(f, Frame) else f, b"after reload",
+        "an open WebSocket connection goes on across a reload")
+    c2 = client(srv)
+    c2.send_text("new")
+    is_(summary(rx(c2)), (True, 0, OP_TEXT, b"new"), "and new ones are served")
+    c.close()
+    c2.close()
+
+
 def test_stop(srv):
     cs = [client(srv) for _ in range(4)]
     for c in cs:
@@ -565,6 +582,7 @@ def main():
             test_tls(srv)
             test_concurrent(srv)
             test_idle_memory(srv)
+            test_reload(srv)
             test_stop(srv)
         test_config()
     finally:
