@@ -63,7 +63,42 @@ static const struct ws_mode echo_mode = {
 	.message = echo_message,
 };
 
-static const struct ws_mode *const modes[] = { &echo_mode, NULL };
+/*
+ * test-fanout: the test suite's mode, there only when portico starts with
+ * PORTICO_TEST_MODULES set (as type = test, common/mw_test.h); not for
+ * users, and not in the man page.  A message "N text" comes back as N
+ * messages "text", encoded once and queued by reference, as a room sends:
+ * it drives ws_conn_send_shared and max_backlog (close 1008).
+ */
+static void
+fanout_message(struct ws_conn *wc, unsigned opcode, const uint8_t *data, size_t len)
+{
+	struct ws_buf b = { 0 };
+	unsigned n = 0;
+	size_t i = 0;
+
+	while (i < len && data[i] >= '0' && data[i] <= '9' && n < 100000)
+		n = n * 10 + (unsigned)(data[i++] - '0');
+	if (i < len && data[i] == ' ')
+		i++;
+	if (ws_encode_message(ws_conn_deflater(wc), opcode, data + i, len - i, &b) == 0) {
+		struct ws_frame *f = ws_frame_new(b.len);
+		if (f != NULL) {
+			memcpy(f->data, b.p, b.len);
+			for (unsigned k = 0; k < n && ws_conn_send_shared(wc, f) == 0; k++)
+				;
+			ws_frame_put(f);
+		}
+	}
+	ws_buf_free(&b);
+}
+
+static const struct ws_mode fanout_mode = {
+	.name = "test-fanout",
+	.message = fanout_message,
+};
+
+static const struct ws_mode *const modes[] = { &echo_mode, &fanout_mode, NULL };
 
 /* -------------------------------------------------------- configuration */
 
@@ -126,7 +161,8 @@ websocket_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct co
 		return -1;
 	rt->hconf = wc;
 	for (unsigned i = 0; modes[i] != NULL; i++)
-		if (strcmp(kv->value, modes[i]->name) == 0)
+		if (strcmp(kv->value, modes[i]->name) == 0 &&
+		    (modes[i] != &fanout_mode || getenv("PORTICO_TEST_MODULES") != NULL))
 			wc->mode = modes[i];
 	if (wc->mode == NULL) {
 		/* chat joins this list with the room hub (origin/room.c). */

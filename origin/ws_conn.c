@@ -1,6 +1,7 @@
 #include "origin/ws_conn.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,10 +12,12 @@
 
 #define WS_HIGH_WATER HTTP_OUT_HIGH_WATER
 
-/* Frame bytes waiting for room in the transport's buffer. */
+/* Frame bytes waiting for room in the transport's buffer: our own copy
+ * (data) or a reference to a shared frame. */
 struct ws_out {
 	struct ws_out *next;
 	size_t len, off;
+	struct ws_frame *shared;      /* NULL: the bytes are in data */
 	uint8_t data[];
 };
 
@@ -51,10 +54,49 @@ ws_conn_pmd(const struct ws_conn *wc)
 	return &wc->pmd;
 }
 
+struct ws_zs *
+ws_conn_deflater(const struct ws_conn *wc)
+{
+	return wc->pmd.on ? wc->deflater : NULL;
+}
+
 void *
 ws_conn_data(const struct ws_conn *wc)
 {
 	return wc->mode_data;
+}
+
+struct ws_frame *
+ws_frame_new(size_t len)
+{
+	struct ws_frame *f = malloc(sizeof(*f) + len);
+
+	if (f == NULL)
+		return NULL;
+	atomic_init(&f->refs, 1);
+	f->len = len;
+	return f;
+}
+
+void
+ws_frame_hold(struct ws_frame *f)
+{
+	atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+}
+
+void
+ws_frame_put(struct ws_frame *f)
+{
+	/* The last one frees: what the others did with it happens before. */
+	if (f != NULL && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+		free(f);
+}
+
+static void
+out_free(struct ws_out *o)
+{
+	ws_frame_put(o->shared);
+	free(o);
 }
 
 /* Moves queued frames into the transport's buffer, up to the high-water mark. */
@@ -67,13 +109,13 @@ pump(struct ws_conn *wc)
 		struct ws_out *o = wc->head;
 		size_t room = WS_HIGH_WATER - (c->olen - c->osent);
 		size_t n = o->len - o->off < room ? o->len - o->off : room;
-		conn_out(c, o->data + o->off, n);
+		conn_out(c, (o->shared != NULL ? o->shared->data : o->data) + o->off, n);
 		o->off += n;
 		wc->queued -= n;
 		if (o->off < o->len)
 			break;
 		wc->head = o->next;
-		free(o);
+		out_free(o);
 	}
 	if (wc->head == NULL)
 		wc->tail = NULL;
@@ -84,16 +126,40 @@ pump(struct ws_conn *wc)
 	}
 }
 
+/* Drops what is queued; with keep_started, a frame whose start is in the
+ * transport's buffer already stays whole (else its rest would be missing
+ * from the stream). */
 static void
-queue_free(struct ws_conn *wc)
+queue_free(struct ws_conn *wc, int keep_started)
 {
+	struct ws_out *keep = NULL;
+
+	if (keep_started && wc->head != NULL && wc->head->off > 0) {
+		keep = wc->head;
+		wc->head = keep->next;
+		keep->next = NULL;
+	}
 	while (wc->head != NULL) {
 		struct ws_out *o = wc->head;
 		wc->head = o->next;
-		free(o);
+		out_free(o);
 	}
-	wc->tail = NULL;
-	wc->queued = 0;
+	wc->head = wc->tail = keep;
+	wc->queued = keep != NULL ? keep->len - keep->off : 0;
+}
+
+static void
+append(struct ws_conn *wc, struct ws_out *o)
+{
+	o->next = NULL;
+	o->off = 0;
+	if (wc->tail != NULL)
+		wc->tail->next = o;
+	else
+		wc->head = o;
+	wc->tail = o;
+	wc->queued += o->len;
+	pump(wc);
 }
 
 /* Queues a then b as one piece of output; straight into the transport's
@@ -110,19 +176,12 @@ enqueue(struct ws_conn *wc, const void *a, size_t alen, const void *b, size_t bl
 		struct ws_out *o = malloc(sizeof(*o) + alen + blen);
 		if (o == NULL)
 			return -1;
-		o->next = NULL;
 		o->len = alen + blen;
-		o->off = 0;
+		o->shared = NULL;
 		memcpy(o->data, a, alen);
 		if (blen > 0)
 			memcpy(o->data + alen, b, blen);
-		if (wc->tail != NULL)
-			wc->tail->next = o;
-		else
-			wc->head = o;
-		wc->tail = o;
-		wc->queued += o->len;
-		pump(wc);
+		append(wc, o);
 	}
 	conn_kick(c);
 	return 0;
@@ -149,7 +208,7 @@ close_with(struct ws_conn *wc, uint16_t code, const char *reason, int linger)
 	if (wc->closing)
 		return;
 	if (code == WS_CLOSE_POLICY)
-		queue_free(wc); /* a client that does not read gets none of its backlog */
+		queue_free(wc, 1); /* a client that does not read gets none of its backlog */
 	if (rlen > sizeof(body) - 2)
 		rlen = sizeof(body) - 2;
 	body[0] = (uint8_t)(code >> 8);
@@ -241,6 +300,27 @@ ws_conn_send_frame(struct ws_conn *wc, const void *frame, size_t len)
 	if (!may_send(wc))
 		return -1;
 	return enqueue(wc, frame, len, NULL, 0);
+}
+
+int
+ws_conn_send_shared(struct ws_conn *wc, struct ws_frame *f)
+{
+	struct conn *c = wc->c;
+
+	if (!may_send(wc))
+		return -1;
+	/* Straight to the transport when nothing waits: no reference kept. */
+	if (wc->head == NULL && c->olen - c->osent + f->len <= WS_HIGH_WATER)
+		return enqueue(wc, f->data, f->len, NULL, 0);
+	struct ws_out *o = malloc(sizeof(*o));
+	if (o == NULL)
+		return -1;
+	ws_frame_hold(f);
+	o->shared = f;
+	o->len = f->len;
+	append(wc, o);
+	conn_kick(c);
+	return 0;
 }
 
 /* Fails the connection (RFC 6455 7.1.7): a close frame with code, then TCP
@@ -439,7 +519,7 @@ up_close(void *st, struct conn *c, const char *reason)
 	(void)reason;
 	if (wc->mode->gone != NULL)
 		wc->mode->gone(wc);
-	queue_free(wc);
+	queue_free(wc, 0);
 	ws_buf_free(&wc->msg);
 	ws_zs_free(&wc->inflater);
 	free(wc);

@@ -17,6 +17,11 @@
  *       connection, so one encoding serves every member that negotiated
  *       permessage-deflate with at least the window it was made with
  *       (ws_conn_pmd), and one uncompressed encoding the others.
+ *   ws_conn_send_shared(wc, f)           the same without a copy per
+ *       member: f (ws_frame_new, filled once) is queued by reference
+ *       (refcounted, atomically: members on other workers may hold it);
+ *       the caller keeps its own reference and drops it with ws_frame_put.
+ *       Bytes are copied only into the transport's buffer as it drains.
  *   ws_conn_backlog(wc)                  bytes queued and not yet sent: a
  *       room drops a member past max_backlog with
  *   ws_conn_close(wc, 1008, "...")       sends a close frame and closes
@@ -38,6 +43,7 @@
 #define PORTICO_WS_CONN_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "common/ws.h"
@@ -74,14 +80,31 @@ struct ws_conn *ws_conn_open(struct request *r, const struct ws_settings *settin
     const struct ws_mode *mode, void *mode_data, const struct ws_pmd *pmd,
     struct ws_zs *deflater);
 
+/* A frame shared by many connections: refs starts at 1 (the creator's);
+ * the last ws_frame_put frees it.  Any thread. */
+struct ws_frame {
+	_Atomic unsigned refs;
+	size_t len;
+	uint8_t data[];
+};
+
+struct ws_frame *ws_frame_new(size_t len);
+void ws_frame_hold(struct ws_frame *f);
+void ws_frame_put(struct ws_frame *f);
+
 /* 0, or -1 when the message was not queued (closing, out of memory, or
  * past max_backlog: the connection then closes with 1008). */
 int ws_conn_send(struct ws_conn *wc, unsigned opcode, const void *payload, size_t len);
 int ws_conn_send_frame(struct ws_conn *wc, const void *frame, size_t len);
+int ws_conn_send_shared(struct ws_conn *wc, struct ws_frame *f);
 size_t ws_conn_backlog(const struct ws_conn *wc);
 void ws_conn_close(struct ws_conn *wc, uint16_t code, const char *reason);
 const struct ws_pmd *ws_conn_pmd(const struct ws_conn *wc);
 void *ws_conn_data(const struct ws_conn *wc);
+/* The compressor this connection's messages go through (the worker's, for
+ * its window), or NULL when permessage-deflate is off: what
+ * ws_encode_message takes to encode for it. */
+struct ws_zs *ws_conn_deflater(const struct ws_conn *wc);
 
 /*
  * One message as frame bytes (header and payload, compressed through

@@ -25,6 +25,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 from portico import *  # noqa: E402,F403
 from ws import *  # noqa: E402,F403
 
+os.environ["PORTICO_TEST_MODULES"] = "1"  # websocket = test-fanout
+
 CONF = """\
 [global]
 workers = 2
@@ -69,6 +71,14 @@ path = /ws/ping
 websocket = echo
 ping_interval = 300ms
 idle_timeout = 5s
+
+; The test suite's own mode (PORTICO_TEST_MODULES, see origin/websocket.c):
+; "N text" comes back N times from one shared encoding, as a room sends.
+[route:fanout]
+path = /ws/fanout
+websocket = test-fanout
+max_backlog = 64k
+ping_interval = 0
 
 [route:idle]
 path = /ws/idle
@@ -382,6 +392,34 @@ def test_deflate(srv):
     c.close()
 
 
+def test_fanout(srv):
+    c = client(srv, "/ws/fanout", headers=PMD)
+    c.send_text("5 shared")
+    got = []
+    for _ in range(5):
+        f = rx(c)
+        got.append((f.rsv, pmd_decompress(f.payload)) if isinstance(f, Frame) else repr(f))
+    is_(got, [(4, b"shared")] * 5, "one compressed encoding queued five times by reference")
+    c.close()
+    c = client(srv, "/ws/fanout")
+    c.send_text("3000 " + "m" * 1000)
+    frames, code, intact = 0, None, True
+    while True:
+        f = rx(c, 10)
+        if not isinstance(f, Frame):
+            code = repr(f)
+            break
+        if f.opcode == OP_CLOSE:
+            code = f.close_code
+            break
+        intact = intact and f.payload == b"m" * 1000
+        frames += 1
+    is_(code, 1008, "past max_backlog (64k) the client is dropped with 1008")
+    ok(intact and 60 <= frames < 200, "after whole frames only: %d of 3000, none cut" % frames)
+    ok(c.closed_within(3), "and TCP closes")
+    c.close()
+
+
 def test_timers(srv):
     c = client(srv, "/ws/ping")
     f = rx(c, 2)
@@ -577,6 +615,7 @@ def main():
             test_extensions(srv)
             test_frames(srv)
             test_deflate(srv)
+            test_fanout(srv)
             test_timers(srv)
             test_slow_reader(srv)
             test_tls(srv)
