@@ -80,6 +80,10 @@ websocket = test-fanout
 max_backlog = 64k
 ping_interval = 0
 
+[route:page]
+path = /echo.html
+root = etc/www
+
 [route:idle]
 path = /ws/idle
 websocket = echo
@@ -583,6 +587,30 @@ def test_reload(srv):
     c2.close()
 
 
+def test_browser(srv):
+    # The demo page in a real browser, when there is one: Chromium opens
+    # /ws/echo from etc/www/echo.html, negotiates permessage-deflate, sends
+    # ?say=... and shows the echo.
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        skip("no chromium", 2)
+        return
+    prof = tempfile.mkdtemp(prefix="portico-chromium-")
+    try:
+        p = subprocess.run([exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            "--user-data-dir=" + prof, "--virtual-time-budget=5000", "--dump-dom",
+                            "http://127.0.0.1:%d/echo.html?say=h%%C3%%A9llo%%20from%%20chromium" % srv.port],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60)
+        dom = p.stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.SubprocessError) as e:
+        dom = repr(e)
+    finally:
+        shutil.rmtree(prof, ignore_errors=True)
+    like(dom, r'id="state">open \(permessage-deflate; server_no_context_takeover; client_no_context_takeover\)',
+         "chromium: echo.html opens /ws/echo with permessage-deflate")
+    like(dom, "\u2190 h\u00e9llo from chromium", "chromium: the message comes back")
+
+
 def test_stop(srv):
     cs = [client(srv) for _ in range(4)]
     for c in cs:
@@ -622,6 +650,7 @@ def main():
             test_concurrent(srv)
             test_idle_memory(srv)
             test_reload(srv)
+            test_browser(srv)
             test_stop(srv)
         test_config()
     finally:
