@@ -30,6 +30,12 @@ PKGS     += hiredis
 # mkpasswd make the test suite's user files.
 DEB_PKGS += libcrypt-dev apache2-utils whois
 LDLIBS  += -lcrypt
+# The rate limiter's table: 16-byte compare-and-swap (cmpxchg16b).
+LDLIBS  += -latomic
+# Headless Chromium: the browser tests (t/lib/browser.py).
+DEB_PKGS += chromium
+# t/13install.t checks the logrotate example with logrotate --debug.
+DEB_PKGS += logrotate
 
 SRC      = $(wildcard common/*.c origin/*.c proxy/*.c)
 LIB_SRC  = $(filter-out common/main.c,$(SRC))
@@ -42,7 +48,7 @@ FUZZ_SRC = $(wildcard t/fuzz/*.c)
 PROVE_ARGS ?=
 FUZZ_SECONDS ?= 20
 
-.PHONY: all run test asan asan-test tsan tsan-test fuzz bench deps install clean unit check-deps
+.PHONY: uninstall all run test asan asan-test tsan tsan-test fuzz bench deps install clean unit check-deps
 
 # The demo's HTTPS listener (etc/portico.ini) uses a certificate made here,
 # once; no private key is ever committed.
@@ -162,16 +168,51 @@ fuzz: deps
 # The peers and the load generator are for the benchmark only: installed
 # here (as root), never by deps.
 bench: all
-	@$(MAKE) --no-print-directory deps DEB_PKGS="wrk nginx haproxy"
+	@$(MAKE) --no-print-directory deps DEB_PKGS="wrk nginx haproxy nodejs npm"
 	t/bench/run
+	t/bench/ws
+
+# make install: the binary, the man pages, the example configurations, the
+# demo site, the systemd unit and a logrotate example, with the paths in the
+# unit, the logrotate file and the installed configuration rewritten for
+# PREFIX, SYSCONFDIR and RUNDIR.  $(SYSCONFDIR)/portico/portico.ini (from
+# etc/origin.ini) is written only when there is none: an edited one is kept.
+SYSCONFDIR ?= /etc
+RUNDIR     ?= /run/portico
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DATADIR     = $(PREFIX)/share/portico
+DOCDIR      = $(PREFIX)/share/doc/portico
+INSTALL_PATHS = sed -e 's|/usr/local/sbin|$(PREFIX)/sbin|g' -e 's|/etc/portico|$(SYSCONFDIR)/portico|g' \
+	  -e 's|/run/portico|$(RUNDIR)|g'
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
-	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/doc/portico/examples
+	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DATADIR) \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(SYSCONFDIR)/portico
 	install -m 755 portico $(DESTDIR)$(PREFIX)/sbin/portico
 	install -m 644 man/portico.8 $(DESTDIR)$(PREFIX)/share/man/man8/portico.8
 	install -m 644 man/portico.ini.5 $(DESTDIR)$(PREFIX)/share/man/man5/portico.ini.5
-	install -m 644 etc/*.ini $(DESTDIR)$(PREFIX)/share/doc/portico/examples/
+	install -m 644 etc/*.ini etc/portico.service etc/portico.logrotate $(DESTDIR)$(DOCDIR)/examples/
+	rm -rf $(DESTDIR)$(DATADIR)/www
+	cp -R etc/www $(DESTDIR)$(DATADIR)/www
+	chmod -R u=rwX,go=rX $(DESTDIR)$(DATADIR)/www
+	$(INSTALL_PATHS) etc/portico.service > $(DESTDIR)$(UNITDIR)/portico.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/portico.service
+	$(INSTALL_PATHS) etc/portico.logrotate > $(DESTDIR)$(SYSCONFDIR)/logrotate.d/portico
+	chmod 644 $(DESTDIR)$(SYSCONFDIR)/logrotate.d/portico
+	@conf=$(DESTDIR)$(SYSCONFDIR)/portico/portico.ini; \
+	if [ -e $$conf ]; then echo "kept $$conf (yours; the example is in $(DOCDIR)/examples/origin.ini)"; \
+	else sed -e 's|^root = etc/www|root = $(DATADIR)/www|' \
+	    -e 's|^;pid_file = /run/portico/portico.pid *;.*|pid_file = $(RUNDIR)/portico.pid|' \
+	    etc/origin.ini > $$conf && chmod 644 $$conf && echo "wrote $$conf"; fi
+
+# Removes what make install put, but the configuration (which may be edited).
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/portico $(DESTDIR)$(PREFIX)/share/man/man8/portico.8 \
+	  $(DESTDIR)$(PREFIX)/share/man/man5/portico.ini.5 $(DESTDIR)$(UNITDIR)/portico.service \
+	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d/portico
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/portico (the configuration)"
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan portico

@@ -25,6 +25,7 @@ const struct key_def conf_global_keys[] = {
 	{ "access_log", K_STR, G(access_log), "off", 0, 0 },
 	{ "access_log_format", K_LOGFMT, G(access_log_format), "combined", 0, 0 },
 	{ "shutdown_timeout", K_DURATION, G(shutdown_timeout), "10s", 0, 0 },
+	{ "shutdown_delay", K_DURATION, G(shutdown_delay), "0s", 0, 0 },
 	{ "header_timeout", K_DURATION, G(header_timeout), "10s", 1, 0 },
 	{ "body_timeout", K_DURATION, G(body_timeout), "30s", 1, 0 },
 	{ "keepalive_timeout", K_DURATION, G(keepalive_timeout), "60s", 0, 0 },

@@ -39,6 +39,7 @@ struct conf_global {
 	char *access_log;             /* NULL or "off" means none */
 	int access_log_format;
 	int64_t shutdown_timeout;     /* milliseconds, as all durations */
+	int64_t shutdown_delay;
 	int64_t header_timeout;
 	int64_t body_timeout;
 	int64_t keepalive_timeout;

@@ -51,6 +51,9 @@ struct handler_ops {
 	const struct conf_key *(*section_keys)(const struct conf_section *sec);
 	/* Appends the JSON value describing a section's state (for /status). */
 	void (*section_status)(const struct conf_section *sec, struct sbuf *out);
+	/* How many servers of a section are in service now, from any thread
+	 * (a pool's: enabled, resolved, not marked down); for health = pools. */
+	unsigned (*section_in_service)(const struct conf_section *sec);
 	/* Work of the main thread (health checks): started once before the
 	 * workers, stopped after them. */
 	void *(*main_start)(struct event_base *base, const struct config *conf);

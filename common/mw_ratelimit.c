@@ -81,7 +81,7 @@ struct rl_conf {
 };
 
 /* What the request phase decided, kept for the response and the log. */
-enum rl_outcome { RL_PASS, RL_DELAYED, RL_REFUSED, RL_CONNS, RL_STORE_ALLOW, RL_STORE_DENY };
+enum rl_outcome { RL_PASS, RL_DELAYED, RL_REFUSED, RL_CONNS, RL_FULL, RL_STORE_ALLOW, RL_STORE_DENY };
 
 struct rl_state {
 	struct request *r;
@@ -367,6 +367,7 @@ configure_store(struct conf_ctx *ctx, const struct conf_section *sec, struct rl_
 		    "expected a duration from 1ms to 10s, not \"%s\"", kv->value);
 		return -1;
 	}
+	rc->store.stall_ms = rc->store_timeout * 4 > 1000 ? rc->store_timeout * 4 : 1000;
 	kv = conf_section_value(sec, rl_keys, "on_store_error", &def);
 	if (strcmp(kv->value, "allow") != 0 && strcmp(kv->value, "deny") != 0) {
 		conf_err(ctx, kv->line, ctx->section, kv->key, "expected allow or deny, not \"%s\"",
@@ -421,7 +422,7 @@ rl_configure(struct conf_ctx *ctx, const struct conf_section *sec)
 		goto fail;
 	}
 	if (configure_rate(ctx, sec, rc) < 0 || configure_proxies(ctx, sec, rc) < 0 ||
-	    conf_count(ctx, sec, "max_conns", UINT32_MAX, &rc->max_conns) < 0 ||
+	    conf_count(ctx, sec, "max_conns", RL_CONNS_MAX, &rc->max_conns) < 0 ||
 	    conf_count(ctx, sec, "max_keys", RL_MAX_KEYS, &max_keys) < 0 ||
 	    configure_store(ctx, sec, rc) < 0)
 		goto fail;
@@ -449,6 +450,7 @@ static const char *const outcome_names[] = {
 	[RL_DELAYED] = "delayed",
 	[RL_REFUSED] = "refused",
 	[RL_CONNS] = "max_conns",
+	[RL_FULL] = "table_full",
 	[RL_STORE_ALLOW] = "store_error_allowed",
 	[RL_STORE_DENY] = "store_error_denied",
 };
@@ -617,6 +619,16 @@ rl_request(struct request *r, const void *conf)
 	if (take == TAKE_CONNS) {
 		st->outcome = RL_CONNS;
 		http_resp_error(r, 429);
+		return MW_ANSWERED;
+	}
+	if (take == TAKE_FULL) {
+		/* As nginx's limit_conn when its zone is full: a new key finds
+		 * every entry of its set with requests in progress. */
+		st->outcome = RL_FULL;
+		if (worker_log_client_error(r->conn->w))
+			log_warnx("ratelimit %s: no room for a new key (max_keys %llu): 503",
+			    rc->name, (unsigned long long)(rc->table.nsets * RL_WAYS));
+		http_resp_error_hdr(r, 503, "Retry-After", "1");
 		return MW_ANSWERED;
 	}
 	if (!rc->has_rate) {

@@ -12,6 +12,7 @@
  */
 #include "common/ratelimit_redis.h"
 
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
@@ -65,6 +66,9 @@ struct rl_link {
 	int64_t backoff;                 /* ms; 0 after a success */
 	int64_t down_since;              /* ms: failing since; 0: answering */
 	unsigned pending;
+	int64_t progress;                /* ms: connected, or answered, last */
+	int64_t stall_ms;                /* the longest of its stores' */
+	struct event *watchdog;          /* armed while questions wait */
 	char why[128];                   /* the last failure */
 };
 
@@ -181,9 +185,12 @@ on_connect(const redisAsyncContext *ac, int status)
 {
 	struct rl_link *l = ac->data;
 
+	if (l == NULL) /* given up by the watchdog */
+		return;
 	if (status == REDIS_OK) {
-		l->backoff = 0;
-		l->down_since = 0;
+		/* Connected is not answering (a stopped Redis's kernel accepts
+		 * connections): the failure ends at the first answer. */
+		l->progress = rl_redis_now();
 		return;
 	}
 	/* hiredis frees the context after this; its questions fail next. */
@@ -196,9 +203,47 @@ on_disconnect(const redisAsyncContext *ac, int status)
 {
 	struct rl_link *l = ac->data;
 
+	if (l == NULL) /* given up by the watchdog */
+		return;
 	l->ac = NULL;
 	if (status != REDIS_OK)
 		link_failed(l, ac->errstr[0] != '\0' ? ac->errstr : "disconnected");
+}
+
+static void
+watchdog_arm(struct rl_link *l, int64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000) };
+
+	evtimer_add(l->watchdog, &tv);
+}
+
+/* Questions waited stall_ms with no answer, connecting or connected:
+ * give the connection up (its questions fail now) and make a new one
+ * after the backoff. */
+static void
+on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	struct rl_link *l = arg;
+	int64_t idle = rl_redis_now() - l->progress;
+	char why[64];
+
+	(void)fd;
+	(void)what;
+	if (l->ac == NULL || l->pending == 0)
+		return;
+	if (idle < l->stall_ms) {
+		watchdog_arm(l, l->stall_ms - idle);
+		return;
+	}
+	redisAsyncContext *ac = l->ac;
+	snprintf(why, sizeof(why), "no answer for %lld ms", (long long)idle);
+	if (l->down_since == 0) /* once per incident, not at every retry */
+		log_info("ratelimit store redis://%s:%d: %s: connecting again", l->host, l->port, why);
+	l->ac = NULL;
+	link_failed(l, why);
+	ac->data = NULL; /* its disconnect callback, if any, is ours no more */
+	redisAsyncFree(ac);
 }
 
 static int
@@ -223,7 +268,13 @@ link_connect(struct rl_link *l, struct event_base *base)
 	}
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	if (l->watchdog == NULL && (l->watchdog = evtimer_new(base, on_watchdog, l)) == NULL) {
+		link_failed(l, "out of memory");
+		redisAsyncFree(ac);
+		return -1;
+	}
 	l->ac = ac;
+	l->progress = rl_redis_now();
 	return 0;
 }
 
@@ -245,6 +296,8 @@ rl_worker_free(void *p)
 		next = l->next;
 		if (l->ac != NULL)
 			redisAsyncFree(l->ac);
+		if (l->watchdog != NULL)
+			event_free(l->watchdog);
 		free(l->host);
 		free(l);
 	}
@@ -294,7 +347,10 @@ send_call(struct rl_link *l, struct rl_redis_call *call, const char *sha)
 		lens[i] = strlen(argv[i]);
 	if (redisAsyncCommandArgv(l->ac, on_reply, call, 7, argv, lens) != REDIS_OK)
 		return -1;
-	l->pending++;
+	if (l->pending++ == 0) {
+		l->progress = rl_redis_now(); /* idle until now: not waiting */
+		watchdog_arm(l, l->stall_ms);
+	}
 	return 0;
 }
 
@@ -309,6 +365,11 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	char why[160];
 
 	l->pending--;
+	l->progress = rl_redis_now();
+	if (rep != NULL) {
+		l->backoff = 0;
+		l->down_since = 0;
+	}
 	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && !call->evaled &&
 	    strncmp(rep->str, "NOSCRIPT", 8) == 0 && l->ac != NULL) {
 		call->evaled = 1;
@@ -351,6 +412,8 @@ rl_redis_check(const struct rl_redis *st, struct worker *w, const char *prefix, 
 		*why = "out of memory";
 		return NULL;
 	}
+	if (st->stall_ms > l->stall_ms)
+		l->stall_ms = st->stall_ms;
 	if (l->ac == NULL && (*since < l->retry_at || link_connect(l, w->base) < 0)) {
 		*why = l->why;
 		*since = l->down_since;

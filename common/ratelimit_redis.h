@@ -7,6 +7,10 @@
  * address, on its own event base (worker_handler_state), made on first
  * use and after a failure again with a backoff, kept across reloads and
  * freed with the worker.  A connection is touched by its worker only.
+ * hiredis 0.14 has no timeouts of its own: a watchdog gives a connection
+ * up when questions have waited stall_ms with no answer at all (a Redis
+ * that stopped answering, or a connect to an address that drops SYNs), so
+ * the link recovers without waiting for TCP to give up.
  */
 #ifndef PORTICO_RATELIMIT_REDIS_H
 #define PORTICO_RATELIMIT_REDIS_H
@@ -24,6 +28,8 @@ struct rl_redis {
 	int port;
 	char url[300];                 /* as written, for logs */
 	char sha[41];                  /* SHA-1 of the script, for EVALSHA */
+	int64_t stall_ms;              /* questions unanswered this long: the connection
+	                                * (or its connecting) is given up and made again */
 };
 
 /* Parses url into st, resolving a host name now (the workers must not

@@ -161,94 +161,155 @@ rl_table_id(const struct rl_table *t, const void *key, size_t klen, uint64_t id[
 	id[1] = rl_siphash(t->sipkey[1], key, klen) | 1; /* never {0, 0}: that is free */
 }
 
-static void
-set_lock(struct rl_set *s)
+/*
+ * An entry's two words as one value, for the 16-byte compare-and-swap
+ * (lock cmpxchg16b, through libatomic).  The key is the low word.
+ */
+typedef unsigned __int128 rl_pair;
+
+#define CONNS_MASK ((uint64_t)0xffff)
+
+static rl_pair
+pair(uint64_t key, int64_t tat)
 {
-	while (atomic_exchange_explicit(&s->lock, 1, memory_order_acquire))
-		while (atomic_load_explicit(&s->lock, memory_order_relaxed))
-			;
+	return (rl_pair)(uint64_t)tat << 64 | key;
 }
 
-static void
-set_unlock(struct rl_set *s)
+static uint64_t
+pair_key(rl_pair p)
 {
-	atomic_store_explicit(&s->lock, 0, memory_order_release);
+	return (uint64_t)p;
+}
+
+static int64_t
+pair_tat(rl_pair p)
+{
+	return (int64_t)(uint64_t)(p >> 64);
+}
+
+/* Both words, each read atomically but not together: the swap that
+ * follows finds out if they did not belong together. */
+static rl_pair
+entry_peek(const struct rl_entry *e)
+{
+	uint64_t key = __atomic_load_n(&e->key, __ATOMIC_ACQUIRE);
+
+	return pair(key, __atomic_load_n(&e->tat, __ATOMIC_ACQUIRE));
+}
+
+/* want in e if e still holds *seen; else *seen is what it holds. */
+static int
+entry_swap(struct rl_entry *e, rl_pair *seen, rl_pair want)
+{
+	return __atomic_compare_exchange_n((rl_pair *)(void *)e, seen, want, 0, __ATOMIC_ACQ_REL,
+	    __ATOMIC_ACQUIRE);
+}
+
+/* The key's tag: 48 bits of the second hash, never 0. */
+static uint64_t
+tag_of(const uint64_t id[2])
+{
+	return id[1] << 16 | (uint64_t)1 << 16;
 }
 
 /*
- * The entry of id in its set, taking one over when id has none: a free
- * or spent one first (full bucket, nothing in progress: dropping it loses
- * nothing), else the one nearest to full among those with nothing in
- * progress, else the one nearest to full.  The set is locked.
+ * An entry a new key may take, with what it held in *seen: a free or
+ * spent one first (full bucket, nothing in progress: dropping it loses
+ * nothing), else the one nearest to full.  One with requests in progress
+ * never: NULL when every entry has some.  Workers scan in the same order,
+ * so two adding the same new key at once mostly race for the same entry
+ * and the loser finds the winner's; when they do not, the key is in two
+ * entries, the first one found is charged, and the other ages out like
+ * any unused entry.
  */
 static struct rl_entry *
-set_entry(struct rl_set *s, const uint64_t id[2], int64_t now)
+set_victim(struct rl_set *s, int64_t now, rl_pair *seen)
 {
-	struct rl_entry *victim = NULL;
+	struct rl_entry *best = NULL;
 
-	for (int i = 0; i < RL_WAYS; i++)
-		if (s->e[i].id[0] == id[0] && s->e[i].id[1] == id[1])
-			return &s->e[i];
 	for (int i = 0; i < RL_WAYS; i++) {
-		struct rl_entry *e = &s->e[i];
-		if (e->conns == 0 && e->tat <= now) {
-			victim = e;
-			break;
+		rl_pair p = entry_peek(&s->e[i]);
+		if ((pair_key(p) & CONNS_MASK) != 0)
+			continue;
+		if (pair_key(p) == 0 || pair_tat(p) <= now) {
+			*seen = p;
+			return &s->e[i];
 		}
-		if (victim == NULL || (e->conns == 0 && victim->conns > 0) ||
-		    ((e->conns == 0) == (victim->conns == 0) && e->tat < victim->tat))
-			victim = e;
+		if (best == NULL || pair_tat(p) < pair_tat(*seen)) {
+			best = &s->e[i];
+			*seen = p;
+		}
 	}
-	victim->id[0] = id[0];
-	victim->id[1] = id[1];
-	victim->tat = 0;
-	victim->conns = 0;
-	victim->gen++;
-	return victim;
+	return best;
 }
 
-/*
- * One request of key id at now: counts it in progress when max_conns is
- * set (ref then holds it), and decides its rate with g unless g is NULL.
- * TAKE_CONNS when max_conns are already in progress (nothing counted),
- * TAKE_REFUSED when the rate refuses it (nothing counted either), else
- * TAKE_PASS with v telling how long it waits.
- */
+static struct rl_entry *
+set_find(struct rl_set *s, uint64_t tag)
+{
+	for (int i = 0; i < RL_WAYS; i++)
+		if ((__atomic_load_n(&s->e[i].key, __ATOMIC_ACQUIRE) & ~CONNS_MASK) == tag)
+			return &s->e[i];
+	return NULL;
+}
+
 int
 rl_table_take(const struct rl_table *t, const uint64_t id[2], int64_t now, const struct gcra *g,
     uint64_t max_conns, struct gcra_verdict *v, struct rl_ref *ref)
 {
 	struct rl_set *s = &t->sets[id[0] % t->nsets];
-	int rc = TAKE_PASS;
+	uint64_t tag = tag_of(id);
 
-	set_lock(s);
-	struct rl_entry *e = set_entry(s, id, now);
-	if (max_conns > 0 && e->conns >= max_conns)
-		rc = TAKE_CONNS;
-	else if (g != NULL) {
-		gcra_decide(g, &e->tat, now, v);
-		if (!v->allow)
-			rc = TAKE_REFUSED;
+	for (;;) {
+		rl_pair seen;
+		struct rl_entry *e = set_find(s, tag);
+		if (e != NULL)
+			seen = entry_peek(e);
+		else {
+			e = set_victim(s, now, &seen);
+			if (e == NULL)
+				return TAKE_FULL;
+			if (!entry_swap(e, &seen, pair(tag, 0)))
+				continue; /* it changed meanwhile: look again */
+			seen = pair(tag, 0);
+		}
+		/* Decide on what the entry holds, and swap the outcome in only
+		 * if it still holds that (a refusal swaps in the same words: it
+		 * checks they belonged together). */
+		while ((pair_key(seen) & ~CONNS_MASK) == tag) {
+			uint64_t key = pair_key(seen);
+			int64_t tat = pair_tat(seen);
+			int rc = TAKE_PASS;
+			if (max_conns > 0 && (key & CONNS_MASK) >= max_conns)
+				rc = TAKE_CONNS;
+			else if (g != NULL) {
+				gcra_decide(g, &tat, now, v);
+				if (!v->allow)
+					rc = TAKE_REFUSED;
+			}
+			if (rc == TAKE_PASS && max_conns > 0)
+				key++;
+			if (entry_swap(e, &seen, pair(key, tat))) {
+				if (rc == TAKE_PASS && max_conns > 0) {
+					ref->e = e;
+					ref->tag = tag;
+				}
+				return rc;
+			}
+		}
+		/* Taken over by another key between the lookup and the swap. */
 	}
-	if (rc == TAKE_PASS && max_conns > 0) {
-		e->conns++;
-		ref->s = s;
-		ref->e = e;
-		ref->gen = e->gen;
-	}
-	set_unlock(s);
-	return rc;
 }
 
-/* A request counted by table_take is over. */
+/* A request counted by rl_table_take is over.  Its entry cannot have
+ * changed hands: those with requests in progress are never taken over. */
 void
 rl_table_release(const struct rl_ref *ref)
 {
-	set_lock(ref->s);
-	/* Taken over meanwhile (the table was full): its count went with it. */
-	if (ref->e->gen == ref->gen && ref->e->conns > 0)
-		ref->e->conns--;
-	set_unlock(ref->s);
+	rl_pair seen = entry_peek(ref->e);
+
+	while ((pair_key(seen) & ~CONNS_MASK) == ref->tag && (pair_key(seen) & CONNS_MASK) > 0)
+		if (entry_swap(ref->e, &seen, pair(pair_key(seen) - 1, pair_tat(seen))))
+			return;
 }
 
 int64_t

@@ -3,12 +3,14 @@
  * GCRA, the local table of buckets shared by the workers, and the keyed
  * hash and address networks its keys use.
  *
- * The table is set-associative: sets of RL_WAYS entries, each set behind
- * its own spin lock held for a few comparisons, so two workers only ever
- * wait for each other on the same set.  A lock rather than a
- * compare-and-swap on the TAT alone: an entry may change hands (eviction)
- * between a worker finding it and its CAS, which would then charge the
- * wrong key; the lock covers the lookup, one GCRA step and the count.
+ * The table is set-associative, sets of RL_WAYS entries, and takes no
+ * lock: an entry is two words (the key's tag with its requests in
+ * progress, and its TAT) that change together by one 16-byte
+ * compare-and-swap, so a worker that found an entry charges it only if
+ * it still belongs to the same key (an eviction between the lookup and
+ * the swap makes the swap fail, and the lookup is done again).  An entry
+ * with requests in progress is never taken over, so their release needs
+ * no generation count.
  */
 #ifndef PORTICO_RATELIMIT_TABLE_H
 #define PORTICO_RATELIMIT_TABLE_H
@@ -22,16 +24,19 @@
 #define RL_WAYS 8
 #define NS 1000000000LL
 
-/* One entry of the table: a key's bucket.  32 bytes. */
+/*
+ * One entry of the table: a key's bucket, 16 bytes.  key holds the key's
+ * 48-bit tag (the keyed hash's, never 0) over its requests in progress
+ * (16 bits); key 0 is a free entry.
+ */
 struct rl_entry {
-	uint64_t id[2];                  /* keyed hash of the key; {0, 0}: free */
+	_Alignas(16) uint64_t key;
 	int64_t tat;                     /* monotonic ns; <= now: the bucket is full */
-	uint32_t conns;                  /* requests in progress */
-	uint32_t gen;                    /* bumped when the entry changes hands */
 };
 
+#define RL_CONNS_MAX 65535           /* requests in progress a key may count */
+
 struct rl_set {
-	_Atomic unsigned char lock;
 	struct rl_entry e[RL_WAYS];
 };
 
@@ -43,9 +48,8 @@ struct rl_table {
 
 /* A held count of requests in progress, for its release. */
 struct rl_ref {
-	struct rl_set *s;
 	struct rl_entry *e;
-	uint32_t gen;
+	uint64_t tag;                    /* the key's, as in e->key */
 };
 
 struct cidr {
@@ -53,7 +57,9 @@ struct cidr {
 	unsigned bits;
 };
 
-enum { TAKE_PASS, TAKE_REFUSED, TAKE_CONNS };
+/* TAKE_FULL: a new key found every entry of its set with requests in
+ * progress, none it may take over. */
+enum { TAKE_PASS, TAKE_REFUSED, TAKE_CONNS, TAKE_FULL };
 
 /* SipHash-2-4 of data under key k. */
 uint64_t rl_siphash(const uint64_t k[2], const void *data, size_t len);
@@ -71,7 +77,8 @@ void rl_table_id(const struct rl_table *t, const void *key, size_t klen, uint64_
  * One request of key id at now: counts it in progress when max_conns is
  * set (ref then holds it), and decides its rate with g unless g is NULL.
  * TAKE_CONNS when max_conns are already in progress (nothing counted),
- * TAKE_REFUSED when the rate refuses it (nothing counted either), else
+ * TAKE_REFUSED when the rate refuses it (nothing counted either),
+ * TAKE_FULL when the key has no entry and none can be freed for it, else
  * TAKE_PASS with v telling how long it waits.
  */
 int rl_table_take(const struct rl_table *t, const uint64_t id[2], int64_t now,

@@ -231,6 +231,10 @@ server_reload(struct server *srv)
 	conf = NULL;
 	gc_sweep(srv);
 out:
+	/* Done, taken or not: the service manager's reload is over. */
+	notify_send(&srv->notify, "READY=1\nSTATUS=configuration generation %llu in service%s",
+	    (unsigned long long)srv->conf->generation, conf != NULL || ctx.nerrors > 0 ?
+	    " (the last reload failed)" : "");
 	config_free(conf);
 	conf_ctx_free(&ctx);
 }

@@ -128,6 +128,34 @@ on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
 	signal_workers(srv, 1);
 }
 
+/* Stop accepting; requests in progress get shutdown_timeout to finish. */
+static void
+begin_graceful_stop(struct server *srv, int sig)
+{
+	struct timeval tv = { srv->conf->global.shutdown_timeout / 1000,
+		(srv->conf->global.shutdown_timeout % 1000) * 1000 };
+
+	atomic_store(&srv->health_failing, 1);
+	if (srv->delay_timer != NULL)
+		evtimer_del(srv->delay_timer);
+	if (sig != 0)
+		log_info("signal %d: finishing in-flight requests, then exiting", sig);
+	else
+		log_info("shutdown_delay passed: finishing in-flight requests, then exiting");
+	notify_send(&srv->notify, "STOPPING=1\nSTATUS=finishing in-flight requests");
+	signal_workers(srv, 0);
+	srv->shutdown_timer = evtimer_new(srv->base, on_shutdown_timeout, srv);
+	evtimer_add(srv->shutdown_timer, &tv);
+}
+
+static void
+on_shutdown_delay(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	begin_graceful_stop(arg, 0);
+}
+
 /* Whether the access log is a file (not off, stdout or stderr). */
 static int
 access_log_is_file(const char *path)
@@ -284,18 +312,28 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		srv->stopping = 1;
 		if (srv->shutdown_timer != NULL)
 			return;
-		log_info("signal %d: finishing in-flight requests, then exiting", (int)sig);
-		signal_workers(srv, 0);
-		{
-			struct timeval tv = { srv->conf->global.shutdown_timeout / 1000,
-				(srv->conf->global.shutdown_timeout % 1000) * 1000 };
-			srv->shutdown_timer = evtimer_new(srv->base, on_shutdown_timeout, srv);
-			evtimer_add(srv->shutdown_timer, &tv);
+		if (srv->delay_timer == NULL && srv->conf->global.shutdown_delay > 0) {
+			/* Health checks fail first, while everything else is served
+			 * as before, so balancers stop sending before we stop
+			 * accepting; a second signal cuts the delay short. */
+			struct timeval tv = { srv->conf->global.shutdown_delay / 1000,
+				(srv->conf->global.shutdown_delay % 1000) * 1000 };
+			log_info("signal %d: health checks fail for shutdown_delay (%lld ms), then "
+			    "in-flight requests finish", (int)sig,
+			    (long long)srv->conf->global.shutdown_delay);
+			notify_send(&srv->notify, "STOPPING=1\nSTATUS=failing health checks for "
+			    "shutdown_delay");
+			atomic_store(&srv->health_failing, 1);
+			srv->delay_timer = evtimer_new(srv->base, on_shutdown_delay, srv);
+			evtimer_add(srv->delay_timer, &tv);
+			return;
 		}
+		begin_graceful_stop(srv, (int)sig);
 		break;
 	case SIGINT:
 		srv->stopping = 1;
 		log_info("signal %d: stopping now", (int)sig);
+		notify_send(&srv->notify, "STOPPING=1\nSTATUS=stopping");
 		signal_workers(srv, 1);
 		break;
 	case SIGUSR1:
@@ -311,6 +349,13 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			break;
 		}
 		log_info("SIGHUP: reloading %s", srv->conf_file);
+		{
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			notify_send(&srv->notify, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+			    (unsigned long long)ts.tv_sec * 1000000ULL +
+			    (unsigned long long)ts.tv_nsec / 1000);
+		}
 		server_reload(srv);
 		break;
 	}
@@ -387,6 +432,7 @@ server_run(struct server *srv)
 	static const struct timeval second = { 1, 0 };
 
 	signal(SIGPIPE, SIG_IGN);
+	notify_open(&srv->notify);
 	srv->access_log_fd = -1;
 	srv->done_fd = srv->gc_fd = -1;
 	srv->conf->generation = 1;
@@ -474,6 +520,10 @@ server_run(struct server *srv)
 	log_info("portico %s started: %d worker%s, pid %d", PORTICO_VERSION, srv->nworkers,
 	    srv->nworkers == 1 ? "" : "s", (int)getpid());
 	if (started == srv->nworkers) {
+		/* Listeners bound, privileges dropped, workers accepting. */
+		notify_send(&srv->notify, "READY=1\nMAINPID=%d\nSTATUS=serving: %d worker%s, "
+		    "configuration generation 1", (int)getpid(), srv->nworkers,
+		    srv->nworkers == 1 ? "" : "s");
 		event_base_dispatch(srv->base);
 		rc = 0;
 	} else {
@@ -484,6 +534,7 @@ server_run(struct server *srv)
 		pthread_join(srv->workers[i].thread, NULL);
 	log_info("portico stopped");
 out:
+	notify_close(&srv->notify);
 	main_work_stop(srv);
 	for (size_t i = 0; i < 5; i++)
 		if (sigev[i] != NULL)
@@ -494,6 +545,8 @@ out:
 		event_free(sec_ev);
 	if (srv->shutdown_timer != NULL)
 		event_free(srv->shutdown_timer);
+	if (srv->delay_timer != NULL)
+		event_free(srv->delay_timer);
 	if (srv->ticket_ev != NULL)
 		event_free(srv->ticket_ev);
 	if (srv->reload_ev != NULL)

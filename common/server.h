@@ -15,6 +15,7 @@
 #include "common/config.h"
 #include "common/exchange.h"
 #include "common/freelist.h"
+#include "common/notify.h"
 #include "common/stats.h"
 
 struct server;
@@ -107,6 +108,9 @@ struct server {
 	struct event *reload_ev;       /* retries a reload the workers have not caught up with */
 	int pid_written;               /* pid_file is ours to remove at exit */
 	int stopping;                  /* a stop began: no more reloads */
+	struct notify notify;          /* systemd's NOTIFY_SOCKET, if it set one */
+	struct event *delay_timer;     /* set while shutdown_delay runs */
+	_Atomic int health_failing;    /* a stop began: health = on answers 503 */
 	struct event_base *base;       /* the main thread's: signals, timers */
 	struct worker *workers;
 	int nworkers;

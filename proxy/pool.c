@@ -256,6 +256,20 @@ note_panic(const struct pool *p, int panic, const struct scan *sc)
 		    sc->nprimary_in, sc->nprimary, sc->nbackup_in > 0 ? ", and a backup" : "");
 }
 
+unsigned
+pool_in_service(const struct pool *p)
+{
+	int64_t now = clock_ms();
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < p->nservers; i++) {
+		const struct backend *b = &p->servers[i];
+		n += !b->disabled && atomic_load(&b->gen) != 0 && !atomic_load(&b->health_down) &&
+		    atomic_load(&b->down_until) <= now;
+	}
+	return n;
+}
+
 int
 pool_panic(const struct pool *p)
 {

@@ -148,6 +148,9 @@ void pool_free(void *p);
  * checks.  key feeds the hash policies.  Returns the index or -1.
  */
 int pool_select(struct pool_worker *pw, uint64_t tried, uint64_t key);
+/* Servers in service now: enabled, resolved, not marked down by active
+ * checks or passive health.  Any thread; changes nothing. */
+unsigned pool_in_service(const struct pool *p);
 /* Whether the pool is in panic now (logging a change, as pool_select does). */
 int pool_panic(const struct pool *p);
 /* Records a failure of server i in the worker's counters and for passive

@@ -389,6 +389,12 @@ proxy_section_status(const struct conf_section *sec, struct sbuf *out)
 	sbuf_str(out, "]}");
 }
 
+static unsigned
+proxy_section_in_service(const struct conf_section *sec)
+{
+	return sec->data != NULL ? pool_in_service(sec->data) : 0;
+}
+
 /* The proxy's main-thread work: name lookups and health checks. */
 struct proxy_main {
 	void *resolver;
@@ -431,6 +437,7 @@ const struct handler_ops proxy_ops = {
 	.free_section = pool_free,
 	.section_keys = pool_keys,
 	.section_status = proxy_section_status,
+	.section_in_service = proxy_section_in_service,
 	.main_start = proxy_main_start,
 	.main_stop = proxy_main_stop,
 	.section_carry = proxy_section_carry,

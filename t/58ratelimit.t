@@ -69,6 +69,22 @@ delay = 5
 type = ratelimit
 max_conns = 2
 
+[middleware:tiny]
+type = ratelimit
+max_conns = 1
+key = header:X-Key
+max_keys = 8
+
+[route:stallfull]
+path = /stall/full
+pool = app
+middleware = tiny
+
+[route:probefull]
+path = /probefull/
+return = 200 hello
+middleware = tiny
+
 [route:burst]
 path = /burst/
 return = 200 hello
@@ -240,6 +256,29 @@ def conns(srv, b):
         c.close()
 
 
+def table_full(srv, b):
+    # max_keys = 8: one set of 8 entries.  Eight keys with a request in
+    # progress each hold all of it; a ninth key finds no entry to take.
+    stalled = []
+    for i in range(8):
+        c = srv.connect()
+        c.send(b"GET /stall/full HTTP/1.1\r\nHost: x\r\nX-Key: k%d\r\n\r\n" % i)
+        stalled.append(c)
+    ok(wait_for(lambda: b.paths["/stall/full"] >= 8, 5), "max_keys 8: eight keys with a request in progress")
+    r = srv.get("/probefull/index.html", headers=["X-Key: k9"])
+    is_(r and (r.status, r.header("Retry-After")), (503, "1"),
+        "a ninth key: no entry may be taken over, 503 with Retry-After: 1 (as nginx's limit_conn)")
+    r = srv.get("/probefull/index.html", headers=["X-Key: k3"])
+    is_(r and r.status, 429, "a key holding an entry: max_conns 1 refuses its second (429)")
+    stalled.pop(3).close()
+    ok(wait_for(lambda: (srv.get("/probefull/index.html", headers=["X-Key: k9"]) or Response()).status == 200, 5),
+       "one of them ended: the ninth key takes its entry")
+    for c in stalled:
+        c.close()
+    ok(wait_for(lambda: "ratelimit tiny: no room for a new key (max_keys 8): 503" in open(srv.path("error.log")).read(), 5),
+       "the error log says why")
+
+
 def reload_resets(srv):
     is_(statuses(srv, "/burst/index.html", 1), [429], "before the reload: refused")
     srv.signal(signal.SIGHUP)
@@ -317,6 +356,7 @@ def main():
     leave(srv)
     conns(srv, b)
     reload_resets(srv)
+    table_full(srv, b)
     srv.stop()
     b.stop()
     load_errors()

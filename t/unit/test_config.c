@@ -890,7 +890,7 @@ test_routes_checks(void)
 	errors_are("bad status value", LISTEN "[route:r]\nstatus = xml\n",
 	    "F:4: [route:r] status: expected json, not \"xml\"", NULL);
 	errors_are("bad health value", LISTEN "[route:r]\nhealth = off\n",
-	    "F:4: [route:r] health: expected on, not \"off\"", NULL);
+	    "F:4: [route:r] health: expected on, pools or pool names, not \"off\"", NULL);
 	if (loads(LISTEN "[route:r]\nhost = WWW.Example.COM\nhost = *.Example.org\npath = /x\n"
 	    "status = json\n", "hosts are lower-cased")) {
 		const struct conf_route *rt = &conf->routes[0];
@@ -1044,7 +1044,7 @@ test_dump(void)
 	}
 	ok(strstr(out, "\n[global]\nworkers = 3\nmax_connections = 50\nuser = nobody\n"
 	    "error_log = /tmp/e.log\nlog_level = debug\naccess_log = /tmp/a.log\n"
-	    "access_log_format = json\nshutdown_timeout = 1500ms\nheader_timeout = 3s\n"
+	    "access_log_format = json\nshutdown_timeout = 1500ms\nshutdown_delay = 0s\nheader_timeout = 3s\n"
 	    "body_timeout = 4s\nkeepalive_timeout = 0s\nsend_timeout = 90s\nlinger_timeout = 1h\n"
 	    "linger_time = 30s\nkeepalive_requests = 7\nmax_request_line = 1k\nmax_header_size = 2k\nmax_headers = 9\n"
 	    "max_body_size = 0\nserver_tokens = off\nunderscores_in_headers = on\n"

@@ -9,6 +9,8 @@
 #include "common/mw_ratelimit.c"
 #include "t/unit/tap.h"
 
+#include <pthread.h>
+
 #define MS 1000000LL
 
 static struct gcra
@@ -166,7 +168,7 @@ used(const struct rl_table *t, int64_t now)
 	for (size_t i = 0; i < t->nsets; i++)
 		for (int k = 0; k < RL_WAYS; k++) {
 			const struct rl_entry *e = &t->sets[i].e[k];
-			if ((e->id[0] | e->id[1]) != 0 && (e->tat > now || e->conns > 0))
+			if (e->key != 0 && (e->tat > now || (e->key & 0xffff) > 0))
 				n++;
 		}
 	return n;
@@ -193,7 +195,7 @@ test_table(void)
 	int rc, kept = 1;
 
 	ok(rl_table_init(&t, 100) == 0, "a table of 100 keys");
-	is(t.nsets, 13, "... in 13 sets of 8 (104 entries, 33 bytes each)");
+	is(t.nsets, 13, "... in 13 sets of 8 (104 entries, 16 bytes each)");
 	take(&t, -1, now, NULL, 1, &held, &rc);
 	ok(rc == TAKE_PASS, "key -1: one request in progress");
 	for (int k = 0; k < 10000; k++)
@@ -222,6 +224,99 @@ test_table(void)
 	ok(kept, "52 keys, 4 per set, in a table whose others are spent: each remembered");
 	is(used(&t, now + 120 * NS), 52, "... and only they are in use");
 	free(t.sets);
+
+	/* A set whose every entry has a request in progress takes no new key. */
+	ok(rl_table_init(&t, 8) == 0, "a table of one set");
+	struct rl_ref refs[RL_WAYS];
+	int all = 1;
+	for (int k = 0; k < RL_WAYS; k++) {
+		take(&t, 1000 + k, now, NULL, 1, &refs[k], &rc);
+		all &= rc == TAKE_PASS;
+	}
+	ok(all, "8 keys with a request in progress each");
+	take(&t, 2000, now, &g, 1, &ref, &rc);
+	is(rc, TAKE_FULL, "a ninth key: no entry may be taken over (TAKE_FULL)");
+	rl_table_release(&refs[3]);
+	take(&t, 2000, now, &g, 1, &ref, &rc);
+	is(rc, TAKE_PASS, "one released: the ninth key takes its entry");
+	take(&t, 1003, now, NULL, 1, &refs[3], &rc);
+	is(rc, TAKE_FULL, "... and the key it replaced finds none");
+	free(t.sets);
+}
+
+/* Several threads charging the same keys at one instant: the table counts
+ * exactly, with no lock. */
+#define RACE_THREADS 4
+#define RACE_TRIES 2000
+
+struct race {
+	struct rl_table *t;
+	struct gcra g;
+	int passed[3];
+	int conns_ok;
+};
+
+static void *
+race_run(void *arg)
+{
+	struct race *ra = arg;
+	struct gcra_verdict v;
+	struct rl_ref ref;
+
+	for (int i = 0; i < RACE_TRIES; i++) {
+		for (int key = 0; key < 3; key++) {
+			uint64_t id[2];
+			rl_table_id(ra->t, &key, sizeof(key), id);
+			if (rl_table_take(ra->t, id, 50 * NS, &ra->g, 0, &v, &ref) == TAKE_PASS)
+				ra->passed[key]++;
+		}
+		/* max_conns 2 on a fourth key: never more than 2 held. */
+		int key = 99;
+		uint64_t id[2];
+		rl_table_id(ra->t, &key, sizeof(key), id);
+		if (rl_table_take(ra->t, id, 50 * NS, NULL, 2, &v, &ref) == TAKE_PASS) {
+			const struct rl_entry *e = ref.e;
+			if ((__atomic_load_n(&e->key, __ATOMIC_ACQUIRE) & 0xffff) > 2)
+				ra->conns_ok = 0;
+			rl_table_release(&ref);
+		}
+	}
+	return NULL;
+}
+
+static void
+test_race(void)
+{
+	struct rl_table t;
+	struct race ra[RACE_THREADS];
+	pthread_t th[RACE_THREADS];
+	int sum[3] = { 0 };
+
+	ok(rl_table_init(&t, 64) == 0, "a table for the race");
+	for (int i = 0; i < RACE_THREADS; i++) {
+		memset(&ra[i], 0, sizeof(ra[i]));
+		ra[i].t = &t;
+		ra[i].g = limit(1, 60, 999, 0); /* 1000 at once, then one a minute */
+		ra[i].conns_ok = 1;
+		pthread_create(&th[i], NULL, race_run, &ra[i]);
+	}
+	int conns_ok = 1;
+	for (int i = 0; i < RACE_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		for (int k = 0; k < 3; k++)
+			sum[k] += ra[i].passed[k];
+		conns_ok &= ra[i].conns_ok;
+	}
+	for (int k = 0; k < 3; k++)
+		is(sum[k], 1000, "key %d: %d threads x %d requests at one instant, burst 999: exactly 1000 pass",
+		    k, RACE_THREADS, RACE_TRIES);
+	ok(conns_ok, "max_conns 2 under %d threads: never more than 2 counted", RACE_THREADS);
+	struct rl_ref ref;
+	int rc1, rc2;
+	take(&t, 99, 50 * NS, NULL, 1, &ref, &rc1);
+	take(&t, 99, 50 * NS, NULL, 1, &ref, &rc2);
+	ok(rc1 == TAKE_PASS && rc2 == TAKE_CONNS, "... and every count released (max_conns 1: one passes, then none)");
+	free(t.sets);
 }
 
 int
@@ -233,5 +328,6 @@ main(void)
 	test_parse();
 	test_cidr();
 	test_table();
+	test_race();
 	return done_testing();
 }
