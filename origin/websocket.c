@@ -11,6 +11,7 @@
 #include "common/server.h"
 #include "common/units.h"
 #include "common/ws.h"
+#include "origin/room.h"
 #include "origin/ws_conn.h"
 
 #define WS_MAX_SUBPROTOCOLS 16
@@ -67,9 +68,16 @@ static const struct ws_mode echo_mode = {
  * test-fanout: the test suite's mode, there only when portico starts with
  * PORTICO_TEST_MODULES set (as type = test, common/mw_test.h); not for
  * users, and not in the man page.  A message "N text" comes back as N
- * messages "text", encoded once and queued by reference, as a room sends:
- * it drives ws_conn_send_shared and max_backlog (close 1008).
+ * messages "text", framed once into a struct room_msg and queued by
+ * reference, as a chat room delivers: it drives ws_conn_send_ref and
+ * max_backlog (close 1008).
  */
+static void
+fanout_release(void *arg)
+{
+	room_msg_release(arg);
+}
+
 static void
 fanout_message(struct ws_conn *wc, unsigned opcode, const uint8_t *data, size_t len)
 {
@@ -82,13 +90,14 @@ fanout_message(struct ws_conn *wc, unsigned opcode, const uint8_t *data, size_t 
 	if (i < len && data[i] == ' ')
 		i++;
 	if (ws_encode_message(ws_conn_deflater(wc), opcode, data + i, len - i, &b) == 0) {
-		struct ws_frame *f = ws_frame_new(b.len);
-		if (f != NULL) {
-			memcpy(f->data, b.p, b.len);
-			for (unsigned k = 0; k < n && ws_conn_send_shared(wc, f) == 0; k++)
-				;
-			ws_frame_put(f);
+		struct room_msg *msg = room_msg_new(b.p, b.len);
+		for (unsigned k = 0; msg != NULL && k < n; k++) {
+			room_msg_hold(msg);
+			if (ws_conn_send_ref(wc, msg->data, msg->len, fanout_release, msg) < 0)
+				break;
 		}
+		if (msg != NULL)
+			room_msg_release(msg);
 	}
 	ws_buf_free(&b);
 }

@@ -1,7 +1,6 @@
 #include "origin/ws_conn.h"
 
 #include <arpa/inet.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,11 +12,14 @@
 #define WS_HIGH_WATER HTTP_OUT_HIGH_WATER
 
 /* Frame bytes waiting for room in the transport's buffer: our own copy
- * (data) or a reference to a shared frame. */
+ * (data), or someone else's bytes by reference (ref, given back with
+ * release(arg) once copied out or dropped). */
 struct ws_out {
 	struct ws_out *next;
 	size_t len, off;
-	struct ws_frame *shared;      /* NULL: the bytes are in data */
+	const uint8_t *ref;           /* NULL: the bytes are in data */
+	void (*release)(void *arg);
+	void *arg;
 	uint8_t data[];
 };
 
@@ -66,36 +68,11 @@ ws_conn_data(const struct ws_conn *wc)
 	return wc->mode_data;
 }
 
-struct ws_frame *
-ws_frame_new(size_t len)
-{
-	struct ws_frame *f = malloc(sizeof(*f) + len);
-
-	if (f == NULL)
-		return NULL;
-	atomic_init(&f->refs, 1);
-	f->len = len;
-	return f;
-}
-
-void
-ws_frame_hold(struct ws_frame *f)
-{
-	atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-}
-
-void
-ws_frame_put(struct ws_frame *f)
-{
-	/* The last one frees: what the others did with it happens before. */
-	if (f != NULL && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
-		free(f);
-}
-
 static void
 out_free(struct ws_out *o)
 {
-	ws_frame_put(o->shared);
+	if (o->release != NULL)
+		o->release(o->arg);
 	free(o);
 }
 
@@ -109,7 +86,7 @@ pump(struct ws_conn *wc)
 		struct ws_out *o = wc->head;
 		size_t room = WS_HIGH_WATER - (c->olen - c->osent);
 		size_t n = o->len - o->off < room ? o->len - o->off : room;
-		conn_out(c, (o->shared != NULL ? o->shared->data : o->data) + o->off, n);
+		conn_out(c, (o->ref != NULL ? o->ref : o->data) + o->off, n);
 		o->off += n;
 		wc->queued -= n;
 		if (o->off < o->len)
@@ -177,7 +154,8 @@ enqueue(struct ws_conn *wc, const void *a, size_t alen, const void *b, size_t bl
 		if (o == NULL)
 			return -1;
 		o->len = alen + blen;
-		o->shared = NULL;
+		o->ref = NULL;
+		o->release = NULL;
 		memcpy(o->data, a, alen);
 		if (blen > 0)
 			memcpy(o->data + alen, b, blen);
@@ -303,24 +281,33 @@ ws_conn_send_frame(struct ws_conn *wc, const void *frame, size_t len)
 }
 
 int
-ws_conn_send_shared(struct ws_conn *wc, struct ws_frame *f)
+ws_conn_send_ref(struct ws_conn *wc, const void *data, size_t len, void (*release)(void *),
+    void *arg)
 {
 	struct conn *c = wc->c;
+	struct ws_out *o;
 
 	if (!may_send(wc))
-		return -1;
-	/* Straight to the transport when nothing waits: no reference kept. */
-	if (wc->head == NULL && c->olen - c->osent + f->len <= WS_HIGH_WATER)
-		return enqueue(wc, f->data, f->len, NULL, 0);
-	struct ws_out *o = malloc(sizeof(*o));
-	if (o == NULL)
-		return -1;
-	ws_frame_hold(f);
-	o->shared = f;
-	o->len = f->len;
+		goto refused;
+	/* Straight into the transport's buffer when nothing waits: the
+	 * reference goes back at once. */
+	if (wc->head == NULL && c->olen - c->osent + len <= WS_HIGH_WATER) {
+		int rc = enqueue(wc, data, len, NULL, 0);
+		release(arg);
+		return rc;
+	}
+	if ((o = malloc(sizeof(*o))) == NULL)
+		goto refused;
+	o->ref = data;
+	o->len = len;
+	o->release = release;
+	o->arg = arg;
 	append(wc, o);
 	conn_kick(c);
 	return 0;
+refused:
+	release(arg);
+	return -1;
 }
 
 /* Fails the connection (RFC 6455 7.1.7): a close frame with code, then TCP

@@ -17,11 +17,11 @@
  *       connection, so one encoding serves every member that negotiated
  *       permessage-deflate with at least the window it was made with
  *       (ws_conn_pmd), and one uncompressed encoding the others.
- *   ws_conn_send_shared(wc, f)           the same without a copy per
- *       member: f (ws_frame_new, filled once) is queued by reference
- *       (refcounted, atomically: members on other workers may hold it);
- *       the caller keeps its own reference and drops it with ws_frame_put.
- *       Bytes are copied only into the transport's buffer as it drains.
+ *   ws_conn_send_ref(wc, bytes, len, release, arg)   the same without a
+ *       copy per member: the bytes are queued by reference and release(arg)
+ *       is called once they are in the transport's buffer or dropped, so a
+ *       message shared by reference count (origin/room.h's struct
+ *       room_msg) is held once per member, not copied.
  *   ws_conn_backlog(wc)                  bytes queued and not yet sent: a
  *       room drops a member past max_backlog with
  *   ws_conn_close(wc, 1008, "...")       sends a close frame and closes
@@ -29,6 +29,22 @@
  *   mode->message                        called with each whole message.
  *   mode->gone                           called once, when the connection
  *       is torn down (wc is freed after it): a room forgets the member.
+ *
+ * Wiring a chat mode to origin/room.h's hub (its member is the ws_conn):
+ *
+ *   ws_mode.message      room_msg_text(hub, text) then room_publish(m, msg)
+ *                        and room_msg_release(msg) (text messages only)
+ *   room deliver(wc, msg, seq)
+ *                        room_msg_hold(msg);
+ *                        ws_conn_send_ref(wc, msg->data, msg->len,
+ *                            release calling room_msg_release, msg);
+ *                        return ws_conn_backlog(wc);
+ *   room drop(wc, 1008)  forget the member handle, then
+ *                        ws_conn_close(wc, 1008, "...")
+ *   ws_mode.gone         room_leave(m) unless drop came first
+ *
+ * ws_conn_send_ref refuses (and closes with 1008) past max_backlog too,
+ * so a member that does not read is dropped either way.
  *
  * Queued output leaves through the transport's buffer at most
  * HTTP_OUT_HIGH_WATER at a time, so what is queued beyond that is the
@@ -43,7 +59,6 @@
 #define PORTICO_WS_CONN_H
 
 #include <stddef.h>
-#include <stdatomic.h>
 #include <stdint.h>
 
 #include "common/ws.h"
@@ -80,23 +95,14 @@ struct ws_conn *ws_conn_open(struct request *r, const struct ws_settings *settin
     const struct ws_mode *mode, void *mode_data, const struct ws_pmd *pmd,
     struct ws_zs *deflater);
 
-/* A frame shared by many connections: refs starts at 1 (the creator's);
- * the last ws_frame_put frees it.  Any thread. */
-struct ws_frame {
-	_Atomic unsigned refs;
-	size_t len;
-	uint8_t data[];
-};
-
-struct ws_frame *ws_frame_new(size_t len);
-void ws_frame_hold(struct ws_frame *f);
-void ws_frame_put(struct ws_frame *f);
-
 /* 0, or -1 when the message was not queued (closing, out of memory, or
  * past max_backlog: the connection then closes with 1008). */
 int ws_conn_send(struct ws_conn *wc, unsigned opcode, const void *payload, size_t len);
 int ws_conn_send_frame(struct ws_conn *wc, const void *frame, size_t len);
-int ws_conn_send_shared(struct ws_conn *wc, struct ws_frame *f);
+/* release(arg) is called exactly once, maybe before this returns (the
+ * bytes were copied at once, or refused: -1). */
+int ws_conn_send_ref(struct ws_conn *wc, const void *data, size_t len, void (*release)(void *),
+    void *arg);
 size_t ws_conn_backlog(const struct ws_conn *wc);
 void ws_conn_close(struct ws_conn *wc, uint16_t code, const char *reason);
 const struct ws_pmd *ws_conn_pmd(const struct ws_conn *wc);
