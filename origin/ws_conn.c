@@ -36,6 +36,8 @@ struct ws_conn {
 	uint8_t msg_op;
 	unsigned closing : 1;         /* our close frame is queued: nothing after it */
 	unsigned linger : 1;          /* ... and the client may still be sending */
+	unsigned flushing : 1;        /* process() is in conn_flush: drained must not recurse */
+	unsigned again : 1;           /* ... and asked it to read more from the buffer */
 	struct ws_out *head, *tail;
 	size_t queued;                /* bytes in the queue not yet handed to the transport */
 	int64_t last_rx, last_ping;   /* ms */
@@ -398,30 +400,42 @@ on_event(struct ws_conn *wc, const struct ws_event *ev)
 	}
 }
 
-/* Reads frames from the buffer while output is below the mark, then sends.
- * -1 if the connection was closed. */
+/* Reads frames from the buffer while output is below the mark, then sends,
+ * until what is buffered is done or output backs up.  -1 if the
+ * connection was closed. */
 static int
 process(struct ws_conn *wc)
 {
 	struct conn *c = wc->c;
 
-	c->in_loop = 1;
-	while (c->rpos < c->rlen && !wc->closing && ws_conn_backlog(wc) < WS_HIGH_WATER) {
-		struct ws_event ev;
-		c->rpos += ws_parse(&wc->p, (uint8_t *)c->rbuf + c->rpos, c->rlen - c->rpos, &ev);
-		if (ev.type != WS_EV_MORE && on_event(wc, &ev) < 0)
-			break;
+	for (;;) {
+		c->in_loop = 1;
+		while (c->rpos < c->rlen && !wc->closing && ws_conn_backlog(wc) < WS_HIGH_WATER) {
+			struct ws_event ev;
+			c->rpos += ws_parse(&wc->p, (uint8_t *)c->rbuf + c->rpos, c->rlen - c->rpos,
+			    &ev);
+			if (ev.type != WS_EV_MORE && on_event(wc, &ev) < 0)
+				break;
+		}
+		if (c->rpos == c->rlen || wc->closing) {
+			c->rpos = c->rlen = 0;
+			conn_release_input(c);
+		} else if (c->rpos > 0) {
+			memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+			c->rlen -= c->rpos;
+			c->rpos = 0;
+		}
+		c->in_loop = 0;
+		/* Output that leaves at once lets more input be read: a loop
+		 * here rather than drained calling us back from inside. */
+		wc->flushing = 1;
+		wc->again = 0;
+		if (conn_flush(c) < 0)
+			return -1;
+		wc->flushing = 0;
+		if (!wc->again)
+			return 0;
 	}
-	if (c->rpos == c->rlen || wc->closing) {
-		c->rpos = c->rlen = 0;
-		conn_release_input(c);
-	} else if (c->rpos > 0) {
-		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
-		c->rlen -= c->rpos;
-		c->rpos = 0;
-	}
-	c->in_loop = 0;
-	return conn_flush(c);
 }
 
 static void
@@ -460,8 +474,13 @@ up_drained(void *st, struct conn *c)
 		conn_disarm(c);
 		return 0;
 	}
-	if (c->rpos < c->rlen)
-		return process(wc);   /* what waited while output was high */
+	if (c->rpos < c->rlen) {
+		/* What waited while output was high. */
+		if (!wc->flushing)
+			return process(wc);
+		wc->again = 1;
+		return 0;
+	}
 	c->rpos = c->rlen = 0;
 	conn_release_input(c);        /* idle: no buffer (the first time, h1's) */
 	c->no_read = 0;

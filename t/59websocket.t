@@ -361,6 +361,12 @@ def test_deflate(srv):
         c.send_raw(encode_frame(OP_TEXT, pmd_compress("again %d" % i), rsv=4))
     is_([pmd_decompress(rx(c).payload) for _ in range(3)], [b"again 0", b"again 1", b"again 2"],
         "each message on its own (no context takeover)")
+    big = b"z" * 100000
+    comp = encode_frame(OP_BINARY, pmd_compress(big), rsv=4)
+    c.send_raw(comp * 100)
+    got = [rx(c, 20) for _ in range(100)]
+    is_(sum(1 for f in got if isinstance(f, Frame) and pmd_decompress(f.payload) == big), 100,
+        "100 small frames inflating to 100000 bytes each, in one burst: all echoed")
     c.send_raw(encode_frame(OP_TEXT, pmd_compress(""), rsv=4))
     f = rx(c)
     is_((f.opcode, pmd_decompress(f.payload)), (OP_TEXT, b""), "an empty compressed message")
