@@ -2,8 +2,9 @@
  * h1: HTTP/1.x on a transport connection: requests parsed from its read
  * buffer one after the other (pipelining included), routed, run through
  * the route's middleware, their bodies framed and handed to the handler,
- * keep-alive, upgrades to a byte tunnel, and the end of each exchange
- * (counting, logging, the next request).
+ * keep-alive, upgrades to a byte tunnel (http_tunnel_start) or to another
+ * protocol that takes the connection over (http_upgrade), and the end of
+ * each exchange (counting, logging, the next request).
  */
 #ifndef PORTICO_H1_H
 #define PORTICO_H1_H
