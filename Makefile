@@ -69,6 +69,9 @@ $(BUILD)/%.o: %.c $(wildcard common/*.h origin/*.h proxy/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(PORTICO_CFLAGS) $(CFLAGS) -c -o $@ $<
 
+# The status page is copied into the binary by the assembler (.incbin).
+$(BUILD)/origin/dashboard.o: origin/dashboard.html
+
 $(BUILD)/t/unit/%: t/unit/%.c t/unit/tap.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(PORTICO_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)

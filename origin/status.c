@@ -1,6 +1,8 @@
 #include "origin/status.h"
 #include "origin/health.h"
+#include "origin/dashboard.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -11,15 +13,45 @@
 #include "common/sbuf.h"
 #include "common/server.h"
 
+/* `status = html`: rt->hconf points here; `status = json` leaves it NULL. */
+static const char status_html = 1;
+
 static int
 status_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv)
 {
-	(void)rt;
+	if (strcmp(kv->value, "html") == 0) {
+		rt->hconf = (void *)(uintptr_t)&status_html;
+		return 0;
+	}
 	if (strcmp(kv->value, "json") != 0) {
-		conf_err(ctx, kv->line, ctx->section, "status", "expected json, not \"%s\"", kv->value);
+		conf_err(ctx, kv->line, ctx->section, "status", "expected json or html, not \"%s\"",
+		    kv->value);
 		return -1;
 	}
 	return 0;
+}
+
+/* The dashboard, unless the query asks for the JSON it polls. */
+static int
+serve_page(struct request *r)
+{
+	const struct http_request *hr = r->hr;
+	size_t len;
+	const char *page;
+
+	if (r->route->hconf != &status_html ||
+	    (hr->query != NULL && hr->query_len == 11 && memcmp(hr->query, "format=json", 11) == 0))
+		return 0;
+	page = dashboard_page(&len);
+	http_resp_start(r, 200, "text/html; charset=utf-8", (int64_t)len);
+	http_resp_header(r, "Cache-Control", "no-store");
+	/* Everything the page needs is in it: nothing else may run or load. */
+	http_resp_header(r, "Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; "
+	    "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:");
+	http_resp_header(r, "X-Content-Type-Options", "nosniff");
+	http_resp_body(r, page, len);
+	http_resp_end(r);
+	return 1;
 }
 
 /* Appends ,"<kind>s":{"<name>":{...},...} for each kind of section that
@@ -60,7 +92,7 @@ status_start(struct request *r)
 	struct tm tm;
 	size_t n;
 
-	if (origin_only_get(r) == 0)
+	if (origin_only_get(r) == 0 || serve_page(r))
 		return;
 	server_stats(srv, &s);
 	clock_gettime(CLOCK_MONOTONIC, &now);
