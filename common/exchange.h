@@ -221,6 +221,41 @@ void http_tunnel_start(struct request *r);
 void http_tunnel_write(struct request *r, const void *data, size_t len);
 void http_tunnel_close(struct request *r);
 /*
+ * Upgrade to a protocol of portico's own (WebSocket): after
+ * http_resp_start(r, 101, ...) and its headers, http_upgrade commits and
+ * logs the 101, frees the exchange (r is gone when it returns) and hands
+ * the connection to ops with state st: from then on the transport's
+ * callbacks go to ops, the worker still counts, drains and stops the
+ * connection, and ops->close is the one place st is freed.  Nothing is
+ * called before http_upgrade returns: bytes the client sent after the
+ * request head wait in c->rbuf[c->rpos..c->rlen) for the first drained
+ * call (sent once the 101 is out).  Returns 0, or -1 when the connection
+ * cannot be upgraded (the response was not a 101): nothing was done.
+ *
+ * The protocol reads and writes with the transport's calls (conn.h):
+ * input arrives at c->rbuf + c->rlen as for conn_proto.input; it queues
+ * with conn_out, keeps c->in_loop set while it produces inside a callback
+ * (and then calls conn_flush), or conn_kick from elsewhere; it waits with
+ * conn_arm and conn_disarm; conn_release_input gives the read buffer back
+ * while it holds nothing; conn_close ends the connection (ops->close runs).
+ */
+struct upgraded_ops {
+	void (*input)(void *st, struct conn *c, size_t n);
+	/* The client closed its side (err 0) or reading failed (errno). */
+	void (*eof)(void *st, struct conn *c, int err);
+	/* Everything queued is sent: go on, arm the next wait.  -1 if closed. */
+	int (*drained)(void *st, struct conn *c);
+	/* The wait armed last timed out. */
+	void (*timeout)(void *st, struct conn *c);
+	/* Graceful stop: end soon (a WebSocket sends close 1001). */
+	void (*drain)(void *st, struct conn *c);
+	/* The connection is being torn down, buffers still there: free st. */
+	void (*close)(void *st, struct conn *c, const char *reason);
+};
+
+int http_upgrade(struct request *r, const struct upgraded_ops *ops, void *st);
+
+/*
  * Verified claims, for middleware later in the route (a rate limit keyed
  * on a claim): set by the middleware that verified them (type = jwt),
  * after verification only; strings as they are, numbers as their JSON

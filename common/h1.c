@@ -59,6 +59,10 @@ h1_start(struct conn *c)
 void
 h1_drain(struct conn *c)
 {
+	if (h1_of(c)->state == H1_UPGRADED) {
+		h1_of(c)->up->drain(h1_of(c)->up_state, c);
+		return;
+	}
 	if (h1_of(c)->state == H1_IDLE && c->osent == c->olen && c->rpos == c->rlen)
 		conn_close(c, "shutting down");
 	/* Otherwise the response in progress carries "Connection: close". */
@@ -110,6 +114,18 @@ h1_stop(struct conn *c)
 	conn_close(c, "process stopping");
 }
 
+/* The worker's bookkeeping of a connection that goes, whatever spoke on it. */
+static void
+h1_conn_gone(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	TAILQ_REMOVE(&w->conns, c, link);
+	w->nconns--;
+	stats_add(&w->stats.connections_active, (uint64_t)-1);
+	worker_snap_put(w, c->snap);
+}
+
 static void
 h1_close(struct conn *c, const char *reason)
 {
@@ -140,9 +156,6 @@ h1_close(struct conn *c, const char *reason)
 		if (w->srv->access_log_fd >= 0)
 			access_log_write(w, &x->req, us);
 	}
-	TAILQ_REMOVE(&w->conns, c, link);
-	w->nconns--;
-	stats_add(&w->stats.connections_active, (uint64_t)-1);
 	if (x != NULL) {
 		resp_head_release(&x->req);
 		req_overlay_free(&x->req);
@@ -150,7 +163,7 @@ h1_close(struct conn *c, const char *reason)
 		freelist_put(&w->heads, x);
 		h->x = NULL;
 	}
-	worker_snap_put(w, c->snap);
+	h1_conn_gone(c);
 }
 
 void
@@ -179,6 +192,113 @@ http_tunnel_start(struct request *r)
 	}
 	c->rlen = c->rpos = h->x->hr.head_len;
 	conn_kick(c);
+}
+
+/*
+ * After http_upgrade the connection's callbacks come here and go on to the
+ * protocol in charge.  The HTTP/1 callbacks are not in the way: the
+ * transport calls these directly (c->proto is switched), so the request
+ * path pays nothing for upgrades.
+ */
+static void
+up_start(struct conn *c)
+{
+	(void)c; /* only after a TLS handshake, long done */
+}
+
+static void
+up_input(struct conn *c, size_t n)
+{
+	h1_of(c)->up->input(h1_of(c)->up_state, c, n);
+}
+
+static void
+up_full(struct conn *c)
+{
+	conn_close(c, "read buffer full");
+}
+
+static void
+up_eof(struct conn *c, int err)
+{
+	h1_of(c)->up->eof(h1_of(c)->up_state, c, err);
+}
+
+static void
+up_resume(struct conn *c)
+{
+	(void)c; /* drained came first, with everything sent */
+}
+
+static int
+up_drained(struct conn *c)
+{
+	return h1_of(c)->up->drained(h1_of(c)->up_state, c);
+}
+
+static void
+up_timeout(struct conn *c)
+{
+	h1_of(c)->up->timeout(h1_of(c)->up_state, c);
+}
+
+static void
+up_close(struct conn *c, const char *reason)
+{
+	h1_of(c)->up->close(h1_of(c)->up_state, c, reason);
+	h1_conn_gone(c);
+}
+
+static const struct conn_proto h1_upgraded_proto = {
+	.start = up_start,
+	.input = up_input,
+	.full = up_full,
+	.eof = up_eof,
+	.resume = up_resume,
+	.drained = up_drained,
+	.timeout = up_timeout,
+	.close = up_close,
+};
+
+int
+http_upgrade(struct request *r, const struct upgraded_ops *ops, void *st)
+{
+	struct conn *c = r->conn;
+	struct h1 *h = h1_of(c);
+	struct worker *w = c->w;
+	struct exchange *x = h->x;
+	uint64_t us;
+
+	if (r->status != 101 || h->state != H1_HANDLER || x == NULL || &x->req != r)
+		return -1;
+	http_resp_commit(r);
+	us = usec_since(&r->start);
+	stats_response(&w->stats, r->status, us);
+	if (r->mw_ran > 0)
+		pipeline_log(r);
+	if (w->srv->access_log_fd >= 0)
+		access_log_write(w, r, us);
+	/* What the client sent after the head is the new protocol's already. */
+	if (c->rpos > 0) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+		c->rpos = 0;
+	}
+	/* The exchange goes back to the pool: an upgraded connection keeps
+	 * only its struct h1 and what the protocol allocates. */
+	resp_head_release(r);
+	req_overlay_free(r);
+	pipeline_end(r);
+	freelist_put(&w->heads, x);
+	h->x = NULL;
+	h->state = H1_UPGRADED;
+	h->up = ops;
+	h->up_state = st;
+	c->proto = &h1_upgraded_proto;
+	c->no_read = 0;
+	c->linger = 0;
+	conn_kick(c);
+	return 0;
 }
 
 void
@@ -710,6 +830,8 @@ h1_drained(struct conn *c)
 		if (hd != NULL && hd->writable != NULL && (h->x->req.flags & REQ_STARTED))
 			hd->writable(&h->x->req);
 		break;
+	case H1_UPGRADED:
+		break; /* not reached: the upgraded callbacks have the connection */
 	}
 	return 0;
 }

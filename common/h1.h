@@ -2,8 +2,9 @@
  * h1: HTTP/1.x on a transport connection: requests parsed from its read
  * buffer one after the other (pipelining included), routed, run through
  * the route's middleware, their bodies framed and handed to the handler,
- * keep-alive, upgrades to a byte tunnel, and the end of each exchange
- * (counting, logging, the next request).
+ * keep-alive, upgrades to a byte tunnel (http_tunnel_start) or to another
+ * protocol that takes the connection over (http_upgrade), and the end of
+ * each exchange (counting, logging, the next request).
  */
 #ifndef PORTICO_H1_H
 #define PORTICO_H1_H
@@ -18,6 +19,7 @@ enum h1_state {
 	H1_BODY,        /* reading (discarding) a request body before the handler */
 	H1_HANDLER,     /* the handler has the request */
 	H1_TUNNEL,      /* after a 101: raw bytes both ways through the handler */
+	H1_UPGRADED,    /* after http_upgrade: another protocol has the connection */
 };
 
 /* An HTTP/1 connection: the transport's, then ours. */
@@ -26,6 +28,8 @@ struct h1 {
 	enum h1_state state;
 	unsigned nrequests;
 	struct exchange *x;            /* the request in progress, NULL between requests */
+	const struct upgraded_ops *up; /* H1_UPGRADED: the protocol now in charge */
+	void *up_state;                /* ... and its state, handed to each call */
 };
 
 /*
@@ -53,7 +57,8 @@ h1_of(struct conn *c)
 /* Takes ownership of fd, a freshly accepted socket of listener listen_idx. */
 void h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
     unsigned listen_idx);
-/* Graceful shutdown: closes c now if it is idle, else after its response. */
+/* Graceful shutdown: closes c now if it is idle, else after its response
+ * (an upgraded connection is told through its drain callback). */
 void h1_drain(struct conn *c);
 /* The process stops: closes c now, an exchange in progress logged as cut
  * at shutdown. */

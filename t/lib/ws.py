@@ -14,6 +14,8 @@ Standard library only.
     c = WSClient("127.0.0.1", port, "/ws/x")   connects and does the handshake
     c.status, c.reason, c.header("Upgrade"), c.head_raw, c.key, c.accept_ok
     c.send_text("hi"); c.send_binary(b".."); c.ping(b"p"); c.close_frame(1000)
+    WSClient(..., ssl_context=ctx)        the same over TLS
+    pmd_compress(data), pmd_decompress(payload)   permessage-deflate payloads
     c.recv(timeout) -> Frame      (WSClosed at EOF, socket.timeout on timeout)
     c.closed_within(timeout)      True if the peer closes within timeout
     c.shutdown_write(); c.close()
@@ -45,13 +47,14 @@ import struct
 import threading
 import time
 import urllib.parse
+import zlib
 
 import sockfill
 
 __all__ = [
     "GUID", "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
     "accept_key", "new_key", "mask_bytes", "encode_frame", "decode_frame", "Frame",
-    "ProtocolError", "WSClosed", "WSClient", "EchoServer",
+    "ProtocolError", "WSClosed", "WSClient", "EchoServer", "pmd_compress", "pmd_decompress",
 ]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -98,15 +101,17 @@ class Frame(collections.namedtuple("Frame", "fin rsv opcode masked payload lenfo
         return self.payload.decode("utf-8")
 
 
-def encode_frame(opcode, payload=b"", mask=True, fin=True, rsv=0):
+def encode_frame(opcode, payload=b"", mask=True, fin=True, rsv=0, lenform=None, length=None):
+    """lenform 16 or 64 forces that length form (a non-minimal one for a
+    short payload); length declares another length than the payload's."""
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
-    n = len(payload)
+    n = len(payload) if length is None else length
     b0 = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0x0F)
     mbit = 0x80 if mask else 0
-    if n < 126:
+    if n < 126 and lenform is None:
         head = struct.pack("!BB", b0, mbit | n)
-    elif n < 65536:
+    elif n < 65536 and lenform != 64:
         head = struct.pack("!BBH", b0, mbit | 126, n)
     else:
         head = struct.pack("!BBQ", b0, mbit | 127, n)
@@ -196,7 +201,7 @@ class WSClient:
     not raise on a refusal: look at status (None if the peer closed first)."""
 
     def __init__(self, host, port, path="/", host_header="localhost", headers=(), timeout=5.0,
-                 key=None, early=b"", version="13"):
+                 key=None, early=b"", version="13", ssl_context=None):
         self.timeout = timeout
         self.key = key or new_key()
         self.buf = b""
@@ -208,6 +213,8 @@ class WSClient:
         self.head_raw = b""
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host_header)
         req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n" % (path, host_header, self.key, version))
         for h in headers:
@@ -322,6 +329,25 @@ class WSClient:
 
     def __exit__(self, *a):
         self.close()
+
+
+# --------------------------------------------------------------------------
+# permessage-deflate (RFC 7692)
+
+
+def pmd_compress(data, wbits=15):
+    """One message's payload, compressed without context: raw deflate with
+    a sync flush, its 00 00 ff ff tail removed."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    z = zlib.compressobj(wbits=-wbits)
+    out = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+    return out[:-4] if out.endswith(b"\x00\x00\xff\xff") else out
+
+
+def pmd_decompress(data, wbits=15):
+    z = zlib.decompressobj(wbits=-wbits)
+    return z.decompress(data + b"\x00\x00\xff\xff")
 
 
 # --------------------------------------------------------------------------
