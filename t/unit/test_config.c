@@ -888,7 +888,7 @@ test_routes_checks(void)
 	errors_are("bad path", LISTEN "[route:r]\npath = /q?x\nreturn = 204\n",
 	    "F:4: [route:r] path: expected a path prefix starting with /, not \"/q?x\"", NULL);
 	errors_are("bad status value", LISTEN "[route:r]\nstatus = xml\n",
-	    "F:4: [route:r] status: expected json, not \"xml\"", NULL);
+	    "F:4: [route:r] status: expected json or html, not \"xml\"", NULL);
 	errors_are("bad health value", LISTEN "[route:r]\nhealth = off\n",
 	    "F:4: [route:r] health: expected on, pools or pool names, not \"off\"", NULL);
 	if (loads(LISTEN "[route:r]\nhost = WWW.Example.COM\nhost = *.Example.org\npath = /x\n"
