@@ -15,8 +15,9 @@
 
 static const struct {
 	const char *name;
-	const char *md;                /* the digest */
-	int kind;                      /* 'H' HMAC, 'R' RSA PKCS#1 v1.5, 'P' RSA-PSS, 'E' ECDSA */
+	const char *md;                /* the digest; NULL: EdDSA's own */
+	int kind;                      /* 'H' HMAC, 'R' RSA PKCS#1 v1.5, 'P' RSA-PSS, 'E' ECDSA,
+	                                  'O' EdDSA (an OKP key) */
 	const char *group;             /* ECDSA: the curve, as OpenSSL names it */
 	const char *crv;               /* ... and as JWK does */
 	size_t size;                   /* HMAC: the least key length; ECDSA: one coordinate */
@@ -30,7 +31,21 @@ static const struct {
 	[JOSE_PS256] = { "PS256", "SHA256", 'P', NULL, NULL, 0 },
 	[JOSE_ES256] = { "ES256", "SHA256", 'E', "prime256v1", "P-256", 32 },
 	[JOSE_ES384] = { "ES384", "SHA384", 'E', "secp384r1", "P-384", 48 },
+	[JOSE_EDDSA] = { "EdDSA", NULL, 'O', NULL, "Ed25519 or Ed448", 0 },
 };
+
+/* The curves of EdDSA (RFC 8037 2): the JWK "crv", OpenSSL's key type, and
+ * the length of the public key "x". */
+static const struct {
+	const char *crv;
+	const char *type;
+	size_t xlen;
+} okp_curves[] = {
+	{ "Ed25519", "ED25519", 32 },
+	{ "Ed448", "ED448", 57 },
+};
+
+#define OKP_NCURVES (sizeof(okp_curves) / sizeof(okp_curves[0]))
 
 #define RSA_MIN_BITS 2048
 #define RSA_MAX_BITS 8192 /* a signature fits jose_verify's buffer */
@@ -171,7 +186,8 @@ keys_init(struct jose_keys *ks, int alg, char *err, size_t errlen)
 		int n = snprintf(json, sizeof(json), plain_headers[i], algs[alg].name);
 		b64url_encode((const unsigned char *)json, (size_t)n, ks->plain[i]);
 	}
-	if (ks->md == NULL && (ks->md = EVP_MD_fetch(NULL, algs[alg].md, NULL)) == NULL)
+	if (algs[alg].md != NULL && ks->md == NULL &&
+	    (ks->md = EVP_MD_fetch(NULL, algs[alg].md, NULL)) == NULL)
 		return errf(err, errlen, "OpenSSL has no %s", algs[alg].md);
 	return 0;
 }
@@ -230,7 +246,8 @@ jose_keys_secret(struct jose_keys *ks, int alg, const void *secret, size_t len, 
 	return 0;
 }
 
-/* Whether pkey fits alg: RSA of RSA_MIN_BITS or more, EC on alg's curve. */
+/* Whether pkey fits alg: RSA of RSA_MIN_BITS or more, EC on alg's curve,
+ * Ed25519 or Ed448 for EdDSA. */
 static int
 key_fits(int alg, EVP_PKEY *pkey, char *err, size_t errlen)
 {
@@ -243,6 +260,12 @@ key_fits(int alg, EVP_PKEY *pkey, char *err, size_t errlen)
 			return errf(err, errlen, "an RSA key of %d bits: from %d to %d are taken",
 			    EVP_PKEY_get_bits(pkey), RSA_MIN_BITS, RSA_MAX_BITS);
 		return 0;
+	}
+	if (algs[alg].kind == 'O') {
+		for (size_t i = 0; i < OKP_NCURVES; i++)
+			if (EVP_PKEY_is_a(pkey, okp_curves[i].type))
+				return 0;
+		return errf(err, errlen, "EdDSA needs an Ed25519 or Ed448 key");
 	}
 	if (!EVP_PKEY_is_a(pkey, "EC") ||
 	    !EVP_PKEY_get_group_name(pkey, group, sizeof(group), NULL) ||
@@ -368,6 +391,32 @@ fail:
 	return pkey;
 }
 
+/* An OKP JWK (RFC 8037 2) on curve c of okp_curves: "x" of its length. */
+static EVP_PKEY *
+jwk_okp(size_t c, const json_t *jwk)
+{
+	size_t xlen = 0;
+	unsigned char *x = jwk_bytes(jwk, "x", &xlen);
+	EVP_PKEY *pkey = NULL;
+
+	if (x != NULL && xlen == okp_curves[c].xlen)
+		pkey = EVP_PKEY_new_raw_public_key_ex(NULL, okp_curves[c].type, NULL, x, xlen);
+	free(x);
+	return pkey;
+}
+
+/* The okp_curves index of an OKP JWK's "crv", or -1. */
+static int
+jwk_okp_curve(const json_t *jwk)
+{
+	const char *crv = json_string_value(json_object_get(jwk, "crv"));
+
+	for (size_t i = 0; crv != NULL && i < OKP_NCURVES; i++)
+		if (strcmp(crv, okp_curves[i].crv) == 0)
+			return (int)i;
+	return -1;
+}
+
 /* Whether a JWK is one for alg: its kty (and crv), and its alg and use if given. */
 static int
 jwk_wanted(int alg, const json_t *jwk)
@@ -385,6 +434,9 @@ jwk_wanted(int alg, const json_t *jwk)
 		return strcmp(kty, "EC") == 0 &&
 		    json_is_string(json_object_get(jwk, "crv")) &&
 		    strcmp(json_string_value(json_object_get(jwk, "crv")), algs[alg].crv) == 0;
+	/* OKP keys of other curves (X25519, X448) are for key agreement. */
+	if (algs[alg].kind == 'O')
+		return strcmp(kty, "OKP") == 0 && jwk_okp_curve(jwk) >= 0;
 	return strcmp(kty, "RSA") == 0;
 }
 
@@ -423,10 +475,12 @@ jose_keys_jwks(struct jose_keys *ks, int alg, const char *json, size_t len, char
 				errf(err, errlen, "key %zu: \"kid\" \"%.64s\" given twice", i, ks->v[j].kid);
 				goto done;
 			}
-		EVP_PKEY *pkey = algs[alg].kind == 'E' ? jwk_ec(alg, jwk) : jwk_rsa(jwk);
+		int kind = algs[alg].kind, c = kind == 'O' ? jwk_okp_curve(jwk) : -1;
+		EVP_PKEY *pkey = kind == 'E' ? jwk_ec(alg, jwk) :
+		    kind == 'O' ? jwk_okp((size_t)c, jwk) : jwk_rsa(jwk);
 		if (pkey == NULL) {
 			errf(err, errlen, "key %zu: not a valid %s public key", i,
-			    algs[alg].kind == 'E' ? algs[alg].crv : "RSA");
+			    kind == 'E' ? algs[alg].crv : kind == 'O' ? okp_curves[c].crv : "RSA");
 			goto done;
 		}
 		if (key_fits(alg, pkey, err, errlen) < 0) {
@@ -443,9 +497,10 @@ jose_keys_jwks(struct jose_keys *ks, int alg, const char *json, size_t len, char
 			goto done;
 	}
 	if (ks->n == 0) {
+		int kind = algs[alg].kind;
 		errf(err, errlen, "no key for %s (kty %s%s, with alg %s and use sig when given)",
-		    algs[alg].name, algs[alg].kind == 'E' ? "EC, crv " : "RSA",
-		    algs[alg].kind == 'E' ? algs[alg].crv : "", algs[alg].name);
+		    algs[alg].name, kind == 'E' ? "EC, crv " : kind == 'O' ? "OKP, crv " : "RSA",
+		    kind == 'E' || kind == 'O' ? algs[alg].crv : "", algs[alg].name);
 		goto done;
 	}
 	rc = 0;
@@ -537,8 +592,11 @@ pkey_ok(const struct jose_keys *ks, const struct jose_key *k, const char *data, 
 		sig = der;
 		slen = (size_t)n;
 	} else if (slen != (size_t)EVP_PKEY_get_size(k->pkey)) {
+		/* RSA: the modulus' length; EdDSA: 64 (Ed25519) or 114 (Ed448). */
 		return 0;
 	}
+	/* EdDSA: no digest (ks->md is NULL), and one-shot EVP_DigestVerify
+	 * only, as PureEdDSA hashes the whole message twice. */
 	if ((mctx = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestVerifyInit(mctx, &pctx, ks->md, NULL, k->pkey) != 1)
 		goto done;

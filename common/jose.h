@@ -6,7 +6,7 @@
  * differs is refused before its signature is looked at, so "none", or an
  * HMAC token made with an RSA public key as its secret, never verifies.
  * Keys come from a secret (HS*), a PEM public key or a JWKS document
- * (RS*, PS256, ES*), read once when the configuration is loaded; a key
+ * (RS*, PS256, ES*, EdDSA), read once when the configuration is loaded; a key
  * set is then read-only and shared by every worker.  Signatures are
  * checked with OpenSSL's EVP interfaces; JSON is read by jansson with
  * duplicate names refused.  Nothing here knows HTTP.
@@ -33,12 +33,13 @@ enum jose_alg {
 	JOSE_RS256, JOSE_RS384, JOSE_RS512,
 	JOSE_PS256,
 	JOSE_ES256, JOSE_ES384,
+	JOSE_EDDSA,                    /* RFC 8037: Ed25519 or Ed448, as the key is */
 	JOSE_NALG
 };
 
 struct jose_key {
 	char *kid;                     /* a JWKS key's "kid", or NULL */
-	EVP_PKEY *pkey;                /* RS*, PS*, ES* */
+	EVP_PKEY *pkey;                /* RS*, PS*, ES*, EdDSA */
 	EVP_MAC_CTX *mac;              /* HS*: keyed once, never used itself: see jose_keys_mac */
 };
 
@@ -47,7 +48,7 @@ struct jose_key {
 
 struct jose_keys {
 	int alg;                       /* enum jose_alg */
-	EVP_MD *md;
+	EVP_MD *md;                    /* NULL for EdDSA, which hashes as it signs */
 	struct jose_key *v;
 	size_t n;
 	/* The headers most issuers write ({"alg":"HS256","typ":"JWT"}...),
@@ -78,9 +79,12 @@ int jose_alg_hmac(int alg);
  * with a reason for the configuration's error message in err.
  *   secret: an HMAC key of at least the hash's size (RFC 7518 3.2);
  *   pem:    one PEM public key ("BEGIN PUBLIC KEY"), RSA of 2048 bits or
- *           more for RS* and PS*, EC on P-256 / P-384 for ES256 / ES384;
+ *           more for RS* and PS*, EC on P-256 / P-384 for ES256 / ES384,
+ *           Ed25519 or Ed448 for EdDSA;
  *   jwks:   a JWKS document {"keys": [...]}: the keys of alg's kind (and
- *           "alg", "use" if they say) are taken, every other skipped;
+ *           "alg", "use" if they say) are taken, every other skipped (for
+ *           EdDSA: kty OKP with crv Ed25519 or Ed448; an OKP key of
+ *           another crv, such as X25519, is for key agreement);
  *           one taken that is malformed, two with one "kid", or none at
  *           all is an error.
  */

@@ -35,6 +35,8 @@ static const struct conf_key jwt_keys[] = {
 	{ NULL, NULL, 0, NULL },
 };
 
+#define ALG_NAMES "HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384, EdDSA"
+
 /* The most claims forward_claims may name, and the longest claim name. */
 #define FWD_MAX 16
 #define CLAIM_NAME_MAX 64
@@ -390,14 +392,13 @@ jwt_configure(struct conf_ctx *ctx, const struct conf_section *sec)
 	/* jansson seeds its hash function on first use; do it here, in one thread. */
 	json_object_seed(0);
 	if ((algkv = conf_section_value(sec, jwt_keys, "algorithm", &def)) == NULL) {
-		conf_err(ctx, sec->line, ctx->section, "algorithm", "missing: give one of HS256, "
-		    "HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384");
+		conf_err(ctx, sec->line, ctx->section, "algorithm", "missing: give one of "
+		    ALG_NAMES);
 		goto fail;
 	}
 	if ((jc->keys.alg = jose_alg_parse(algkv->value)) < 0) {
 		conf_err(ctx, algkv->line, ctx->section, algkv->key, "unknown algorithm \"%s\": give "
-		    "one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384",
-		    algkv->value);
+		    "one of " ALG_NAMES, algkv->value);
 		goto fail;
 	}
 	if (configure_keys(ctx, sec, jc, algkv) < 0)

@@ -1,11 +1,13 @@
 /*
  * libFuzzer target for jose_verify and jose_check_claims: the input is a
- * token, tried against a fixed HS256 key set (the RFC 7515 A.1 key) and
- * a fixed ES256 one (the A.3 key, from a JWKS).
+ * token, tried against a fixed HS256 key set (the RFC 7515 A.1 key), a
+ * fixed ES256 one (the A.3 key, from a JWKS) and a fixed EdDSA one (RFC
+ * 8037 A.2's Ed25519 key, from a JWKS).
  *
  * A token the HS256 set accepts must carry the HMAC of its first two
  * parts, as computed here apart, and a JSON object; its claims are then
- * checked at a few times.  Any base64url the decoder takes must encode
+ * checked at a few times.  The HS256 verdict with a worker's own HMAC
+ * context (jose_keys_mac), used again and again, is the one without.  Any base64url the decoder takes must encode
  * back to the same text (one encoding per value).  Any disagreement traps.
  */
 #include "common/jose.h"
@@ -25,9 +27,16 @@ static const char es_jwks[] =
     "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
     "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}]}";
 
-static struct jose_keys hs, es;
+static const char ed_jwks[] =
+    "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\","
+    "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}";
+
+static struct jose_keys hs, es, ed;
+static EVP_MAC_CTX *mac;
 static unsigned char key[64];
 static size_t keylen;
+
+static void check_claims(const json_t *claims);
 
 static void
 setup(void)
@@ -39,6 +48,24 @@ setup(void)
 	keylen = (size_t)n;
 	CHECK(jose_keys_secret(&hs, JOSE_HS256, key, keylen, err, sizeof(err)) == 0);
 	CHECK(jose_keys_jwks(&es, JOSE_ES256, es_jwks, strlen(es_jwks), err, sizeof(err)) == 0);
+	CHECK(jose_keys_jwks(&ed, JOSE_EDDSA, ed_jwks, strlen(ed_jwks), err, sizeof(err)) == 0);
+	CHECK((mac = jose_keys_mac(&hs)) != NULL);
+}
+
+/* A key set's verdict on a token: its claims checked when it passes. */
+static void
+try_keys(const struct jose_keys *ks, const char *tok, size_t size)
+{
+	json_t *claims = NULL;
+	const char *why = NULL;
+
+	if (jose_verify(ks, NULL, tok, size, &claims, &why) == 0) {
+		CHECK(json_is_object(claims));
+		check_claims(claims);
+		json_decref(claims);
+	} else {
+		CHECK(why != NULL && claims == NULL);
+	}
 }
 
 static void
@@ -87,14 +114,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (hs.n == 0)
 		setup();
-	if (jose_verify(&hs, tok, size, &claims, &why) == 0) {
+	int rc = jose_verify(&hs, NULL, tok, size, &claims, &why);
+	const char *why2 = NULL;
+	json_t *claims2 = NULL;
+	CHECK(jose_verify(&hs, mac, tok, size, &claims2, &why2) == rc);
+	CHECK(rc == 0 ? json_equal(claims, claims2) : strcmp(why, why2) == 0);
+	json_decref(claims2);
+	if (rc == 0) {
 		const char *last = memrchr(tok, '.', size);
-		unsigned char mac[EVP_MAX_MD_SIZE];
+		unsigned char hm[EVP_MAX_MD_SIZE];
 		unsigned int n = 0;
 		char enc[128];
 		CHECK(last != NULL && json_is_object(claims));
-		HMAC(EVP_sha256(), key, (int)keylen, data, (size_t)(last - tok), mac, &n);
-		b64e(mac, n, enc);
+		HMAC(EVP_sha256(), key, (int)keylen, data, (size_t)(last - tok), hm, &n);
+		b64e(hm, n, enc);
 		CHECK(strlen(enc) == size - (size_t)(last + 1 - tok) &&
 		    memcmp(enc, last + 1, strlen(enc)) == 0);
 		check_claims(claims);
@@ -102,14 +135,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		CHECK(why != NULL && claims == NULL);
 	}
-	why = NULL;
-	if (jose_verify(&es, tok, size, &claims, &why) == 0) {
-		CHECK(json_is_object(claims));
-		check_claims(claims);
-		json_decref(claims);
-	} else {
-		CHECK(why != NULL && claims == NULL);
-	}
+	try_keys(&es, tok, size);
+	try_keys(&ed, tok, size);
 	if (size <= 1024) {
 		unsigned char out[768];
 		char back[1025];
