@@ -1,5 +1,6 @@
 #include "common/jose.h"
 
+#include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -664,15 +665,14 @@ header_key(const struct jose_keys *ks, const char *p, size_t len, const char **w
 
 int
 jose_verify(const struct jose_keys *ks, EVP_MAC_CTX *mac, const char *tok, size_t len,
-    json_t **claims, const char **why)
+    struct jose_payload *pl, struct jose_claims *claims, const char **why)
 {
 	const char *d1, *d2;
 	unsigned char sig[1024];
-	ssize_t slen;
+	ssize_t slen, plen;
 	const struct jose_key *k;
 	int ok;
 
-	*claims = NULL;
 	if (len > JOSE_MAX_TOKEN) {
 		*why = "token too long";
 		return -1;
@@ -699,7 +699,9 @@ jose_verify(const struct jose_keys *ks, EVP_MAC_CTX *mac, const char *tok, size_
 		*why = "bad signature";
 		return -1;
 	}
-	if ((*claims = part_json(d1 + 1, (size_t)(d2 - d1 - 1))) == NULL) {
+	plen = jose_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), (unsigned char *)pl->buf,
+	    sizeof(pl->buf) - 1);
+	if (plen <= 0 || jose_claims_parse_in(pl, (size_t)plen, claims) < 0) {
 		*why = "bad payload";
 		return -1;
 	}
@@ -709,49 +711,54 @@ jose_verify(const struct jose_keys *ks, EVP_MAC_CTX *mac, const char *tok, size_
 /* A NumericDate claim: 1 and *t when present and a number, 0 when absent,
  * -1 when not a number. */
 static int
-numeric_date(const json_t *claims, const char *name, double *t)
+numeric_date(const struct jose_claims *c, const char *name, double *t)
 {
-	const json_t *v = json_object_get(claims, name);
+	const struct jose_claim *v = jose_claims_get(c, name);
 
 	if (v == NULL)
 		return 0;
-	if (!json_is_number(v))
+	if (v->type != JOSE_C_INTEGER && v->type != JOSE_C_REAL)
 		return -1;
-	*t = json_number_value(v);
+	*t = v->num;
 	return 1;
 }
 
 static int
-audience_ok(const json_t *aud, const struct jose_policy *p)
+audience_is(const struct jose_claims *c, const struct jose_claim *v, const struct jose_policy *p)
 {
-	size_t i;
-	const json_t *a;
+	for (size_t j = 0; j < p->naudience; j++)
+		if (jose_claim_is(c, v, p->audience[j]))
+			return 1;
+	return 0;
+}
 
-	if (json_is_string(aud)) {
-		for (size_t j = 0; j < p->naudience; j++)
-			if (strcmp(json_string_value(aud), p->audience[j]) == 0)
-				return 1;
+/* "aud", a string or a list holding strings (others in it skipped): one of ours. */
+static int
+audience_ok(const struct jose_claims *c, const struct jose_claim *aud, const struct jose_policy *p)
+{
+	if (aud == NULL)
 		return 0;
-	}
-	if (!json_is_array(aud))
+	if (aud->type == JOSE_C_STRING)
+		return audience_is(c, aud, p);
+	if (aud->type != JOSE_C_LIST)
 		return 0;
-	json_array_foreach(aud, i, a)
-		if (json_is_string(a) && audience_ok(a, p))
+	for (uint16_t i = 1; i <= aud->nlist; i++)
+		if (audience_is(c, aud + i, p))
 			return 1;
 	return 0;
 }
 
 int
-jose_check_claims(const json_t *claims, const struct jose_policy *p, int64_t now,
+jose_check_claims(const struct jose_claims *claims, const struct jose_policy *p, int64_t now,
     const char **why)
 {
 	double t, n = (double)now, leeway = (double)p->leeway;
-	const json_t *v;
+	const struct jose_claim *v;
 	int has;
 
 	for (size_t i = 0; i < p->nrequire; i++) {
-		v = json_object_get(claims, p->require[i]);
-		if (v == NULL || json_is_null(v)) {
+		v = jose_claims_get(claims, p->require[i]);
+		if (v == NULL || v->type == JOSE_C_NULL) {
 			*why = "required claim missing";
 			return -1;
 		}
@@ -766,16 +773,16 @@ jose_check_claims(const json_t *claims, const struct jose_policy *p, int64_t now
 		return -1;
 	}
 	if (p->issuer != NULL) {
-		v = json_object_get(claims, "iss");
-		if (!json_is_string(v) || strcmp(json_string_value(v), p->issuer) != 0) {
+		v = jose_claims_get(claims, "iss");
+		if (v == NULL || !jose_claim_is(claims, v, p->issuer)) {
 			*why = "wrong issuer";
 			return -1;
 		}
 	}
 	/* RFC 7519 4.1.3: a token for audiences must be for one of ours; with
 	 * none configured, a token with "aud" is for someone else. */
-	v = json_object_get(claims, "aud");
-	if ((p->naudience > 0 && !audience_ok(v, p)) || (p->naudience == 0 && v != NULL)) {
+	v = jose_claims_get(claims, "aud");
+	if ((p->naudience > 0 && !audience_ok(claims, v, p)) || (p->naudience == 0 && v != NULL)) {
 		*why = "wrong audience";
 		return -1;
 	}

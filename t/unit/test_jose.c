@@ -14,6 +14,8 @@
 #include "common/pipeline.h"
 #include "t/unit/tap.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <openssl/bio.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -76,6 +78,8 @@ static const char c44_tok[] =
 #define A1_EXP 1300819380
 
 static char err[256];
+/* Where jose_verify and jose_claims_parse parse, as a worker's. */
+static struct jose_payload pl;
 
 static void
 b64e(const unsigned char *in, size_t len, char *out)
@@ -186,16 +190,15 @@ pem_of(EVP_PKEY *pkey)
 	return out;
 }
 
-/* jose_verify, then the claims freed: the reason, or "ok". */
+/* jose_verify: the reason, or "ok". */
 static const char *
 verify_with(const struct jose_keys *ks, EVP_MAC_CTX *mac, const char *tok)
 {
-	json_t *claims;
+	struct jose_claims claims;
 	const char *why;
 
-	if (jose_verify(ks, mac, tok, strlen(tok), &claims, &why) < 0)
+	if (jose_verify(ks, mac, tok, strlen(tok), &pl, &claims, &why) < 0)
 		return why;
-	json_decref(claims);
 	return "ok";
 }
 
@@ -260,7 +263,8 @@ test_rfc(void)
 {
 	struct jose_keys ks = { 0 };
 	struct jose_policy pol = { 0 };
-	json_t *claims;
+	struct jose_claims claims;
+	const struct jose_claim *v;
 	const char *why = NULL;
 
 	is(jose_alg_parse("none"), -1, "alg none is not an algorithm");
@@ -268,23 +272,24 @@ test_rfc(void)
 	is(jose_alg_parse("ES384"), JOSE_ES384, "ES384 known");
 
 	is(keys_secret_b64(&ks, JOSE_HS256, a1_key), 0, "A.1 key loads");
-	is(jose_verify(&ks, NULL, a1_tok, strlen(a1_tok), &claims, &why), 0, "RFC 7515 A.1 HS256 verifies");
-	is_str(json_string_value(json_object_get(claims, "iss")), "joe", "... iss is joe");
-	ok(json_is_true(json_object_get(claims, "http://example.com/is_root")), "... is_root true");
-	is(jose_check_claims(claims, &pol, A1_EXP - 1, &why), 0, "... valid a second before exp");
-	is(jose_check_claims(claims, &pol, A1_EXP, &why), -1, "... expired at exp");
+	is(jose_verify(&ks, NULL, a1_tok, strlen(a1_tok), &pl, &claims, &why), 0, "RFC 7515 A.1 HS256 verifies");
+	v = jose_claims_get(&claims, "iss");
+	ok(v != NULL && jose_claim_is(&claims, v, "joe"), "... iss is joe");
+	v = jose_claims_get(&claims, "http://example.com/is_root");
+	ok(v != NULL && v->type == JOSE_C_TRUE, "... is_root true");
+	is(jose_check_claims(&claims, &pol, A1_EXP - 1, &why), 0, "... valid a second before exp");
+	is(jose_check_claims(&claims, &pol, A1_EXP, &why), -1, "... expired at exp");
 	is_str(why, "expired", "... reason expired");
 	pol.leeway = 10;
-	is(jose_check_claims(claims, &pol, A1_EXP + 9, &why), 0, "... leeway 10: valid at exp + 9");
-	is(jose_check_claims(claims, &pol, A1_EXP + 10, &why), -1, "... leeway 10: expired at exp + 10");
+	is(jose_check_claims(&claims, &pol, A1_EXP + 9, &why), 0, "... leeway 10: valid at exp + 9");
+	is(jose_check_claims(&claims, &pol, A1_EXP + 10, &why), -1, "... leeway 10: expired at exp + 10");
 	pol.leeway = 0;
 	pol.issuer = "joe";
-	is(jose_check_claims(claims, &pol, A1_EXP - 1, &why), 0, "... issuer joe accepted");
+	is(jose_check_claims(&claims, &pol, A1_EXP - 1, &why), 0, "... issuer joe accepted");
 	pol.issuer = "jane";
-	is(jose_check_claims(claims, &pol, A1_EXP - 1, &why), -1, "... issuer jane refused");
+	is(jose_check_claims(&claims, &pol, A1_EXP - 1, &why), -1, "... issuer jane refused");
 	is_str(why, "wrong issuer", "... reason");
 	pol.issuer = NULL;
-	json_decref(claims);
 	jose_keys_free(&ks);
 
 	is(keys_secret_b64(&ks, JOSE_HS384, a1_key), 0, "the A.1 key as HS384");
@@ -768,11 +773,13 @@ test_eddsa_keys(void)
 static int
 claims_ok(const char *json, const struct jose_policy *p, int64_t now, const char **why)
 {
-	json_t *c = json_loads(json, 0, NULL);
-	int rc = jose_check_claims(c, p, now, why);
+	struct jose_claims c;
 
-	json_decref(c);
-	return rc;
+	if (jose_claims_parse(&pl, json, strlen(json), &c) < 0) {
+		*why = "not parsed";
+		return -2;
+	}
+	return jose_check_claims(&c, p, now, why);
 }
 
 static void
@@ -813,6 +820,146 @@ test_claims(void)
 	is_str(why, "required claim missing", "... required claim missing");
 	is(claims_ok("{\"sub\":\"x\",\"role\":null}", &p, 1, &why), -1, "role null refused");
 	is(claims_ok("{\"sub\":\"x\",\"role\":false}", &p, 1, &why), 0, "role false is present");
+}
+
+/* Whether jose_claims_parse and jansson (JSON_REJECT_DUPLICATES, an
+ * object) agree on a document, and on each member's type and text. */
+static int
+same_as_jansson(const char *doc, size_t len)
+{
+	json_t *j = json_loadb(doc, len, JSON_REJECT_DUPLICATES, NULL);
+	struct jose_claims c;
+	int mine = jose_claims_parse(&pl, doc, len, &c) == 0, theirs = json_is_object(j), same;
+	const struct jose_claim *v;
+	const char *p, *q;
+	size_t n, m, i = 0, members = 0;
+	char buf[32], qbuf[32];
+
+	same = mine == theirs;
+	while (same && mine && (v = jose_claims_next(&c, &i)) != NULL) {
+		json_t *jv = json_object_getn(j, c.buf + v->name, v->nlen);
+		int t = jose_claim_text(&c, v, buf, sizeof(buf), &p, &n);
+		members++;
+		switch (json_typeof(jv)) {
+		case JSON_STRING:
+			same = t && n == json_string_length(jv) && memcmp(p, json_string_value(jv), n) == 0;
+			break;
+		case JSON_INTEGER:
+			m = (size_t)snprintf(qbuf, sizeof(qbuf), "%" JSON_INTEGER_FORMAT, json_integer_value(jv));
+			same = t && v->type == JOSE_C_INTEGER && n == m && memcmp(p, qbuf, n) == 0 &&
+			    v->num == json_number_value(jv);
+			break;
+		case JSON_REAL:
+			q = qbuf;
+			m = (size_t)snprintf(qbuf, sizeof(qbuf), "%.17g", json_real_value(jv));
+			same = t && v->type == JOSE_C_REAL && n == m && memcmp(p, q, n) == 0;
+			break;
+		case JSON_ARRAY: {
+			size_t k = 0, idx;
+			json_t *e;
+			same = v->type == JOSE_C_LIST;
+			json_array_foreach(jv, idx, e)
+				if (same && json_is_string(e)) {
+					k++;
+					same = k <= v->nlist && jose_claim_is(&c, v + k, json_string_value(e));
+				}
+			same = same && k == v->nlist;
+			break;
+		}
+		case JSON_OBJECT:
+			same = v->type == JOSE_C_OBJECT;
+			break;
+		case JSON_TRUE:
+		case JSON_FALSE:
+			same = t && strcmp(p, json_is_true(jv) ? "true" : "false") == 0;
+			break;
+		case JSON_NULL:
+			same = v->type == JOSE_C_NULL && !t;
+			break;
+		}
+	}
+	same = same && (!mine || members == json_object_size(j));
+	json_decref(j);
+	return same;
+}
+
+static void
+test_claims_parser(void)
+{
+	static const char *const docs[] = {
+		"{}", " {\"a\":1} ", "{\"a\":1,}", "{\"a\" 1}", "{\"a\":1 \"b\":2}", "{a:1}", "{\"a\":01}",
+		"{\"a\":-0}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}", "{\"a\":1e+5}",
+		"{\"a\":1E-5}", "{\"a\":-1.5e3}", "{\"a\":1.0}", "{\"a\":100000000000000000000000000000000}",
+		"{\"a\":9223372036854775807}", "{\"a\":9223372036854775808}", "{\"a\":-9223372036854775808}",
+		"{\"a\":-9223372036854775809}", "{\"a\":1e400}", "{\"a\":-1e400}", "{\"a\":1e-400}",
+		"{\"a\":0.1}", "{\"a\":123456789.123456789}", "{\"a\":true}", "{\"a\":tru}", "{\"a\":truex}",
+		"{\"a\":false,\"b\":null}", "{\"a\":nul}", "{\"a\":[]}", "{\"a\":[\"x\",1,[\"y\"],{\"z\":\"w\"},\"v\"]}",
+		"{\"a\":[1,]}", "{\"a\":[,1]}", "{\"a\":{\"b\":1,\"b\":2}}", "{\"a\":1,\"a\":1}",
+		"{\"a\":{\"b\":1},\"b\":{\"b\":2}}", "{\"a\":[{\"b\":1},{\"b\":1}]}", "{\"a\":1,\"\\u0061\":2}",
+		"{\"\":1}", "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud83d\\ude00\"}", "{\"a\":\"\\ud83d\"}",
+		"{\"a\":\"\\ude00\"}", "{\"a\":\"\\ud83dx\"}", "{\"a\":\"\\ud83d\\u0041\"}", "{\"a\":\"\\u00e9\\u20AC\"}",
+		"{\"a\":\"\\uZZZZ\"}", "{\"a\":\"\\x\"}", "{\"a\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+		"{\"a\":\"\t\"}", "{\"a\":\"\xc3\xa9\"}", "{\"a\":\"\xc3\"}", "{\"a\":\"\xc0\xaf\"}",
+		"{\"a\":\"\xed\xa0\x80\"}", "{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":\"\xf0\x9f\x98\x80\"}",
+		"{\"a\":\"\xe0\x80\x80\"}", "{\"a\":\"\xff\"}", "{\"a\":1}x", "{\"a\":1}{}", "[1]", "\"a\"", "1", "",
+		" ", "{", "{\"a\"", "{\"a\":", "{\"a\":\"b", "{\"aud\":[\"api\",\"web\"],\"exp\":1.5,\"sub\":\"x\"}",
+		"{\"a\":1}\n\r\t ", "{\"a\"\n:\n1\n}", "{\"a\":+1}", "{\"a\":Infinity}", "{\"a\":NaN}",
+	};
+	char deep[2 * 2050 + 16];
+
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		char name[200];
+		size_t o = 0;
+		for (const unsigned char *q = (const unsigned char *)docs[i]; *q != '\0' && o < 180; q++)
+			o += (size_t)(*q >= 0x20 && *q < 0x7f ? sprintf(name + o, "%c", *q) :
+			    sprintf(name + o, "\\x%02x", *q));
+		name[o] = '\0';
+		ok(same_as_jansson(docs[i], strlen(docs[i])), "claims parser as jansson: %s", name);
+	}
+	ok(same_as_jansson("{\"a\":\"x\0y\"}", 11), "claims parser as jansson: a raw NUL");
+	/* jansson's limit: 2048 values deep, the claims set the first. */
+	for (size_t d = 2046; d <= 2049; d++) {
+		size_t n = 0;
+		n += (size_t)sprintf(deep, "{\"a\":");
+		for (size_t k = 2; k < d; k++)
+			deep[n++] = '[';
+		deep[n++] = '1';
+		for (size_t k = 2; k < d; k++)
+			deep[n++] = ']';
+		deep[n++] = '}';
+		struct jose_claims c;
+		ok(same_as_jansson(deep, n), "claims parser as jansson: a value %zu deep", d);
+		is(jose_claims_parse(&pl, deep, n, &c), d <= 2048 ? 0 : -1, "... %s", d <= 2048 ? "taken" :
+		    "refused");
+	}
+
+	struct jose_claims c;
+	const struct jose_claim *v;
+	const char *p;
+	size_t n;
+	char buf[32];
+	static const char doc[] = "{\"s\":\"a\\u00e9\",\"i\":-0,\"r\":1e3,\"t\":true,\"l\":[\"x\",2,\"y\"],"
+	    "\"o\":{\"k\":\"v\"},\"z\":null}";
+	is(jose_claims_parse(&pl, doc, strlen(doc), &c), 0, "claims: a document of every kind");
+	is(c.n, 9, "... 7 members and 2 list strings");
+	v = jose_claims_get(&c, "s");
+	ok(jose_claim_text(&c, v, buf, sizeof(buf), &p, &n) && n == 3 && memcmp(p, "a\xc3\xa9", 3) == 0,
+	    "... a string, unescaped");
+	v = jose_claims_get(&c, "i");
+	ok(jose_claim_text(&c, v, buf, sizeof(buf), &p, &n) && n == 1 && *p == '0', "... -0 as 0");
+	v = jose_claims_get(&c, "r");
+	ok(jose_claim_text(&c, v, buf, sizeof(buf), &p, &n) && n == 4 && memcmp(p, "1000", 4) == 0,
+	    "... 1e3 as 1000");
+	ok(jose_claims_get(&c, "l")->nlist == 2 && jose_claim_is(&c, jose_claims_get(&c, "l") + 2, "y"),
+	    "... a list's strings");
+	ok(!jose_claim_text(&c, jose_claims_get(&c, "o"), buf, sizeof(buf), &p, &n) &&
+	    !jose_claim_text(&c, jose_claims_get(&c, "z"), buf, sizeof(buf), &p, &n), "... objects and null: no text");
+	ok(jose_claims_get(&c, "k") == NULL && jose_claims_get(&c, "x") == NULL,
+	    "... an inner object's members and list strings are no members");
+	size_t it = 0, count = 0;
+	while (jose_claims_next(&c, &it) != NULL)
+		count++;
+	is(count, 7, "... jose_claims_next visits the 7 members");
 }
 
 static void
@@ -862,6 +1009,7 @@ main(void)
 	test_eddsa_rfc();
 	test_eddsa_keys();
 	test_claims();
+	test_claims_parser();
 	test_store();
 	return done_testing();
 }
