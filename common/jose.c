@@ -105,17 +105,25 @@ jose_b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap)
 
 	if (tail == 1 || n > cap)
 		return -1;
-	for (size_t i = 0; i < len; i++) {
+	/* Four characters at a time, one test for the four: a token is
+	 * decoded on every request. */
+	for (size_t i = 0; i + 4 <= len; i += 4) {
+		const unsigned char *q = (const unsigned char *)in + i;
+		int a = b64u[q[0]], b = b64u[q[1]], c = b64u[q[2]], d = b64u[q[3]];
+		if (a == 0 || b == 0 || c == 0 || d == 0)
+			return -1;
+		acc = (uint32_t)(a - 1) << 18 | (uint32_t)(b - 1) << 12 | (uint32_t)(c - 1) << 6 |
+		    (uint32_t)(d - 1);
+		out[o++] = (unsigned char)(acc >> 16);
+		out[o++] = (unsigned char)(acc >> 8);
+		out[o++] = (unsigned char)acc;
+	}
+	acc = 0;
+	for (size_t i = len - tail; i < len; i++) {
 		int v = b64u[(unsigned char)in[i]] - 1;
 		if (v < 0)
 			return -1;
 		acc = acc << 6 | (uint32_t)v;
-		if (i % 4 == 3) {
-			out[o++] = (unsigned char)(acc >> 16);
-			out[o++] = (unsigned char)(acc >> 8);
-			out[o++] = (unsigned char)acc;
-			acc = 0;
-		}
 	}
 	/* The bits past the last whole byte must be zero: one encoding per
 	 * value, so a signature cannot be varied without being wrong. */
