@@ -211,7 +211,8 @@ number(struct jp *j, struct jose_claim *v)
 		if (digits(j) < 0)
 			return -1;
 	}
-	/* strtod wants a NUL: borrow the next byte (the buffer has one to spare). */
+	/* strtod wants a NUL: borrow the next byte (the buffer has one to
+	 * spare).  portico never calls setlocale, so strtod reads a '.'. */
 	save = *j->p;
 	*j->p = '\0';
 	errno = 0;

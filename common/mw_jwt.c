@@ -70,9 +70,10 @@ struct fwd {
 struct jwt_seen {
 	size_t len;                    /* 0: empty */
 	char tok[SEEN_TOKEN_MAX];
-	/* A copy of the claims (struct jose_claims, rebuilt by seen_claims):
-	 * a token of SEEN_TOKEN_MAX has a payload of 3/4 of it at most, and
-	 * one with more than SEEN_CLAIMS members and list strings is not kept. */
+	/* A copy of the claims' table and payload (verify makes a struct
+	 * jose_claims of them): a token of SEEN_TOKEN_MAX has a payload of
+	 * 3/4 of it at most; one with more than SEEN_CLAIMS members and list
+	 * strings is not kept. */
 	size_t nclaims, buflen;
 	struct jose_claim claims[SEEN_CLAIMS];
 	char buf[SEEN_TOKEN_MAX / 4 * 3];
@@ -81,7 +82,7 @@ struct jwt_seen {
 /* Touched by its worker only. */
 struct jwt_worker {
 	EVP_MAC_CTX *mac;              /* HS*: its copy of the keyed context */
-	struct jose_payload payload;   /* where a token's claims are parsed */
+	struct jose_payload payload;   /* where a token's claims are parsed (about 40 KiB) */
 	struct jwt_seen seen[SEEN_SLOTS];
 };
 
