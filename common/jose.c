@@ -48,6 +48,9 @@ static const struct {
 
 #define OKP_NCURVES (sizeof(okp_curves) / sizeof(okp_curves[0]))
 
+/* A token's payload, decoded, fits where jose_verify parses it. */
+_Static_assert(JOSE_CLAIMS_BUF > JOSE_MAX_TOKEN / 4 * 3, "JOSE_CLAIMS_BUF too small");
+
 #define RSA_MIN_BITS 2048
 #define RSA_MAX_BITS 8192 /* a signature fits jose_verify's buffer */
 
