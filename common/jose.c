@@ -1,5 +1,6 @@
 #include "common/jose.h"
 
+#include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -15,8 +16,9 @@
 
 static const struct {
 	const char *name;
-	const char *md;                /* the digest */
-	int kind;                      /* 'H' HMAC, 'R' RSA PKCS#1 v1.5, 'P' RSA-PSS, 'E' ECDSA */
+	const char *md;                /* the digest; NULL: EdDSA's own */
+	int kind;                      /* 'H' HMAC, 'R' RSA PKCS#1 v1.5, 'P' RSA-PSS, 'E' ECDSA,
+	                                  'O' EdDSA (an OKP key) */
 	const char *group;             /* ECDSA: the curve, as OpenSSL names it */
 	const char *crv;               /* ... and as JWK does */
 	size_t size;                   /* HMAC: the least key length; ECDSA: one coordinate */
@@ -30,7 +32,24 @@ static const struct {
 	[JOSE_PS256] = { "PS256", "SHA256", 'P', NULL, NULL, 0 },
 	[JOSE_ES256] = { "ES256", "SHA256", 'E', "prime256v1", "P-256", 32 },
 	[JOSE_ES384] = { "ES384", "SHA384", 'E', "secp384r1", "P-384", 48 },
+	[JOSE_EDDSA] = { "EdDSA", NULL, 'O', NULL, "Ed25519 or Ed448", 0 },
 };
+
+/* The curves of EdDSA (RFC 8037 2): the JWK "crv", OpenSSL's key type, and
+ * the length of the public key "x". */
+static const struct {
+	const char *crv;
+	const char *type;
+	size_t xlen;
+} okp_curves[] = {
+	{ "Ed25519", "ED25519", 32 },
+	{ "Ed448", "ED448", 57 },
+};
+
+#define OKP_NCURVES (sizeof(okp_curves) / sizeof(okp_curves[0]))
+
+/* A token's payload, decoded, fits where jose_verify parses it. */
+_Static_assert(JOSE_CLAIMS_BUF > JOSE_MAX_TOKEN / 4 * 3, "JOSE_CLAIMS_BUF too small");
 
 #define RSA_MIN_BITS 2048
 #define RSA_MAX_BITS 8192 /* a signature fits jose_verify's buffer */
@@ -89,17 +108,25 @@ jose_b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap)
 
 	if (tail == 1 || n > cap)
 		return -1;
-	for (size_t i = 0; i < len; i++) {
+	/* Four characters at a time, one test for the four: a token is
+	 * decoded on every request. */
+	for (size_t i = 0; i + 4 <= len; i += 4) {
+		const unsigned char *q = (const unsigned char *)in + i;
+		int a = b64u[q[0]], b = b64u[q[1]], c = b64u[q[2]], d = b64u[q[3]];
+		if (a == 0 || b == 0 || c == 0 || d == 0)
+			return -1;
+		acc = (uint32_t)(a - 1) << 18 | (uint32_t)(b - 1) << 12 | (uint32_t)(c - 1) << 6 |
+		    (uint32_t)(d - 1);
+		out[o++] = (unsigned char)(acc >> 16);
+		out[o++] = (unsigned char)(acc >> 8);
+		out[o++] = (unsigned char)acc;
+	}
+	acc = 0;
+	for (size_t i = len - tail; i < len; i++) {
 		int v = b64u[(unsigned char)in[i]] - 1;
 		if (v < 0)
 			return -1;
 		acc = acc << 6 | (uint32_t)v;
-		if (i % 4 == 3) {
-			out[o++] = (unsigned char)(acc >> 16);
-			out[o++] = (unsigned char)(acc >> 8);
-			out[o++] = (unsigned char)acc;
-			acc = 0;
-		}
 	}
 	/* The bits past the last whole byte must be zero: one encoding per
 	 * value, so a signature cannot be varied without being wrong. */
@@ -171,7 +198,8 @@ keys_init(struct jose_keys *ks, int alg, char *err, size_t errlen)
 		int n = snprintf(json, sizeof(json), plain_headers[i], algs[alg].name);
 		b64url_encode((const unsigned char *)json, (size_t)n, ks->plain[i]);
 	}
-	if (ks->md == NULL && (ks->md = EVP_MD_fetch(NULL, algs[alg].md, NULL)) == NULL)
+	if (algs[alg].md != NULL && ks->md == NULL &&
+	    (ks->md = EVP_MD_fetch(NULL, algs[alg].md, NULL)) == NULL)
 		return errf(err, errlen, "OpenSSL has no %s", algs[alg].md);
 	return 0;
 }
@@ -230,7 +258,8 @@ jose_keys_secret(struct jose_keys *ks, int alg, const void *secret, size_t len, 
 	return 0;
 }
 
-/* Whether pkey fits alg: RSA of RSA_MIN_BITS or more, EC on alg's curve. */
+/* Whether pkey fits alg: RSA of RSA_MIN_BITS or more, EC on alg's curve,
+ * Ed25519 or Ed448 for EdDSA. */
 static int
 key_fits(int alg, EVP_PKEY *pkey, char *err, size_t errlen)
 {
@@ -243,6 +272,12 @@ key_fits(int alg, EVP_PKEY *pkey, char *err, size_t errlen)
 			return errf(err, errlen, "an RSA key of %d bits: from %d to %d are taken",
 			    EVP_PKEY_get_bits(pkey), RSA_MIN_BITS, RSA_MAX_BITS);
 		return 0;
+	}
+	if (algs[alg].kind == 'O') {
+		for (size_t i = 0; i < OKP_NCURVES; i++)
+			if (EVP_PKEY_is_a(pkey, okp_curves[i].type))
+				return 0;
+		return errf(err, errlen, "EdDSA needs an Ed25519 or Ed448 key");
 	}
 	if (!EVP_PKEY_is_a(pkey, "EC") ||
 	    !EVP_PKEY_get_group_name(pkey, group, sizeof(group), NULL) ||
@@ -368,6 +403,32 @@ fail:
 	return pkey;
 }
 
+/* An OKP JWK (RFC 8037 2) on curve c of okp_curves: "x" of its length. */
+static EVP_PKEY *
+jwk_okp(size_t c, const json_t *jwk)
+{
+	size_t xlen = 0;
+	unsigned char *x = jwk_bytes(jwk, "x", &xlen);
+	EVP_PKEY *pkey = NULL;
+
+	if (x != NULL && xlen == okp_curves[c].xlen)
+		pkey = EVP_PKEY_new_raw_public_key_ex(NULL, okp_curves[c].type, NULL, x, xlen);
+	free(x);
+	return pkey;
+}
+
+/* The okp_curves index of an OKP JWK's "crv", or -1. */
+static int
+jwk_okp_curve(const json_t *jwk)
+{
+	const char *crv = json_string_value(json_object_get(jwk, "crv"));
+
+	for (size_t i = 0; crv != NULL && i < OKP_NCURVES; i++)
+		if (strcmp(crv, okp_curves[i].crv) == 0)
+			return (int)i;
+	return -1;
+}
+
 /* Whether a JWK is one for alg: its kty (and crv), and its alg and use if given. */
 static int
 jwk_wanted(int alg, const json_t *jwk)
@@ -385,6 +446,9 @@ jwk_wanted(int alg, const json_t *jwk)
 		return strcmp(kty, "EC") == 0 &&
 		    json_is_string(json_object_get(jwk, "crv")) &&
 		    strcmp(json_string_value(json_object_get(jwk, "crv")), algs[alg].crv) == 0;
+	/* OKP keys of other curves (X25519, X448) are for key agreement. */
+	if (algs[alg].kind == 'O')
+		return strcmp(kty, "OKP") == 0 && jwk_okp_curve(jwk) >= 0;
 	return strcmp(kty, "RSA") == 0;
 }
 
@@ -423,10 +487,12 @@ jose_keys_jwks(struct jose_keys *ks, int alg, const char *json, size_t len, char
 				errf(err, errlen, "key %zu: \"kid\" \"%.64s\" given twice", i, ks->v[j].kid);
 				goto done;
 			}
-		EVP_PKEY *pkey = algs[alg].kind == 'E' ? jwk_ec(alg, jwk) : jwk_rsa(jwk);
+		int kind = algs[alg].kind, c = kind == 'O' ? jwk_okp_curve(jwk) : -1;
+		EVP_PKEY *pkey = kind == 'E' ? jwk_ec(alg, jwk) :
+		    kind == 'O' ? jwk_okp((size_t)c, jwk) : jwk_rsa(jwk);
 		if (pkey == NULL) {
 			errf(err, errlen, "key %zu: not a valid %s public key", i,
-			    algs[alg].kind == 'E' ? algs[alg].crv : "RSA");
+			    kind == 'E' ? algs[alg].crv : kind == 'O' ? okp_curves[c].crv : "RSA");
 			goto done;
 		}
 		if (key_fits(alg, pkey, err, errlen) < 0) {
@@ -443,9 +509,10 @@ jose_keys_jwks(struct jose_keys *ks, int alg, const char *json, size_t len, char
 			goto done;
 	}
 	if (ks->n == 0) {
+		int kind = algs[alg].kind;
 		errf(err, errlen, "no key for %s (kty %s%s, with alg %s and use sig when given)",
-		    algs[alg].name, algs[alg].kind == 'E' ? "EC, crv " : "RSA",
-		    algs[alg].kind == 'E' ? algs[alg].crv : "", algs[alg].name);
+		    algs[alg].name, kind == 'E' ? "EC, crv " : kind == 'O' ? "OKP, crv " : "RSA",
+		    kind == 'E' || kind == 'O' ? algs[alg].crv : "", algs[alg].name);
 		goto done;
 	}
 	rc = 0;
@@ -537,8 +604,11 @@ pkey_ok(const struct jose_keys *ks, const struct jose_key *k, const char *data, 
 		sig = der;
 		slen = (size_t)n;
 	} else if (slen != (size_t)EVP_PKEY_get_size(k->pkey)) {
+		/* RSA: the modulus' length; EdDSA: 64 (Ed25519) or 114 (Ed448). */
 		return 0;
 	}
+	/* EdDSA: no digest (ks->md is NULL), and one-shot EVP_DigestVerify
+	 * only, as PureEdDSA hashes the whole message twice. */
 	if ((mctx = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestVerifyInit(mctx, &pctx, ks->md, NULL, k->pkey) != 1)
 		goto done;
@@ -606,15 +676,14 @@ header_key(const struct jose_keys *ks, const char *p, size_t len, const char **w
 
 int
 jose_verify(const struct jose_keys *ks, EVP_MAC_CTX *mac, const char *tok, size_t len,
-    json_t **claims, const char **why)
+    struct jose_payload *pl, struct jose_claims *claims, const char **why)
 {
 	const char *d1, *d2;
 	unsigned char sig[1024];
-	ssize_t slen;
+	ssize_t slen, plen;
 	const struct jose_key *k;
 	int ok;
 
-	*claims = NULL;
 	if (len > JOSE_MAX_TOKEN) {
 		*why = "token too long";
 		return -1;
@@ -641,7 +710,9 @@ jose_verify(const struct jose_keys *ks, EVP_MAC_CTX *mac, const char *tok, size_
 		*why = "bad signature";
 		return -1;
 	}
-	if ((*claims = part_json(d1 + 1, (size_t)(d2 - d1 - 1))) == NULL) {
+	plen = jose_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), (unsigned char *)pl->buf,
+	    sizeof(pl->buf) - 1);
+	if (plen <= 0 || jose_claims_parse_in(pl, (size_t)plen, claims) < 0) {
 		*why = "bad payload";
 		return -1;
 	}
@@ -651,49 +722,54 @@ jose_verify(const struct jose_keys *ks, EVP_MAC_CTX *mac, const char *tok, size_
 /* A NumericDate claim: 1 and *t when present and a number, 0 when absent,
  * -1 when not a number. */
 static int
-numeric_date(const json_t *claims, const char *name, double *t)
+numeric_date(const struct jose_claims *c, const char *name, double *t)
 {
-	const json_t *v = json_object_get(claims, name);
+	const struct jose_claim *v = jose_claims_get(c, name);
 
 	if (v == NULL)
 		return 0;
-	if (!json_is_number(v))
+	if (v->type != JOSE_C_INTEGER && v->type != JOSE_C_REAL)
 		return -1;
-	*t = json_number_value(v);
+	*t = v->num;
 	return 1;
 }
 
 static int
-audience_ok(const json_t *aud, const struct jose_policy *p)
+audience_is(const struct jose_claims *c, const struct jose_claim *v, const struct jose_policy *p)
 {
-	size_t i;
-	const json_t *a;
+	for (size_t j = 0; j < p->naudience; j++)
+		if (jose_claim_is(c, v, p->audience[j]))
+			return 1;
+	return 0;
+}
 
-	if (json_is_string(aud)) {
-		for (size_t j = 0; j < p->naudience; j++)
-			if (strcmp(json_string_value(aud), p->audience[j]) == 0)
-				return 1;
+/* "aud", a string or a list holding strings (others in it skipped): one of ours. */
+static int
+audience_ok(const struct jose_claims *c, const struct jose_claim *aud, const struct jose_policy *p)
+{
+	if (aud == NULL)
 		return 0;
-	}
-	if (!json_is_array(aud))
+	if (aud->type == JOSE_C_STRING)
+		return audience_is(c, aud, p);
+	if (aud->type != JOSE_C_LIST)
 		return 0;
-	json_array_foreach(aud, i, a)
-		if (json_is_string(a) && audience_ok(a, p))
+	for (uint16_t i = 1; i <= aud->nlist; i++)
+		if (audience_is(c, aud + i, p))
 			return 1;
 	return 0;
 }
 
 int
-jose_check_claims(const json_t *claims, const struct jose_policy *p, int64_t now,
+jose_check_claims(const struct jose_claims *claims, const struct jose_policy *p, int64_t now,
     const char **why)
 {
 	double t, n = (double)now, leeway = (double)p->leeway;
-	const json_t *v;
+	const struct jose_claim *v;
 	int has;
 
 	for (size_t i = 0; i < p->nrequire; i++) {
-		v = json_object_get(claims, p->require[i]);
-		if (v == NULL || json_is_null(v)) {
+		v = jose_claims_get(claims, p->require[i]);
+		if (v == NULL || v->type == JOSE_C_NULL) {
 			*why = "required claim missing";
 			return -1;
 		}
@@ -708,16 +784,16 @@ jose_check_claims(const json_t *claims, const struct jose_policy *p, int64_t now
 		return -1;
 	}
 	if (p->issuer != NULL) {
-		v = json_object_get(claims, "iss");
-		if (!json_is_string(v) || strcmp(json_string_value(v), p->issuer) != 0) {
+		v = jose_claims_get(claims, "iss");
+		if (v == NULL || !jose_claim_is(claims, v, p->issuer)) {
 			*why = "wrong issuer";
 			return -1;
 		}
 	}
 	/* RFC 7519 4.1.3: a token for audiences must be for one of ours; with
 	 * none configured, a token with "aud" is for someone else. */
-	v = json_object_get(claims, "aud");
-	if ((p->naudience > 0 && !audience_ok(v, p)) || (p->naudience == 0 && v != NULL)) {
+	v = jose_claims_get(claims, "aud");
+	if ((p->naudience > 0 && !audience_ok(claims, v, p)) || (p->naudience == 0 && v != NULL)) {
 		*why = "wrong audience";
 		return -1;
 	}

@@ -6,19 +6,21 @@
  * differs is refused before its signature is looked at, so "none", or an
  * HMAC token made with an RSA public key as its secret, never verifies.
  * Keys come from a secret (HS*), a PEM public key or a JWKS document
- * (RS*, PS256, ES*), read once when the configuration is loaded; a key
+ * (RS*, PS256, ES*, EdDSA), read once when the configuration is loaded; a key
  * set is then read-only and shared by every worker.  Signatures are
- * checked with OpenSSL's EVP interfaces; JSON is read by jansson with
- * duplicate names refused.  Nothing here knows HTTP.
+ * checked with OpenSSL's EVP interfaces; JSON is read by jansson (JWKS,
+ * headers) and by jose_claims (payloads) with duplicate names refused.
+ * Nothing here knows HTTP.
  */
 #ifndef PORTICO_JOSE_H
 #define PORTICO_JOSE_H
 
-#include <jansson.h>
 #include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "common/jose_claims.h"
 
 /* The longest token taken, in bytes; it bounds every JSON document read
  * from a token too. */
@@ -33,12 +35,13 @@ enum jose_alg {
 	JOSE_RS256, JOSE_RS384, JOSE_RS512,
 	JOSE_PS256,
 	JOSE_ES256, JOSE_ES384,
+	JOSE_EDDSA,                    /* RFC 8037: Ed25519 or Ed448, as the key is */
 	JOSE_NALG
 };
 
 struct jose_key {
 	char *kid;                     /* a JWKS key's "kid", or NULL */
-	EVP_PKEY *pkey;                /* RS*, PS*, ES* */
+	EVP_PKEY *pkey;                /* RS*, PS*, ES*, EdDSA */
 	EVP_MAC_CTX *mac;              /* HS*: keyed once, never used itself: see jose_keys_mac */
 };
 
@@ -47,7 +50,7 @@ struct jose_key {
 
 struct jose_keys {
 	int alg;                       /* enum jose_alg */
-	EVP_MD *md;
+	EVP_MD *md;                    /* NULL for EdDSA, which hashes as it signs */
 	struct jose_key *v;
 	size_t n;
 	/* The headers most issuers write ({"alg":"HS256","typ":"JWT"}...),
@@ -78,9 +81,12 @@ int jose_alg_hmac(int alg);
  * with a reason for the configuration's error message in err.
  *   secret: an HMAC key of at least the hash's size (RFC 7518 3.2);
  *   pem:    one PEM public key ("BEGIN PUBLIC KEY"), RSA of 2048 bits or
- *           more for RS* and PS*, EC on P-256 / P-384 for ES256 / ES384;
+ *           more for RS* and PS*, EC on P-256 / P-384 for ES256 / ES384,
+ *           Ed25519 or Ed448 for EdDSA;
  *   jwks:   a JWKS document {"keys": [...]}: the keys of alg's kind (and
- *           "alg", "use" if they say) are taken, every other skipped;
+ *           "alg", "use" if they say) are taken, every other skipped (for
+ *           EdDSA: kty OKP with crv Ed25519 or Ed448; an OKP key of
+ *           another crv, such as X25519, is for key agreement);
  *           one taken that is malformed, two with one "kid", or none at
  *           all is an error.
  */
@@ -97,21 +103,22 @@ void jose_keys_free(struct jose_keys *ks);
  * JOSE_MAX_TOKEN): base64url without padding, the header's "alg" the key
  * set's, no "crit", the key chosen by the header's "kid" (a token without
  * one only where there is one key), then the signature, and only then the
- * payload, a JSON object.  mac is the calling thread's own copy of the
- * HMAC context (jose_keys_mac), reused and left keyed; NULL: a copy is
- * made for this call, which costs more than the HMAC.  Returns 0 with *claims the payload (the
- * caller's: json_decref), or -1 with *why a short static reason for the
- * log.  Claims are not checked here: see jose_check_claims.
+ * payload, a JSON object (see jose_claims.h), parsed in pl.  mac is the
+ * calling thread's own copy of the HMAC context (jose_keys_mac), reused
+ * and left keyed; NULL: a copy is made for this call, which costs more
+ * than the HMAC.  Returns 0 with *claims a view of pl (valid until pl is
+ * used again), or -1 with *why a short static reason for the log.
+ * Claims are not checked here: see jose_check_claims.
  */
 int jose_verify(const struct jose_keys *ks, EVP_MAC_CTX *mac, const char *tok, size_t len,
-    json_t **claims, const char **why);
+    struct jose_payload *pl, struct jose_claims *claims, const char **why);
 /* A copy of an HS* key set's keyed HMAC context, for one thread at a time
  * to pass to jose_verify again and again (the caller's: EVP_MAC_CTX_free);
  * NULL for other key sets or out of memory. */
 EVP_MAC_CTX *jose_keys_mac(const struct jose_keys *ks);
 /* Checks exp, nbf, iss, aud and the required claims against p at time now
  * (seconds since the epoch).  0, or -1 with *why set. */
-int jose_check_claims(const json_t *claims, const struct jose_policy *p, int64_t now,
+int jose_check_claims(const struct jose_claims *claims, const struct jose_policy *p, int64_t now,
     const char **why);
 
 /* Strict base64url (RFC 4648 5, no padding, unused bits zero): the decoded

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@ static const struct conf_key jwt_keys[] = {
 	{ NULL, NULL, 0, NULL },
 };
 
+#define ALG_NAMES "HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384, EdDSA"
+
 /* The most claims forward_claims may name, and the longest claim name. */
 #define FWD_MAX 16
 #define CLAIM_NAME_MAX 64
@@ -52,6 +55,7 @@ struct fwd {
 /* The tokens a worker remembers, and the longest it will. */
 #define SEEN_SLOTS 16
 #define SEEN_TOKEN_MAX 1024
+#define SEEN_CLAIMS 32
 
 /*
  * A token a worker verified lately, and its claims.  A client sends the
@@ -65,13 +69,20 @@ struct fwd {
  */
 struct jwt_seen {
 	size_t len;                    /* 0: empty */
-	json_t *claims;
 	char tok[SEEN_TOKEN_MAX];
+	/* A copy of the claims' table and payload (verify makes a struct
+	 * jose_claims of them): a token of SEEN_TOKEN_MAX has a payload of
+	 * 3/4 of it at most; one with more than SEEN_CLAIMS members and list
+	 * strings is not kept. */
+	size_t nclaims, buflen;
+	struct jose_claim claims[SEEN_CLAIMS];
+	char buf[SEEN_TOKEN_MAX / 4 * 3];
 };
 
 /* Touched by its worker only. */
 struct jwt_worker {
 	EVP_MAC_CTX *mac;              /* HS*: its copy of the keyed context */
+	struct jose_payload payload;   /* where a token's claims are parsed (about 40 KiB) */
 	struct jwt_seen seen[SEEN_SLOTS];
 };
 
@@ -120,8 +131,6 @@ jwt_free(void *p)
 		if (jc->w[i] == NULL)
 			continue;
 		EVP_MAC_CTX_free(jc->w[i]->mac);
-		for (size_t j = 0; j < SEEN_SLOTS; j++)
-			json_decref(jc->w[i]->seen[j].claims);
 		explicit_bzero(jc->w[i], sizeof(*jc->w[i])); /* bearer tokens */
 		free(jc->w[i]);
 	}
@@ -390,14 +399,13 @@ jwt_configure(struct conf_ctx *ctx, const struct conf_section *sec)
 	/* jansson seeds its hash function on first use; do it here, in one thread. */
 	json_object_seed(0);
 	if ((algkv = conf_section_value(sec, jwt_keys, "algorithm", &def)) == NULL) {
-		conf_err(ctx, sec->line, ctx->section, "algorithm", "missing: give one of HS256, "
-		    "HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384");
+		conf_err(ctx, sec->line, ctx->section, "algorithm", "missing: give one of "
+		    ALG_NAMES);
 		goto fail;
 	}
 	if ((jc->keys.alg = jose_alg_parse(algkv->value)) < 0) {
 		conf_err(ctx, algkv->line, ctx->section, algkv->key, "unknown algorithm \"%s\": give "
-		    "one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384",
-		    algkv->value);
+		    "one of " ALG_NAMES, algkv->value);
 		goto fail;
 	}
 	if (configure_keys(ctx, sec, jc, algkv) < 0)
@@ -449,14 +457,21 @@ deny(struct request *r, const struct jwt_conf *jc, enum deny d, const char *why)
 	return MW_ANSWERED;
 }
 
-/* RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=". */
+/* RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+ * A table, as a token is read a byte at a time on every request. */
+static const unsigned char b64token_char[256] = {
+	['A'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	['a'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	['0'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['+'] = 1, ['/'] = 1,
+};
+
 static int
 b64token(const char *p, size_t len)
 {
 	size_t i = 0;
 
-	while (i < len && ((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
-	    (p[i] >= '0' && p[i] <= '9') || strchr("-._~+/", p[i]) != NULL) && p[i] != '\0')
+	while (i < len && b64token_char[(unsigned char)p[i]])
 		i++;
 	if (i == 0)
 		return 0;
@@ -543,36 +558,6 @@ find_token(const struct request *r, const struct jwt_conf *jc, const char **tok,
 	return DENY_N;
 }
 
-/* A scalar claim as text: 1 with *p and *len (numbers formatted in buf),
- * or 0 for null, arrays and objects. */
-static int
-claim_text(const json_t *v, char *buf, size_t cap, const char **p, size_t *len)
-{
-	int n;
-
-	switch (json_typeof(v)) {
-	case JSON_STRING:
-		*p = json_string_value(v);
-		*len = json_string_length(v);
-		return 1;
-	case JSON_INTEGER:
-		n = snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		break;
-	case JSON_REAL:
-		n = snprintf(buf, cap, "%.17g", json_real_value(v));
-		break;
-	case JSON_TRUE:
-	case JSON_FALSE:
-		n = snprintf(buf, cap, "%s", json_is_true(v) ? "true" : "false");
-		break;
-	default:
-		return 0;
-	}
-	*p = buf;
-	*len = (size_t)n;
-	return 1;
-}
-
 /* Whether a claim's text may go in a header: no control characters. */
 static int
 header_safe(const char *p, size_t len)
@@ -601,16 +586,23 @@ jwt_named(const struct jwt_conf *jc, const char *name)
  * as many as the store holds.
  */
 static void
-keep_claims(struct request *r, const struct jwt_conf *jc, json_t *claims)
+keep_claims(struct request *r, const struct jwt_conf *jc, const struct jose_claims *claims)
 {
-	const char *name, *p;
-	json_t *v;
-	char buf[32];
+	const struct jose_claim *v;
+	const char *p;
+	char name[REQ_CLAIM_BYTES + 1], buf[32];
 	size_t len;
 
 	for (int pass = 0; pass < 2; pass++)
-		json_object_foreach(claims, name, v) {
-			if (jwt_named(jc, name) != (pass == 0) || !claim_text(v, buf, sizeof(buf), &p, &len))
+		for (size_t i = 0; (v = jose_claims_next(claims, &i)) != NULL;) {
+			/* The store takes C strings (a name has no NUL: see jose_claims.h);
+			 * a name it cannot hold fills it. */
+			if (v->nlen > REQ_CLAIM_BYTES)
+				return;
+			memcpy(name, claims->buf + v->name, v->nlen);
+			name[v->nlen] = '\0';
+			if (jwt_named(jc, name) != (pass == 0) ||
+			    !jose_claim_text(claims, v, buf, sizeof(buf), &p, &len))
 				continue;
 			if (http_req_claim_set(r, name, p, len) < 0)
 				return;
@@ -637,6 +629,24 @@ worker_slot(const struct jwt_conf *jc, const struct request *r)
 	return *slot;
 }
 
+/* Whether a and b, len bytes each, are the same, in a time that depends
+ * on len only: word by word, as CRYPTO_memcmp does byte by byte. */
+static int
+same_bytes(const char *a, const char *b, size_t len)
+{
+	uint64_t diff = 0, x, y;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		diff |= x ^ y;
+	}
+	for (; i < len; i++)
+		diff |= (uint64_t)(unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
 /* Where a token would be remembered: NULL for one too short or too long. */
 static struct jwt_seen *
 seen_slot(struct jwt_worker *jw, const char *tok, size_t len)
@@ -650,45 +660,76 @@ seen_slot(struct jwt_worker *jw, const char *tok, size_t len)
 }
 
 /*
- * The claims of a token, a new reference: those remembered for it, or
- * else those jose_verify found.  The comparison takes the same time
+ * The claims of a token: those remembered for it, or else those
+ * jose_verify found (parsed in p).  The comparison takes the same time
  * whichever byte differs, so a forger cannot learn a remembered
  * signature a byte at a time.
  */
 static int
 verify(const struct jwt_conf *jc, struct jwt_worker *jw, struct jwt_seen *s, const char *tok,
-    size_t len, json_t **claims, const char **why)
+    size_t len, struct jose_payload *p, struct jose_claims *claims, const char **why)
 {
-	if (s != NULL && s->len == len && CRYPTO_memcmp(s->tok, tok, len) == 0) {
-		*claims = json_incref(s->claims);
+	if (s != NULL && s->len == len && same_bytes(s->tok, tok, len)) {
+		*claims = (struct jose_claims){ s->buf, s->buflen, s->claims, s->nclaims };
 		return 0;
 	}
-	return jose_verify(&jc->keys, jw != NULL ? jw->mac : NULL, tok, len, claims, why);
+	return jose_verify(&jc->keys, jw != NULL ? jw->mac : NULL, tok, len, p, claims, why);
 }
 
-/* Remembers a token whose claims passed. */
+/* Remembers a token whose claims passed, when they fit. */
 static void
-seen_keep(struct jwt_seen *s, const char *tok, size_t len, json_t *claims)
+seen_keep(struct jwt_seen *s, const char *tok, size_t len, const struct jose_claims *claims)
 {
-	if (s == NULL || (s->len == len && memcmp(s->tok, tok, len) == 0))
+	if (s == NULL || claims->v == s->claims || claims->n > SEEN_CLAIMS ||
+	    claims->buflen > sizeof(s->buf))
 		return;
-	json_decref(s->claims);
-	s->claims = json_incref(claims);
+	/* The offsets are into the payload, whose copy they index the same. */
+	memcpy(s->claims, claims->v, claims->n * sizeof(claims->v[0]));
+	memcpy(s->buf, claims->buf, claims->buflen);
+	s->nclaims = claims->n;
+	s->buflen = claims->buflen;
 	memcpy(s->tok, tok, len);
 	s->len = len;
+}
+
+/* Passes the forwarded claims on: 0, or the request was answered. */
+static int
+forward(struct request *r, const struct jwt_conf *jc, const struct jose_claims *claims)
+{
+	const struct jose_claim *v;
+	const char *p;
+	size_t plen;
+	char buf[32];
+
+	for (size_t i = 0; i < jc->nfwd; i++) {
+		if ((v = jose_claims_get(claims, jc->fwd[i].claim)) == NULL ||
+		    !jose_claim_text(claims, v, buf, sizeof(buf), &p, &plen))
+			continue;
+		if (!header_safe(p, plen)) {
+			deny(r, jc, DENY_TOKEN, "forwarded claim not a header value");
+			return -1;
+		}
+		if (req_header_set(r, jc->fwd[i].header, jc->fwd[i].hlen, p, plen) < 0) {
+			http_log_field(r, "jwt", "forwarded claim too large", 25);
+			http_resp_error(r, 500);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static int
 jwt_request(struct request *r, const void *conf)
 {
 	const struct jwt_conf *jc = conf;
-	const char *tok = NULL, *why, *p;
-	size_t len = 0, plen;
-	json_t *claims;
-	char buf[32];
+	const char *tok = NULL, *why;
+	size_t len = 0;
+	struct jose_claims claims;
+	struct jose_payload *own = NULL;
 	enum deny d;
 	struct jwt_worker *jw;
 	struct jwt_seen *s;
+	int rc;
 
 	/* Whoever the client is, only a verified token speaks through these. */
 	for (size_t i = 0; i < jc->nfwd; i++)
@@ -697,31 +738,25 @@ jwt_request(struct request *r, const void *conf)
 		return deny(r, jc, d, why);
 	jw = worker_slot(jc, r);
 	s = seen_slot(jw, tok, len);
-	if (verify(jc, jw, s, tok, len, &claims, &why) < 0)
-		return deny(r, jc, DENY_TOKEN, why);
-	if (jose_check_claims(claims, &jc->pol, (int64_t)time(NULL), &why) < 0) {
-		json_decref(claims);
-		return deny(r, jc, DENY_TOKEN, why);
+	/* A worker without state of its own (see JWT_WORKERS) parses in a
+	 * payload made for the request. */
+	if (jw == NULL && (own = malloc(sizeof(*own))) == NULL) {
+		http_resp_error(r, 500);
+		return MW_ANSWERED;
 	}
-	for (size_t i = 0; i < jc->nfwd; i++) {
-		const json_t *v = json_object_get(claims, jc->fwd[i].claim);
-		if (v == NULL || !claim_text(v, buf, sizeof(buf), &p, &plen))
-			continue;
-		if (!header_safe(p, plen)) {
-			json_decref(claims);
-			return deny(r, jc, DENY_TOKEN, "forwarded claim not a header value");
-		}
-		if (req_header_set(r, jc->fwd[i].header, jc->fwd[i].hlen, p, plen) < 0) {
-			json_decref(claims);
-			http_log_field(r, "jwt", "forwarded claim too large", 25);
-			http_resp_error(r, 500);
-			return MW_ANSWERED;
-		}
+	if (verify(jc, jw, s, tok, len, jw != NULL ? &jw->payload : own, &claims, &why) < 0)
+		rc = deny(r, jc, DENY_TOKEN, why);
+	else if (jose_check_claims(&claims, &jc->pol, (int64_t)time(NULL), &why) < 0)
+		rc = deny(r, jc, DENY_TOKEN, why);
+	else if (forward(r, jc, &claims) < 0)
+		rc = MW_ANSWERED;
+	else {
+		seen_keep(s, tok, len, &claims);
+		keep_claims(r, jc, &claims);
+		rc = MW_NEXT;
 	}
-	seen_keep(s, tok, len, claims);
-	keep_claims(r, jc, claims);
-	json_decref(claims);
-	return MW_NEXT;
+	free(own);
+	return rc;
 }
 
 const struct mw_ops jwt_mw_ops = {

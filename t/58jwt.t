@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-# type = jwt: proxied routes behind HS256, ES256 (JWKS) and RS256 (PEM)
-# tokens.  Valid tokens pass, with the forwarded claims as headers the
+# type = jwt: proxied routes behind HS256, ES256 (JWKS), RS256 (PEM) and
+# EdDSA (an Ed25519 PEM and an OKP JWKS) tokens.  Valid tokens pass, with the forwarded claims as headers the
 # client cannot forge; every failure gets its status, WWW-Authenticate
 # and JSON body and never reaches the backend; the cookie; the access
 # log's reason; tokens a worker remembers (a spoiled signature still
 # fails, exp still holds); a reload with a new secret; configuration errors.
-# Tokens are made here: HMAC with hashlib, ECDSA and RSA with `openssl`
+# Tokens are made here: HMAC with hashlib, ECDSA, RSA and Ed25519 with `openssl`
 # (keys made at test time, none committed).
 import base64
 import hashlib
@@ -65,6 +65,28 @@ type = jwt
 algorithm = RS256
 public_key = %(d)s/rs.pub
 forward_claims = sub:X-User
+
+[middleware:ed]
+type = jwt
+algorithm = EdDSA
+public_key = %(d)s/ed.pub
+forward_claims = sub:X-User
+
+[middleware:edj]
+type = jwt
+algorithm = EdDSA
+jwks = %(d)s/ed.jwks
+forward_claims = sub:X-User
+
+[route:ed]
+path = /ed/
+pool = app
+middleware = ed
+
+[route:edj]
+path = /edj/
+pool = app
+middleware = edj
 
 [route:hs]
 path = /hs/
@@ -129,6 +151,18 @@ def pk_token(key, alg, claims, kid=None, raw=True):
     return si + "." + b64(sig)
 
 
+def ed_token(key, claims, kid=None, header=None):
+    """An EdDSA token signed by `openssl pkeyutl -sign -rawin`."""
+    header = header or {"alg": "EdDSA"}
+    if kid is not None:
+        header["kid"] = kid
+    si = signing_input(header, claims)
+    path = os.path.join(TMP, "signing-input")
+    with open(path, "w") as f:
+        f.write(si)
+    return si + "." + b64(openssl("pkeyutl", "-sign", "-rawin", "-inkey", key, "-in", path))
+
+
 def claims(**kw):
     c = {"iss": "portico-test", "aud": "api", "sub": "alice", "role": "admin",
          "exp": int(time.time()) + 300}
@@ -154,7 +188,17 @@ def make_keys(d):
     openssl("pkey", "-in", rs, "-pubout", "-out", os.path.join(d, "rs.pub"))
     with open(os.path.join(d, "secret"), "wb") as f:
         f.write(SECRET1 + b"\n")
-    return ec, rs
+    ed = os.path.join(d, "ed.pem")
+    openssl("genpkey", "-algorithm", "ed25519", "-out", ed)
+    openssl("pkey", "-in", ed, "-pubout", "-out", os.path.join(d, "ed.pub"))
+    x = openssl("pkey", "-in", ed, "-pubout", "-outform", "DER")[-32:]
+    with open(os.path.join(d, "ed.jwks"), "w") as f:
+        json.dump({"keys": [{"kty": "OKP", "crv": "X25519", "kid": "dh", "x": b64(x)},
+                            {"kty": "OKP", "crv": "Ed25519", "kid": "e1", "use": "sig", "alg": "EdDSA",
+                             "x": b64(x)}]}, f)
+    ed2 = os.path.join(d, "ed2.pem")
+    openssl("genpkey", "-algorithm", "ed25519", "-out", ed2)
+    return ec, rs, ed, ed2
 
 
 def get(srv, path, *headers):
@@ -263,6 +307,31 @@ def pk_routes(srv, ec, rs):
            "invalid_token", "... and with alg RS256", realm=False)
 
 
+def ed_routes(srv, ed, ed2, ec):
+    r = get(srv, "/ed/x", bearer(ed_token(ed, claims(sub="edna", aud=None))), "X-User: mallory")
+    is_((r.status, echoed_headers(r, "X-User")), (200, ["edna"]), "EdDSA (Ed25519 PEM): passes, X-User edna")
+    r = get(srv, "/edj/x", bearer(ed_token(ed, claims(sub="eddie", aud=None), kid="e1")))
+    is_((r.status, echoed_headers(r, "X-User")), (200, ["eddie"]), "EdDSA (OKP JWKS, kid e1): passes")
+    denied(get(srv, "/edj/x", bearer(ed_token(ed, claims(aud=None), kid="dh"))), 401, "invalid_token",
+           "EdDSA with the kid of an X25519 key", realm=False)
+    denied(get(srv, "/ed/x", bearer(ed_token(ed2, claims(aud=None)))), 401, "invalid_token",
+           "EdDSA signed by another Ed25519 key", realm=False)
+    t = ed_token(ed, claims(aud=None))
+    denied(get(srv, "/ed/x", bearer(t[:-3] + ("A" if t[-3] != "A" else "B") + t[-2:])), 401, "invalid_token",
+           "EdDSA with a signature byte changed", realm=False)
+    denied(get(srv, "/ed/x", bearer(t[:-4])), 401, "invalid_token", "EdDSA with a short signature", realm=False)
+    with open(os.path.join(TMP, "ed.pub"), "rb") as f:
+        pem = f.read()
+    denied(get(srv, "/ed/x", bearer(hs256(claims(aud=None), key=pem))), 401, "invalid_token",
+           "HS256 keyed with the Ed25519 public key PEM", realm=False)
+    denied(get(srv, "/ed/x", bearer(pk_token(ec, "ES256", claims(aud=None)))), 401, "invalid_token",
+           "an ES256 token to the EdDSA block", realm=False)
+    denied(get(srv, "/es/x", bearer(ed_token(ed, claims(aud=None), kid="k1"))), 401, "invalid_token",
+           "an EdDSA token to the ES256 block", realm=False)
+    denied(get(srv, "/hs/x", bearer(ed_token(ed, claims()))), 401, "invalid_token",
+           "an EdDSA token to the HS256 block")
+
+
 def concurrent(srv, ec):
     """Workers verifying with the same keys at the same time (make tsan
     runs two): every answer right."""
@@ -329,11 +398,12 @@ def main():
         skip("openssl not installed", 1)
         return
     be = Backend("a")
-    ec, rs = make_keys(TMP)
+    ec, rs, ed, ed2 = make_keys(TMP)
     with Server(CONF % {"a": be.addr, "d": TMP}) as srv:
         hs_route(srv, be)
         remembered(srv)
         pk_routes(srv, ec, rs)
+        ed_routes(srv, ed, ed2, ec)
         concurrent(srv, ec)
         access_log(srv)
         old = hs256(claims())
@@ -369,6 +439,10 @@ BAD = [
     ("algorithm = ES256\npublic_key = {ecpub}\nforward_claims = sub", r"forward_claims: expected claim:Header-Name, not \"sub\""),
     ("algorithm = ES256\npublic_key = {ecpub}\nrealm = a\"b", r"realm: expected up to 200 printable"),
     ("algorithm = ES256\npublic_key = {ecpub}\nleeway = 2d", r"leeway: expected a duration of at most 1d"),
+    ("algorithm = EdDSA\npublic_key = {ecpub}", r":\d+: \[middleware:m\] public_key: .*ec.pub: EdDSA needs an Ed25519 or Ed448 key"),
+    ("algorithm = EdDSA\nsecret = %s" % ("x" * 32), r":\d+: \[middleware:m\] secret: algorithm EdDSA \(line \d+\) takes public_key or jwks"),
+    ("algorithm = EdDSA\njwks = {dir}/es.jwks", r":\d+: \[middleware:m\] jwks: .*es.jwks: no key for EdDSA \(kty OKP, crv Ed25519 or Ed448"),
+    ("algorithm = ES256\npublic_key = {dir}/ed.pub", r":\d+: \[middleware:m\] public_key: .*ed.pub: ES256 needs an EC key on P-256"),
     ("algorithm = ES256\npublic_key = {ecpub}\nalgorithms = ES256", r"algorithms: unknown key \(did you mean \"algorithm\"\?\)"),
 ]
 

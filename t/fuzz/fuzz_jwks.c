@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for jose_keys_jwks: the input is a JWKS document, read
- * for ES256, ES384, RS256 and PS256 in turn.  A document taken gives
+ * for ES256, ES384, RS256, PS256 and EdDSA in turn.  A document taken gives
  * between 1 and JOSE_MAX_KEYS keys, each with a public key, no two with
  * one kid; one refused says why.  Any disagreement traps.
  */
@@ -14,7 +14,7 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const int algs[] = { JOSE_ES256, JOSE_ES384, JOSE_RS256, JOSE_PS256 };
+	static const int algs[] = { JOSE_ES256, JOSE_ES384, JOSE_RS256, JOSE_PS256, JOSE_EDDSA };
 	char err[256];
 
 	for (size_t a = 0; a < sizeof(algs) / sizeof(algs[0]); a++) {

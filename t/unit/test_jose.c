@@ -6,13 +6,16 @@
  * base64url, duplicate names, crit, oversized and truncated tokens, ECDSA
  * signatures of the wrong length or in DER; the claim checks at their
  * edges; JWKS documents that must be refused; and the per-exchange claim
- * store (pipeline.c).  Keys for the tokens made here are generated here.
+ * store (pipeline.c); EdDSA (RFC 8037 A.4, then Ed25519 and Ed448 keys
+ * against every other kind).  Keys for the tokens made here are generated here.
  */
 #include "common/exchange.h"
 #include "common/jose.h"
 #include "common/pipeline.h"
 #include "t/unit/tap.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <openssl/bio.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -53,6 +56,16 @@ static const char a3_tok[] =
     "eyJhbGciOiJFUzI1NiJ9"
     ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
     ".DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+/* RFC 8037 A.1 and A.2: an Ed25519 key (d private, x public); A.4: a JWS
+ * by it over a text payload, "Example of Ed25519 signing". */
+static const char r8037_d[] = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+static const char r8037_jwks[] =
+    "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\","
+    "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}";
+static const char r8037_tok[] =
+    "eyJhbGciOiJFZERTQSJ9"
+    ".RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc"
+    ".hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
 /* RFC 7520 4.4: HS256 with a kid; its payload is text, not JSON. */
 static const char c44_key[] = "hJtXIZ2uSN5kbQfbtTNWbpdmhkV8FJG-Onbc6mxCcYg";
 static const char c44_tok[] =
@@ -65,6 +78,8 @@ static const char c44_tok[] =
 #define A1_EXP 1300819380
 
 static char err[256];
+/* Where jose_verify and jose_claims_parse parse, as a worker's. */
+static struct jose_payload pl;
 
 static void
 b64e(const unsigned char *in, size_t len, char *out)
@@ -175,16 +190,15 @@ pem_of(EVP_PKEY *pkey)
 	return out;
 }
 
-/* jose_verify, then the claims freed: the reason, or "ok". */
+/* jose_verify: the reason, or "ok". */
 static const char *
 verify_with(const struct jose_keys *ks, EVP_MAC_CTX *mac, const char *tok)
 {
-	json_t *claims;
+	struct jose_claims claims;
 	const char *why;
 
-	if (jose_verify(ks, mac, tok, strlen(tok), &claims, &why) < 0)
+	if (jose_verify(ks, mac, tok, strlen(tok), &pl, &claims, &why) < 0)
 		return why;
-	json_decref(claims);
 	return "ok";
 }
 
@@ -249,7 +263,8 @@ test_rfc(void)
 {
 	struct jose_keys ks = { 0 };
 	struct jose_policy pol = { 0 };
-	json_t *claims;
+	struct jose_claims claims;
+	const struct jose_claim *v;
 	const char *why = NULL;
 
 	is(jose_alg_parse("none"), -1, "alg none is not an algorithm");
@@ -257,23 +272,24 @@ test_rfc(void)
 	is(jose_alg_parse("ES384"), JOSE_ES384, "ES384 known");
 
 	is(keys_secret_b64(&ks, JOSE_HS256, a1_key), 0, "A.1 key loads");
-	is(jose_verify(&ks, NULL, a1_tok, strlen(a1_tok), &claims, &why), 0, "RFC 7515 A.1 HS256 verifies");
-	is_str(json_string_value(json_object_get(claims, "iss")), "joe", "... iss is joe");
-	ok(json_is_true(json_object_get(claims, "http://example.com/is_root")), "... is_root true");
-	is(jose_check_claims(claims, &pol, A1_EXP - 1, &why), 0, "... valid a second before exp");
-	is(jose_check_claims(claims, &pol, A1_EXP, &why), -1, "... expired at exp");
+	is(jose_verify(&ks, NULL, a1_tok, strlen(a1_tok), &pl, &claims, &why), 0, "RFC 7515 A.1 HS256 verifies");
+	v = jose_claims_get(&claims, "iss");
+	ok(v != NULL && jose_claim_is(&claims, v, "joe"), "... iss is joe");
+	v = jose_claims_get(&claims, "http://example.com/is_root");
+	ok(v != NULL && v->type == JOSE_C_TRUE, "... is_root true");
+	is(jose_check_claims(&claims, &pol, A1_EXP - 1, &why), 0, "... valid a second before exp");
+	is(jose_check_claims(&claims, &pol, A1_EXP, &why), -1, "... expired at exp");
 	is_str(why, "expired", "... reason expired");
 	pol.leeway = 10;
-	is(jose_check_claims(claims, &pol, A1_EXP + 9, &why), 0, "... leeway 10: valid at exp + 9");
-	is(jose_check_claims(claims, &pol, A1_EXP + 10, &why), -1, "... leeway 10: expired at exp + 10");
+	is(jose_check_claims(&claims, &pol, A1_EXP + 9, &why), 0, "... leeway 10: valid at exp + 9");
+	is(jose_check_claims(&claims, &pol, A1_EXP + 10, &why), -1, "... leeway 10: expired at exp + 10");
 	pol.leeway = 0;
 	pol.issuer = "joe";
-	is(jose_check_claims(claims, &pol, A1_EXP - 1, &why), 0, "... issuer joe accepted");
+	is(jose_check_claims(&claims, &pol, A1_EXP - 1, &why), 0, "... issuer joe accepted");
 	pol.issuer = "jane";
-	is(jose_check_claims(claims, &pol, A1_EXP - 1, &why), -1, "... issuer jane refused");
+	is(jose_check_claims(&claims, &pol, A1_EXP - 1, &why), -1, "... issuer jane refused");
 	is_str(why, "wrong issuer", "... reason");
 	pol.issuer = NULL;
-	json_decref(claims);
 	jose_keys_free(&ks);
 
 	is(keys_secret_b64(&ks, JOSE_HS384, a1_key), 0, "the A.1 key as HS384");
@@ -553,14 +569,217 @@ test_jwks(void)
 	EVP_PKEY_free(ec);
 }
 
+/* A token signed with EdDSA by pkey (Ed25519 or Ed448); siglen, when not
+ * 0, cuts or pads the signature to that many bytes. */
+static void
+tok_ed(char *tok, const char *hdr, const char *payload, EVP_PKEY *pkey, size_t siglen)
+{
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	unsigned char sig[200] = { 0 };
+	size_t len = sizeof(sig);
+
+	signing_input(hdr, payload, tok);
+	EVP_DigestSignInit(m, NULL, NULL, NULL, pkey);
+	EVP_DigestSign(m, sig, &len, (const unsigned char *)tok, strlen(tok));
+	EVP_MD_CTX_free(m);
+	append_sig(tok, sig, siglen > 0 ? siglen : len);
+}
+
+/* A one-key JWKS of kty OKP, crv and x (base64url of xlen bytes of pkey's
+ * public key, or of what x holds when pkey is NULL). */
+static void
+okp_jwks(char *out, size_t cap, const char *crv, EVP_PKEY *pkey, size_t xlen, const char *extra)
+{
+	unsigned char x[64] = { 0 };
+	size_t n = sizeof(x);
+	char bx[100];
+
+	if (pkey != NULL)
+		EVP_PKEY_get_raw_public_key(pkey, x, &n);
+	b64e(x, xlen, bx);
+	snprintf(out, cap, "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"%s\",\"x\":\"%s\"%s}]}", crv, bx,
+	    extra);
+}
+
+static void
+test_eddsa_rfc(void)
+{
+	struct jose_keys ks = { 0 };
+	unsigned char d[32];
+	char tok[1024];
+	EVP_PKEY *key;
+
+	is(jose_alg_parse("EdDSA"), JOSE_EDDSA, "EdDSA known");
+	is(jose_alg_parse("EDDSA"), -1, "... by that name only");
+	is(jose_keys_jwks(&ks, JOSE_EDDSA, r8037_jwks, strlen(r8037_jwks), err, sizeof(err)), 0,
+	    "RFC 8037 A.2 JWK loads");
+	is_str(verify(&ks, r8037_tok), "bad payload",
+	    "RFC 8037 A.4 EdDSA: signature verified, the text payload is no JWT claims set");
+	snprintf(tok, sizeof(tok), "%s", r8037_tok);
+	tok[strlen(tok) - 3] = tok[strlen(tok) - 3] == 'A' ? 'B' : 'A';
+	is_str(verify(&ks, tok), "bad signature", "A.4 with a signature byte changed refused");
+	snprintf(tok, sizeof(tok), "%s", r8037_tok);
+	tok[strlen("eyJhbGciOiJFZERTQSJ9.") + 1] ^= 1;
+	is_str(verify(&ks, tok), "bad signature", "A.4 with its payload changed refused");
+
+	/* A.1's private key signs: Ed25519 is deterministic, so the same bytes. */
+	jose_b64url_decode(r8037_d, strlen(r8037_d), d, sizeof(d));
+	key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, d, sizeof(d));
+	tok_ed(tok, "{\"alg\":\"EdDSA\"}", "Example of Ed25519 signing", key, 0);
+	is_str(tok, r8037_tok, "A.1's key signs A.4's JWS byte for byte");
+	tok_ed(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", key, 0);
+	is_str(verify(&ks, tok), "ok", "a token signed with A.1's key verifies");
+	tok_ed(tok, "{\"alg\":\"EdDSA\",\"typ\":\"JWT\"}", "{\"sub\":\"a\"}", key, 0);
+	is_str(verify(&ks, tok), "ok", "... with typ JWT too");
+	tok_ed(tok, "{\"alg\":\"Ed25519\"}", "{\"sub\":\"a\"}", key, 0);
+	is_str(verify(&ks, tok), "wrong alg", "alg Ed25519 (not RFC 8037's name) refused");
+	tok_ed(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", key, 63);
+	is_str(verify(&ks, tok), "bad signature", "a 63-byte Ed25519 signature refused");
+	tok_ed(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", key, 65);
+	is_str(verify(&ks, tok), "bad signature", "a 65-byte Ed25519 signature (a zero added) refused");
+	tok_ed(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", key, 0);
+	char *sig = strrchr(tok, '.') + 1;
+	unsigned char zero[64] = { 0 };
+	b64e(zero, sizeof(zero), sig);
+	is_str(verify(&ks, tok), "bad signature", "an all-zero signature refused");
+	jose_keys_free(&ks);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_eddsa_keys(void)
+{
+	struct jose_keys ks = { 0 };
+	EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), *ed448 = EVP_PKEY_Q_keygen(NULL, NULL, "ED448");
+	EVP_PKEY *x25519 = EVP_PKEY_Q_keygen(NULL, NULL, "X25519"), *ec = EVP_EC_gen("P-256");
+	EVP_PKEY *rsa = EVP_RSA_gen(2048);
+	char *pem = pem_of(ed), *pem448 = pem_of(ed448), *pemx = pem_of(x25519), *pemec = pem_of(ec);
+	char *pemrsa = pem_of(rsa), tok[4096], jwks[1024];
+
+	is(jose_keys_pem(&ks, JOSE_EDDSA, pem, strlen(pem), err, sizeof(err)), 0, "Ed25519 PEM loads");
+	tok_ed(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", ed, 0);
+	is_str(verify(&ks, tok), "ok", "an EdDSA token made here verifies");
+	tok_ed(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", ed448, 0);
+	is_str(verify(&ks, tok), "bad signature", "an Ed448 signature to an Ed25519 key refused");
+	tok_hs(tok, "{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}", pem, strlen(pem), "SHA256");
+	is_str(verify(&ks, tok), "wrong alg", "HS256 keyed with the Ed25519 PEM refused");
+	tok_hs(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", pem, strlen(pem), "SHA512");
+	is_str(verify(&ks, tok), "bad signature", "... and with alg EdDSA it is no EdDSA signature");
+	tok_pk(tok, "{\"alg\":\"ES256\"}", "{\"sub\":\"a\"}", ec, "SHA256", 0, 32, 1);
+	is_str(verify(&ks, tok), "wrong alg", "an ES256 token to an EdDSA key set refused");
+	tok_pk(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", ec, "SHA256", 0, 32, 1);
+	is_str(verify(&ks, tok), "bad signature", "an ES256 signature (64 bytes) named EdDSA refused");
+	tok_pk(tok, "{\"alg\":\"RS256\"}", "{\"sub\":\"a\"}", rsa, "SHA256", 0, 0, 0);
+	is_str(verify(&ks, tok), "wrong alg", "an RS256 token to an EdDSA key set refused");
+	jose_keys_free(&ks);
+
+	is(jose_keys_pem(&ks, JOSE_EDDSA, pem448, strlen(pem448), err, sizeof(err)), 0, "Ed448 PEM loads");
+	tok_ed(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", ed448, 0);
+	is_str(verify(&ks, tok), "ok", "an Ed448 token made here verifies");
+	tok_ed(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", ed448, 113);
+	is_str(verify(&ks, tok), "bad signature", "a 113-byte Ed448 signature refused");
+	tok_ed(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", ed, 0);
+	is_str(verify(&ks, tok), "bad signature", "an Ed25519 signature to an Ed448 key refused");
+	jose_keys_free(&ks);
+
+	/* The key fixes the algorithm, both ways. */
+	tok_ed(tok, "{\"alg\":\"EdDSA\"}", "{\"sub\":\"a\"}", ed, 0);
+	is(jose_keys_secret(&ks, JOSE_HS256, "0123456789abcdef0123456789abcdef", 32, err, sizeof(err)), 0,
+	    "an HS256 key set");
+	is_str(verify(&ks, tok), "wrong alg", "an EdDSA token to an HS256 key set refused");
+	jose_keys_free(&ks);
+	is(jose_keys_pem(&ks, JOSE_RS256, pemrsa, strlen(pemrsa), err, sizeof(err)), 0, "an RS256 key set");
+	is_str(verify(&ks, tok), "wrong alg", "... to an RS256 one refused");
+	jose_keys_free(&ks);
+	is(jose_keys_pem(&ks, JOSE_ES256, pemec, strlen(pemec), err, sizeof(err)), 0, "an ES256 key set");
+	is_str(verify(&ks, tok), "wrong alg", "... to an ES256 one refused");
+	jose_keys_free(&ks);
+	is(jose_keys_pem(&ks, JOSE_ES256, pem, strlen(pem), err, sizeof(err)), -1,
+	    "an Ed25519 PEM for ES256 refused");
+	is_str(err, "ES256 needs an EC key on P-256", "... and says so");
+	jose_keys_free(&ks);
+	is(jose_keys_pem(&ks, JOSE_RS256, pem, strlen(pem), err, sizeof(err)), -1,
+	    "an Ed25519 PEM for RS256 refused");
+	jose_keys_free(&ks);
+	is(jose_keys_pem(&ks, JOSE_HS256, pem, strlen(pem), err, sizeof(err)), -1,
+	    "an Ed25519 PEM for HS256 refused");
+	jose_keys_free(&ks);
+	is(jose_keys_secret(&ks, JOSE_EDDSA, pem, strlen(pem), err, sizeof(err)), -1,
+	    "a secret for EdDSA refused");
+	is_str(err, "EdDSA takes a public key, not a secret", "... and says so");
+	jose_keys_free(&ks);
+	is(jose_keys_pem(&ks, JOSE_EDDSA, pemec, strlen(pemec), err, sizeof(err)), -1,
+	    "a P-256 PEM for EdDSA refused");
+	is_str(err, "EdDSA needs an Ed25519 or Ed448 key", "... and says so");
+	jose_keys_free(&ks);
+	is(jose_keys_pem(&ks, JOSE_EDDSA, pemrsa, strlen(pemrsa), err, sizeof(err)), -1,
+	    "an RSA PEM for EdDSA refused");
+	jose_keys_free(&ks);
+	is(jose_keys_pem(&ks, JOSE_EDDSA, pemx, strlen(pemx), err, sizeof(err)), -1,
+	    "an X25519 PEM (key agreement) for EdDSA refused");
+	jose_keys_free(&ks);
+
+	okp_jwks(jwks, sizeof(jwks), "Ed448", ed448, 57, ",\"kid\":\"e448\",\"alg\":\"EdDSA\"");
+	is(jose_keys_jwks(&ks, JOSE_EDDSA, jwks, strlen(jwks), err, sizeof(err)), 0, "an Ed448 JWK loads");
+	tok_ed(tok, "{\"alg\":\"EdDSA\",\"kid\":\"e448\"}", "{\"sub\":\"a\"}", ed448, 0);
+	is_str(verify(&ks, tok), "ok", "... and verifies its token");
+	jose_keys_free(&ks);
+	static const struct {
+		const char *crv, *extra, *err, *name;
+		int which;                     /* 0 Ed25519's x, 1 Ed448's */
+		size_t xlen;
+	} bad[] = {
+		{ "Ed25519", "", "key 0: not a valid Ed25519 public key", "Ed25519 x of 31 bytes", 0, 31 },
+		{ "Ed25519", "", "key 0: not a valid Ed25519 public key", "Ed25519 x of 33 bytes", 0, 33 },
+		{ "Ed448", "", "key 0: not a valid Ed448 public key", "Ed448 x of 32 bytes", 0, 32 },
+		{ "Ed999", "", "no key for EdDSA (kty OKP, crv Ed25519 or Ed448, with alg EdDSA and use sig "
+		    "when given)", "an unknown crv", 0, 32 },
+		{ "X25519", "", "no key for EdDSA (kty OKP, crv Ed25519 or Ed448, with alg EdDSA and use sig "
+		    "when given)", "crv X25519 (key agreement)", 0, 32 },
+		{ "Ed25519", ",\"alg\":\"ES256\"", "no key for EdDSA (kty OKP, crv Ed25519 or Ed448, with alg "
+		    "EdDSA and use sig when given)", "an OKP key for alg ES256", 0, 32 },
+		{ "Ed25519", ",\"use\":\"enc\"", "no key for EdDSA (kty OKP, crv Ed25519 or Ed448, with alg "
+		    "EdDSA and use sig when given)", "an OKP key for use enc", 0, 32 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		okp_jwks(jwks, sizeof(jwks), bad[i].crv, bad[i].which ? ed448 : ed, bad[i].xlen, bad[i].extra);
+		is(jose_keys_jwks(&ks, JOSE_EDDSA, jwks, strlen(jwks), err, sizeof(err)), -1,
+		    "EdDSA JWKS refused: %s", bad[i].name);
+		is_str(err, bad[i].err, "... %s", bad[i].err);
+		jose_keys_free(&ks);
+	}
+	okp_jwks(jwks, sizeof(jwks), "Ed25519", ed, 32, "");
+	is(jose_keys_jwks(&ks, JOSE_ES256, jwks, strlen(jwks), err, sizeof(err)), -1,
+	    "an OKP JWKS gives no key for ES256");
+	jose_keys_free(&ks);
+	is(jose_keys_jwks(&ks, JOSE_RS256, jwks, strlen(jwks), err, sizeof(err)), -1,
+	    "... nor for RS256");
+	jose_keys_free(&ks);
+	is(jose_keys_jwks(&ks, JOSE_EDDSA, a3_jwks, strlen(a3_jwks), err, sizeof(err)), -1,
+	    "an EC JWKS gives no key for EdDSA");
+	jose_keys_free(&ks);
+	free(pem);
+	free(pem448);
+	free(pemx);
+	free(pemec);
+	free(pemrsa);
+	EVP_PKEY_free(ed);
+	EVP_PKEY_free(ed448);
+	EVP_PKEY_free(x25519);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(rsa);
+}
+
 static int
 claims_ok(const char *json, const struct jose_policy *p, int64_t now, const char **why)
 {
-	json_t *c = json_loads(json, 0, NULL);
-	int rc = jose_check_claims(c, p, now, why);
+	struct jose_claims c;
 
-	json_decref(c);
-	return rc;
+	if (jose_claims_parse(&pl, json, strlen(json), &c) < 0) {
+		*why = "not parsed";
+		return -2;
+	}
+	return jose_check_claims(&c, p, now, why);
 }
 
 static void
@@ -601,6 +820,146 @@ test_claims(void)
 	is_str(why, "required claim missing", "... required claim missing");
 	is(claims_ok("{\"sub\":\"x\",\"role\":null}", &p, 1, &why), -1, "role null refused");
 	is(claims_ok("{\"sub\":\"x\",\"role\":false}", &p, 1, &why), 0, "role false is present");
+}
+
+/* Whether jose_claims_parse and jansson (JSON_REJECT_DUPLICATES, an
+ * object) agree on a document, and on each member's type and text. */
+static int
+same_as_jansson(const char *doc, size_t len)
+{
+	json_t *j = json_loadb(doc, len, JSON_REJECT_DUPLICATES, NULL);
+	struct jose_claims c;
+	int mine = jose_claims_parse(&pl, doc, len, &c) == 0, theirs = json_is_object(j), same;
+	const struct jose_claim *v;
+	const char *p, *q;
+	size_t n, m, i = 0, members = 0;
+	char buf[32], qbuf[32];
+
+	same = mine == theirs;
+	while (same && mine && (v = jose_claims_next(&c, &i)) != NULL) {
+		json_t *jv = json_object_getn(j, c.buf + v->name, v->nlen);
+		int t = jose_claim_text(&c, v, buf, sizeof(buf), &p, &n);
+		members++;
+		switch (json_typeof(jv)) {
+		case JSON_STRING:
+			same = t && n == json_string_length(jv) && memcmp(p, json_string_value(jv), n) == 0;
+			break;
+		case JSON_INTEGER:
+			m = (size_t)snprintf(qbuf, sizeof(qbuf), "%" JSON_INTEGER_FORMAT, json_integer_value(jv));
+			same = t && v->type == JOSE_C_INTEGER && n == m && memcmp(p, qbuf, n) == 0 &&
+			    v->num == json_number_value(jv);
+			break;
+		case JSON_REAL:
+			q = qbuf;
+			m = (size_t)snprintf(qbuf, sizeof(qbuf), "%.17g", json_real_value(jv));
+			same = t && v->type == JOSE_C_REAL && n == m && memcmp(p, q, n) == 0;
+			break;
+		case JSON_ARRAY: {
+			size_t k = 0, idx;
+			json_t *e;
+			same = v->type == JOSE_C_LIST;
+			json_array_foreach(jv, idx, e)
+				if (same && json_is_string(e)) {
+					k++;
+					same = k <= v->nlist && jose_claim_is(&c, v + k, json_string_value(e));
+				}
+			same = same && k == v->nlist;
+			break;
+		}
+		case JSON_OBJECT:
+			same = v->type == JOSE_C_OBJECT;
+			break;
+		case JSON_TRUE:
+		case JSON_FALSE:
+			same = t && strcmp(p, json_is_true(jv) ? "true" : "false") == 0;
+			break;
+		case JSON_NULL:
+			same = v->type == JOSE_C_NULL && !t;
+			break;
+		}
+	}
+	same = same && (!mine || members == json_object_size(j));
+	json_decref(j);
+	return same;
+}
+
+static void
+test_claims_parser(void)
+{
+	static const char *const docs[] = {
+		"{}", " {\"a\":1} ", "{\"a\":1,}", "{\"a\" 1}", "{\"a\":1 \"b\":2}", "{a:1}", "{\"a\":01}",
+		"{\"a\":-0}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}", "{\"a\":1e+5}",
+		"{\"a\":1E-5}", "{\"a\":-1.5e3}", "{\"a\":1.0}", "{\"a\":100000000000000000000000000000000}",
+		"{\"a\":9223372036854775807}", "{\"a\":9223372036854775808}", "{\"a\":-9223372036854775808}",
+		"{\"a\":-9223372036854775809}", "{\"a\":1e400}", "{\"a\":-1e400}", "{\"a\":1e-400}",
+		"{\"a\":0.1}", "{\"a\":123456789.123456789}", "{\"a\":true}", "{\"a\":tru}", "{\"a\":truex}",
+		"{\"a\":false,\"b\":null}", "{\"a\":nul}", "{\"a\":[]}", "{\"a\":[\"x\",1,[\"y\"],{\"z\":\"w\"},\"v\"]}",
+		"{\"a\":[1,]}", "{\"a\":[,1]}", "{\"a\":{\"b\":1,\"b\":2}}", "{\"a\":1,\"a\":1}",
+		"{\"a\":{\"b\":1},\"b\":{\"b\":2}}", "{\"a\":[{\"b\":1},{\"b\":1}]}", "{\"a\":1,\"\\u0061\":2}",
+		"{\"\":1}", "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud83d\\ude00\"}", "{\"a\":\"\\ud83d\"}",
+		"{\"a\":\"\\ude00\"}", "{\"a\":\"\\ud83dx\"}", "{\"a\":\"\\ud83d\\u0041\"}", "{\"a\":\"\\u00e9\\u20AC\"}",
+		"{\"a\":\"\\uZZZZ\"}", "{\"a\":\"\\x\"}", "{\"a\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+		"{\"a\":\"\t\"}", "{\"a\":\"\xc3\xa9\"}", "{\"a\":\"\xc3\"}", "{\"a\":\"\xc0\xaf\"}",
+		"{\"a\":\"\xed\xa0\x80\"}", "{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":\"\xf0\x9f\x98\x80\"}",
+		"{\"a\":\"\xe0\x80\x80\"}", "{\"a\":\"\xff\"}", "{\"a\":1}x", "{\"a\":1}{}", "[1]", "\"a\"", "1", "",
+		" ", "{", "{\"a\"", "{\"a\":", "{\"a\":\"b", "{\"aud\":[\"api\",\"web\"],\"exp\":1.5,\"sub\":\"x\"}",
+		"{\"a\":1}\n\r\t ", "{\"a\"\n:\n1\n}", "{\"a\":+1}", "{\"a\":Infinity}", "{\"a\":NaN}",
+	};
+	char deep[2 * 2050 + 16];
+
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		char name[200];
+		size_t o = 0;
+		for (const unsigned char *q = (const unsigned char *)docs[i]; *q != '\0' && o < 180; q++)
+			o += (size_t)(*q >= 0x20 && *q < 0x7f ? sprintf(name + o, "%c", *q) :
+			    sprintf(name + o, "\\x%02x", *q));
+		name[o] = '\0';
+		ok(same_as_jansson(docs[i], strlen(docs[i])), "claims parser as jansson: %s", name);
+	}
+	ok(same_as_jansson("{\"a\":\"x\0y\"}", 11), "claims parser as jansson: a raw NUL");
+	/* jansson's limit: 2048 values deep, the claims set the first. */
+	for (size_t d = 2046; d <= 2049; d++) {
+		size_t n = 0;
+		n += (size_t)sprintf(deep, "{\"a\":");
+		for (size_t k = 2; k < d; k++)
+			deep[n++] = '[';
+		deep[n++] = '1';
+		for (size_t k = 2; k < d; k++)
+			deep[n++] = ']';
+		deep[n++] = '}';
+		struct jose_claims c;
+		ok(same_as_jansson(deep, n), "claims parser as jansson: a value %zu deep", d);
+		is(jose_claims_parse(&pl, deep, n, &c), d <= 2048 ? 0 : -1, "... %s", d <= 2048 ? "taken" :
+		    "refused");
+	}
+
+	struct jose_claims c;
+	const struct jose_claim *v;
+	const char *p;
+	size_t n;
+	char buf[32];
+	static const char doc[] = "{\"s\":\"a\\u00e9\",\"i\":-0,\"r\":1e3,\"t\":true,\"l\":[\"x\",2,\"y\"],"
+	    "\"o\":{\"k\":\"v\"},\"z\":null}";
+	is(jose_claims_parse(&pl, doc, strlen(doc), &c), 0, "claims: a document of every kind");
+	is(c.n, 9, "... 7 members and 2 list strings");
+	v = jose_claims_get(&c, "s");
+	ok(jose_claim_text(&c, v, buf, sizeof(buf), &p, &n) && n == 3 && memcmp(p, "a\xc3\xa9", 3) == 0,
+	    "... a string, unescaped");
+	v = jose_claims_get(&c, "i");
+	ok(jose_claim_text(&c, v, buf, sizeof(buf), &p, &n) && n == 1 && *p == '0', "... -0 as 0");
+	v = jose_claims_get(&c, "r");
+	ok(jose_claim_text(&c, v, buf, sizeof(buf), &p, &n) && n == 4 && memcmp(p, "1000", 4) == 0,
+	    "... 1e3 as 1000");
+	ok(jose_claims_get(&c, "l")->nlist == 2 && jose_claim_is(&c, jose_claims_get(&c, "l") + 2, "y"),
+	    "... a list's strings");
+	ok(!jose_claim_text(&c, jose_claims_get(&c, "o"), buf, sizeof(buf), &p, &n) &&
+	    !jose_claim_text(&c, jose_claims_get(&c, "z"), buf, sizeof(buf), &p, &n), "... objects and null: no text");
+	ok(jose_claims_get(&c, "k") == NULL && jose_claims_get(&c, "x") == NULL,
+	    "... an inner object's members and list strings are no members");
+	size_t it = 0, count = 0;
+	while (jose_claims_next(&c, &it) != NULL)
+		count++;
+	is(count, 7, "... jose_claims_next visits the 7 members");
 }
 
 static void
@@ -647,7 +1006,10 @@ main(void)
 	test_hostile_hs();
 	test_alg_swap();
 	test_jwks();
+	test_eddsa_rfc();
+	test_eddsa_keys();
 	test_claims();
+	test_claims_parser();
 	test_store();
 	return done_testing();
 }
