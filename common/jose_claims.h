@@ -50,7 +50,7 @@ struct jose_claims {
 	size_t n;                      /* entries, members and list strings */
 };
 
-/* Room to parse one payload in: about 40 KiB, so a thread keeps one. */
+/* Room to parse one payload in: about 62 KiB, so a thread keeps one. */
 struct jose_payload {
 	char buf[JOSE_CLAIMS_BUF];
 	struct jose_claim v[JOSE_CLAIMS_MAX];

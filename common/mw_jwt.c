@@ -82,7 +82,7 @@ struct jwt_seen {
 /* Touched by its worker only. */
 struct jwt_worker {
 	EVP_MAC_CTX *mac;              /* HS*: its copy of the keyed context */
-	struct jose_payload payload;   /* where a token's claims are parsed (about 40 KiB) */
+	struct jose_payload payload;   /* where a token's claims are parsed (about 62 KiB) */
 	struct jwt_seen seen[SEEN_SLOTS];
 };
 
@@ -596,9 +596,9 @@ keep_claims(struct request *r, const struct jwt_conf *jc, const struct jose_clai
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; (v = jose_claims_next(claims, &i)) != NULL;) {
 			/* The store takes C strings (a name has no NUL: see jose_claims.h);
-			 * a name it cannot hold fills it. */
+			 * a name it cannot hold is skipped, and later ones still go. */
 			if (v->nlen > REQ_CLAIM_BYTES)
-				return;
+				continue;
 			memcpy(name, claims->buf + v->name, v->nlen);
 			name[v->nlen] = '\0';
 			if (jwt_named(jc, name) != (pass == 0) ||

@@ -533,9 +533,10 @@ ws_ext_negotiate(const char *hdr, size_t len, const struct ws_pmd_policy *pol,
 		o.client_no_ctx |= pol->client_no_ctx;
 		o.client_wbits = 15;
 		if (cmw > 0) {
+			/* Never more than offered (RFC 7692 7.1.2.2): 8 is answered
+			 * 8, though our inflater will use 9 (zlib's raw inflate has
+			 * no 8; a larger window reads a smaller one's data). */
 			o.client_wbits = (uint8_t)(cmw < pol->client_wbits ? cmw : pol->client_wbits);
-			if (o.client_wbits < 9)
-				o.client_wbits = 9; /* zlib's raw inflate: 8 is read as 9, and is larger */
 			o.client_wbits_sent = o.client_wbits < 15;
 		}
 		o.on = 1;
@@ -669,10 +670,11 @@ ws_inflate(struct ws_zs *zs, const uint8_t *in, size_t len, int last, struct ws_
 			if (out->len > max)
 				return WS_CLOSE_TOO_BIG;
 			if (rc == Z_STREAM_END) {
-				/* A final block (BFINAL): the stream starts over; what
-				 * follows it in this message is the tail, or nothing. */
+				/* A final block (BFINAL): the stream starts over, and
+				 * what follows in this message is inflated as a new one
+				 * (garbage fails it), however the bytes arrived. */
 				inflateReset(z);
-				break;
+				continue;
 			}
 			if (rc == Z_BUF_ERROR && z->avail_out > 0)
 				break;  /* no progress possible: all input taken */

@@ -420,7 +420,12 @@ process(struct ws_conn *wc)
 		if (c->rpos == c->rlen || wc->closing) {
 			c->rpos = c->rlen = 0;
 			conn_release_input(c);
-		} else if (c->rpos > 0) {
+		} else {
+			/* Output is high: read nothing more until it drains (else
+			 * the buffer fills and the client is cut, not slowed). */
+			c->no_read = 1;
+		}
+		if (c->rpos > 0 && c->rpos < c->rlen) {
 			memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
 			c->rlen -= c->rpos;
 			c->rpos = 0;
@@ -498,6 +503,8 @@ up_timeout(void *st, struct conn *c)
 		conn_close(c, "send timed out");
 		return;
 	}
+	if (wc->closing)
+		return; /* nothing may follow our Close (RFC 6455 5.5.1) */
 	/* The tick is the shorter of the two; a little slack for the timer. */
 	if (wc->s->idle_timeout > 0 && now - wc->last_rx + 20 >= wc->s->idle_timeout) {
 		ws_conn_close(wc, WS_CLOSE_GOING_AWAY, "idle timeout");
@@ -561,7 +568,7 @@ ws_conn_open(struct request *r, const struct ws_settings *settings, const struct
 		wc->deflater = deflater;
 	}
 	ws_parser_init(&wc->p, settings->max_message, wc->pmd.on);
-	ws_zs_init(&wc->inflater, 0, wc->pmd.on ? wc->pmd.client_wbits : 15, 0,
+	ws_zs_init(&wc->inflater, 0, !wc->pmd.on ? 15 : wc->pmd.client_wbits < 9 ? 9 : wc->pmd.client_wbits, 0,
 	    !wc->pmd.client_no_ctx);
 	wc->last_rx = wc->last_ping = clock_ms();
 	tick = settings->idle_timeout;

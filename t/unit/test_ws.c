@@ -373,6 +373,9 @@ test_extensions(void)
 	is_str(neg("permessage-deflate; bogus, x-other", 15), "", "ext: unknown parameter declined");
 	is_str(neg("PERMESSAGE-DEFLATE ; Server_No_Context_Takeover", 15),
 	    "permessage-deflate; server_no_context_takeover", "ext: names in any case, spaces");
+	is_str(neg("permessage-deflate; client_max_window_bits=8", 15),
+	    "permessage-deflate; client_max_window_bits=8",
+	    "ext: client_max_window_bits=8 answered 8, never more than offered (RFC 7692 7.1.2.2)");
 	is_str(neg("permessage-deflate; client_max_window_bits=\"9\"", 15),
 	    "permessage-deflate; client_max_window_bits=9", "ext: quoted value");
 	is_str(neg("permessage-deflate; client_max_window_bits=07", 15), "", "ext: leading zero declined");
@@ -428,6 +431,57 @@ test_deflate(void)
 		rc = ws_inflate(&inf, c.p, c.len, 1, &d, 100);
 		ok(rc == 0 && d.len == 5 && memcmp(d.p, "again", 5) == 0, "deflate: a second message alone");
 		ws_zs_free(&def);
+		ws_zs_free(&inf);
+	}
+	/* Two whole raw deflate streams (each ending in a final block) in one
+	 * message: inflated alike in one chunk or split at their boundary;
+	 * garbage after a final block fails the message. */
+	{
+		uint8_t two[64], *p = two;
+		const char *parts[2] = { "hello ", "world" };
+		for (int k = 0; k < 2; k++) {
+			z_stream zz = { 0 };
+			deflateInit2(&zz, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+			zz.next_in = (Bytef *)parts[k];
+			zz.avail_in = (uInt)strlen(parts[k]);
+			zz.next_out = p;
+			zz.avail_out = (uInt)(two + sizeof(two) - p);
+			deflate(&zz, Z_FINISH);
+			p = zz.next_out;
+			deflateEnd(&zz);
+		}
+		size_t first = 0;
+		{
+			z_stream zz = { 0 };
+			deflateInit2(&zz, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+			uint8_t tmp[32];
+			zz.next_in = (Bytef *)"hello ";
+			zz.avail_in = 6;
+			zz.next_out = tmp;
+			zz.avail_out = sizeof(tmp);
+			deflate(&zz, Z_FINISH);
+			first = sizeof(tmp) - zz.avail_out;
+			deflateEnd(&zz);
+		}
+		ws_zs_init(&inf, 0, 15, 0, 0);
+		d.len = 0;
+		int r1 = ws_inflate(&inf, two, (size_t)(p - two), 1, &d, 100);
+		int whole = r1 == 0 && d.len == 11 && memcmp(d.p, "hello world", 11) == 0;
+		ws_zs_free(&inf);
+		ws_zs_init(&inf, 0, 15, 0, 0);
+		d.len = 0;
+		int r2 = ws_inflate(&inf, two, first, 0, &d, 100);
+		int r3 = ws_inflate(&inf, two + first, (size_t)(p - two) - first, 1, &d, 100);
+		ok(whole && r2 == 0 && r3 == 0 && d.len == 11 && memcmp(d.p, "hello world", 11) == 0,
+		    "inflate: two final-block streams in a message, whole or split at the boundary, alike");
+		ws_zs_free(&inf);
+		ws_zs_init(&inf, 0, 15, 0, 0);
+		d.len = 0;
+		uint8_t bad[40];
+		memcpy(bad, two, first);
+		memcpy(bad + first, "\xff\xff\xff", 3);
+		ok(ws_inflate(&inf, bad, first + 3, 1, &d, 100) == 1007,
+		    "inflate: garbage after a final block fails with 1007");
 		ws_zs_free(&inf);
 	}
 	/* Empty message. */
