@@ -28,7 +28,7 @@
 #define PREFIX_MAX 128
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
-#define PING_IDLE_MS 1000
+#define BEAT_IDLE_MS 1000          /* quiet this long: a heartbeat */
 #define TICK_MS 100
 
 /* A message on its way to Redis, with its room's name. */
@@ -65,6 +65,8 @@ struct backplane {
 	int64_t connect_at;            /* ms: this attempt began */
 	unsigned pending;              /* commands on pub not answered yet */
 	int64_t progress_at;           /* ms: last answer, or first command since */
+	int64_t sub_seen_at;           /* ms: the subscription last delivered something */
+	int64_t beat_at;               /* ms: a heartbeat was published; 0: none waits */
 	int64_t retry_at, backoff;
 	int64_t down_at;               /* ms: this outage was logged at; 0: none */
 	unsigned long long local_only; /* messages delivered here only, this outage */
@@ -166,7 +168,7 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	bp_fail(bp, ac->errstr[0] != '\0' ? ac->errstr : "disconnected");
 }
 
-/* An answer on the publishing connection (PUBLISH, PING). */
+/* An answer on the publishing connection (PUBLISH: a message or a heartbeat). */
 static void
 on_answer(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -203,7 +205,13 @@ on_pmessage(struct backplane *bp, const redisReply *chan, const redisReply *payl
 	size_t n;
 
 	if (chan->type != REDIS_REPLY_STRING || payload->type != REDIS_REPLY_STRING ||
-	    chan->len <= bp->prefix_len || memcmp(chan->str, bp->prefix, bp->prefix_len) != 0)
+	    chan->len < bp->prefix_len || memcmp(chan->str, bp->prefix, bp->prefix_len) != 0)
+		return;
+	/* Whatever comes shows the subscription alive; the prefix alone is
+	 * the heartbeat channel (no room has an empty name). */
+	bp->sub_seen_at = rl_redis_now();
+	bp->beat_at = 0;
+	if (chan->len == bp->prefix_len)
 		return;
 	n = chan->len - bp->prefix_len;
 	if (n > ROOM_NAME_MAX || memchr(chan->str + bp->prefix_len, '\0', n) != NULL ||
@@ -234,6 +242,8 @@ on_sub(redisAsyncContext *ac, void *reply, void *privdata)
 		on_pmessage(bp, r->element[2], r->element[3]);
 	else if (strcmp(r->element[0]->str, "psubscribe") == 0) {
 		bp->sub_ok = 1;
+		bp->sub_seen_at = rl_redis_now();
+		bp->beat_at = 0;
 		check_up(bp);
 	}
 }
@@ -265,6 +275,7 @@ bp_connect(struct backplane *bp)
 	char why[128];
 
 	bp->connect_at = rl_redis_now();
+	bp->beat_at = 0;
 	if ((bp->pub = ctx_new(bp, why)) == NULL || (bp->sub = ctx_new(bp, why)) == NULL) {
 		bp_fail(bp, why);
 		return;
@@ -297,10 +308,19 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 	if (bp->pending > 0 && now - bp->progress_at > BP_TIMEOUT_MS) {
 		bp_fail(bp, "no answer within the timeout");
-	} else if (bp->pending == 0 && now - bp->progress_at >= PING_IDLE_MS) {
-		const char *argv[] = { "PING" };
-		size_t lens[] = { 4 };
-		pub_command(bp, 1, argv, lens);
+	} else if (bp->beat_at != 0 && now - bp->beat_at > BP_TIMEOUT_MS) {
+		/* The publishing connection answers, the subscription is silent:
+		 * every room here would be, since even local members get their
+		 * messages back through it. */
+		bp_fail(bp, "the subscription delivers nothing");
+	} else if (bp->beat_at == 0 && now - bp->sub_seen_at >= BEAT_IDLE_MS) {
+		/* Quiet for a second: a heartbeat on the prefix's own channel,
+		 * answered on the publishing connection and seen coming back on
+		 * the subscribed one, checks both. */
+		const char *argv[] = { "PUBLISH", bp->prefix, "" };
+		size_t lens[] = { 7, bp->prefix_len, 0 };
+		bp->beat_at = now;
+		pub_command(bp, 3, argv, lens);
 	}
 }
 

@@ -31,8 +31,10 @@
  * meanwhile; nothing is replayed.
  *
  * Outage.  While the backplane is down (at start until both connections
- * are up and subscribed, after a connection breaks, or when Redis does
- * not answer a PUBLISH or PING within BP_TIMEOUT_MS), rooms are local:
+ * are up and subscribed, after a connection breaks, when Redis does not
+ * answer a PUBLISH within BP_TIMEOUT_MS, or when the subscription
+ * delivers nothing, not even the heartbeat published on the bare prefix
+ * after a quiet second, within BP_TIMEOUT_MS), rooms are local:
  * messages published here go to this process's members only, in the
  * same one order, and other processes do not see them.  The outage is
  * logged once when it begins and once when it ends; connections are
