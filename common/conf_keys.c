@@ -233,6 +233,7 @@ const struct conf_key conf_route_keys[] = {
 	{ "host", NULL, CONF_KEY_LIST, NULL },       /* none: any host */
 	{ "path", "/", 0, NULL },
 	{ "middleware", NULL, CONF_KEY_LIST, NULL },
+	{ "metrics_buckets", "5ms 10ms 25ms 50ms 100ms 250ms 500ms 1s 2500ms 5s 10s", 0, NULL },
 	{ NULL, NULL, 0, NULL },
 };
 

@@ -44,6 +44,7 @@ h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
 	w->nconns++;
 	stats_add(&w->stats.connections_total, 1);
 	stats_add(&w->stats.connections_active, 1);
+	metrics_conn(c, 1);
 	if (tls != NULL && c->ssl == NULL)
 		conn_close(c, "cannot start TLS");
 	else if (tls == NULL)
@@ -137,12 +138,14 @@ h1_close(struct conn *c, const char *reason)
 		if (!(x->req.flags & REQ_STARTED))
 			x->req.status = 499;
 		stats_response(&w->stats, x->req.status, us);
+		metrics_response(&x->req, us);
 		if (w->srv->access_log_fd >= 0)
 			access_log_write(w, &x->req, us);
 	}
 	TAILQ_REMOVE(&w->conns, c, link);
 	w->nconns--;
 	stats_add(&w->stats.connections_active, (uint64_t)-1);
+	metrics_conn(c, -1);
 	if (x != NULL) {
 		resp_head_release(&x->req);
 		req_overlay_free(&x->req);
@@ -162,6 +165,7 @@ http_tunnel_start(struct request *r)
 
 	http_resp_commit(r);
 	stats_response(&w->stats, r->status, usec_since(&r->start));
+	metrics_response(r, usec_since(&r->start));
 	if (r->mw_ran > 0)
 		pipeline_log(r);
 	if (w->srv->access_log_fd >= 0)
@@ -248,6 +252,7 @@ h1_request_done(struct request *r)
 		pipeline_log(r);
 	if (h->state != H1_TUNNEL) { /* a tunnel was counted when it opened */
 		stats_response(&w->stats, r->status, us);
+		metrics_response(r, us);
 		if (w->srv->access_log_fd >= 0)
 			access_log_write(w, r, us);
 	}
