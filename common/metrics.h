@@ -30,6 +30,9 @@ struct request;
 struct worker;
 struct conn;
 
+/* Latency histogram bounds unless metrics_buckets says otherwise. */
+#define METRICS_DEFAULT_BUCKETS "5ms 10ms 25ms 50ms 100ms 250ms 500ms 1s 2500ms 5s 10s"
+
 /* Method classes of portico_http_requests_total. */
 enum { MM_GET, MM_HEAD, MM_POST, MM_PUT, MM_DELETE, MM_OTHER, MM_METHODS };
 extern const char *const metrics_method_names[MM_METHODS];

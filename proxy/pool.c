@@ -574,7 +574,7 @@ static const struct conf_key pool_key_table[] = {
 	{ "health_check", NULL, 0, NULL },            /* none: no active checks */
 	{ "rise", "2", 0, "health_check" },
 	{ "fall", "3", 0, "health_check" },
-	{ "metrics_buckets", "5ms 10ms 25ms 50ms 100ms 250ms 500ms 1s 2500ms 5s 10s", 0, NULL },
+	{ "metrics_buckets", NULL, 0, NULL },         /* none: METRICS_DEFAULT_BUCKETS */
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -782,7 +782,9 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 		rc |= parse_health(ctx, V("health_check"), p);
 	rc |= kv_count_min1(ctx, V("rise"), 100, &p->rise);
 	rc |= kv_count_min1(ctx, V("fall"), 100, &p->fall);
-	int nb = metrics_parse_buckets(V("metrics_buckets")->value, p->le_ms, CONF_MAX_BUCKETS);
+	const char *bk = V("metrics_buckets") != NULL ? V("metrics_buckets")->value :
+	    METRICS_DEFAULT_BUCKETS;
+	int nb = metrics_parse_buckets(bk, p->le_ms, CONF_MAX_BUCKETS);
 	if (nb < 0) {
 		conf_err(ctx, V("metrics_buckets")->line, ctx->section, "metrics_buckets",
 		    "expected up to %d increasing durations", CONF_MAX_BUCKETS);
