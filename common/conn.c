@@ -176,16 +176,12 @@ conn_handshake(struct conn *c)
 	int rc = SSL_do_handshake(c->ssl);
 	if (rc == 1) {
 		c->handshaking = 0;
-		stats_add(&c->env->stats->tls_handshakes, 1);
-		if (SSL_session_reused(c->ssl))
-			stats_add(&c->env->stats->tls_resumed, 1);
 		c->proto->start(c);
 		return 1;
 	}
 	int64_t left = c->deadline - clock_ms();
 	int err = SSL_get_error(c->ssl, rc);
 	if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && left <= 0) {
-		stats_add(&c->env->stats->tls_failed, 1);
 		conn_close(c, "TLS handshake too slow");
 		return -1;
 	}
@@ -214,7 +210,6 @@ conn_handshake(struct conn *c)
 			    conn_peer(c, peer, sizeof(peer)), e ? why : "connection closed");
 		}
 		ERR_clear_error();
-		stats_add(&c->env->stats->tls_failed, 1);
 		conn_close(c, "TLS handshake failed");
 		return -1;
 	}
@@ -532,10 +527,9 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	if (what & EV_TIMEOUT) {
-		if (c->handshaking) {
-			stats_add(&c->env->stats->tls_failed, 1);
+		if (c->handshaking)
 			conn_close(c, "TLS handshake too slow");
-		} else if (c->lingering)
+		else if (c->lingering)
 			conn_close(c, "linger timeout");
 		else
 			c->proto->timeout(c);

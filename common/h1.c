@@ -54,6 +54,8 @@ h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
 static void
 h1_start(struct conn *c)
 {
+	if (c->ssl != NULL) /* the handshake is done */
+		metrics_tls(c, METRICS_TLS_DONE);
 	conn_arm(c, EV_READ, c->w->tv_header);
 }
 
@@ -146,6 +148,8 @@ h1_close(struct conn *c, const char *reason)
 	w->nconns--;
 	stats_add(&w->stats.connections_active, (uint64_t)-1);
 	metrics_conn(c, -1);
+	if (c->ssl != NULL && c->handshaking)
+		metrics_tls(c, METRICS_TLS_FAILED);
 	if (x != NULL) {
 		resp_head_release(&x->req);
 		req_overlay_free(&x->req);

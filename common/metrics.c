@@ -1,5 +1,6 @@
 #include "common/metrics.h"
 
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,27 @@ metrics_conn(struct conn *c, int delta)
 	} else {
 		stats_add(&m->conns_open, (uint64_t)-1);
 	}
+}
+
+void
+metrics_tls(struct conn *c, int outcome)
+{
+	const struct config *conf = c->snap->conf;
+	struct metrics_cell *m;
+
+	if (c->listen_idx >= conf->nlistens)
+		return;
+	m = cached(c, conf->nroutes + c->listen_idx, MK_LISTEN, conf->listens[c->listen_idx].name,
+	    0, NULL);
+	if (m == NULL)
+		return;
+	if (outcome == METRICS_TLS_FAILED) {
+		stats_add(&m->tls_failed, 1);
+		return;
+	}
+	stats_add(&m->tls_done, 1);
+	if (SSL_session_reused(c->ssl))
+		stats_add(&m->tls_resumed, 1);
 }
 
 void

@@ -53,6 +53,7 @@ struct metrics_cell {
 	_Atomic uint64_t sum_us;
 	/* MK_LISTEN */
 	_Atomic uint64_t conns_total, conns_open;
+	_Atomic uint64_t tls_done, tls_resumed, tls_failed; /* handshakes */
 	/* MK_MW */
 	_Atomic uint64_t mw_seen;          /* exchanges whose request phase reached it */
 	_Atomic int mw_code[METRICS_MW_CODES]; /* 0: free; set before its count grows */
@@ -82,6 +83,11 @@ struct metrics_cell *metrics_cell_find(struct metrics_worker *mw, enum metrics_k
 void metrics_response(struct request *r, uint64_t usec);
 /* A connection was accepted on c's listener (+1) or closed (-1). */
 void metrics_conn(struct conn *c, int delta);
+/* c's TLS handshake: METRICS_TLS_DONE (resumed sessions counted too), or
+ * METRICS_TLS_FAILED (the connection closed before it was done). */
+#define METRICS_TLS_DONE 0
+#define METRICS_TLS_FAILED 1
+void metrics_tls(struct conn *c, int outcome);
 /* The log phase of middleware i of r's route ran; answered: it answered. */
 void metrics_mw(struct request *r, unsigned i, int answered);
 

@@ -33,9 +33,6 @@ stats_sum(struct stats *dst, struct stats *src)
 		stats_add(&dst->responses[i], stats_get(&src->responses[i]));
 	for (int i = 0; i <= STATS_BUCKETS; i++)
 		stats_add(&dst->latency[i], stats_get(&src->latency[i]));
-	stats_add(&dst->tls_handshakes, stats_get(&src->tls_handshakes));
-	stats_add(&dst->tls_resumed, stats_get(&src->tls_resumed));
-	stats_add(&dst->tls_failed, stats_get(&src->tls_failed));
 	stats_add(&dst->compress_in, stats_get(&src->compress_in));
 	stats_add(&dst->compress_out, stats_get(&src->compress_out));
 }

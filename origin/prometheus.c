@@ -134,12 +134,6 @@ totals(struct sbuf *b, struct stats *s)
 	    "%llu", (unsigned long long)stats_get(&s->bytes_received));
 	gauge(b, "portico_sent_bytes_total", "Bytes written to clients (TLS records included).",
 	    "%llu", (unsigned long long)stats_get(&s->bytes_sent));
-	gauge(b, "portico_tls_handshakes_total", "TLS handshakes completed, resumed ones included.",
-	    "%llu", (unsigned long long)stats_get(&s->tls_handshakes));
-	gauge(b, "portico_tls_resumptions_total", "TLS handshakes that resumed a session.",
-	    "%llu", (unsigned long long)stats_get(&s->tls_resumed));
-	gauge(b, "portico_tls_handshake_failures_total", "TLS handshakes that failed or took too long.",
-	    "%llu", (unsigned long long)stats_get(&s->tls_failed));
 	gauge(b, "portico_compress_in_bytes_total", "Response body bytes given to compression.",
 	    "%llu", (unsigned long long)stats_get(&s->compress_in));
 	gauge(b, "portico_compress_out_bytes_total", "Compressed bytes that came out.",
@@ -166,6 +160,9 @@ sum_cells(struct server *srv, enum metrics_kind kind, const char *name, unsigned
 		stats_add(&out->sum_us, stats_get(&c->sum_us));
 		stats_add(&out->conns_total, stats_get(&c->conns_total));
 		stats_add(&out->conns_open, stats_get(&c->conns_open));
+		stats_add(&out->tls_done, stats_get(&c->tls_done));
+		stats_add(&out->tls_resumed, stats_get(&c->tls_resumed));
+		stats_add(&out->tls_failed, stats_get(&c->tls_failed));
 		stats_add(&out->mw_seen, stats_get(&c->mw_seen));
 		stats_add(&out->mw_other, stats_get(&c->mw_other));
 		for (int k = 0; k < METRICS_MW_CODES; k++) {
@@ -231,29 +228,57 @@ route_families(struct sbuf *b, struct server *srv, const struct config *conf)
 	sbuf_free(&hist);
 }
 
+/* Per listener: connections, and TLS handshakes on HTTPS ones. */
 static void
 listener_families(struct sbuf *b, struct server *srv, const struct config *conf)
 {
-	struct sbuf total = { 0 };
+	static const struct {
+		const char *name, *type, *help;
+		int tls;
+	} fam[] = {
+		{ "portico_connections_open", "gauge", "Client connections open, by listener.", 0 },
+		{ "portico_connections_total", "counter", "Client connections accepted, by listener.", 0 },
+		{ "portico_tls_handshakes_total", "counter",
+		  "TLS handshakes completed, resumed ones included, by listener.", 1 },
+		{ "portico_tls_resumptions_total", "counter",
+		  "TLS handshakes that resumed a session, by listener.", 1 },
+		{ "portico_tls_handshake_failures_total", "counter",
+		  "Connections closed before their TLS handshake was done, by listener.", 1 },
+	};
+	enum { NF = sizeof(fam) / sizeof(fam[0]) };
+	struct sbuf f[NF];
 	struct metrics_cell c;
+	int any_tls = 0;
 
-	metrics_family(b, "portico_connections_open", "gauge", "Client connections open, by listener.");
-	metrics_family(&total, "portico_connections_total", "counter",
-	    "Client connections accepted, by listener.");
+	memset(f, 0, sizeof(f));
 	for (size_t i = 0; i < conf->nlistens; i++) {
-		sum_cells(srv, MK_LISTEN, conf->listens[i].name, 0, NULL, &c);
-		sbuf_str(b, "portico_connections_open{listener=\"");
-		metrics_label(b, conf->listens[i].name);
-		sbuf_printf(b, "\"} %lld\n", (long long)stats_get(&c.conns_open));
-		sbuf_str(&total, "portico_connections_total{listener=\"");
-		metrics_label(&total, conf->listens[i].name);
-		sbuf_printf(&total, "\"} %llu\n", (unsigned long long)stats_get(&c.conns_total));
+		const struct conf_listen *l = &conf->listens[i];
+		uint64_t v[NF];
+		sum_cells(srv, MK_LISTEN, l->name, 0, NULL, &c);
+		v[0] = stats_get(&c.conns_open);
+		v[1] = stats_get(&c.conns_total);
+		v[2] = stats_get(&c.tls_done);
+		v[3] = stats_get(&c.tls_resumed);
+		v[4] = stats_get(&c.tls_failed);
+		any_tls |= l->tls != NULL;
+		for (int k = 0; k < NF; k++) {
+			if (fam[k].tls && l->tls == NULL)
+				continue;
+			sbuf_printf(&f[k], "%s{listener=\"", fam[k].name);
+			metrics_label(&f[k], l->name);
+			sbuf_printf(&f[k], "\"} %llu\n", (unsigned long long)v[k]);
+		}
 	}
-	if (total.p != NULL)
-		sbuf_add(b, total.p, total.len);
-	if (sbuf_failed(&total))
-		b->failed = 1;
-	sbuf_free(&total);
+	for (int k = 0; k < NF; k++) {
+		if (!fam[k].tls || any_tls) {
+			metrics_family(b, fam[k].name, fam[k].type, fam[k].help);
+			if (f[k].p != NULL)
+				sbuf_add(b, f[k].p, f[k].len);
+		}
+		if (sbuf_failed(&f[k]))
+			b->failed = 1;
+		sbuf_free(&f[k]);
+	}
 }
 
 static void

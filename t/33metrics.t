@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -281,6 +283,75 @@ def test_reload(srv, be, deadport):
     promtool_check(scrape(srv).body.decode(), "(after reloads)")
 
 
+TLS_CONF = """\
+[global]
+workers = 1
+
+[listen:plain]
+address = 127.0.0.1:{port}
+
+[listen:tls]
+address = 127.0.0.1:{port2}
+tls_cert = %(d)s/cert.pem
+tls_key = %(d)s/key.pem
+
+[route:metrics]
+listen = plain
+path = /metrics
+metrics = prometheus
+
+[route:ok]
+path = /
+return = 200 ok
+"""
+
+
+def test_tls():
+    d = tempfile.mkdtemp(prefix="portico-t-metrics-tls-")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", d + "/key.pem",
+                        "-out", d + "/cert.pem"], capture_output=True, timeout=30)
+    if p.returncode != 0:
+        raise ServerError("openssl req failed: %s" % p.stderr.decode())
+    srv = Server(TLS_CONF % {"d": d})
+    ctx = ssl.create_default_context(cafile=d + "/cert.pem")
+    ctx.check_hostname = False
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the session is there right after the handshake
+
+    def get(session=None):
+        with socket.create_connection(("127.0.0.1", srv.port2), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    b = s.recv(4096)
+                    if not b:
+                        break
+                    data += b
+                return s.session, s.session_reused, data
+    # The harness's readiness probe connected to each port: count from here.
+    before, _ = parse(scrape(srv).body.decode())
+    sess, reused, data = get()
+    ok(data.startswith(b"HTTP/1.1 200") and not reused, "a full TLS handshake")
+    _, reused, data = get(sess)
+    ok(data.startswith(b"HTTP/1.1 200") and reused, "... and one that resumes its session")
+    with socket.create_connection(("127.0.0.1", srv.port2), timeout=5) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw.recv(4096)
+    text = scrape(srv).body.decode()
+    samples, _ = parse(text)
+    def delta(name):
+        return val(samples, name, listener="tls") - val(before, name, listener="tls")
+    is_((delta("portico_tls_handshakes_total"), delta("portico_tls_resumptions_total"),
+         delta("portico_tls_handshake_failures_total")), (2.0, 1.0, 1.0),
+        "TLS by listener: 2 handshakes, 1 resumed, 1 failed (plain HTTP on the TLS port)")
+    is_(val(samples, "portico_tls_handshakes_total", listener="plain"), None, "no TLS series for a plain listener")
+    is_(delta("portico_connections_total"), 3.0, "3 connections on the TLS listener")
+    promtool_check(text, "(with TLS)")
+    srv.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def test_errors():
     d = tempfile.mkdtemp(prefix="portico-t-metrics-")
     cases = [
@@ -312,6 +383,7 @@ def main():
     test_reload(srv, be, deadport)
     srv.stop()
     be.stop()
+    test_tls()
     test_errors()
 
 
