@@ -370,30 +370,6 @@ pool_worker_register(struct pool_worker *pw)
 	    memory_order_relaxed));
 }
 
-/* Adds src's counters to dst's (a reload's hand-over, a sum for a scrape). */
-void
-pool_counters_add(struct backend_counters *dst, struct backend_counters *src)
-{
-	stats_add(&dst->requests, stats_get(&src->requests));
-	stats_add(&dst->failures, stats_get(&src->failures));
-	stats_add(&dst->latency_us_total, stats_get(&src->latency_us_total));
-	stats_add(&dst->connect_errors, stats_get(&src->connect_errors));
-	stats_add(&dst->timeouts, stats_get(&src->timeouts));
-	stats_add(&dst->retries, stats_get(&src->retries));
-	for (unsigned k = 0; k <= CONF_MAX_BUCKETS; k++)
-		stats_add(&dst->hist[k], stats_get(&src->hist[k]));
-}
-
-void
-pool_counters(const struct pool *p, unsigned i, struct backend_counters *out)
-{
-	memset(out, 0, sizeof(*out));
-	/* O(workers); only /status and metrics come here. */
-	for (struct pool_worker *pw = atomic_load_explicit(&p->shared->workers, memory_order_acquire);
-	    pw != NULL; pw = pw->next)
-		pool_counters_add(out, &pw->cnt[i]);
-}
-
 #define ADDR_WORDS (1 + sizeof(struct sockaddr_storage) / 8)
 
 socklen_t

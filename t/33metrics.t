@@ -12,6 +12,7 @@
 import os
 import re
 import shutil
+import base64
 import signal
 import socket
 import ssl
@@ -295,10 +296,19 @@ address = 127.0.0.1:{port2}
 tls_cert = %(d)s/cert.pem
 tls_key = %(d)s/key.pem
 
+[middleware:staff]
+type = basic
+htpasswd = %(d)s/users.htpasswd
+
 [route:metrics]
 listen = plain
 path = /metrics
 metrics = prometheus
+
+[route:staff]
+path = /staff/
+return = 200 staff
+middleware = staff
 
 [route:ok]
 path = /
@@ -313,6 +323,10 @@ def test_tls():
                         "-out", d + "/cert.pem"], capture_output=True, timeout=30)
     if p.returncode != 0:
         raise ServerError("openssl req failed: %s" % p.stderr.decode())
+    p = subprocess.run(["openssl", "passwd", "-6", "-salt", "metricsalt", "secret"], capture_output=True,
+                       timeout=30)
+    with open(d + "/users.htpasswd", "w") as f:
+        f.write("alice:%s\n" % p.stdout.decode().strip())
     srv = Server(TLS_CONF % {"d": d})
     ctx = ssl.create_default_context(cafile=d + "/cert.pem")
     ctx.check_hostname = False
@@ -348,6 +362,15 @@ def test_tls():
     is_(val(samples, "portico_tls_handshakes_total", listener="plain"), None, "no TLS series for a plain listener")
     is_(delta("portico_connections_total"), 3.0, "3 connections on the TLS listener")
     promtool_check(text, "(with TLS)")
+    good = "Authorization: Basic " + base64.b64encode(b"alice:secret").decode()
+    bad = "Authorization: Basic " + base64.b64encode(b"alice:wrong").decode()
+    got = [srv.get("/staff/").status, srv.get("/staff/", headers=[bad]).status,
+           srv.get("/staff/", headers=[good]).status]
+    is_(got, [401, 401, 200], "basic: no credentials 401, wrong ones 401, good ones 200")
+    samples, _ = parse(scrape(srv).body.decode())
+    is_((val(samples, "portico_middleware_requests_total", middleware="staff", type="basic"),
+         val(samples, "portico_middleware_answers_total", middleware="staff", type="basic", code="401")),
+        (3.0, 2.0), "auth failures counted by block and status: 2 of 3 answered 401")
     srv.stop()
     shutil.rmtree(d, ignore_errors=True)
 
