@@ -5,7 +5,8 @@
 # the requests made, by route, method and status class, summed over two
 # workers; histograms are cumulative and agree with _count; pool servers
 # change state when their backend goes away or fails its checks;
-# middleware refusals (a rate limit) are counted by block and status;
+# middleware refusals (a rate limit, basic authentication) are counted by
+# block and status; TLS handshakes, resumptions and failures by listener;
 # counters of a route survive a reload under the same name and buckets
 # and start again when its buckets change; bad metrics_buckets values are
 # refused with file:line.
