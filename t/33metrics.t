@@ -344,7 +344,11 @@ def test_tls():
                         break
                     data += b
                 return s.session, s.session_reused, data
-    # The harness's readiness probe connected to each port: count from here.
+    # The harness's readiness probe connected to each port: count from
+    # once its connection is gone.
+    def tls_open():
+        return val(parse(scrape(srv).body.decode())[0], "portico_connections_open", listener="tls")
+    ok(wait_for(lambda: tls_open() == 0, 5), "the readiness probe's connection closed")
     before, _ = parse(scrape(srv).body.decode())
     sess, reused, data = get()
     ok(data.startswith(b"HTTP/1.1 200") and not reused, "a full TLS handshake")
@@ -353,6 +357,7 @@ def test_tls():
     with socket.create_connection(("127.0.0.1", srv.port2), timeout=5) as raw:
         raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         raw.recv(4096)
+    ok(wait_for(lambda: tls_open() == 0, 5), "the three connections closed")
     text = scrape(srv).body.decode()
     samples, _ = parse(text)
     def delta(name):
