@@ -490,8 +490,6 @@ host_ok(const char *h)
 	return 1;
 }
 
-/* One `middleware = NAME, NAME` line: its blocks, after those of the
- * lines before. */
 /* metrics_buckets = 5ms 25ms 100ms 1s: the bounds of the route's latency histogram. */
 static void
 route_buckets(struct loader *ld, struct conf_route *rt, const struct conf_kv *kv, const char *sec)
@@ -506,6 +504,8 @@ route_buckets(struct loader *ld, struct conf_route *rt, const struct conf_kv *kv
 	rt->nbuckets = (unsigned)n;
 }
 
+/* One `middleware = NAME, NAME` line: its blocks, after those of the
+ * lines before. */
 static void
 route_middleware(struct loader *ld, struct conf_route *rt, const struct conf_kv *kv,
     const char *sec)

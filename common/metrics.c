@@ -170,10 +170,12 @@ void
 metrics_mw(struct request *r, unsigned i, int answered)
 {
 	struct conn *c = r->conn;
-	const struct config *conf = c->snap->conf;
 	const struct conf_section *sec = r->route->mw[i];
 	struct metrics_cell *m;
 
+	if (c == NULL || c->snap == NULL)
+		return; /* an exchange without a connection (the pipeline's unit tests) */
+	const struct config *conf = c->snap->conf;
 	if (sec >= conf->sections && sec < conf->sections + conf->nsections)
 		m = cached(c, conf->nroutes + conf->nlistens + (size_t)(sec - conf->sections), MK_MW,
 		    sec->name, 0, NULL);
