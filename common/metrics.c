@@ -56,6 +56,8 @@ metrics_cell_find(struct metrics_worker *mw, enum metrics_kind kind, const char 
 	c->nbuckets = nbuckets;
 	if (nbuckets > 0)
 		memcpy(c->le_ms, le_ms, nbuckets * sizeof(*le_ms));
+	for (unsigned k = 0; k < nbuckets; k++)
+		c->le_us[k] = (uint64_t)le_ms[k] * 1000;
 	c->next = head;
 	/* Release: a scrape that finds c sees its name, bounds and next. */
 	atomic_store_explicit(&mw->head, c, memory_order_release);
@@ -64,9 +66,10 @@ metrics_cell_find(struct metrics_worker *mw, enum metrics_kind kind, const char 
 
 /*
  * The cell of entry idx of the connection's snapshot (routes first, then
- * listeners, then sections), cached there after the first search.
+ * listeners, then sections), cached there after the first search.  The
+ * request path reads the cache inline (CACHED) and comes here on a miss.
  */
-static struct metrics_cell *
+static struct metrics_cell * __attribute__((noinline))
 cached(struct conn *c, size_t idx, enum metrics_kind kind, const char *name, unsigned nbuckets,
     const int64_t *le_ms)
 {
@@ -82,6 +85,10 @@ cached(struct conn *c, size_t idx, enum metrics_kind kind, const char *name, uns
 		s->mcache[idx] = metrics_cell_find(&c->w->metrics, kind, name, nbuckets, le_ms, 1);
 	return s->mcache[idx];
 }
+
+#define CACHED(c, idx, kind, name, nb, le) \
+	((c)->snap->mcache != NULL && (c)->snap->mcache[idx] != NULL ? (c)->snap->mcache[idx] : \
+	    cached((c), (idx), (kind), (name), (nb), (le)))
 
 static unsigned
 method_class(const struct request *r)
@@ -109,7 +116,7 @@ metrics_response(struct request *r, uint64_t usec)
 	if (rt == NULL)
 		return; /* refused before routing: in the totals only */
 	if (rt >= conf->routes && rt < conf->routes + conf->nroutes)
-		m = cached(c, (size_t)(rt - conf->routes), MK_ROUTE, rt->name, rt->nbuckets,
+		m = CACHED(c, (size_t)(rt - conf->routes), MK_ROUTE, rt->name, rt->nbuckets,
 		    rt->le_ms);
 	else /* a route of an older snapshot than the connection's */
 		m = metrics_cell_find(&c->w->metrics, MK_ROUTE, rt->name, rt->nbuckets, rt->le_ms, 1);
@@ -120,7 +127,7 @@ metrics_response(struct request *r, uint64_t usec)
 	stats_add(&m->sum_us, usec);
 	/* O(buckets), but there are a handful and most answers land in the first. */
 	unsigned b = 0;
-	while (b < m->nbuckets && usec > (uint64_t)m->le_ms[b] * 1000)
+	while (b < m->nbuckets && usec > m->le_us[b])
 		b++;
 	stats_add(&m->hist[b], 1);
 }
@@ -133,7 +140,7 @@ metrics_conn(struct conn *c, int delta)
 
 	if (c->listen_idx >= conf->nlistens)
 		return;
-	m = cached(c, conf->nroutes + c->listen_idx, MK_LISTEN, conf->listens[c->listen_idx].name,
+	m = CACHED(c, conf->nroutes + c->listen_idx, MK_LISTEN, conf->listens[c->listen_idx].name,
 	    0, NULL);
 	if (m == NULL)
 		return;
@@ -177,7 +184,7 @@ metrics_mw(struct request *r, unsigned i, int answered)
 		return; /* an exchange without a connection (the pipeline's unit tests) */
 	const struct config *conf = c->snap->conf;
 	if (sec >= conf->sections && sec < conf->sections + conf->nsections)
-		m = cached(c, conf->nroutes + conf->nlistens + (size_t)(sec - conf->sections), MK_MW,
+		m = CACHED(c, conf->nroutes + conf->nlistens + (size_t)(sec - conf->sections), MK_MW,
 		    sec->name, 0, NULL);
 	else
 		m = metrics_cell_find(&c->w->metrics, MK_MW, sec->name, 0, NULL, 1);

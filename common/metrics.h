@@ -47,6 +47,7 @@ struct metrics_cell {
 	char *name;                        /* owned */
 	unsigned nbuckets;
 	int64_t le_ms[CONF_MAX_BUCKETS];   /* upper bounds; one more bucket is +Inf */
+	uint64_t le_us[CONF_MAX_BUCKETS];  /* the same in microseconds, to compare with */
 	/* MK_ROUTE */
 	_Atomic uint64_t requests[MM_METHODS][6]; /* [method][status class], [0]: other */
 	_Atomic uint64_t hist[CONF_MAX_BUCKETS + 1]; /* not cumulative */
