@@ -20,6 +20,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 
 sys.dont_write_bytecode = True  # no __pycache__ in t/lib
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -250,6 +251,45 @@ def test_pools(srv, be):
     promtool_check(scrape(srv).body.decode(), "(after traffic)")
 
 
+def test_concurrent(srv):
+    """Scrapes while four clients keep both workers busy, new cells being
+    made (a route not asked for before) as the scrapes walk the lists."""
+    before = val(parse(scrape(srv).body.decode())[0], "portico_http_requests_total",
+                 route="missing", method="GET", code="4xx")
+    errors, stop = [], threading.Event()
+
+    def client(k):
+        try:
+            with srv.connect() as c:
+                for i in range(50):
+                    c.send(b"GET /missing/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+                    r = c.read_response()
+                    if r is None or r.status != 404:
+                        errors.append(r)
+        except OSError as e:
+            errors.append(e)
+
+    def scraper():
+        while not stop.is_set():
+            try:
+                parse(scrape(srv).body.decode())
+            except (OSError, ValueError, ServerError) as e:
+                errors.append(e)
+    ts = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    sc = threading.Thread(target=scraper)
+    sc.start()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    stop.set()
+    sc.join(30)
+    is_(errors, [], "4 clients x 50 requests while scraping: every answer and every scrape good")
+    after = val(parse(scrape(srv).body.decode())[0], "portico_http_requests_total",
+                route="missing", method="GET", code="4xx")
+    is_(after - before, 200.0, "... and the 200 requests counted exactly")
+
+
 def test_reload(srv, be, deadport):
     from_before = val(parse(scrape(srv).body.decode())[0], "portico_http_requests_total",
                       route="site", method="GET", code="2xx")
@@ -409,6 +449,7 @@ def main():
     test_counts(srv)
     test_middleware(srv)
     test_pools(srv, be)
+    test_concurrent(srv)
     test_reload(srv, be, deadport)
     srv.stop()
     be.stop()
