@@ -36,6 +36,8 @@ LDLIBS  += -latomic
 DEB_PKGS += chromium
 # t/13install.t checks the logrotate example with logrotate --debug.
 DEB_PKGS += logrotate
+# t/33metrics.t checks `metrics = prometheus` output with promtool check metrics.
+DEB_PKGS += prometheus
 
 SRC      = $(wildcard common/*.c origin/*.c proxy/*.c)
 LIB_SRC  = $(filter-out common/main.c,$(SRC))

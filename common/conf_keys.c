@@ -12,6 +12,7 @@
 
 #include "common/conf_read.h"
 #include "common/handler.h"
+#include "common/metrics.h"
 #include "common/units.h"
 
 #define G(f) offsetof(struct conf_global, f)
@@ -233,6 +234,7 @@ const struct conf_key conf_route_keys[] = {
 	{ "host", NULL, CONF_KEY_LIST, NULL },       /* none: any host */
 	{ "path", "/", 0, NULL },
 	{ "middleware", NULL, CONF_KEY_LIST, NULL },
+	{ "metrics_buckets", METRICS_DEFAULT_BUCKETS, 0, NULL },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -461,6 +463,10 @@ dump_route(const struct config *c, const struct conf_route *r, FILE *out)
 	for (const struct conf_kv *kv = conf_route_next(r, "middleware", NULL); kv != NULL;
 	    kv = conf_route_next(r, "middleware", kv))
 		dump_kv(out, kv->key, kv->value);
+	/* Only when given: every route has it, and its default is long. */
+	if ((sel = conf_route_kv(r, "metrics_buckets")) != NULL)
+		dump_kv(out, sel->key, sel->value);
+	sel = conf_route_kv(r, r->handler->key);
 	dump_kv(out, sel->key, sel->value);
 	dump_keys(out, r->kv, r->nkv, r->handler->keys);
 }

@@ -15,6 +15,7 @@
 #include "common/conf_keys.h"
 #include "common/conf_read.h"
 #include "common/handler.h"
+#include "common/metrics.h"
 #include "common/tls.h"
 
 static const char *const section_kinds[] = { "global", "listen", "route", NULL };
@@ -489,6 +490,20 @@ host_ok(const char *h)
 	return 1;
 }
 
+/* metrics_buckets = 5ms 25ms 100ms 1s: the bounds of the route's latency histogram. */
+static void
+route_buckets(struct loader *ld, struct conf_route *rt, const struct conf_kv *kv, const char *sec)
+{
+	int n = metrics_parse_buckets(kv->value, rt->le_ms, CONF_MAX_BUCKETS);
+
+	if (n < 0) {
+		conf_err(ld->ctx, kv->line, sec, "metrics_buckets", "expected up to %d increasing "
+		    "durations (\"5ms 25ms 100ms 1s\"), not \"%s\"", CONF_MAX_BUCKETS, kv->value);
+		return;
+	}
+	rt->nbuckets = (unsigned)n;
+}
+
 /* One `middleware = NAME, NAME` line: its blocks, after those of the
  * lines before. */
 static void
@@ -574,6 +589,8 @@ check_route(struct loader *ld, struct conf_route *rt)
 			}
 		} else if (strcmp(kv->key, "middleware") == 0) {
 			route_middleware(ld, rt, kv, sec);
+		} else if (strcmp(kv->key, "metrics_buckets") == 0) {
+			route_buckets(ld, rt, kv, sec);
 		} else if (handler_for_key(ld, kv->key, 1) != NULL) {
 			if (sel != NULL) {
 				conf_err(ld->ctx, kv->line, sec, kv->key,
@@ -586,6 +603,9 @@ check_route(struct loader *ld, struct conf_route *rt)
 	}
 	if (rt->listen_mask == 0)
 		rt->listen_mask = c->nlistens >= 64 ? ~0ULL : (1ULL << c->nlistens) - 1;
+	if (rt->nbuckets == 0)
+		rt->nbuckets = (unsigned)metrics_parse_buckets(conf_key_find(conf_route_keys,
+		    "metrics_buckets")->def, rt->le_ms, CONF_MAX_BUCKETS);
 	if (rt->path == NULL) { /* not given, or refused */
 		rt->path = strdup(conf_key_find(conf_route_keys, "path")->def);
 		rt->path_len = strlen(conf_key_find(conf_route_keys, "path")->def);

@@ -26,6 +26,7 @@ struct handler_ops;
 #define CONF_MAX_LINE 65536
 /* The longest NAME of a [kind:NAME] section. */
 #define CONF_MAX_NAME 200
+#define CONF_MAX_BUCKETS 16 /* metrics_buckets of a route */
 
 enum access_log_format { ACCESS_LOG_COMBINED, ACCESS_LOG_JSON, ACCESS_LOG_MAIN };
 
@@ -108,6 +109,8 @@ struct conf_route {
 	void *hconf;                  /* the handler's own, freed by its free_conf */
 	struct conf_section *mw[CONF_MAX_MIDDLEWARE]; /* `middleware =`, in order */
 	size_t nmw;
+	unsigned nbuckets;            /* metrics_buckets: its latency histogram's bounds */
+	int64_t le_ms[CONF_MAX_BUCKETS];
 	struct conf_kv *kv;
 	size_t nkv;
 	int invalid;                  /* its path was refused: skip further checks */

@@ -44,6 +44,7 @@ h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
 	w->nconns++;
 	stats_add(&w->stats.connections_total, 1);
 	stats_add(&w->stats.connections_active, 1);
+	metrics_conn(c, 1);
 	if (tls != NULL && c->ssl == NULL)
 		conn_close(c, "cannot start TLS");
 	else if (tls == NULL)
@@ -53,6 +54,8 @@ h1_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
 static void
 h1_start(struct conn *c)
 {
+	if (c->ssl != NULL) /* the handshake is done */
+		metrics_tls(c, METRICS_TLS_DONE);
 	conn_arm(c, EV_READ, c->w->tv_header);
 }
 
@@ -123,6 +126,9 @@ h1_conn_gone(struct conn *c)
 	TAILQ_REMOVE(&w->conns, c, link);
 	w->nconns--;
 	stats_add(&w->stats.connections_active, (uint64_t)-1);
+	metrics_conn(c, -1);
+	if (c->ssl != NULL && c->handshaking)
+		metrics_tls(c, METRICS_TLS_FAILED);
 	worker_snap_put(w, c->snap);
 }
 
@@ -153,6 +159,7 @@ h1_close(struct conn *c, const char *reason)
 		if (!(x->req.flags & REQ_STARTED))
 			x->req.status = 499;
 		stats_response(&w->stats, x->req.status, us);
+		metrics_response(&x->req, us);
 		if (w->srv->access_log_fd >= 0)
 			access_log_write(w, &x->req, us);
 	}
@@ -175,6 +182,7 @@ http_tunnel_start(struct request *r)
 
 	http_resp_commit(r);
 	stats_response(&w->stats, r->status, usec_since(&r->start));
+	metrics_response(r, usec_since(&r->start));
 	if (r->mw_ran > 0)
 		pipeline_log(r);
 	if (w->srv->access_log_fd >= 0)
@@ -368,6 +376,7 @@ h1_request_done(struct request *r)
 		pipeline_log(r);
 	if (h->state != H1_TUNNEL) { /* a tunnel was counted when it opened */
 		stats_response(&w->stats, r->status, us);
+		metrics_response(r, us);
 		if (w->srv->access_log_fd >= 0)
 			access_log_write(w, r, us);
 	}

@@ -51,6 +51,9 @@ struct handler_ops {
 	const struct conf_key *(*section_keys)(const struct conf_section *sec);
 	/* Appends the JSON value describing a section's state (for /status). */
 	void (*section_status)(const struct conf_section *sec, struct sbuf *out);
+	/* Appends the Prometheus metric families (HELP, TYPE, samples) of the
+	 * sections of conf it owns, from any worker; for metrics = prometheus. */
+	void (*metrics)(const struct config *conf, struct sbuf *out);
 	/* How many servers of a section are in service now, from any thread
 	 * (a pool's: enabled, resolved, not marked down); for health = pools. */
 	unsigned (*section_in_service)(const struct conf_section *sec);

@@ -28,6 +28,7 @@
 #include "origin/health.h"
 #include "origin/static.h"
 #include "origin/status.h"
+#include "origin/prometheus.h"
 #include "origin/websocket.h"
 #include "proxy/proxy.h"
 
@@ -38,7 +39,8 @@
 #define QUICK_ADDRESS "127.0.0.1:8000"
 
 static const struct handler_ops *const handlers[] = {
-	&status_ops, &health_ops, &return_ops, &static_ops, &proxy_ops, &websocket_ops, &pipeline_section_ops, NULL,
+	&status_ops, &health_ops, &return_ops, &static_ops, &proxy_ops, &websocket_ops,
+	&pipeline_section_ops, &prometheus_ops, NULL,
 };
 
 static void

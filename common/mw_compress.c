@@ -14,6 +14,7 @@
 #include "common/exchange.h"
 #include "common/http_parse.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/units.h"
 
 /* What is worth compressing when `types` is not given: nginx's
@@ -627,6 +628,9 @@ compress_log(struct request *r, const void *conf)
 	(void)conf;
 	if (st == NULL)
 		return;
+	/* For portico_compress_*_bytes_total. */
+	stats_add(&r->conn->env->stats->compress_in, st->in);
+	stats_add(&r->conn->env->stats->compress_out, st->out);
 	int n = snprintf(v, sizeof(v), "%s %llu/%llu", coding_name(st->coding),
 	    (unsigned long long)st->out, (unsigned long long)st->in);
 	http_log_field(r, "compress", v, (size_t)n);

@@ -13,6 +13,7 @@
 #include "common/exchange.h"
 #include "common/h1.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/mw_basic.h"
 #include "common/mw_compress.h"
 #include "common/mw_headers.h"
@@ -250,11 +251,16 @@ pipeline_log(struct request *r)
 	r->flags |= REQ_MW_LOGGED;
 	if (!(r->flags & REQ_STARTED))
 		r->status = 499; /* as the access log has it: the client got no answer */
+	/* The last one that ran answered if the answer is a middleware's: so
+	 * auth failures and rate-limit refusals are counted here, whatever
+	 * the module. */
+	int answered = r->log.term != NULL && strcmp(r->log.term, REQ_TERM_MIDDLEWARE) == 0;
 	for (unsigned i = 0; i < r->mw_ran; i++) {
 		const struct mw *m = route_mw(r, i);
 		r->mw_cur = i;
 		if (m->ops->log != NULL)
 			m->ops->log(r, m->conf);
+		metrics_mw(r, i, answered && i + 1 == r->mw_ran);
 	}
 }
 

@@ -15,6 +15,7 @@
 #include "common/config.h"
 #include "common/exchange.h"
 #include "common/freelist.h"
+#include "common/metrics.h"
 #include "common/notify.h"
 #include "common/stats.h"
 
@@ -30,6 +31,8 @@ struct worker_snap {
 	struct config *conf;
 	unsigned users;                /* connections on it */
 	struct worker_snap *next;      /* the worker's older ones still in use */
+	struct metrics_cell **mcache;  /* the worker's metrics cells of conf's routes,
+	                                * listeners and sections (metrics.c), or NULL */
 };
 
 /* What the main thread hands a worker at a reload (worker->next). */
@@ -89,6 +92,7 @@ struct worker {
 	char *alog;                    /* access log lines not yet written */
 	size_t alog_len;
 	struct stats stats;
+	struct metrics_worker metrics; /* counters by route, listener, middleware name */
 	struct ops_state *hstate;      /* per-worker handler state, see worker_handler_state */
 	unsigned nhstate;
 };

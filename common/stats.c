@@ -33,4 +33,6 @@ stats_sum(struct stats *dst, struct stats *src)
 		stats_add(&dst->responses[i], stats_get(&src->responses[i]));
 	for (int i = 0; i <= STATS_BUCKETS; i++)
 		stats_add(&dst->latency[i], stats_get(&src->latency[i]));
+	stats_add(&dst->compress_in, stats_get(&src->compress_in));
+	stats_add(&dst->compress_out, stats_get(&src->compress_out));
 }

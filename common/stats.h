@@ -21,6 +21,8 @@ struct stats {
 	_Atomic uint64_t bytes_sent;
 	_Atomic uint64_t responses[6];          /* [1] 1xx ... [5] 5xx, [0] other */
 	_Atomic uint64_t latency[STATS_BUCKETS + 1];
+	_Atomic uint64_t compress_in;           /* body bytes into compression */
+	_Atomic uint64_t compress_out;          /* ... and out of it */
 };
 
 static inline void

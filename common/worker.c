@@ -237,6 +237,7 @@ snap_release(struct worker *w, struct worker_snap *s)
 			w->hstate[i].ops->worker_release(w->hstate[i].state, s->conf);
 	if (config_drop(s->conf) && write(w->srv->gc_fd, &one, sizeof(one)) < 0)
 		log_warn("worker %d: eventfd write", w->id);
+	free(s->mcache);
 	free(s);
 }
 
@@ -416,6 +417,7 @@ worker_drop_switch(struct worker *w)
 	}
 	if (config_drop(sw->snap->conf) && write(w->srv->gc_fd, &one, sizeof(one)) < 0)
 		log_warn("worker %d: eventfd write", w->id);
+	free(sw->snap->mcache);
 	free(sw->snap);
 	free(sw->listeners);
 	free(sw);
@@ -538,9 +540,11 @@ worker_free(struct worker *w)
 	worker_drop_switch(w);
 	if (w->snap != NULL) {
 		config_drop(w->snap->conf);
+		free(w->snap->mcache);
 		free(w->snap);
 		w->snap = NULL;
 	}
+	metrics_worker_free(&w->metrics);
 	for (unsigned i = 0; i < w->nhstate; i++)
 		w->hstate[i].ops->worker_free(w->hstate[i].state);
 	free(w->hstate);

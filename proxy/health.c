@@ -56,6 +56,7 @@ set_result(struct probe *pb, int ok, const char *why)
 	const struct pool *p = pb->pc->pool;
 	struct backend *b = &p->servers[pb->idx];
 
+	atomic_fetch_add(ok ? &b->hc_passed : &b->hc_failed, 1);
 	if (ok) {
 		atomic_store(&b->hc_fail, 0);
 		unsigned n = atomic_fetch_add(&b->hc_ok, 1) + 1;

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/seqlock.h"
 #include "common/stats.h"
 #include "common/units.h"
@@ -346,6 +347,10 @@ pool_server_ok(struct pool_worker *pw, unsigned i, uint64_t latency_us)
 
 	stats_add(&pw->cnt[i].requests, 1);
 	stats_add(&pw->cnt[i].latency_us_total, latency_us);
+	unsigned k = 0;
+	while (k < pw->pool->nbuckets && latency_us > (uint64_t)pw->pool->le_ms[k] * 1000)
+		k++;
+	stats_add(&pw->cnt[i].hist[k], 1);
 	/* Read before writing: a store on every response would pull the shared
 	 * line into this core's cache for nothing. */
 	if (atomic_load_explicit(&b->fails, memory_order_relaxed) != 0)
@@ -363,23 +368,6 @@ pool_worker_register(struct pool_worker *pw)
 		pw->next = head;
 	while (!atomic_compare_exchange_weak_explicit(&sh->workers, &head, pw, memory_order_release,
 	    memory_order_relaxed));
-}
-
-void
-pool_counters(const struct pool *p, unsigned i, struct backend_counters *out)
-{
-	uint64_t req = 0, fail = 0, lat = 0;
-
-	/* O(workers); only /status comes here. */
-	for (struct pool_worker *pw = atomic_load_explicit(&p->shared->workers, memory_order_acquire);
-	    pw != NULL; pw = pw->next) {
-		req += stats_get(&pw->cnt[i].requests);
-		fail += stats_get(&pw->cnt[i].failures);
-		lat += stats_get(&pw->cnt[i].latency_us_total);
-	}
-	atomic_store_explicit(&out->requests, req, memory_order_relaxed);
-	atomic_store_explicit(&out->failures, fail, memory_order_relaxed);
-	atomic_store_explicit(&out->latency_us_total, lat, memory_order_relaxed);
 }
 
 #define ADDR_WORDS (1 + sizeof(struct sockaddr_storage) / 8)
@@ -562,6 +550,7 @@ static const struct conf_key pool_key_table[] = {
 	{ "health_check", NULL, 0, NULL },            /* none: no active checks */
 	{ "rise", "2", 0, "health_check" },
 	{ "fall", "3", 0, "health_check" },
+	{ "metrics_buckets", NULL, 0, NULL },         /* none: METRICS_DEFAULT_BUCKETS */
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -769,6 +758,15 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 		rc |= parse_health(ctx, V("health_check"), p);
 	rc |= kv_count_min1(ctx, V("rise"), 100, &p->rise);
 	rc |= kv_count_min1(ctx, V("fall"), 100, &p->fall);
+	const char *bk = V("metrics_buckets") != NULL ? V("metrics_buckets")->value :
+	    METRICS_DEFAULT_BUCKETS;
+	int nb = metrics_parse_buckets(bk, p->le_ms, CONF_MAX_BUCKETS);
+	if (nb < 0) {
+		conf_err(ctx, V("metrics_buckets")->line, ctx->section, "metrics_buckets",
+		    "expected up to %d increasing durations", CONF_MAX_BUCKETS);
+		rc = -1;
+	}
+	p->nbuckets = nb > 0 ? (unsigned)nb : 0;
 #undef V
 	if (p->nservers == 0) {
 		conf_err(ctx, sec->line, ctx->section, NULL, "no server: give server = HOST:PORT");
@@ -818,6 +816,8 @@ pool_carry(struct pool *p, const struct pool *old)
 				atomic_store(&b->hc_ok, atomic_load(&o->hc_ok));
 				atomic_store(&b->hc_fail, atomic_load(&o->hc_fail));
 			}
+			atomic_store(&b->hc_passed, atomic_load(&o->hc_passed));
+			atomic_store(&b->hc_failed, atomic_load(&o->hc_failed));
 			break;
 		}
 	}

@@ -15,6 +15,8 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "common/config.h"
+
 #define POOL_MAX_SERVERS 64 /* a request's tried set is a 64-bit mask */
 
 struct backend {
@@ -46,6 +48,7 @@ struct backend {
 	 */
 	_Atomic int active;
 	_Atomic unsigned hc_ok, hc_fail;   /* consecutive health check results */
+	_Atomic uint64_t hc_passed, hc_failed; /* every check's, for metrics (main thread) */
 };
 
 /*
@@ -58,6 +61,10 @@ struct backend_counters {
 	_Atomic uint64_t requests;         /* responses relayed whole, or tunnels opened */
 	_Atomic uint64_t failures;
 	_Atomic uint64_t latency_us_total;
+	_Atomic uint64_t connect_errors;   /* of the failures: connecting (or its TLS) */
+	_Atomic uint64_t timeouts;         /* ... the server too slow */
+	_Atomic uint64_t retries;          /* a failed attempt at it went to another try */
+	_Atomic uint64_t hist[CONF_MAX_BUCKETS + 1]; /* latency by the pool's metrics_buckets */
 };
 
 struct pool_worker;
@@ -111,6 +118,8 @@ struct pool {
 	int64_t hc_interval;
 	int hc_lo, hc_hi;
 	unsigned rise, fall;
+	unsigned nbuckets;                  /* metrics_buckets: the latency histogram's bounds */
+	int64_t le_ms[CONF_MAX_BUCKETS];
 	struct pool_shared *shared;
 };
 
@@ -174,8 +183,10 @@ int pool_same_server(const struct pool *a, unsigned i, const struct pool *b, uns
  * is still checked), their resolved address and the pool's panic state.
  */
 void pool_carry(struct pool *p, const struct pool *old);
-/* Server i's counters summed over every worker into *out. */
+/* Server i's counters summed over every worker into *out (zeroed first). */
 void pool_counters(const struct pool *p, unsigned i, struct backend_counters *out);
+/* Adds every counter of src into dst, which only the caller writes. */
+void pool_counters_add(struct backend_counters *dst, struct backend_counters *src);
 /*
  * Copies the server's current address into *out, from any thread; returns
  * its length, or 0 while the name is unresolved.  A copy, not a pointer:
@@ -191,6 +202,10 @@ int backend_set_addr(struct backend *b, const struct sockaddr *sa, socklen_t len
  * given as one.  NULL when out of memory.
  */
 struct ssl_st *pool_tls_new(const struct pool *p, unsigned i, int fd);
+struct sbuf;
+/* Appends the pools' metric families (pool_metrics.c): their servers' state,
+ * load, failures, health checks and response times. */
+void pool_metrics(const struct pool *const *pools, size_t n, struct sbuf *out);
 /* 64-bit hash of bytes (for hash keys). */
 uint64_t pool_hash(const void *data, size_t len);
 

@@ -275,10 +275,7 @@ proxy_worker_switch(void *state, struct event_base *base, const struct config *f
 					continue;
 				upstream_idle_move(opw, i, npw, j);
 				npw->cw[j] = opw->cw[i];
-				stats_add(&npw->cnt[j].requests, stats_get(&opw->cnt[i].requests));
-				stats_add(&npw->cnt[j].failures, stats_get(&opw->cnt[i].failures));
-				stats_add(&npw->cnt[j].latency_us_total,
-				    stats_get(&opw->cnt[i].latency_us_total));
+				pool_counters_add(&npw->cnt[j], &opw->cnt[i]);
 				break;
 			}
 	}
@@ -389,6 +386,24 @@ proxy_section_status(const struct conf_section *sec, struct sbuf *out)
 	sbuf_str(out, "]}");
 }
 
+/* The pools of conf, for metrics = prometheus. */
+static void
+proxy_metrics(const struct config *conf, struct sbuf *out)
+{
+	const struct pool **pools = calloc(conf->nsections + 1, sizeof(*pools));
+	size_t n = 0;
+
+	if (pools == NULL) {
+		out->failed = 1;
+		return;
+	}
+	for (size_t k = 0; k < conf->nsections; k++)
+		if (conf->sections[k].owner == &proxy_ops && conf->sections[k].data != NULL)
+			pools[n++] = conf->sections[k].data;
+	pool_metrics(pools, n, out);
+	free(pools);
+}
+
 static unsigned
 proxy_section_in_service(const struct conf_section *sec)
 {
@@ -438,6 +453,7 @@ const struct handler_ops proxy_ops = {
 	.section_keys = pool_keys,
 	.section_status = proxy_section_status,
 	.section_in_service = proxy_section_in_service,
+	.metrics = proxy_metrics,
 	.main_start = proxy_main_start,
 	.main_stop = proxy_main_stop,
 	.section_carry = proxy_section_carry,

@@ -190,12 +190,17 @@ backend_failed(struct proxy_req *pr, int status, const char *term, const char *w
 	unsigned idx = pr->u->idx;
 
 	pool_server_failed(pr->pw, idx);
+	if (strcmp(term, REQ_TERM_UP_REFUSED) == 0)
+		stats_add(&pr->pw->cnt[idx].connect_errors, 1);
+	else if (strcmp(term, REQ_TERM_UP_TIMEOUT) == 0)
+		stats_add(&pr->pw->cnt[idx].timeouts, 1);
 	if (worker_log_backend_error(pr->r->conn->w))
 		log_warnx("proxy [pool:%s] server %s: %s", p->name, p->servers[idx].name, why);
 	pr->last_status = status;
 	pr->last_term = term;
 	pr->last_why = why;
 	if (pr->attempts <= p->retries && may_replay(pr, nothing_sent)) {
+		stats_add(&pr->pw->cnt[idx].retries, 1);
 		drop_upstream(pr, why);
 		attempt(pr);
 		return;
