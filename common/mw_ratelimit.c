@@ -100,7 +100,7 @@ struct rl_state {
 static int64_t
 ceil_sec(int64_t ns)
 {
-	return ns <= 0 ? 0 : (ns + NS - 1) / NS;
+	return ns <= 0 ? 0 : (ns + RL_NS - 1) / RL_NS;
 }
 
 /* "100/s", "600/m": 0 with *n and *per (seconds) set, or -1. */
@@ -398,7 +398,7 @@ configure_rate(struct conf_ctx *ctx, const struct conf_section *sec, struct rl_c
 	rc->has_rate = 1;
 	/* Integer nanoseconds: 600/m is 100000000 exactly; 7/m loses under a
 	 * nanosecond per request. */
-	rc->g.interval = (int64_t)rc->per * NS / (int64_t)rc->rate;
+	rc->g.interval = (int64_t)rc->per * RL_NS / (int64_t)rc->rate;
 	rc->g.tolerance = (int64_t)rc->burst * rc->g.interval;
 	rc->g.queue = (int64_t)rc->delay * rc->g.interval;
 	return 0;
@@ -458,7 +458,7 @@ static const char *const outcome_names[] = {
 static void
 arm(struct rl_state *st, int64_t ns)
 {
-	struct timeval tv = { (time_t)(ns / NS), (suseconds_t)(ns % NS / 1000) };
+	struct timeval tv = { (time_t)(ns / RL_NS), (suseconds_t)(ns % RL_NS / 1000) };
 
 	evtimer_add(&st->ev, &tv);
 	st->armed = 1;

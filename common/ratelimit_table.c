@@ -318,5 +318,5 @@ rl_now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
+	return (int64_t)ts.tv_sec * RL_NS + ts.tv_nsec;
 }

@@ -22,7 +22,7 @@
 #include "common/mw_ratelimit.h"
 
 #define RL_WAYS 8
-#define NS 1000000000LL
+#define RL_NS 1000000000LL
 
 /*
  * One entry of the table: a key's bucket, 16 bytes.  key holds the key's

@@ -18,7 +18,7 @@ limit(uint64_t rate, uint64_t per, uint64_t burst, uint64_t delay)
 {
 	struct gcra g;
 
-	g.interval = (int64_t)per * NS / (int64_t)rate;
+	g.interval = (int64_t)per * RL_NS / (int64_t)rate;
 	g.tolerance = (int64_t)burst * g.interval;
 	g.queue = (int64_t)delay * g.interval;
 	return g;
@@ -29,7 +29,7 @@ test_burst(void)
 {
 	struct gcra g = limit(10, 1, 5, 0);
 	struct gcra_verdict v;
-	int64_t tat = 0, now = 1000 * NS;
+	int64_t tat = 0, now = 1000 * RL_NS;
 	int passed = 0;
 
 	/* 20 requests at one instant: the first, then burst more. */
@@ -50,7 +50,7 @@ test_burst(void)
 	gcra_decide(&g, &tat, now + 100 * MS, &v);
 	ok(v.allow, "passes 100ms later");
 	is(v.remaining, 0, "... with nothing left");
-	gcra_decide(&g, &tat, now + 10 * NS, &v);
+	gcra_decide(&g, &tat, now + 10 * RL_NS, &v);
 	ok(v.allow && v.remaining == 5, "10s later the whole burst is back");
 }
 
@@ -59,7 +59,7 @@ test_per_minute(void)
 {
 	struct gcra g = limit(600, 60, 0, 0);
 	struct gcra_verdict v;
-	int64_t tat = 0, now = 5 * NS;
+	int64_t tat = 0, now = 5 * RL_NS;
 
 	is(g.interval, 100 * MS, "600/m is one request per 100ms");
 	gcra_decide(&g, &tat, now, &v);
@@ -74,7 +74,7 @@ test_per_minute(void)
 	is(ceil_sec(v.wait), 60, "Retry-After: 60");
 	gcra_decide(&g, &tat, now + 500 * MS, &v);
 	is(ceil_sec(v.wait), 60, "59.5s rounds up to 60");
-	gcra_decide(&g, &tat, now + 60 * NS - 1, &v);
+	gcra_decide(&g, &tat, now + 60 * RL_NS - 1, &v);
 	is(v.wait, 1, "1ns before: refused");
 	is(ceil_sec(v.wait), 1, "1ns rounds up to Retry-After: 1");
 	is(ceil_sec(0), 0, "0 stays 0");
@@ -85,7 +85,7 @@ test_delay(void)
 {
 	struct gcra g = limit(10, 1, 1, 2);
 	struct gcra_verdict v;
-	int64_t tat = 0, now = NS;
+	int64_t tat = 0, now = RL_NS;
 	int64_t waits[5];
 	int allow[5];
 
@@ -191,7 +191,7 @@ test_table(void)
 	struct rl_table t;
 	struct gcra g = limit(1, 60, 0, 0);
 	struct rl_ref ref, held;
-	int64_t now = 100 * NS;
+	int64_t now = 100 * RL_NS;
 	int rc, kept = 1;
 
 	ok(rl_table_init(&t, 100) == 0, "a table of 100 keys");
@@ -216,13 +216,13 @@ test_table(void)
 			keys[nkeys++] = k;
 	}
 	for (int i = 0; i < nkeys; i++)
-		take(&t, keys[i], now + 120 * NS, &g, 0, &ref, &rc);
+		take(&t, keys[i], now + 120 * RL_NS, &g, 0, &ref, &rc);
 	for (int i = 0; i < nkeys; i++) {
-		take(&t, keys[i], now + 120 * NS, &g, 0, &ref, &rc);
+		take(&t, keys[i], now + 120 * RL_NS, &g, 0, &ref, &rc);
 		kept &= rc == TAKE_REFUSED;
 	}
 	ok(kept, "52 keys, 4 per set, in a table whose others are spent: each remembered");
-	is(used(&t, now + 120 * NS), 52, "... and only they are in use");
+	is(used(&t, now + 120 * RL_NS), 52, "... and only they are in use");
 	free(t.sets);
 
 	/* A set whose every entry has a request in progress takes no new key. */
@@ -267,14 +267,14 @@ race_run(void *arg)
 		for (int key = 0; key < 3; key++) {
 			uint64_t id[2];
 			rl_table_id(ra->t, &key, sizeof(key), id);
-			if (rl_table_take(ra->t, id, 50 * NS, &ra->g, 0, &v, &ref) == TAKE_PASS)
+			if (rl_table_take(ra->t, id, 50 * RL_NS, &ra->g, 0, &v, &ref) == TAKE_PASS)
 				ra->passed[key]++;
 		}
 		/* max_conns 2 on a fourth key: never more than 2 held. */
 		int key = 99;
 		uint64_t id[2];
 		rl_table_id(ra->t, &key, sizeof(key), id);
-		if (rl_table_take(ra->t, id, 50 * NS, NULL, 2, &v, &ref) == TAKE_PASS) {
+		if (rl_table_take(ra->t, id, 50 * RL_NS, NULL, 2, &v, &ref) == TAKE_PASS) {
 			const struct rl_entry *e = ref.e;
 			if ((__atomic_load_n(&e->key, __ATOMIC_ACQUIRE) & 0xffff) > 2)
 				ra->conns_ok = 0;
@@ -313,8 +313,8 @@ test_race(void)
 	ok(conns_ok, "max_conns 2 under %d threads: never more than 2 counted", RACE_THREADS);
 	struct rl_ref ref;
 	int rc1, rc2;
-	take(&t, 99, 50 * NS, NULL, 1, &ref, &rc1);
-	take(&t, 99, 50 * NS, NULL, 1, &ref, &rc2);
+	take(&t, 99, 50 * RL_NS, NULL, 1, &ref, &rc1);
+	take(&t, 99, 50 * RL_NS, NULL, 1, &ref, &rc2);
 	ok(rc1 == TAKE_PASS && rc2 == TAKE_CONNS, "... and every count released (max_conns 1: one passes, then none)");
 	free(t.sets);
 }
