@@ -249,7 +249,7 @@ chat_room_name(const char *path, size_t len, size_t prefix_len, char name[ROOM_N
 	struct ws_utf8 u;
 	size_t n = 0;
 
-	if (prefix_len <= len && path[prefix_len] == '/' && prefix_len > 0 &&
+	if (prefix_len < len && path[prefix_len] == '/' && prefix_len > 0 &&
 	    path[prefix_len - 1] != '/')
 		prefix_len++;         /* "path = /chat" and "/chat/lobby" */
 	for (size_t i = prefix_len; i < len; i++) {
