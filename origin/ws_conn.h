@@ -3,7 +3,7 @@
  * (common/ws.c), answers pings, runs the close handshake, keeps the
  * connection alive with pings and ends it when idle, and hands each whole
  * message (inflated, its UTF-8 checked) to its mode: echo sends it back; a
- * chat room (origin/room.c, later) passes it to the room.
+ * chat room (origin/chat.c) passes it to the room.
  *
  * The API a mode (and a room hub) uses, all from the connection's worker
  * thread:
@@ -30,7 +30,8 @@
  *   mode->gone                           called once, when the connection
  *       is torn down (wc is freed after it): a room forgets the member.
  *
- * Wiring a chat mode to origin/room.h's hub (its member is the ws_conn):
+ * How origin/chat.c wires the chat mode to origin/room.h's hub (its
+ * member is the ws_conn):
  *
  *   ws_mode.message      room_msg_text(hub, text) then room_publish(m, msg)
  *                        and room_msg_release(msg) (text messages only)
