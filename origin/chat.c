@@ -275,10 +275,14 @@ chat_room_name(const char *path, size_t len, size_t prefix_len, char name[ROOM_N
 
 /* -------------------------------------------------------- configuration */
 
+/* notices = off, its default, is let through: -T writes it for every
+ * websocket route. */
 int
 chat_keys_given(const struct conf_route *rt)
 {
-	return conf_route_kv(rt, "notices") != NULL || conf_route_kv(rt, "backplane") != NULL ||
+	const struct conf_kv *n = conf_route_kv(rt, "notices");
+
+	return (n != NULL && strcmp(n->value, "off") != 0) || conf_route_kv(rt, "backplane") != NULL ||
 	    conf_route_kv(rt, "backplane_prefix") != NULL;
 }
 

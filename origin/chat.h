@@ -42,7 +42,8 @@ struct chat_hub;
 struct chat_worker;
 
 /* The route keys of a chat route (in websocket.c's table), and whether rt
- * gives one of them (an error on any other mode). */
+ * gives one of them other than as its default (an error on any other
+ * mode). */
 #define CHAT_KEYS \
 	{ "notices", "off", 0, NULL }, \
 	{ "backplane", NULL, 0, NULL }, \
