@@ -104,7 +104,8 @@ chat_drop(void *member, int code)
 	struct chat_member *cm = ws_conn_data(wc);
 
 	cm->m = NULL; /* the hub has let go of it */
-	ws_conn_close(wc, (uint16_t)code, "backlog over max_backlog");
+	ws_conn_fail(wc, (uint16_t)code, "chat member dropped: it does not read (backlog over "
+	    "max_backlog)");
 }
 
 static const struct room_member_ops chat_member_ops = {

@@ -106,6 +106,10 @@ int ws_conn_send_ref(struct ws_conn *wc, const void *data, size_t len, void (*re
     void *arg);
 size_t ws_conn_backlog(const struct ws_conn *wc);
 void ws_conn_close(struct ws_conn *wc, uint16_t code, const char *reason);
+/* The same without a reason in the frame, and why logged at info (a few
+ * lines a second per worker at most): for what an operator may want to
+ * know of, a client's protocol error or a chat member dropped. */
+void ws_conn_fail(struct ws_conn *wc, uint16_t code, const char *why);
 const struct ws_pmd *ws_conn_pmd(const struct ws_conn *wc);
 void *ws_conn_data(const struct ws_conn *wc);
 /* The compressor this connection's messages go through (the worker's, for

@@ -239,6 +239,8 @@ def test_slow_member(srv):
     is_(f.close_code if isinstance(f, Frame) else repr(f), 1008,
         "the member that did not read is dropped with 1008 (after %d whole messages)" % frames)
     ok(frames < n, "before it got them all")
+    like(open(srv.path("error.log")).read(), r"\[info\] conn \d+ from 127\.0\.0\.1: websocket: chat member dropped: "
+         r"it does not read \(backlog over max_backlog\); closing with 1008", "and that is logged at info")
     st = srv.status_json()["websocket"]["slow"]
     is_(st["by_room"].get("s"), 2, "/status: two members left in the room")
     for c in fast + [slow]:
