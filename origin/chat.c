@@ -3,7 +3,6 @@
  */
 #include "origin/chat.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +54,6 @@ struct chat_member {
 	struct room_member *m;         /* NULL before the join, and once dropped */
 	struct chat_worker **list;     /* the worker's, and our entry in it */
 	struct chat_worker *cw;
-	char room[ROOM_NAME_MAX + 1];
 };
 
 /* ------------------------------------------------------------- messages */
@@ -166,14 +164,12 @@ const struct ws_mode chat_mode = {
 };
 
 struct chat_member *
-chat_member_new(struct chat_hub *ch, const char *room)
+chat_member_new(struct chat_hub *ch)
 {
 	struct chat_member *cm = calloc(1, sizeof(*cm));
 
-	if (cm != NULL) {
+	if (cm != NULL)
 		cm->ch = ch;
-		snprintf(cm->room, sizeof(cm->room), "%s", room);
-	}
 	return cm;
 }
 
@@ -184,8 +180,8 @@ chat_member_free(struct chat_member *cm)
 }
 
 void
-chat_join(struct ws_conn *wc, struct chat_member *cm, struct chat_worker **list,
-    struct event_base *base)
+chat_join(struct ws_conn *wc, struct chat_member *cm, const char *room,
+    struct chat_worker **list, struct event_base *base)
 {
 	struct chat_worker *cw;
 
@@ -208,7 +204,7 @@ chat_join(struct ws_conn *wc, struct chat_member *cm, struct chat_worker **list,
 	cm->list = list;
 	cm->cw = cw;
 	cw->members++;
-	if ((cm->m = room_join(cw->rw, cm->room, wc, &chat_member_ops)) == NULL)
+	if ((cm->m = room_join(cw->rw, room, wc, &chat_member_ops)) == NULL)
 		ws_conn_close(wc, WS_CLOSE_INTERNAL, "cannot join the room");
 }
 

@@ -77,13 +77,13 @@ int chat_room_name(const char *path, size_t len, size_t prefix_len,
 
 /* The per-connection state a chat connection's ws_conn carries (its
  * mode_data): made before the 101, given to chat_join after it. */
-struct chat_member *chat_member_new(struct chat_hub *ch, const char *room);
+struct chat_member *chat_member_new(struct chat_hub *ch);
 void chat_member_free(struct chat_member *cm);
-/* wc (whose mode data is cm) joins cm's room through the worker's
- * room_worker for the hub (list: the worker's, base: its loop); on
- * failure wc is closed with 1011. */
-void chat_join(struct ws_conn *wc, struct chat_member *cm, struct chat_worker **list,
-    struct event_base *base);
+/* wc (whose mode data is cm) joins room (a name from chat_room_name)
+ * through the worker's room_worker for the hub (list: the worker's, base:
+ * its loop); on failure wc is closed with 1011. */
+void chat_join(struct ws_conn *wc, struct chat_member *cm, const char *room,
+    struct chat_worker **list, struct event_base *base);
 /* The worker's room_workers, all of them, after its loop ended. */
 void chat_worker_free(struct chat_worker *list);
 

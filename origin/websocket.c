@@ -424,12 +424,12 @@ websocket_start(struct request *r)
 	}
 	struct ws_worker *ww = worker_handler_state(r->conn->w, &websocket_ops);
 	struct chat_member *cm = NULL;
+	char room[ROOM_NAME_MAX + 1];
 	if (wc->chat != NULL) {
-		char room[ROOM_NAME_MAX + 1];
 		if (chat_room_name(r->hr->path, r->hr->path_len, r->route->path_len, room) < 0)
 			{ refuse(r, 404, "no room name, or a bad one"); return; }
 		if (ww == NULL || chat_hub_running(wc->chat) == 0 ||
-		    (cm = chat_member_new(wc->chat, room)) == NULL) {
+		    (cm = chat_member_new(wc->chat)) == NULL) {
 			http_resp_error(r, 503);
 			return;
 		}
@@ -455,7 +455,7 @@ websocket_start(struct request *r)
 	if (cm != NULL && conn == NULL)
 		chat_member_free(cm);
 	else if (cm != NULL)
-		chat_join(conn, cm, &ww->chat, base);
+		chat_join(conn, cm, room, &ww->chat, base);
 }
 
 const struct handler_ops websocket_ops = {
