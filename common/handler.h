@@ -39,6 +39,13 @@ struct handler_ops {
 	 */
 	int (*configure)(struct conf_ctx *ctx, struct conf_route *rt, const struct conf_kv *kv);
 	void (*free_conf)(void *hconf);
+	/* A route of a snapshot going into service, on the main thread: at
+	 * start, and at a reload once it is sure to be taken, before any
+	 * worker sees it (configure also runs for -t; this does not). */
+	void (*route_start)(struct conf_route *rt);
+	/* Appends the JSON value describing a route's state (for /status,
+	 * under the handler's name). */
+	void (*route_status)(const struct conf_route *rt, struct sbuf *out);
 	/* A section kind this handler owns ("pool" for [pool:NAME]), or NULL.
 	 * configure_section checks one (all are done before any route) and
 	 * sets sec->data; free_section frees that.  section_keys gives the

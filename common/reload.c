@@ -211,6 +211,7 @@ server_reload(struct server *srv)
 		    old->data != NULL && old->owner == sec->owner)
 			sec->owner->section_carry(sec, old);
 	}
+	routes_start(conf);
 	main_work_stop(srv);
 	srv->conf = conf;
 	fds_free(srv->listen_fds, srv->nworkers);

@@ -231,6 +231,14 @@ main_work_stop(struct server *srv)
 	srv->nmstate = 0;
 }
 
+void
+routes_start(struct config *conf)
+{
+	for (size_t i = 0; i < conf->nroutes; i++)
+		if (conf->routes[i].handler != NULL && conf->routes[i].handler->route_start != NULL)
+			conf->routes[i].handler->route_start(&conf->routes[i]);
+}
+
 int
 any_tls(const struct config *conf)
 {
@@ -501,6 +509,7 @@ server_run(struct server *srv)
 		sigev[i] = evsignal_new(srv->base, sigs[i], on_signal, srv);
 		event_add(sigev[i], NULL);
 	}
+	routes_start(srv->conf);
 	main_work_start(srv);
 	sec_ev = event_new(srv->base, -1, EV_PERSIST, on_second, srv);
 	event_add(sec_ev, &second);

@@ -39,6 +39,8 @@ void on_gc(evutil_socket_t fd, short what, void *arg);
 /* Main-thread work of the handlers (health checks, lookups) on the newest snapshot. */
 void main_work_start(struct server *srv);
 void main_work_stop(struct server *srv);
+/* Each route's handler->route_start, for conf going into service. */
+void routes_start(struct config *conf);
 /* Whether conf has an HTTPS listener. */
 int any_tls(const struct config *conf);
 /* The session ticket keys and their rotation. */

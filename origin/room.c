@@ -22,6 +22,12 @@
 #define DEFAULT_PREFIX "portico:room:"
 #define STATUS_ROOMS_MAX 100
 #define HASH_MIN 64
+/* What one round of a worker's queue delivers before the loop runs again:
+ * the members' connections write in between, so a burst is not counted
+ * whole against the backlog of a member that reads (and other
+ * connections of the worker get a turn). */
+#define BATCH_ENTRIES 256
+#define BATCH_BYTES (16 * 1024)      /* a quarter of the least max_backlog */
 
 struct room_local;
 
@@ -82,6 +88,7 @@ struct room_worker {
 	struct room_entry *head, **tail; /* lock */
 	int woken;                     /* eventfd written, not drained yet (lock) */
 	LIST_HEAD(, room_local) locals; /* worker only */
+	struct room_entry *pending, **ptail; /* taken from the queue, not delivered yet (worker only) */
 };
 
 struct room_hub {
@@ -449,22 +456,36 @@ static void
 on_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct room_worker *rw = arg;
-	struct room_entry *e, *next;
+	struct room_entry *e;
 	uint64_t v;
+	size_t bytes = 0;
+	unsigned n = 0;
 
 	(void)what;
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_warn("room: eventfd read");
 	/* What arrives meanwhile writes the eventfd again: one more round. */
-	for (e = queue_take(rw); e != NULL; e = next) {
-		next = e->next;
+	if ((e = queue_take(rw)) != NULL) {
+		*rw->ptail = e;
+		while (e->next != NULL)
+			e = e->next;
+		rw->ptail = &e->next;
+	}
+	while ((e = rw->pending) != NULL && n < BATCH_ENTRIES && bytes < BATCH_BYTES) {
+		if ((rw->pending = e->next) == NULL)
+			rw->ptail = &rw->pending;
 		struct room_msg *msg = e->msg;
 		int marker = e == &e->local->marker;
+		n++;
+		bytes += msg != NULL ? msg->len : 0;
 		deliver_entry(rw->hub, e); /* may free e->local, and the marker with it */
 		room_msg_release(msg);
 		if (!marker)
 			free(e);
 	}
+	/* The rest after what is active now (the connections' writes). */
+	if (rw->pending != NULL)
+		event_active(rw->ev, EV_READ, 0);
 }
 
 /* ---- joining ---- */
@@ -647,6 +668,7 @@ room_worker_start(struct room_hub *hub, struct event_base *base)
 	rw->hub = hub;
 	rw->base = base;
 	rw->tail = &rw->head;
+	rw->ptail = &rw->pending;
 	LIST_INIT(&rw->locals);
 	if (pthread_mutex_init(&rw->lock, NULL) != 0) {
 		free(rw);
@@ -682,7 +704,8 @@ room_worker_stop(struct room_worker *rw)
 		TAILQ_FOREACH(m, &l->members, link)
 			if (!m->gone)
 				member_account_leave(m, 0);
-	for (e = queue_take(rw); e != NULL; e = next) {
+	*rw->ptail = queue_take(rw);
+	for (e = rw->pending; e != NULL; e = next) {
 		next = e->next;
 		room_msg_release(e->msg);
 		if (e != &e->local->marker)

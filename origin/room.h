@@ -16,7 +16,11 @@
  * room_worker: a queue that other threads append to under a short mutex,
  * and an eventfd in the worker's loop that wakes it (written only when
  * the queue goes from empty to not empty).  The worker drains its queue
- * in its own loop and calls each local member's deliver callback there.
+ * in its own loop and calls each local member's deliver callback there,
+ * in rounds of at most 16 KiB of messages (or 256 of them), giving the
+ * loop back between rounds so that the members' connections write: a
+ * burst then does not count whole against the backlog of a member that
+ * reads.
  * Member calls (room_join, room_leave, room_publish) are made on the
  * member's worker thread.
  *

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/exchange.h"
+#include "common/handler.h"
 #include "common/http.h"
 #include "common/sbuf.h"
 #include "common/server.h"
@@ -52,6 +53,33 @@ serve_page(struct request *r)
 	http_resp_body(r, page, len);
 	http_resp_end(r);
 	return 1;
+}
+
+/* Appends ,"<handler>":{"<route>":{...},...} for each handler that reports
+ * a route's state ("websocket": {"chat": {"rooms": 2, ...}}). */
+static void
+status_routes(const struct config *conf, struct sbuf *out)
+{
+	for (size_t i = 0; i < conf->nroutes; i++) {
+		const struct handler_ops *h = conf->routes[i].handler;
+		size_t j;
+		if (h == NULL || h->route_status == NULL)
+			continue;
+		for (j = 0; j < i && conf->routes[j].handler != h; j++)
+			;
+		if (j < i)
+			continue; /* this handler is done */
+		sbuf_printf(out, ",\"%s\":{", h->name);
+		for (size_t k = i; k < conf->nroutes; k++) {
+			if (conf->routes[k].handler != h)
+				continue;
+			sbuf_str(out, k == i ? "\"" : ",\"");
+			sbuf_json(out, conf->routes[k].name);
+			sbuf_str(out, "\":");
+			h->route_status(&conf->routes[k], out);
+		}
+		sbuf_str(out, "}");
+	}
 }
 
 /* Appends ,"<kind>s":{"<name>":{...},...} for each kind of section that
@@ -138,6 +166,7 @@ status_start(struct request *r)
 	struct sbuf out = { 0 };
 	sbuf_add(&out, body, n);
 	status_sections(conf, &out);
+	status_routes(conf, &out);
 	sbuf_str(&out, "}\n");
 	if (sbuf_failed(&out)) {
 		sbuf_free(&out);

@@ -8,9 +8,11 @@
 #include "common/exchange.h"
 #include "common/http_parse.h"
 #include "common/log.h"
+#include "common/sbuf.h"
 #include "common/server.h"
 #include "common/units.h"
 #include "common/ws.h"
+#include "origin/chat.h"
 #include "origin/room.h"
 #include "origin/ws_conn.h"
 
@@ -30,6 +32,7 @@ struct websocket_conf {
 	unsigned nsub;
 	char *origins[WS_MAX_ORIGINS];
 	unsigned norigins;
+	struct chat_hub *chat;        /* websocket = chat: the route's hub (chat.h) */
 };
 
 /* The worker's compressors, one per window size (9..15 bits), made on
@@ -38,6 +41,7 @@ struct websocket_conf {
  * stream serves all of the worker's connections, one message at a time. */
 struct ws_worker {
 	struct ws_zs deflate[16];
+	struct chat_worker *chat;     /* room_workers of the hubs with members here */
 };
 
 static const struct conf_key websocket_keys[] = {
@@ -48,6 +52,7 @@ static const struct conf_key websocket_keys[] = {
 	{ "idle_timeout", "2m", 0, NULL },
 	{ "compression", "on", 0, NULL },
 	{ "max_backlog", "1m", 0, NULL },
+	CHAT_KEYS,
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -107,7 +112,7 @@ static const struct ws_mode fanout_mode = {
 	.message = fanout_message,
 };
 
-static const struct ws_mode *const modes[] = { &echo_mode, &fanout_mode, NULL };
+static const struct ws_mode *const modes[] = { &echo_mode, &chat_mode, &fanout_mode, NULL };
 
 /* -------------------------------------------------------- configuration */
 
@@ -122,6 +127,7 @@ websocket_free(void *p)
 		free(wc->subprotocols[i]);
 	for (unsigned i = 0; i < wc->norigins; i++)
 		free(wc->origins[i]);
+	chat_hub_put(wc->chat);
 	free(wc);
 }
 
@@ -174,9 +180,8 @@ websocket_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct co
 		    (modes[i] != &fanout_mode || getenv("PORTICO_TEST_MODULES") != NULL))
 			wc->mode = modes[i];
 	if (wc->mode == NULL) {
-		/* chat joins this list with the room hub (origin/room.c). */
-		conf_err(ctx, kv->line, ctx->section, "websocket", "expected echo, not \"%s\"%s",
-		    kv->value, strcmp(kv->value, "chat") == 0 ? " (chat rooms are not built yet)" : "");
+		conf_err(ctx, kv->line, ctx->section, "websocket", "expected echo or chat, not \"%s\"",
+		    kv->value);
 		bad = 1;
 	}
 	k = conf_route_value(rt, websocket_keys, "max_message", &def);
@@ -216,7 +221,37 @@ websocket_configure(struct conf_ctx *ctx, struct conf_route *rt, const struct co
 		bad = 1;
 	if (parse_list(ctx, rt, "origins", wc->origins, &wc->norigins, WS_MAX_ORIGINS, 1) < 0)
 		bad = 1;
+	if (wc->mode == &chat_mode && !bad) {
+		if (chat_configure(ctx, rt, websocket_keys, wc->s.max_message, wc->s.max_backlog,
+		    &wc->chat) < 0)
+			bad = 1;
+	} else if (wc->mode != NULL && wc->mode != &chat_mode && chat_keys_given(rt)) {
+		conf_err(ctx, kv->line, ctx->section, "websocket", "notices, backplane and "
+		    "backplane_prefix go with websocket = chat only");
+		bad = 1;
+	}
 	return bad ? -1 : 0;
+}
+
+/* A snapshot goes into service: its chat route's hub runs (main thread). */
+static void
+websocket_route_start(struct conf_route *rt)
+{
+	struct websocket_conf *wc = rt->hconf;
+
+	if (wc != NULL && wc->chat != NULL)
+		chat_hub_start(wc->chat);
+}
+
+static void
+websocket_route_status(const struct conf_route *rt, struct sbuf *out)
+{
+	const struct websocket_conf *wc = rt->hconf;
+
+	if (wc->chat != NULL)
+		chat_hub_status(wc->chat, out);
+	else
+		sbuf_printf(out, "{\"mode\":\"%s\"}", wc->mode->name);
 }
 
 static void *
@@ -236,6 +271,8 @@ websocket_worker_free(void *p)
 
 	for (int i = 0; ww != NULL && i < 16; i++)
 		ws_zs_free(&ww->deflate[i]);
+	if (ww != NULL)
+		chat_worker_free(ww->chat);
 	free(ww);
 }
 
@@ -385,9 +422,20 @@ websocket_start(struct request *r)
 		http_resp_error(r, 503);
 		return;
 	}
+	struct ws_worker *ww = worker_handler_state(r->conn->w, &websocket_ops);
+	struct chat_member *cm = NULL;
+	char room[ROOM_NAME_MAX + 1];
+	if (wc->chat != NULL) {
+		if (chat_room_name(r->hr->path, r->hr->path_len, r->route->path_len, room) < 0)
+			{ refuse(r, 404, "no room name, or a bad one"); return; }
+		if (ww == NULL || chat_hub_running(wc->chat) == 0 ||
+		    (cm = chat_member_new(wc->chat)) == NULL) {
+			http_resp_error(r, 503);
+			return;
+		}
+	}
 	struct ws_zs *deflater = NULL;
 	if (pmd.on) {
-		struct ws_worker *ww = worker_handler_state(r->conn->w, &websocket_ops);
 		if (ww == NULL || ws_pmd_response(&pmd, ext, sizeof(ext)) == 0)
 			pmd.on = 0;
 		else
@@ -402,7 +450,12 @@ websocket_start(struct request *r)
 		http_resp_header(r, "Sec-WebSocket-Protocol", proto);
 	if (pmd.on)
 		http_resp_header(r, "Sec-WebSocket-Extensions", ext);
-	ws_conn_open(r, &wc->s, wc->mode, NULL, &pmd, deflater);
+	struct event_base *base = r->conn->env->base;
+	struct ws_conn *conn = ws_conn_open(r, &wc->s, wc->mode, cm, &pmd, deflater);
+	if (cm != NULL && conn == NULL)
+		chat_member_free(cm);
+	else if (cm != NULL)
+		chat_join(conn, cm, room, &ww->chat, base);
 }
 
 const struct handler_ops websocket_ops = {
@@ -411,6 +464,8 @@ const struct handler_ops websocket_ops = {
 	.keys = websocket_keys,
 	.configure = websocket_configure,
 	.free_conf = websocket_free,
+	.route_start = websocket_route_start,
+	.route_status = websocket_route_status,
 	.start = websocket_start,
 	.worker_new = websocket_worker_new,
 	.worker_free = websocket_worker_free,

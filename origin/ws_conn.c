@@ -314,8 +314,8 @@ refused:
 
 /* Fails the connection (RFC 6455 7.1.7): a close frame with code, then TCP
  * is closed once it is out. */
-static void
-fail(struct ws_conn *wc, uint16_t code, const char *why)
+void
+ws_conn_fail(struct ws_conn *wc, uint16_t code, const char *why)
 {
 	struct conn *c = wc->c;
 
@@ -346,7 +346,7 @@ on_data(struct ws_conn *wc, const struct ws_event *ev)
 		int rc = ws_inflate(&wc->inflater, ev->data, ev->len, ev->last, &wc->msg,
 		    wc->s->max_message);
 		if (rc != 0) {
-			fail(wc, (uint16_t)rc, rc == WS_CLOSE_TOO_BIG ? "inflated message larger than "
+			ws_conn_fail(wc, (uint16_t)rc, rc == WS_CLOSE_TOO_BIG ? "inflated message larger than "
 			    "max_message" : rc == WS_CLOSE_BAD_DATA ? "bad compressed data" :
 			    "out of memory inflating");
 			return -1;
@@ -354,13 +354,13 @@ on_data(struct ws_conn *wc, const struct ws_event *ev)
 		if (wc->msg_op == WS_OP_TEXT &&
 		    (ws_utf8_feed(&wc->utf8, wc->msg.p + before, wc->msg.len - before) < 0 ||
 		    (ev->last && ws_utf8_done(&wc->utf8) < 0))) {
-			fail(wc, WS_CLOSE_BAD_DATA, "text message not UTF-8");
+			ws_conn_fail(wc, WS_CLOSE_BAD_DATA, "text message not UTF-8");
 			return -1;
 		}
 	} else if (ev->len > 0) {
 		/* The parser held the message to max_message already. */
 		if (ws_buf_reserve(&wc->msg, ev->len) < 0) {
-			fail(wc, WS_CLOSE_INTERNAL, "out of memory");
+			ws_conn_fail(wc, WS_CLOSE_INTERNAL, "out of memory");
 			return -1;
 		}
 		memcpy(wc->msg.p + wc->msg.len, ev->data, ev->len);
@@ -382,7 +382,7 @@ on_event(struct ws_conn *wc, const struct ws_event *ev)
 {
 	switch (ev->type) {
 	case WS_EV_ERROR:
-		fail(wc, ev->code, ev->why);
+		ws_conn_fail(wc, ev->code, ev->why);
 		return -1;
 	case WS_EV_DATA:
 		return on_data(wc, ev);

@@ -3,7 +3,7 @@
  * (common/ws.c), answers pings, runs the close handshake, keeps the
  * connection alive with pings and ends it when idle, and hands each whole
  * message (inflated, its UTF-8 checked) to its mode: echo sends it back; a
- * chat room (origin/room.c, later) passes it to the room.
+ * chat room (origin/chat.c) passes it to the room.
  *
  * The API a mode (and a room hub) uses, all from the connection's worker
  * thread:
@@ -30,7 +30,8 @@
  *   mode->gone                           called once, when the connection
  *       is torn down (wc is freed after it): a room forgets the member.
  *
- * Wiring a chat mode to origin/room.h's hub (its member is the ws_conn):
+ * How origin/chat.c wires the chat mode to origin/room.h's hub (its
+ * member is the ws_conn):
  *
  *   ws_mode.message      room_msg_text(hub, text) then room_publish(m, msg)
  *                        and room_msg_release(msg) (text messages only)
@@ -105,6 +106,10 @@ int ws_conn_send_ref(struct ws_conn *wc, const void *data, size_t len, void (*re
     void *arg);
 size_t ws_conn_backlog(const struct ws_conn *wc);
 void ws_conn_close(struct ws_conn *wc, uint16_t code, const char *reason);
+/* The same without a reason in the frame, and why logged at info (a few
+ * lines a second per worker at most): for what an operator may want to
+ * know of, a client's protocol error or a chat member dropped. */
+void ws_conn_fail(struct ws_conn *wc, uint16_t code, const char *why);
 const struct ws_pmd *ws_conn_pmd(const struct ws_conn *wc);
 void *ws_conn_data(const struct ws_conn *wc);
 /* The compressor this connection's messages go through (the worker's, for

@@ -674,7 +674,7 @@ address = 127.0.0.1:1
 
 [route:a]
 path = /a
-websocket = chat
+websocket = chatter
 max_message = 0
 ping_interval = soon
 compression = maybe

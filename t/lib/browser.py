@@ -106,6 +106,8 @@ class Page:
             time.sleep(0.05)
 
     def screenshot(self, path):
+        # A tab in the background may draw no frame to capture.
+        self.call("Page.bringToFront")
         r = self.call("Page.captureScreenshot", {"format": "png"}, timeout=30)
         with open(path, "wb") as f:
             f.write(base64.b64decode(r["data"]))
@@ -129,6 +131,9 @@ class Browser:
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--no-first-run", "--no-default-browser-check", "--disable-extensions",
              "--disable-background-networking", "--disable-sync", "--metrics-recording-only",
+             # Every tab is a test's: none is slowed for being out of sight.
+             "--disable-renderer-backgrounding", "--disable-background-timer-throttling",
+             "--disable-backgrounding-occluded-windows",
              "--ignore-certificate-errors", "--remote-debugging-address=127.0.0.1",
              "--remote-debugging-port=0", "--user-data-dir=" + self.profile,
              "--window-size=%d,%d" % (width, height), "about:blank"],

@@ -201,7 +201,7 @@ class WSClient:
     not raise on a refusal: look at status (None if the peer closed first)."""
 
     def __init__(self, host, port, path="/", host_header="localhost", headers=(), timeout=5.0,
-                 key=None, early=b"", version="13", ssl_context=None):
+                 key=None, early=b"", version="13", ssl_context=None, rcvbuf=None):
         self.timeout = timeout
         self.key = key or new_key()
         self.buf = b""
@@ -211,7 +211,15 @@ class WSClient:
         self.status_line = None
         self.headers = []
         self.head_raw = b""
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        if rcvbuf is None:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        else:
+            # Before connect, so the window is sized for it from the start
+            # (after, a tiny buffer makes TCP wait on its persist timer).
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl_context is not None:
             self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host_header)
