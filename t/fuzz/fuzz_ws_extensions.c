@@ -38,7 +38,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(rc == 0 || rc == -1);
 	if (rc == 0 && pmd.on) {
 		CHECK(pmd.server_wbits >= 9 && pmd.server_wbits <= 15);
-		CHECK(pmd.client_wbits >= 9 && pmd.client_wbits <= 15);
+		CHECK(pmd.client_wbits >= 8 && pmd.client_wbits <= 15);
 		CHECK(pmd.client_wbits <= pol.client_wbits || pmd.client_wbits == 15);
 		CHECK(!pol.server_no_ctx || pmd.server_no_ctx);
 		CHECK(!pol.client_no_ctx || pmd.client_no_ctx);
