@@ -5,6 +5,8 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
+#include "common/http_parse.h"
+
 /* ---------------------------------------------------------------- UTF-8 */
 
 int
@@ -365,13 +367,6 @@ ws_accept_key(const char *key, size_t klen, char out[29])
 
 /* ----------------------------------------------------------- extensions */
 
-static int
-tchar(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	    (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 struct lex {
 	const char *p, *end;
 };
@@ -388,7 +383,7 @@ static size_t
 lex_token(struct lex *l, const char **tok)
 {
 	*tok = l->p;
-	while (l->p < l->end && tchar((unsigned char)*l->p))
+	while (l->p < l->end && http_tchar[(unsigned char)*l->p])
 		l->p++;
 	return (size_t)(l->p - *tok);
 }

@@ -72,8 +72,4 @@ int backplane_up(const struct backplane *bp);
 /* The URL as written, for logs and status. */
 const char *backplane_url(const struct backplane *bp);
 
-/* room.c's side: delivers msg to the members of room name in this
- * process, now (any thread).  0, or -1 when memory is short. */
-int room_fanout_name(struct room_hub *hub, const char *name, struct room_msg *msg);
-
 #endif

@@ -57,10 +57,10 @@
  *   it goes            room_leave(m)   (not after drop was called for m)
  *   /status            room_hub_status(hub, sbuf)
  *
- *   ops.deliver(conn, msg, seq): room_msg_hold(msg), then
- *       evbuffer_add_reference(out, msg->data, msg->len, cleanup, msg)
- *   with a cleanup calling room_msg_release(msg); return the length of
- *   the connection's pending output (evbuffer_get_length).  Do not write
+ *   ops.deliver(conn, msg, seq): room_msg_hold(msg), then queue the
+ *       bytes by reference (ws_conn_send_ref(wc, msg->data, msg->len,
+ *       release, msg), whose release calls room_msg_release(msg)); return
+ *       the connection's pending output (ws_conn_backlog).  Do not write
  *   to the socket or free anything of the hub from deliver; closing the
  *   connection (and room_leave of any member) from it is allowed.
  *   ops.drop(conn, 1008): the member has left the room already and its
@@ -111,7 +111,11 @@ struct room_msg {
  * Makes a message from text: returns the message with one reference for
  * the caller, or NULL to refuse the text (out of memory, invalid).  The
  * WebSocket side frames it (room_msg_alloc(hdr + len, hdr), the frame
- * header, then the text).
+ * header, then the text).  It runs on any thread: the backplane's (a
+ * message from Redis) and any worker's, under the hub's lock (join and
+ * leave notices); so it must not use per-worker state, a worker's
+ * deflater included (chat frames are sent uncompressed, which
+ * permessage-deflate allows).
  */
 typedef struct room_msg *room_encode_fn(void *arg, const char *text, size_t len);
 
@@ -195,5 +199,9 @@ int room_hub_backplane(struct room_hub *hub);
  * then follows by_room).
  */
 void room_hub_status(struct room_hub *hub, struct sbuf *out);
+
+/* Delivers msg to the members of room name in this process, now (any
+ * thread; the backplane's way in).  0, or -1 when memory is short. */
+int room_fanout_name(struct room_hub *hub, const char *name, struct room_msg *msg);
 
 #endif

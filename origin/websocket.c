@@ -147,8 +147,7 @@ parse_list(struct conf_ctx *ctx, const struct conf_route *rt, const char *key, c
 			int ok = 1;
 			for (size_t i = 0; i < len && ok; i++)
 				ok = origins ? tok[i] > 0x20 && tok[i] < 0x7f :
-				    strchr("()<>@,;:\\\"/[]?={} \t", tok[i]) == NULL &&
-				    tok[i] > 0x20 && tok[i] < 0x7f;
+				    http_tchar[(unsigned char)tok[i]];
 			if (!ok) {
 				conf_err(ctx, k->line, ctx->section, key, "\"%.*s\" is not %s",
 				    (int)len, tok, origins ? "an origin" : "a token");
@@ -158,7 +157,11 @@ parse_list(struct conf_ctx *ctx, const struct conf_route *rt, const char *key, c
 				conf_err(ctx, k->line, ctx->section, key, "more than %u values", max);
 				return -1;
 			}
-			v[(*n)++] = strndup(tok, len);
+			if ((v[*n] = strndup(tok, len)) == NULL) {
+				conf_err(ctx, k->line, ctx->section, key, "out of memory");
+				return -1;
+			}
+			(*n)++;
 		}
 	}
 	return 0;
@@ -278,27 +281,6 @@ websocket_worker_free(void *p)
 
 /* ------------------------------------------------------------ handshake */
 
-/* The next member of a comma-separated header value: 1 with *tok, *len,
- * or 0 at the end. */
-static int
-list_next(const char **p, const char *end, const char **tok, size_t *len)
-{
-	const char *s = *p;
-
-	while (s < end && (*s == ',' || *s == ' ' || *s == '\t'))
-		s++;
-	if (s == end)
-		return 0;
-	*tok = s;
-	while (s < end && *s != ',')
-		s++;
-	*p = s;
-	while (s > *tok && (s[-1] == ' ' || s[-1] == '\t'))
-		s--;
-	*len = (size_t)(s - *tok);
-	return 1;
-}
-
 /* Whether a header named name (lower case) lists token (any case). */
 static int
 header_has_token(const struct request *r, const char *name, const char *token)
@@ -311,7 +293,7 @@ header_has_token(const struct request *r, const char *name, const char *token)
 		size_t len;
 		if (!http_token_eq(h->name, h->name_len, name))
 			continue;
-		for (p = h->value; list_next(&p, h->value + h->value_len, &tok, &len);)
+		for (p = h->value; http_list_next(&p, h->value + h->value_len, &tok, &len);)
 			if (len == strlen(token) && strncasecmp(tok, token, len) == 0)
 				return 1;
 	}
@@ -344,7 +326,7 @@ pick_subprotocol(const struct request *r, const struct websocket_conf *wc)
 		size_t len;
 		if (!http_token_eq(h->name, h->name_len, "sec-websocket-protocol"))
 			continue;
-		for (p = h->value; list_next(&p, h->value + h->value_len, &tok, &len);)
+		for (p = h->value; http_list_next(&p, h->value + h->value_len, &tok, &len);)
 			for (unsigned i = 0; i < wc->nsub; i++)
 				if (strlen(wc->subprotocols[i]) == len &&
 				    memcmp(wc->subprotocols[i], tok, len) == 0)
@@ -369,7 +351,8 @@ origin_allowed(const struct request *r, const struct websocket_conf *wc)
 	return 0;
 }
 
-/* Refuses a handshake: status (400, 403, 426), logged at info. */
+/* Refuses a handshake: status (400, 403, 404, 426), logged at debug level
+ * (a client's mistake, as other refused requests). */
 static void
 refuse(struct request *r, int status, const char *why)
 {
@@ -381,15 +364,50 @@ refuse(struct request *r, int status, const char *why)
 		http_resp_error(r, status);
 }
 
+/* What is wrong with a WebSocket handshake (RFC 6455 4.2.1), with the
+ * status it gets; NULL when it may be answered 101 (accept and the
+ * negotiated extension filled in). */
+static const char *
+handshake_check(struct request *r, const struct websocket_conf *wc, char accept[29],
+    const struct ws_pmd_policy *pol, struct ws_pmd *pmd, int *status)
+{
+	const struct http_header *key = NULL, *ver = NULL, *h;
+	unsigned it = 0;
+
+	*status = 400;
+	if (r->hr->meth != HTTP_M_GET || r->hr->version != 11)
+		return "not GET over HTTP/1.1";
+	if (!header_has_token(r, "connection", "upgrade"))
+		return "Connection without upgrade";
+	if (header_once(r, "sec-websocket-version", &ver) != 1)
+		return "Sec-WebSocket-Version missing or repeated";
+	if (ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0) {
+		*status = 426;
+		return "Sec-WebSocket-Version not 13";
+	}
+	if (header_once(r, "sec-websocket-key", &key) != 1 ||
+	    ws_accept_key(key->value, key->value_len, accept) < 0)
+		return "bad Sec-WebSocket-Key";
+	if (!origin_allowed(r, wc)) {
+		*status = 403;
+		return "Origin not allowed";
+	}
+	while (wc->compression && req_header_next(r, &it, &h))
+		if (http_token_eq(h->name, h->name_len, "sec-websocket-extensions") &&
+		    ws_ext_negotiate(h->value, h->value_len, pol, pmd) < 0)
+			return "bad Sec-WebSocket-Extensions";
+	return NULL;
+}
+
 static void
 websocket_start(struct request *r)
 {
 	const struct websocket_conf *wc = r->route->hconf;
-	const struct http_header *key = NULL, *ver = NULL, *h;
 	struct ws_pmd_policy pol = { .server_no_ctx = 1, .client_no_ctx = 1, .client_wbits = 15 };
 	struct ws_pmd pmd = { 0 };
 	char accept[29], ext[160];
-	unsigned it = 0;
+	const char *why;
+	int status;
 
 	if (!header_has_token(r, "upgrade", "websocket")) {
 		/* Not a WebSocket handshake: say what this resource speaks. */
@@ -400,24 +418,10 @@ websocket_start(struct request *r)
 		http_resp_error_hdr(r, 426, "Upgrade", "websocket");
 		return;
 	}
-	if (r->hr->meth != HTTP_M_GET || r->hr->version != 11)
-		{ refuse(r, 400, "not GET over HTTP/1.1"); return; }
-	if (!header_has_token(r, "connection", "upgrade"))
-		{ refuse(r, 400, "Connection without upgrade"); return; }
-	int nver = header_once(r, "sec-websocket-version", &ver);
-	if (nver == 0 || nver < 0)
-		{ refuse(r, 400, "Sec-WebSocket-Version missing or repeated"); return; }
-	if (ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0)
-		{ refuse(r, 426, "Sec-WebSocket-Version not 13"); return; }
-	if (header_once(r, "sec-websocket-key", &key) != 1 ||
-	    ws_accept_key(key->value, key->value_len, accept) < 0)
-		{ refuse(r, 400, "bad Sec-WebSocket-Key"); return; }
-	if (!origin_allowed(r, wc))
-		{ refuse(r, 403, "Origin not allowed"); return; }
-	while (wc->compression && req_header_next(r, &it, &h))
-		if (http_token_eq(h->name, h->name_len, "sec-websocket-extensions") &&
-		    ws_ext_negotiate(h->value, h->value_len, &pol, &pmd) < 0)
-			{ refuse(r, 400, "bad Sec-WebSocket-Extensions"); return; }
+	if ((why = handshake_check(r, wc, accept, &pol, &pmd, &status)) != NULL) {
+		refuse(r, status, why);
+		return;
+	}
 	if (r->conn->w->draining) {
 		http_resp_error(r, 503);
 		return;
@@ -426,8 +430,10 @@ websocket_start(struct request *r)
 	struct chat_member *cm = NULL;
 	char room[ROOM_NAME_MAX + 1];
 	if (wc->chat != NULL) {
-		if (chat_room_name(r->hr->path, r->hr->path_len, r->route->path_len, room) < 0)
-			{ refuse(r, 404, "no room name, or a bad one"); return; }
+		if (chat_room_name(r->hr->path, r->hr->path_len, r->route->path_len, room) < 0) {
+			refuse(r, 404, "no room name, or a bad one");
+			return;
+		}
 		if (ww == NULL || chat_hub_running(wc->chat) == 0 ||
 		    (cm = chat_member_new(wc->chat)) == NULL) {
 			http_resp_error(r, 503);
