@@ -377,6 +377,7 @@ on_worker_done(evutil_socket_t fd, short what, void *arg)
 int
 server_main_call(struct server *srv, struct server_call *call)
 {
+	atomic_store_explicit(&call->posted, 1, memory_order_release);
 	ssize_t n = write(srv->call_fd[1], &call, sizeof(call));
 
 	return n == (ssize_t)sizeof(call) ? 0 : -1;
@@ -389,7 +390,8 @@ on_call(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	while (read(fd, &call, sizeof(call)) == (ssize_t)sizeof(call))
-		call->fn(arg, call->arg);
+		if (atomic_load_explicit(&call->posted, memory_order_acquire))
+			call->fn(arg, call->arg);
 }
 
 static void

@@ -184,6 +184,10 @@ void worker_snap_put(struct worker *w, struct worker_snap *snap);
 struct server_call {
 	void (*fn)(struct server *srv, void *arg);
 	void *arg;
+	/* Set (release) before the pointer is written, read (acquire) before
+	 * fn runs: what the caller wrote before is seen by fn, with no reliance
+	 * on the pipe ordering memory (TSan runs with io_sync=0). */
+	_Atomic int posted;
 };
 int server_main_call(struct server *srv, struct server_call *call);
 /* Main thread: whether every worker has taken the newest snapshot. */

@@ -406,6 +406,8 @@ on_job_done(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (!atomic_load_explicit(&job->answered, memory_order_acquire))
+		return; /* cannot be: the main thread writes efd once it answered */
 	event_free(job->ev);
 	close(job->efd);
 	if (r != NULL) {

@@ -47,7 +47,10 @@ struct admin_job {
 	unsigned weight, max_conns;
 	int has_weight, state, has_state, backup, tls;
 	int64_t deadline;              /* monotonic ms: give up waiting on workers */
-	/* The answer. */
+	/* The answer, published (release) before efd is written; the worker
+	 * reads it after an acquire load: the eventfd alone orders nothing
+	 * for TSan (io_sync=0). */
+	_Atomic int answered;
 	int status;
 	char *body;                    /* JSON, malloc'd */
 };
