@@ -406,8 +406,14 @@ on_job_done(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!atomic_load_explicit(&job->answered, memory_order_acquire))
-		return; /* cannot be: the main thread writes efd once it answered */
+	if (!atomic_load_explicit(&job->answered, memory_order_acquire)) {
+		/* Woken between the main thread's write and its last store: it
+		 * still uses efd.  A moment later, then. */
+		static const struct timeval ms = { 0, 1000 };
+		if (event_base_once(event_get_base(job->ev), -1, EV_TIMEOUT, on_job_done, job, &ms) < 0)
+			log_warnx("admin: cannot wait for the main thread's answer");
+		return;
+	}
 	event_free(job->ev);
 	close(job->efd);
 	if (r != NULL) {

@@ -47,9 +47,10 @@ struct admin_job {
 	unsigned weight, max_conns;
 	int has_weight, state, has_state, backup, tls;
 	int64_t deadline;              /* monotonic ms: give up waiting on workers */
-	/* The answer, published (release) before efd is written; the worker
-	 * reads it after an acquire load: the eventfd alone orders nothing
-	 * for TSan (io_sync=0). */
+	/* The answer: set (release) after efd is written, the main thread's
+	 * last touch of the job; the worker reads it (acquire) before using
+	 * the answer or closing efd.  The eventfd only wakes: it orders no
+	 * memory for TSan (io_sync=0). */
 	_Atomic int answered;
 	int status;
 	char *body;                    /* JSON, malloc'd */

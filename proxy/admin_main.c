@@ -47,10 +47,10 @@ finish(struct admin_job *job, int status, char *body)
 
 	job->status = status;
 	job->body = body;
-	atomic_store_explicit(&job->answered, 1, memory_order_release);
-	/* The write hands the job back: the worker owns it from here. */
 	if (write(job->efd, &one, sizeof(one)) < 0)
 		log_warn("admin: cannot wake the worker");
+	/* The last touch: the worker owns the job (and efd) from here. */
+	atomic_store_explicit(&job->answered, 1, memory_order_release);
 }
 
 static void
