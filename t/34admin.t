@@ -2,7 +2,8 @@
 # The admin API (admin = on): the bearer token (none, wrong, right; the
 # constant-time compare is checked by review), every endpoint, a server
 # added and balanced to, removed, reweighted, drained while a slow request
-# to it finishes, validation errors naming their field, changes lost at a
+# and a WebSocket tunnel through it go on,
+# validation errors naming their field, changes lost at a
 # reload and POST /reload, GET /config with its secrets redacted; the
 # token file's permissions.  Two workers, so a change must reach both.
 import json
@@ -17,6 +18,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in t/lib
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from portico import *  # noqa: E402,F403
 from backend import *  # noqa: E402,F403
+from ws import EchoServer, WSClient, Frame, OP_TEXT  # noqa: E402
 
 TOKEN = "s3cr3t-admin-token-0123456789abcdef"
 
@@ -37,6 +39,14 @@ max_fails = 0
 server = {a}
 server = {b}
 max_fails = 0
+
+[pool:ws]
+server = {e}
+max_fails = 0
+
+[route:ws]
+path = /ws/
+pool = ws
 
 [middleware:jwt]
 type = jwt
@@ -106,8 +116,8 @@ def backends_of(srv, path, n):
     return got
 
 
-def start(a, b):
-    srv = Server(CONF.replace("{a}", a.addr).replace("{b}", b.addr), start=False)
+def start(a, b, e):
+    srv = Server(CONF.replace("{a}", a.addr).replace("{b}", b.addr).replace("{e}", e.addr), start=False)
     tok = srv.path("token")
     with open(tok, "w") as f:
         f.write(TOKEN + "\n")
@@ -136,7 +146,7 @@ def test_tokens(srv):
 
 def test_reads(srv, a, b):
     r, doc = api(srv, "GET", "/pools")
-    is_([p["name"] for p in doc["pools"]], ["app", "d"], "GET /pools lists the pools")
+    is_([p["name"] for p in doc["pools"]], ["app", "d", "ws"], "GET /pools lists the pools")
     app = doc["pools"][0]
     is_([(s["address"], s["weight"], s["state"], s["health"], s["backup"]) for s in app["servers"]],
         [(a.addr, 1, "enabled", "up", False), (b.addr, 1, "enabled", "up", False)],
@@ -275,6 +285,26 @@ def test_drain(srv, a, b):
     is_(srv.get("/d/echo").status, 503, "... and its requests get 503")
 
 
+def test_tunnel_drain(srv, e):
+    c = WSClient("127.0.0.1", srv.port, "/ws/echo")
+    try:
+        is_(c.status, 101, "tunnel drain: a WebSocket tunnel through pool ws")
+        r, doc = api(srv, "PUT", "/pools/ws/servers/" + e.addr, body={"state": "drain"})
+        is_((r.status, doc["servers"][0]["state"]), (200, "drain"), "its server drained")
+        c.send_text("still here")
+        f = c.recv(5)
+        is_((f.opcode, f.payload) if isinstance(f, Frame) else repr(f), (OP_TEXT, b"still here"),
+            "the open tunnel still carries messages both ways")
+        is_(srv.get("/ws/echo").status, 503, "a new request to the drained pool: 503")
+        r, doc = api(srv, "PUT", "/pools/ws/servers/" + e.addr, body={"state": "enabled"})
+        c.send_text("and now")
+        f = c.recv(5)
+        is_((f.opcode, f.payload) if isinstance(f, Frame) else repr(f), (OP_TEXT, b"and now"),
+            "... and after the server is enabled again")
+    finally:
+        c.close()
+
+
 def test_reload_and_config(srv, a, b):
     before = api(srv, "GET", "/pools")[1]["generation"]
     r, doc = api(srv, "POST", "/reload")
@@ -282,7 +312,7 @@ def test_reload_and_config(srv, a, b):
     ok(wait_for(lambda: re.search(r"admin: reload by 127\.0\.0\.1; configuration generation %d in service"
                                   % (before + 1), srv.stderr()) is not None, 3), "... logged")
     r, doc = api(srv, "GET", "/pools")
-    is_([[(s["address"], s["weight"], s["state"]) for s in p["servers"]] for p in doc["pools"]],
+    is_([[(s["address"], s["weight"], s["state"]) for s in p["servers"]] for p in doc["pools"]][:2],
         [[(a.addr, 1, "enabled"), (b.addr, 1, "enabled")]] * 2, "the reload read the file: the changes are gone")
     with open(srv.conf_path) as f:
         good = f.read()
@@ -344,17 +374,19 @@ def test_token_file():
 
 def main():
     a, b, c = Backend("a"), Backend("b"), Backend("c")
+    e = EchoServer()
     try:
         test_token_file()
-        with start(a, b) as srv:
+        with start(a, b, e) as srv:
             test_tokens(srv)
             test_reads(srv, a, b)
             test_validation(srv, a)
             test_add_delete_weights(srv, a, b, c)
             test_drain(srv, a, b)
+            test_tunnel_drain(srv, e)
             test_reload_and_config(srv, a, b)
     finally:
-        for x in (a, b, c):
+        for x in (a, b, c, e):
             x.stop()
 
 
