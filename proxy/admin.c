@@ -686,9 +686,11 @@ admin_start(struct request *r)
 
 	if (!authorized(r, &why)) {
 		if (worker_log_client_error(r->conn->w))
+			/* The path as sent: the parser let only visible bytes in
+			 * (the decoded one could hold a line end). */
 			log_warnx("admin: %.*s %.*s from %s refused: %s", (int)hr->method_len,
-			    hr->method, (int)r->npath_len, r->npath, conn_peer(r->conn, ip, sizeof(ip)),
-			    why);
+			    hr->method, hr->path_len > 200 ? 200 : (int)hr->path_len, hr->path,
+			    conn_peer(r->conn, ip, sizeof(ip)), why);
 		answer_error(r, 401, "a valid bearer token is required", NULL);
 	} else if (hr->content_length > ADMIN_MAX_BODY) {
 		answer_error(r, 413, "the body is larger than 64 KiB", NULL);

@@ -2,10 +2,10 @@
 # The admin API (admin = on): the bearer token (none, wrong, right; the
 # constant-time compare is checked by review), every endpoint, a server
 # added and balanced to, removed, reweighted, drained while a slow request
-# and a WebSocket tunnel through it go on,
-# validation errors naming their field, changes lost at a
-# reload and POST /reload, GET /config with its secrets redacted; the
-# token file's permissions.  Two workers, so a change must reach both.
+# and a WebSocket tunnel through it go on, validation errors naming their
+# field, changes lost at a reload and POST /reload, GET /config with its
+# secrets redacted; the token file's permissions.  Two workers, so a
+# change must reach both.
 import json
 import shutil
 import tempfile
@@ -139,6 +139,10 @@ def test_tokens(srv):
     is_(r.status, 401, "the token less its last byte: 401")
     ok(wait_for(lambda: "admin: GET /admin/pools from 127.0.0.1 refused: no bearer token" in srv.stderr(), 3),
        "a request without a token is logged")
+    r, doc = api(srv, "GET", "/pools%0a[error]%20forged", token=None)
+    is_(r.status, 401, "a path with an encoded line end: 401")
+    ok(wait_for(lambda: "admin: GET /admin/pools%0a[error]%20forged from 127.0.0.1 refused" in srv.stderr(), 3),
+       "... logged as sent, on one line")
     ok("refused: wrong token" in srv.stderr(), "... and one with a wrong token")
     r, doc = api(srv, "GET", "/pools")
     is_(r.status, 200, "the right token: 200")
