@@ -529,6 +529,35 @@ parse_fields(struct request *r, json_t *o, struct admin_job *job)
 	return 0;
 }
 
+/*
+ * Whether body nests arrays and objects deeper than max, strings skipped:
+ * our bodies are flat objects, and jansson's own limit (2048 levels of
+ * recursion) is far more than a request should be allowed to cost.
+ */
+static int
+too_deep(const char *body, size_t len, int max)
+{
+	int depth = 0, in_str = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char ch = body[i];
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = 0;
+		} else if (ch == '"') {
+			in_str = 1;
+		} else if (ch == '[' || ch == '{') {
+			if (++depth > max)
+				return 1;
+		} else if (ch == ']' || ch == '}') {
+			depth--;
+		}
+	}
+	return 0;
+}
+
 /* A change to a pool's servers: the body checked, then off to the main thread. */
 static void
 change(struct request *r, enum admin_op op, const char *pool, const char *addr,
@@ -549,7 +578,11 @@ change(struct request *r, enum admin_op op, const char *pool, const char *addr,
 		snprintf(job->addr, sizeof(job->addr), "%s", addr);
 	if (op == ADMIN_ADD || op == ADMIN_SET) {
 		/* Bounded twice: the body is at most ADMIN_MAX_BODY bytes, and
-		 * jansson refuses nesting deeper than its own limit. */
+		 * nests at most 4 levels (checked before jansson recurses). */
+		if (too_deep(body, len, 4)) {
+			answer_error(r, 400, "bad JSON: nested more than 4 levels deep", NULL);
+			goto out;
+		}
 		o = len > 0 ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &err) : NULL;
 		if (o == NULL || !json_is_object(o)) {
 			char msg[200];

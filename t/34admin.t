@@ -206,6 +206,11 @@ def test_validation(srv, a):
     is_((r.status, doc), (400, {"error": "expected a JSON object"}), "a JSON array: 400")
     r, doc = api(srv, "POST", P, raw=b'{"address":"127.0.0.1:9","address":"127.0.0.1:8"}')
     is_(r.status, 400, "a field given twice: 400")
+    r, doc = api(srv, "POST", P, raw=b'{"address":"127.0.0.1:9","x":[[[[1]]]]}')
+    is_((r.status, doc), (400, {"error": "bad JSON: nested more than 4 levels deep"}),
+        "a body nested 5 levels: 400 before it is parsed")
+    r, doc = api(srv, "POST", P, raw=b'{"address":"127.0.0.1:9","x":"[[[[[[["}')
+    is_((r.status, doc["field"]), (400, "x"), "brackets inside a string do not count")
     r, doc = api(srv, "POST", P, raw=b"[" * 70000)
     is_((r.status, doc), (413, {"error": "the body is larger than 64 KiB"}), "a body over 64 KiB: 413")
     r, doc = api(srv, "POST", "/pools/nope/servers", body={"address": "127.0.0.1:9"})
