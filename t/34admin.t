@@ -40,6 +40,9 @@ server = {a}
 server = {b}
 max_fails = 0
 
+[pool:spare]
+server = 127.0.0.1:1 down
+
 [pool:ws]
 server = {e}
 max_fails = 0
@@ -150,7 +153,7 @@ def test_tokens(srv):
 
 def test_reads(srv, a, b):
     r, doc = api(srv, "GET", "/pools")
-    is_([p["name"] for p in doc["pools"]], ["app", "d", "ws"], "GET /pools lists the pools")
+    is_([p["name"] for p in doc["pools"]], ["app", "d", "spare", "ws"], "GET /pools lists the pools")
     app = doc["pools"][0]
     is_([(s["address"], s["weight"], s["state"], s["health"], s["backup"]) for s in app["servers"]],
         [(a.addr, 1, "enabled", "up", False), (b.addr, 1, "enabled", "up", False)],
@@ -294,6 +297,38 @@ def test_drain(srv, a, b):
     is_(srv.get("/d/echo").status, 503, "... and its requests get 503")
 
 
+def test_concurrent(srv):
+    # Eight clients add eight servers at once, through both workers: each
+    # change is made whole on the one before it, none is lost.
+    gen0 = api(srv, "GET", "/pools")[1]["generation"]
+    res = [None] * 8
+
+    def add(i):
+        res[i] = api(srv, "POST", "/pools/spare/servers", body={"address": "127.0.0.1:%d" % (20001 + i),
+                                                                "state": "disabled"})
+    ts = [threading.Thread(target=add, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(20)
+    is_([r.status for r, _ in res], [200] * 8, "eight concurrent adds: all 200")
+    is_(sorted(d["generation"] for _, d in res), list(range(gen0 + 1, gen0 + 9)),
+        "... each its own generation")
+    r, doc = api(srv, "GET", "/pools/spare")
+    is_(sorted(s["address"] for s in doc["servers"]),
+        sorted(["127.0.0.1:1"] + ["127.0.0.1:%d" % (20001 + i) for i in range(8)]), "... and all nine servers are there")
+    # Chunked and Expect: 100-continue bodies; HEAD.
+    body = b'{"weight":7}'
+    req = ("PUT /admin/pools/spare/servers/127.0.0.1:20001 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+           "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" % TOKEN).encode()
+    r = srv.request(req + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body), timeout=10)
+    is_((r.status, [s["weight"] for s in json.loads(r.body)["servers"]][1]), (200, 7), "a chunked body")
+    r, doc = api(srv, "DELETE", "/pools/spare/servers/127.0.0.1:20002")
+    is_(r.status, 200, "DELETE with no body")
+    r = srv.get("/admin/pools", method="HEAD", headers=["Authorization: Bearer " + TOKEN])
+    is_((r.status, r.header("Content-Type"), r.body), (200, "application/json", b""), "HEAD /pools: no body")
+
+
 def test_tunnel_drain(srv, e):
     c = WSClient("127.0.0.1", srv.port, "/ws/echo")
     try:
@@ -393,6 +428,7 @@ def main():
             test_add_delete_weights(srv, a, b, c)
             test_drain(srv, a, b)
             test_tunnel_drain(srv, e)
+            test_concurrent(srv)
             test_reload_and_config(srv, a, b)
     finally:
         for x in (a, b, c, e):
