@@ -30,6 +30,7 @@
 #include "origin/status.h"
 #include "origin/prometheus.h"
 #include "origin/websocket.h"
+#include "proxy/admin.h"
 #include "proxy/proxy.h"
 
 #ifndef PORTICO_DEFAULT_CONF
@@ -40,7 +41,7 @@
 
 static const struct handler_ops *const handlers[] = {
 	&status_ops, &health_ops, &return_ops, &static_ops, &proxy_ops, &websocket_ops,
-	&pipeline_section_ops, &prometheus_ops, NULL,
+	&pipeline_section_ops, &prometheus_ops, &admin_ops, NULL,
 };
 
 static void

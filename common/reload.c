@@ -137,46 +137,50 @@ make_switches(struct server *srv, struct config *conf, int **fds)
 	return NULL;
 }
 
+/* Whether every worker has taken the newest snapshot (a reload may go). */
+int
+server_workers_current(struct server *srv)
+{
+	for (int k = 0; k < srv->nworkers; k++)
+		if (atomic_load(&srv->workers[k].next) != NULL)
+			return 0;
+	return 1;
+}
+
 /*
- * SIGHUP: the file is read and checked aside, as -t does; on any error
- * every one is logged and nothing changes.  Otherwise the new snapshot
- * takes what stays (sockets by address, servers' health by pool and
- * name), the main thread's handler work moves to it, and each worker is
- * handed it with its sockets; the old one is freed when its last
- * connection ends (gc_sweep).
+ * SIGHUP, and the admin API: the file (or text, when not NULL) is read and
+ * checked aside, as -t does; on any error every one is logged and nothing
+ * changes.  Otherwise the new snapshot takes what stays (sockets by
+ * address, servers' health by pool and name), the main thread's handler
+ * work moves to it, and each worker is handed it with its sockets; the old
+ * one is freed when its last connection ends (gc_sweep).
  */
-void
-server_reload(struct server *srv)
+int
+server_reload_load(struct server *srv, const char *text, struct conf_ctx *ctx)
 {
 	struct config *run = srv->conf, *conf;
-	struct conf_ctx ctx = { 0 };
 	struct worker_switch **sw = NULL;
-	int **fds = NULL;
+	int **fds = NULL, rc = -1;
 	uint64_t one = 1;
-	static const struct timeval soon = { 0, 20 * 1000 };
 
-	/* A worker busy since the last reload has not taken it yet: handing
-	 * it another now would give it some sockets twice.  Soon. */
-	for (int k = 0; k < srv->nworkers; k++)
-		if (atomic_load(&srv->workers[k].next) != NULL) {
-			evtimer_add(srv->reload_ev, &soon);
-			return;
-		}
+	if (!server_workers_current(srv))
+		return 1;
 	/* No runenv_check: what it checks (the user, the log files, pid_file,
 	 * the ticket key) are restart-only keys a reload keeps as they run;
 	 * checked now, as the user we became, they could only fail wrongly
 	 * (a pid_file root wrote at start). */
-	conf = config_load(srv->conf_file, srv->handlers, &ctx);
+	conf = text != NULL ? config_load_string(srv->conf_file, text, srv->handlers, ctx) :
+	    config_load(srv->conf_file, srv->handlers, ctx);
 	if (conf == NULL) {
-		for (size_t i = 0; i < ctx.nerrors; i++)
-			log_error("reload: %s", ctx.errors[i]);
+		for (size_t i = 0; i < ctx->nerrors; i++)
+			log_error("reload: %s", ctx->errors[i]);
 		log_error("reload failed: %s has %zu error%s; configuration generation %llu stays in "
-		    "service", srv->conf_file, ctx.nerrors, ctx.nerrors == 1 ? "" : "s",
+		    "service", srv->conf_file, ctx->nerrors, ctx->nerrors == 1 ? "" : "s",
 		    (unsigned long long)run->generation);
 		goto out;
 	}
-	for (size_t i = 0; i < ctx.nwarnings; i++)
-		log_warnx("reload: %s", ctx.warnings[i]);
+	for (size_t i = 0; i < ctx->nwarnings; i++)
+		log_warnx("reload: %s", ctx->warnings[i]);
 	struct config **rv = realloc(srv->retired, (srv->nretired + 1) * sizeof(*rv));
 	if (rv != NULL)
 		srv->retired = rv;
@@ -230,13 +234,26 @@ server_reload(struct server *srv)
 	log_info("reload: configuration generation %llu in service",
 	    (unsigned long long)conf->generation);
 	conf = NULL;
+	rc = 0;
 	gc_sweep(srv);
 out:
 	/* Done, taken or not: the service manager's reload is over. */
 	notify_send(&srv->notify, "READY=1\nSTATUS=configuration generation %llu in service%s",
-	    (unsigned long long)srv->conf->generation, conf != NULL || ctx.nerrors > 0 ?
-	    " (the last reload failed)" : "");
+	    (unsigned long long)srv->conf->generation, rc < 0 ? " (the last reload failed)" : "");
 	config_free(conf);
+	return rc;
+}
+
+void
+server_reload(struct server *srv)
+{
+	struct conf_ctx ctx = { 0 };
+	static const struct timeval soon = { 0, 20 * 1000 };
+
+	/* A worker busy since the last reload has not taken it yet: handing
+	 * it another now would give it some sockets twice.  Soon. */
+	if (server_reload_load(srv, NULL, &ctx) > 0)
+		evtimer_add(srv->reload_ev, &soon);
 	conf_ctx_free(&ctx);
 }
 

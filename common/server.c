@@ -382,6 +382,26 @@ on_worker_done(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(srv->base);
 }
 
+int
+server_main_call(struct server *srv, struct server_call *call)
+{
+	atomic_store_explicit(&call->posted, 1, memory_order_release);
+	ssize_t n = write(srv->call_fd[1], &call, sizeof(call));
+
+	return n == (ssize_t)sizeof(call) ? 0 : -1;
+}
+
+static void
+on_call(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_call *call;
+
+	(void)what;
+	while (read(fd, &call, sizeof(call)) == (ssize_t)sizeof(call))
+		if (atomic_load_explicit(&call->posted, memory_order_acquire))
+			call->fn(arg, call->arg);
+}
+
 static void
 on_ticket_rotate(evutil_socket_t fd, short what, void *arg)
 {
@@ -443,6 +463,9 @@ server_run(struct server *srv)
 	notify_open(&srv->notify);
 	srv->access_log_fd = -1;
 	srv->done_fd = srv->gc_fd = -1;
+	srv->call_fd[0] = srv->call_fd[1] = -1;
+	if (pipe2(srv->call_fd, O_NONBLOCK | O_CLOEXEC) < 0)
+		fatal("pipe");
 	srv->conf->generation = 1;
 	srv->nworkers = g->workers > 0 ? g->workers : cpu_count();
 	/* Connections, listeners, and the open-file caches (FCACHE_SLOTS files each). */
@@ -505,6 +528,8 @@ server_run(struct server *srv)
 	gc_ev = event_new(srv->base, srv->gc_fd, EV_READ | EV_PERSIST, on_gc, srv);
 	event_add(gc_ev, NULL);
 	srv->reload_ev = evtimer_new(srv->base, on_reload_retry, srv);
+	srv->call_ev = event_new(srv->base, srv->call_fd[0], EV_READ | EV_PERSIST, on_call, srv);
+	event_add(srv->call_ev, NULL);
 	for (size_t i = 0; i < 5; i++) {
 		sigev[i] = evsignal_new(srv->base, sigs[i], on_signal, srv);
 		event_add(sigev[i], NULL);
@@ -562,6 +587,8 @@ out:
 		event_free(srv->reload_ev);
 	if (gc_ev != NULL)
 		event_free(gc_ev);
+	if (srv->call_ev != NULL)
+		event_free(srv->call_ev);
 	tls_tickets_stop();
 	for (int i = 0; i < srv->nworkers; i++)
 		worker_free(&srv->workers[i]);
@@ -575,6 +602,9 @@ out:
 	pid_file_remove(srv);
 	if (srv->gc_fd >= 0)
 		close(srv->gc_fd);
+	for (int i = 0; i < 2; i++)
+		if (srv->call_fd[i] >= 0)
+			close(srv->call_fd[i]);
 	if (srv->done_fd >= 0)
 		close(srv->done_fd);
 	if (srv->access_log_fd >= 0)

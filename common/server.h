@@ -132,6 +132,8 @@ struct server {
 	struct ops_state *mstate;      /* main-thread work of handlers (main_start) */
 	unsigned nmstate;
 	int done_fd;                   /* eventfd: workers tell the main thread they ended */
+	int call_fd[2];                /* pipe: struct server_call pointers for the main thread */
+	struct event *call_ev;
 	_Atomic int workers_left;
 	int exit_code;
 };
@@ -171,6 +173,33 @@ void *worker_handler_state(struct worker *w, const struct handler_ops *ops);
 int worker_conn_follow(struct conn *c);
 /* A connection no longer uses snap (it closes). */
 void worker_snap_put(struct worker *w, struct worker_snap *snap);
+/*
+ * Work a worker hands the main thread (the admin API's changes, which
+ * publish a snapshot as a reload does): fn(srv, arg) runs there soon.
+ * The pointer goes through a pipe, one write of its 8 bytes, atomic
+ * under PIPE_BUF, so no lock.  The call struct stays the caller's: it
+ * must live until fn ran, and fn tells the caller it is done.  Returns
+ * 0, or -1 when it cannot be queued (fn will not run).
+ */
+struct server_call {
+	void (*fn)(struct server *srv, void *arg);
+	void *arg;
+	/* Set (release) before the pointer is written, read (acquire) before
+	 * fn runs: what the caller wrote before is seen by fn, with no reliance
+	 * on the pipe ordering memory (TSan runs with io_sync=0). */
+	_Atomic int posted;
+};
+int server_main_call(struct server *srv, struct server_call *call);
+/* Main thread: whether every worker has taken the newest snapshot. */
+int server_workers_current(struct server *srv);
+/*
+ * Main thread: a reload (SIGHUP's) from the configuration file, or from
+ * text when not NULL (read as if it were the file).  0: a new generation
+ * is in service (srv->conf); -1: it failed, errors in ctx (none when out
+ * of memory) and logged; 1: a worker has not taken the last one yet, try
+ * again soon.  The caller frees ctx (conf_ctx_free).
+ */
+int server_reload_load(struct server *srv, const char *text, struct conf_ctx *ctx);
 /* Queues an access log line (written once a second or when 32 KiB gather). */
 void worker_access_log(struct worker *w, const char *line, size_t len);
 

@@ -191,7 +191,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	for (unsigned i = 0; i < pc->pool->nservers; i++)
-		if (!pc->pool->servers[i].disabled)
+		if (pc->pool->servers[i].disabled != BACKEND_DISABLED)
 			probe_start(&pc->probes[i]);
 }
 

@@ -442,6 +442,18 @@ parse_address(const char *hostport, struct backend *b, const char **why)
 	return 0;
 }
 
+int
+pool_check_address(const char *hostport, const char **why)
+{
+	struct backend b;
+
+	memset(&b, 0, sizeof(b));
+	int rc = parse_address(hostport, &b, why);
+	free(b.host);
+	free(b.port);
+	return rc;
+}
+
 static int
 parse_server(struct conf_ctx *ctx, const struct conf_kv *kv, struct backend *b)
 {
@@ -465,12 +477,15 @@ parse_server(struct conf_ctx *ctx, const struct conf_kv *kv, struct backend *b)
 		else if (strcmp(tok, "backup") == 0)
 			b->backup = 1;
 		else if (strcmp(tok, "down") == 0)
-			b->disabled = 1;
+			b->disabled = BACKEND_DISABLED;
+		else if (strcmp(tok, "drain") == 0)
+			b->disabled = BACKEND_DRAIN;
 		else if (strcmp(tok, "tls") == 0)
 			b->tls = 1;
 		else {
 			conf_err(ctx, kv->line, ctx->section, "server",
-			    "unknown parameter \"%s\" (weight=N, max_conns=N, backup, down, tls)", tok);
+			    "unknown parameter \"%s\" (weight=N, max_conns=N, backup, down, drain, tls)",
+			    tok);
 			rc = -1;
 		}
 	}

@@ -19,6 +19,10 @@
 
 #define POOL_MAX_SERVERS 64 /* a request's tried set is a 64-bit mask */
 
+#define BACKEND_ENABLED 0
+#define BACKEND_DISABLED 1
+#define BACKEND_DRAIN 2
+
 struct backend {
 	char *name;                        /* HOST:PORT as written */
 	char *host, *port;                 /* a name to resolve, NULL when numeric */
@@ -33,7 +37,10 @@ struct backend {
 	unsigned weight;
 	unsigned max_conns;                /* 0: no limit */
 	int backup;
-	int disabled;                      /* "down" in the config */
+	/* BACKEND_DISABLED ("down" in the config) or BACKEND_DRAIN: either is
+	 * out of service for new requests (one test on the request path);
+	 * those running finish on the snapshot they started with. */
+	int disabled;
 	int tls;                           /* speak TLS to it ("tls" in the config) */
 	/* Shared between workers. */
 	_Atomic int64_t down_until;        /* monotonic ms; passive health; 0: never down */
@@ -206,6 +213,17 @@ struct sbuf;
 /* Appends the pools' metric families (pool_metrics.c): their servers' state,
  * load, failures, health checks and response times. */
 void pool_metrics(const struct pool *const *pools, size_t n, struct sbuf *out);
+/* "enabled", "disabled" or "drain": a server's administrative state. */
+const char *backend_admin_state(const struct backend *b);
+/* Its state as /status and metrics name it: "disabled", "drain",
+ * "unresolved", "down" (active checks), "failed" (passive) or "up". */
+const char *backend_state(const struct backend *b, int64_t now);
+/*
+ * Checks HOST:PORT or [V6]:PORT as a `server =` line's address: 0, or -1
+ * with the reason in *why.  Looks nothing up (a name waits for the main
+ * thread's resolver).
+ */
+int pool_check_address(const char *hostport, const char **why);
 /* 64-bit hash of bytes (for hash keys). */
 uint64_t pool_hash(const void *data, size_t len);
 

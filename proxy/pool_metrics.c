@@ -60,20 +60,27 @@ static const struct {
 	  "Time from sending the request until the response was whole." },
 };
 
-static const char *const states[] = { "up", "down", "failed", "disabled", "unresolved" };
-
-static const char *
-server_state(const struct backend *b, int64_t now)
+const char *
+backend_admin_state(const struct backend *b)
 {
-	return b->disabled ? "disabled" : atomic_load(&b->gen) == 0 ? "unresolved" :
-	    atomic_load(&b->health_down) ? "down" : atomic_load(&b->down_until) > now ? "failed" : "up";
+	return b->disabled == BACKEND_DRAIN ? "drain" : b->disabled ? "disabled" : "enabled";
 }
+
+const char *
+backend_state(const struct backend *b, int64_t now)
+{
+	return b->disabled == BACKEND_DRAIN ? "drain" : b->disabled ? "disabled" :
+	    atomic_load(&b->gen) == 0 ? "unresolved" : atomic_load(&b->health_down) ? "down" :
+	    atomic_load(&b->down_until) > now ? "failed" : "up";
+}
+
+static const char *const states[] = { "up", "down", "failed", "disabled", "drain", "unresolved" };
 
 static void
 one_server(struct sbuf *f, const struct pool *p, unsigned i, const char *lab, int64_t now)
 {
 	const struct backend *b = &p->servers[i];
-	const char *st = server_state(b, now);
+	const char *st = backend_state(b, now);
 	struct backend_counters c;
 	uint64_t hist[CONF_MAX_BUCKETS + 1];
 

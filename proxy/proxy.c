@@ -354,7 +354,7 @@ proxy_start(struct request *r)
 	relay_start(r, pc, pw);
 }
 
-/* {"servers":[{"name":..., "state":"up|down|disabled", ...}]} for /status */
+/* {"servers":[{"name":..., "state":"up|down|disabled|drain|...", ...}]} for /status */
 static void
 proxy_section_status(const struct conf_section *sec, struct sbuf *out)
 {
@@ -372,9 +372,7 @@ proxy_section_status(const struct conf_section *sec, struct sbuf *out)
 		struct backend_counters c;
 		pool_counters(p, i, &c);
 		uint64_t req = stats_get(&c.requests);
-		const char *state = b->disabled ? "disabled" : atomic_load(&b->gen) == 0 ? "unresolved" :
-		    atomic_load(&b->health_down) ? "down" :
-		    atomic_load(&b->down_until) > now ? "failed" : "up";
+		const char *state = backend_state(b, now);
 		sbuf_str(out, i ? ",{\"name\":\"" : "{\"name\":\"");
 		sbuf_json(out, b->name);
 		sbuf_printf(out, "\",\"state\":\"%s\",\"backup\":%s,\"weight\":%u,"
