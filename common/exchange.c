@@ -21,6 +21,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/pipeline.h"
+#include "common/sbuf.h"
 #include "common/server.h"
 
 #define REQ_HDR_OPEN 0x100 /* interim status line and headers queued, blank line not yet */
@@ -495,6 +496,21 @@ http_resp_simple(struct request *r, int status, const char *ctype, const char *b
 	http_resp_start(r, status, ctype, (int64_t)len);
 	http_resp_body(r, body, len);
 	http_resp_end(r);
+}
+
+void
+http_resp_sbuf(struct request *r, int status, const char *content_type, struct sbuf *out)
+{
+	if (sbuf_failed(out)) {
+		sbuf_free(out);
+		http_resp_error(r, 500);
+		return;
+	}
+	http_resp_start(r, status, content_type, (int64_t)out->len);
+	http_resp_header(r, "Cache-Control", "no-store");
+	http_resp_body(r, out->p, out->len);
+	http_resp_end(r);
+	sbuf_free(out);
 }
 
 void

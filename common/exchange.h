@@ -272,6 +272,10 @@ int http_req_claim_set(struct request *r, const char *name, const char *value, s
 /* A whole response in one call. */
 void http_resp_simple(struct request *r, int status, const char *content_type,
     const char *body, size_t len);
+/* A generated document as the whole response, not to be cached (status
+ * JSON, metrics), or 500 when building it ran out of memory; frees out. */
+struct sbuf;
+void http_resp_sbuf(struct request *r, int status, const char *content_type, struct sbuf *out);
 /* A short HTML error page for status. */
 void http_resp_error(struct request *r, int status);
 /* The same page with one more header (name NULL for none): 503 + Retry-After. */

@@ -13,17 +13,6 @@ http_chunked_init(struct http_chunked *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static int
-hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	ch |= 0x20; /* A-F and a-f, and nothing else, land on a-f */
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
 /* Longest chunk-size or chunk-ext line we accept; a line this long is an attack. */
 #define CHUNK_LINE_MAX 4096
 
@@ -41,7 +30,7 @@ http_chunked_parse(struct http_chunked *c, const char *buf, size_t len,
 
 		switch (c->state) {
 		case CHUNK_SIZE:
-			if ((h = hexval(ch)) >= 0) {
+			if ((h = http_hexval(ch)) >= 0) {
 				if (c->size_digits >= 15)
 					return -1; /* would overflow; no real chunk is this big */
 				c->remaining = c->remaining * 16 + (uint64_t)h;

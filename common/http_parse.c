@@ -774,3 +774,14 @@ http_parse_response(struct http_response *r, const char *buf, size_t len,
 	r->pos = r->head_len;
 	return (ssize_t)r->head_len;
 }
+
+int
+http_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20; /* A-F and a-f, and nothing else, land on a-f */
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}

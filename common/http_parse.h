@@ -107,6 +107,9 @@ const struct http_header *http_find_header(const struct http_request *r, const c
  */
 int http_list_next(const char **p, const char *end, const char **tok, size_t *len);
 
+/* The value of a hex digit, or -1. */
+int http_hexval(int c);
+
 /* Case-insensitive comparison of a slice with a NUL-terminated lower-case token. */
 int http_token_eq(const char *s, size_t len, const char *lower);
 

@@ -3,17 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include "common/http_parse.h"
 
 long
 route_normalize_path(const char *path, size_t len, char *out)
@@ -27,8 +17,8 @@ route_normalize_path(const char *path, size_t len, char *out)
 		char c = path[i];
 		if (c == '%') {
 			int h, l;
-			if (i + 2 >= len || (h = hexval((unsigned char)path[i + 1])) < 0 ||
-			    (l = hexval((unsigned char)path[i + 2])) < 0)
+			if (i + 2 >= len || (h = http_hexval((unsigned char)path[i + 1])) < 0 ||
+			    (l = http_hexval((unsigned char)path[i + 2])) < 0)
 				return -1;
 			c = (char)(h * 16 + l);
 			if (c == '\0')
@@ -45,7 +35,7 @@ route_normalize_path(const char *path, size_t len, char *out)
 		char next = 0;
 		if (!at_end) {
 			next = path[i];
-			if (next == '%' && i + 2 < len && hexval((unsigned char)path[i + 1]) == 2 &&
+			if (next == '%' && i + 2 < len && http_hexval((unsigned char)path[i + 1]) == 2 &&
 			    (path[i + 2] == 'f' || path[i + 2] == 'F'))
 				next = '/';
 		}

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/config.h"
+#include "common/http_parse.h"
 #include "common/log.h"
 #include "common/ratelimit_redis.h"
 #include "common/sbuf.h"
@@ -222,18 +223,6 @@ chat_worker_free(struct chat_worker *list)
 
 /* ----------------------------------------------------------- room names */
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * A room is named by the rest of the path, percent-decoded: 1 to 200
  * bytes of UTF-8 without control characters and without '/' (written or
@@ -252,8 +241,8 @@ chat_room_name(const char *path, size_t len, size_t prefix_len, char name[ROOM_N
 	for (size_t i = prefix_len; i < len; i++) {
 		int c = (unsigned char)path[i];
 		if (c == '%') {
-			int hi = i + 2 < len ? hexval(path[i + 1]) : -1;
-			int lo = i + 2 < len ? hexval(path[i + 2]) : -1;
+			int hi = i + 2 < len ? http_hexval(path[i + 1]) : -1;
+			int lo = i + 2 < len ? http_hexval(path[i + 2]) : -1;
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = hi * 16 + lo;

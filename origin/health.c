@@ -136,18 +136,10 @@ health_start(struct request *r)
 	if (body.len > 0)
 		sbuf_add(&out, body.p, body.len);
 	sbuf_str(&out, "}\n");
-	if (sbuf_failed(&body) || sbuf_failed(&out)) {
-		sbuf_free(&body);
-		sbuf_free(&out);
-		http_resp_error(r, 500);
-		return;
-	}
-	http_resp_start(r, stopping || failing ? 503 : 200, "application/json", (int64_t)out.len);
-	http_resp_header(r, "Cache-Control", "no-store");
-	http_resp_body(r, out.p, out.len);
-	http_resp_end(r);
+	if (sbuf_failed(&body))
+		out.failed = 1;
 	sbuf_free(&body);
-	sbuf_free(&out);
+	http_resp_sbuf(r, stopping || failing ? 503 : 200, "application/json", &out);
 }
 
 const struct handler_ops health_ops = {

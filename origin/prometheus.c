@@ -357,16 +357,7 @@ prom_start(struct request *r)
 	route_families(&out, srv, conf);
 	middleware_families(&out, srv, conf);
 	handler_families(&out, conf);
-	if (sbuf_failed(&out)) {
-		sbuf_free(&out);
-		http_resp_error(r, 500);
-		return;
-	}
-	http_resp_start(r, 200, "text/plain; version=0.0.4; charset=utf-8", (int64_t)out.len);
-	http_resp_header(r, "Cache-Control", "no-store");
-	http_resp_body(r, out.p, out.len);
-	http_resp_end(r);
-	sbuf_free(&out);
+	http_resp_sbuf(r, 200, "text/plain; version=0.0.4; charset=utf-8", &out);
 }
 
 const struct handler_ops prometheus_ops = {

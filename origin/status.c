@@ -168,16 +168,7 @@ status_start(struct request *r)
 	status_sections(conf, &out);
 	status_routes(conf, &out);
 	sbuf_str(&out, "}\n");
-	if (sbuf_failed(&out)) {
-		sbuf_free(&out);
-		http_resp_error(r, 500);
-		return;
-	}
-	http_resp_start(r, 200, "application/json", (int64_t)out.len);
-	http_resp_header(r, "Cache-Control", "no-store");
-	http_resp_body(r, out.p, out.len);
-	http_resp_end(r);
-	sbuf_free(&out);
+	http_resp_sbuf(r, 200, "application/json", &out);
 }
 
 const struct handler_ops status_ops = {
