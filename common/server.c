@@ -460,6 +460,14 @@ server_run(struct server *srv)
 	static const struct timeval second = { 1, 0 };
 
 	signal(SIGPIPE, SIG_IGN);
+	/* The listeners accept (in the kernel) as soon as they are bound, so
+	 * a client may signal us before our handlers are there: held until
+	 * they are, instead of the default action (SIGHUP would kill us). */
+	sigset_t ours, orig;
+	sigemptyset(&ours);
+	for (size_t i = 0; i < 5; i++)
+		sigaddset(&ours, sigs[i]);
+	pthread_sigmask(SIG_BLOCK, &ours, &orig);
 	notify_open(&srv->notify);
 	srv->access_log_fd = -1;
 	srv->done_fd = srv->gc_fd = -1;
@@ -534,6 +542,7 @@ server_run(struct server *srv)
 		sigev[i] = evsignal_new(srv->base, sigs[i], on_signal, srv);
 		event_add(sigev[i], NULL);
 	}
+	pthread_sigmask(SIG_SETMASK, &orig, NULL); /* what came meanwhile is ours now */
 	routes_start(srv->conf);
 	main_work_start(srv);
 	sec_ev = event_new(srv->base, -1, EV_PERSIST, on_second, srv);
