@@ -7,21 +7,17 @@
 # (logged) and messages cross again.  Skipped when redis-server is missing
 # (`make deps` installs it).
 import os
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in t/lib
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from portico import *  # noqa: E402,F403
+from redis import REDIS, Redis  # noqa: E402
 from ws import *  # noqa: E402,F403
 
-REDIS = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
 
 CONF = """\
 [global]
@@ -42,46 +38,6 @@ ping_interval = 0
 backplane = redis://127.0.0.1:%(rport)d
 backplane_prefix = t59:%(pid)d:
 """
-
-
-class Redis:
-    """A redis-server of the test's own on a free port, without persistence."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="portico-redis-")
-        self.port = free_port()
-        self.proc = None
-        self.log = None
-        self.start()
-
-    def start(self):
-        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
-        self.proc = subprocess.Popen([REDIS, "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--dir", self.dir],
-                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        if not wait_for(self.ping, 10):
-            raise RuntimeError("redis-server did not answer on port %d" % self.port)
-
-    def ping(self):
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-
-    def cleanup(self):
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def rx(c, timeout=5.0):
