@@ -38,7 +38,8 @@ sbuf_add(struct sbuf *b, const void *data, size_t len)
 {
 	if (grow(b, len) < 0)
 		return;
-	memcpy(b->p + b->len, data, len);
+	if (len > 0) /* data may be NULL then: another sbuf that holds nothing */
+		memcpy(b->p + b->len, data, len);
 	b->len += len;
 	b->p[b->len] = '\0';
 }

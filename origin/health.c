@@ -133,8 +133,7 @@ health_start(struct request *r)
 	/* The head once the verdict is known: the pools come first. */
 	sbuf_printf(&out, "{\"status\":\"%s\",\"timestamp\":\"%s\"",
 	    stopping ? "draining" : failing ? "unhealthy" : "healthy", ts);
-	if (body.len > 0)
-		sbuf_add(&out, body.p, body.len);
+	sbuf_add(&out, body.p, body.len);
 	sbuf_str(&out, "}\n");
 	if (sbuf_failed(&body))
 		out.failed = 1;

@@ -239,14 +239,6 @@ answer_json(struct request *r, int status, json_t *o)
 	answer(r, status, s, NULL);
 }
 
-/* The health of a server whatever its administrative state. */
-static const char *
-health(const struct backend *b, int64_t now)
-{
-	return atomic_load(&b->gen) == 0 ? "unresolved" : atomic_load(&b->health_down) ? "down" :
-	    atomic_load(&b->down_until) > now ? "failed" : "up";
-}
-
 static json_t *
 server_json(const struct pool *p, unsigned i, int64_t now)
 {
@@ -258,7 +250,7 @@ server_json(const struct pool *p, unsigned i, int64_t now)
 	return json_pack("{s:s,s:I,s:b,s:I,s:b,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
 	    "address", b->name, "weight", (json_int_t)b->weight, "backup", b->backup,
 	    "max_conns", (json_int_t)b->max_conns, "tls", b->tls, "state", backend_admin_state(b),
-	    "health", health(b, now), "active", (json_int_t)atomic_load(&b->active),
+	    "health", backend_health(b, now), "active", (json_int_t)atomic_load(&b->active),
 	    "requests", (json_int_t)req, "failures", (json_int_t)stats_get(&c.failures),
 	    "connect_errors", (json_int_t)stats_get(&c.connect_errors),
 	    "timeouts", (json_int_t)stats_get(&c.timeouts),

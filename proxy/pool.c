@@ -265,8 +265,7 @@ pool_in_service(const struct pool *p)
 
 	for (unsigned i = 0; i < p->nservers; i++) {
 		const struct backend *b = &p->servers[i];
-		n += !b->disabled && atomic_load(&b->gen) != 0 && !atomic_load(&b->health_down) &&
-		    atomic_load(&b->down_until) <= now;
+		n += !b->disabled && strcmp(backend_health(b, now), "up") == 0;
 	}
 	return n;
 }

@@ -218,6 +218,9 @@ const char *backend_admin_state(const struct backend *b);
 /* Its state as /status and metrics name it: "disabled", "drain",
  * "unresolved", "down" (active checks), "failed" (passive) or "up". */
 const char *backend_state(const struct backend *b, int64_t now);
+/* Its health whatever its administrative state: "unresolved", "down"
+ * (active checks), "failed" (passive, until down_until) or "up". */
+const char *backend_health(const struct backend *b, int64_t now);
 /*
  * Checks HOST:PORT or [V6]:PORT as a `server =` line's address: 0, or -1
  * with the reason in *why.  Looks nothing up (a name waits for the main

@@ -67,11 +67,16 @@ backend_admin_state(const struct backend *b)
 }
 
 const char *
+backend_health(const struct backend *b, int64_t now)
+{
+	return atomic_load(&b->gen) == 0 ? "unresolved" : atomic_load(&b->health_down) ? "down" :
+	    atomic_load(&b->down_until) > now ? "failed" : "up";
+}
+
+const char *
 backend_state(const struct backend *b, int64_t now)
 {
-	return b->disabled == BACKEND_DRAIN ? "drain" : b->disabled ? "disabled" :
-	    atomic_load(&b->gen) == 0 ? "unresolved" : atomic_load(&b->health_down) ? "down" :
-	    atomic_load(&b->down_until) > now ? "failed" : "up";
+	return b->disabled ? backend_admin_state(b) : backend_health(b, now);
 }
 
 static const char *const states[] = { "up", "down", "failed", "disabled", "drain", "unresolved" };
