@@ -7,8 +7,8 @@
  * owns (Server, Date, Content-Type, the framing, HSTS, Connection) are
  * fields; the others are kept as the lines they will be on the wire, in
  * the order given, in a buffer of the exchange's own (inline, growing up
- * to RESP_HDR_MAX).  The connection is reached only through conn_out*,
- * conn_kick and h1_request_done.
+ * to RESP_HDR_MAX).  The wire form is the protocol's (r->xo): HTTP/1
+ * bytes in h1_out.c, HTTP/2 frames in h2.c.
  */
 #include "common/exchange.h"
 
@@ -17,7 +17,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/h1.h"
 #include "common/http.h"
 #include "common/log.h"
 #include "common/pipeline.h"
@@ -29,47 +28,6 @@
 /* The most response header bytes kept for one response: a backend's head
  * passed the proxy's own bound before it got here. */
 #define RESP_HDR_MAX (256 * 1024)
-
-#define OUT_LIT(c, s) conn_out((c), (s), sizeof(s) - 1)
-
-static int
-status_has_body(int s)
-{
-	return !(s < 200 || s == 204 || s == 304);
-}
-
-static void
-out_str(struct conn *c, const char *s)
-{
-	conn_out(c, s, strlen(s));
-}
-
-static void
-out_num(struct conn *c, uint64_t v)
-{
-	char b[24];
-	int i = sizeof(b);
-
-	do {
-		b[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	conn_out(c, b + i, sizeof(b) - (size_t)i);
-}
-
-/* "HTTP/1.1 200 OK\r\n", with the caller's reason phrase or the standard one. */
-static void
-out_status_line(struct conn *c, int status, const char *reason, size_t reason_len)
-{
-	OUT_LIT(c, "HTTP/1.1 ");
-	out_num(c, (uint64_t)status);
-	OUT_LIT(c, " ");
-	if (reason_len > 0)
-		conn_out(c, reason, reason_len);
-	else
-		out_str(c, http_status_text(status));
-	OUT_LIT(c, "\r\n");
-}
 
 /* Room for n more bytes in the response's header buffer.  0 or -1. */
 static int
@@ -146,18 +104,9 @@ void
 http_resp_start_reason(struct request *r, int status, const char *reason, size_t reason_len,
     const char *ctype, int64_t clen)
 {
-	struct conn *c = r->conn;
-	struct worker *w = c->w;
-
 	r->status = status;
 	r->flags |= REQ_STARTED;
-	if (w->draining || h1_requests(r) >= c->conf->global.keepalive_requests ||
-	    c->conf->global.keepalive_timeout == 0)
-		r->flags |= REQ_CLOSE;
-	/* Answering before the request body is in: the connection will close,
-	 * so the head says so. */
-	if (h1_answering_early(r))
-		r->flags |= REQ_CLOSE;
+	r->xo->start(r);
 	/* The reason goes first in the buffer; header lines follow it. */
 	r->resp.len = 0;
 	r->resp.overflow = 0;
@@ -179,12 +128,6 @@ http_resp_start_reason(struct request *r, int status, const char *reason, size_t
 void
 http_resp_commit(struct request *r)
 {
-	struct conn *c = r->conn;
-	struct worker *w = c->w;
-	struct resp_head *h = &r->resp;
-	int status = r->status;
-	int version = r->hr->version == 10 ? 10 : 11;
-
 	if (!(r->flags & REQ_STARTED) || (r->flags & REQ_COMMITTED))
 		return;
 	if (r->route != NULL && r->mw_ran > 0 && !(r->flags & REQ_IN_PIPELINE)) {
@@ -193,74 +136,27 @@ http_resp_commit(struct request *r)
 		r->flags &= ~REQ_IN_PIPELINE;
 	}
 	r->flags |= REQ_COMMITTED;
-	if (h->overflow) {
-		log_warnx("conn %d: response headers over %d bytes; closing", c->fd, RESP_HDR_MAX);
+	if (r->resp.overflow) {
+		log_warnx("conn %d: response headers over %d bytes; closing", r->conn->fd, RESP_HDR_MAX);
 		r->flags |= REQ_CLOSE;
 	}
-	worker_update_time(w);
-	out_status_line(c, status, h->buf, h->reason_len);
-	if (h->hide & RESP_HIDE_SERVER)
-		;
-	else if (c->conf->global.server_tokens)
-		OUT_LIT(c, "Server: portico/" PORTICO_VERSION "\r\n");
-	else
-		OUT_LIT(c, "Server: portico\r\n");
-	if (!(h->hide & RESP_HIDE_DATE)) {
-		OUT_LIT(c, "Date: ");
-		out_str(c, w->date);
-		OUT_LIT(c, "\r\n");
-	}
-	if (h->has_ctype && status_has_body(status)) {
-		OUT_LIT(c, "Content-Type: ");
-		conn_out(c, h->buf + h->reason_len, h->ctype_len);
-		OUT_LIT(c, "\r\n");
-	}
-	r->resp_left = 0;
-	if (!status_has_body(status)) {
-		/* no body and no length: RFC 9110 8.6 */
-	} else if (h->clen >= 0) {
-		OUT_LIT(c, "Content-Length: ");
-		out_num(c, (uint64_t)h->clen);
-		OUT_LIT(c, "\r\n");
-		r->resp_left = h->clen;
-	} else if (version == 11) {
-		OUT_LIT(c, "Transfer-Encoding: chunked\r\n");
-		r->flags |= REQ_CHUNKED_OUT;
-	} else {
-		r->flags |= REQ_CLOSE; /* HTTP/1.0: the body ends when we close */
-		r->resp_left = -1;     /* and has no declared length to hold it to */
-	}
-	if (c->ssl != NULL && c->conf->listens[c->listen_idx].hsts != NULL &&
-	    !(h->hide & RESP_HIDE_HSTS)) {
-		OUT_LIT(c, "Strict-Transport-Security: ");
-		out_str(c, c->conf->listens[c->listen_idx].hsts);
-		OUT_LIT(c, "\r\n");
-	}
-	if (status != 101) { /* a 101's handler names the protocol: Connection: upgrade */
-		if (r->flags & REQ_CLOSE)
-			OUT_LIT(c, "Connection: close\r\n");
-		else if (version == 10)
-			OUT_LIT(c, "Connection: keep-alive\r\n");
-	}
-	conn_out(c, h->buf + h->lines, h->len - h->lines);
-	OUT_LIT(c, "\r\n");
+	worker_update_time(r->conn->w);
+	r->xo->head(r);
 	resp_head_release(r);
 }
 
 /*
- * An interim (1xx) response before the final one: its status line here, its
+ * An interim (1xx) response before the final one: its status here, its
  * headers through http_resp_header_n, and http_resp_interim_end.  Only an
- * HTTP/1.1 client gets one (RFC 9110 15.2); returns 0 when it was not sent.
- * It goes out as it is given: nothing is kept.
+ * HTTP/1.1 or HTTP/2 client gets one (RFC 9110 15.2); returns 0 when it
+ * was not sent.  It goes out as it is given: nothing is kept.
  */
 int
 http_resp_interim(struct request *r, int status, const char *reason, size_t reason_len)
 {
-	struct conn *c = r->conn;
-
-	if (r->hr->version < 11 || (r->flags & REQ_STARTED) || status < 102 || status > 199)
+	if ((r->flags & REQ_STARTED) || status < 102 || status > 199 ||
+	    !r->xo->interim(r, status, reason, reason_len))
 		return 0;
-	out_status_line(c, status, reason, reason_len);
 	r->flags |= REQ_HDR_OPEN;
 	return 1;
 }
@@ -270,9 +166,8 @@ http_resp_interim_end(struct request *r)
 {
 	if (!(r->flags & REQ_HDR_OPEN) || (r->flags & REQ_STARTED))
 		return;
-	OUT_LIT(r->conn, "\r\n");
 	r->flags &= ~REQ_HDR_OPEN;
-	conn_kick(r->conn);
+	r->xo->interim_end(r);
 }
 
 void
@@ -282,10 +177,7 @@ http_resp_header_n(struct request *r, const char *name, size_t nlen, const char 
 	struct conn *c = r->conn;
 
 	if (r->flags & REQ_HDR_OPEN) { /* an interim response's */
-		conn_out(c, name, nlen);
-		OUT_LIT(c, ": ");
-		conn_out(c, value, vlen);
-		OUT_LIT(c, "\r\n");
+		r->xo->interim_header(r, name, nlen, value, vlen);
 		return;
 	}
 	if (!(r->flags & REQ_STARTED) || (r->flags & REQ_COMMITTED))
@@ -384,38 +276,18 @@ http_resp_header_set(struct request *r, const char *name, size_t nlen, const cha
 	hdr_line(r, name, nlen, value, vlen);
 }
 
-/*
- * Body bytes with the head committed, after the filters if any: framed as
- * the head said (chunked, held to the Content-Length, or as they are for
- * a close-delimited body).
- */
+/* Body bytes with the head committed, after the filters if any. */
 void
 http_resp_frame(struct request *r, const void *data, size_t len)
 {
-	struct conn *c = r->conn;
-
-	if (r->flags & REQ_CHUNKED_OUT) {
-		char hex[20];
-		int n = snprintf(hex, sizeof(hex), "%zx\r\n", len);
-		conn_out(c, hex, (size_t)n);
-		conn_out(c, data, len);
-		OUT_LIT(c, "\r\n");
-	} else {
-		if (r->resp_left >= 0 && (int64_t)len > r->resp_left)
-			len = (size_t)r->resp_left; /* never send more than we declared */
-		conn_out(c, data, len);
-		if (r->resp_left >= 0)
-			r->resp_left -= (int64_t)len;
-	}
-	r->body_bytes += len;
-	conn_kick(c);
+	r->xo->data(r, data, len);
 }
 
 void
 http_resp_body(struct request *r, const void *data, size_t len)
 {
 	http_resp_commit(r);
-	if ((r->flags & REQ_HEAD_ONLY) || len == 0 || !status_has_body(r->status))
+	if ((r->flags & REQ_HEAD_ONLY) || len == 0 || !http_status_has_body(r->status))
 		return;
 	if (r->flags & REQ_FILTERED)
 		pipeline_body(r, data, len);
@@ -426,22 +298,11 @@ http_resp_body(struct request *r, const void *data, size_t len)
 int
 http_resp_file(struct request *r, int fd, off_t off, off_t len)
 {
-	struct conn *c = r->conn;
-
 	http_resp_commit(r);
 	/* Filters must see the bytes: no sendfile then (never for HEAD). */
 	if (r->flags & REQ_FILTERED)
 		return pipeline_file(r, fd, off, len);
-	if (conn_out_file(c, fd, off, (r->flags & REQ_HEAD_ONLY) ? 0 : len) < 0) {
-		r->flags |= REQ_CLOSE;
-		return -1;
-	}
-	if ((r->flags & REQ_HEAD_ONLY) || len == 0)
-		return 0;
-	if (r->resp_left >= 0)
-		r->resp_left -= len;
-	r->body_bytes += (uint64_t)len;
-	return 0;
+	return r->xo->file(r, fd, off, (r->flags & REQ_HEAD_ONLY) ? 0 : len);
 }
 
 void
@@ -474,19 +335,52 @@ http_resp_end(struct request *r)
 void
 http_resp_finish(struct request *r)
 {
-	struct conn *c = r->conn;
-
-	if ((r->flags & REQ_CHUNKED_OUT) && !(r->flags & REQ_HEAD_ONLY))
-		OUT_LIT(c, "0\r\n\r\n");
-	if (r->resp_left > 0 && !(r->flags & REQ_HEAD_ONLY)) {
-		/* The handler declared more than it sent: the framing is broken. */
-		log_warnx("conn %d: response %d ended %lld bytes short; closing", c->fd,
-		    r->status, (long long)r->resp_left);
-		r->flags |= REQ_CLOSE;
-	}
 	r->flags |= REQ_DONE;
-	h1_request_done(r);
-	conn_kick(c);
+	r->xo->end(r);
+}
+
+/* The calls that are the protocol's alone. */
+size_t
+http_resp_pending(const struct request *r)
+{
+	return r->xo->pending(r);
+}
+
+void
+http_resp_abort(struct request *r, const char *reason)
+{
+	r->flags |= REQ_DONE; /* no abort callback: the handler is the one asking */
+	r->xo->abort(r, reason);
+}
+
+void
+http_req_resume(struct request *r)
+{
+	r->xo->resume(r);
+}
+
+void
+http_tunnel_start(struct request *r)
+{
+	r->xo->tunnel_start(r);
+}
+
+void
+http_tunnel_write(struct request *r, const void *data, size_t len)
+{
+	r->xo->tunnel_write(r, data, len);
+}
+
+void
+http_tunnel_close(struct request *r)
+{
+	r->xo->tunnel_close(r);
+}
+
+int
+http_upgrade(struct request *r, const struct upgraded_ops *ops, void *st)
+{
+	return r->xo->upgrade(r, ops, st);
 }
 
 void

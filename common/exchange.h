@@ -70,9 +70,54 @@ struct req_log {
 #define REQ_TERM_SHUTDOWN       "shutdown"        /* cut when the process stopped */
 #define REQ_TERM_INTERNAL       "internal"        /* portico failed (out of memory...) */
 
+struct request;
+struct upgraded_ops;
+
+/*
+ * The protocol an exchange runs on (HTTP/1 in h1.c and h1_out.c, HTTP/2
+ * in h2.c): what puts a response on the wire and ends the exchange.  The
+ * calls of this header that depend on the protocol go through it; the
+ * rest (head building, overlays, claims) is the same for every protocol.
+ */
+struct exchange_ops {
+	/* A response was started: decide what the protocol must (HTTP/1:
+	 * whether the connection closes after it, REQ_CLOSE). */
+	void (*start)(struct request *r);
+	/* The head is committed (r->status, r->resp, r->flags): its wire
+	 * form, and the body framing it implies (r->resp_left, chunking). */
+	void (*head)(struct request *r);
+	/* An interim response: 1 if it goes out (then headers, then end). */
+	int (*interim)(struct request *r, int status, const char *reason, size_t reason_len);
+	void (*interim_header)(struct request *r, const char *name, size_t nlen, const char *value,
+	    size_t vlen);
+	void (*interim_end)(struct request *r);
+	/* Body bytes after the filters, copied; never for HEAD or an empty run. */
+	void (*data)(struct request *r, const void *p, size_t n);
+	/* File bytes after the head (HEAD: len 0, for fd's ownership): see
+	 * http_resp_file.  0 or -1. */
+	int (*file)(struct request *r, int fd, off_t off, off_t len);
+	/* The body is complete: end the stream, count and log the exchange,
+	 * free it (r is gone after). */
+	void (*end)(struct request *r);
+	size_t (*pending)(const struct request *r);
+	void (*abort)(struct request *r, const char *reason);
+	void (*resume)(struct request *r);
+	/* Ends the exchange once what is queued is sent, whether or not the
+	 * handler ends the response (a cut body); the handler is told (abort). */
+	void (*close_when_sent)(struct request *r);
+	/* A paused request phase went through: the body, then the handler. */
+	void (*dispatch_resume)(struct request *r);
+	void (*tunnel_start)(struct request *r);
+	void (*tunnel_write)(struct request *r, const void *data, size_t len);
+	void (*tunnel_close)(struct request *r);
+	int (*upgrade)(struct request *r, const struct upgraded_ops *ops, void *st);
+};
+
 /* One request/response exchange, as a handler sees it. */
 struct request {
 	struct conn *conn;
+	const struct exchange_ops *xo; /* its protocol's */
+	void *xs;                      /* the protocol's state for it (an HTTP/2 stream) */
 	struct http_request *hr;       /* the parsed head: slices of the read buffer */
 	const struct conf_route *route;
 	const char *npath;             /* normalized, decoded path used for routing */
@@ -102,6 +147,13 @@ struct request {
 #define REQ_FILTERED    0x200 /* body filters are active (pipeline.c) */
 #define REQ_MW_PAUSED   0x400 /* a middleware's request phase paused: no handler yet */
 #define REQ_MW_LOGGED   0x800 /* the log phase ran */
+
+/* Whether a response with this status has a body (RFC 9110 6.4.1). */
+static inline int
+http_status_has_body(int status)
+{
+	return !(status < 200 || status == 204 || status == 304);
+}
 
 /* Records why r ends short of a whole answer, unless a cause already is. */
 static inline void

@@ -76,5 +76,25 @@ int h1_answering_early(const struct request *r);
 void h1_close_when_sent(struct request *r);
 /* Requests begun on r's connection so far, r included. */
 unsigned h1_requests(const struct request *r);
+/* The worker's bookkeeping of a connection that goes, whatever spoke on it. */
+void h1_conn_gone(struct conn *c);
+
+/* The response as HTTP/1 bytes (h1_out.c): h1's exchange ops. */
+void h1_resp_start(struct request *r);
+void h1_resp_head(struct request *r);
+int h1_resp_interim(struct request *r, int status, const char *reason, size_t reason_len);
+void h1_resp_interim_header(struct request *r, const char *name, size_t nlen, const char *value,
+    size_t vlen);
+void h1_resp_interim_end(struct request *r);
+void h1_resp_data(struct request *r, const void *data, size_t len);
+int h1_resp_file(struct request *r, int fd, off_t off, off_t len);
+void h1_resp_end(struct request *r);
+
+/* After a 101 (h1_upgrade.c): the exchange ops of http_tunnel_* and
+ * http_upgrade, as exchange.h describes them. */
+void h1_tunnel_start(struct request *r);
+void h1_tunnel_write(struct request *r, const void *data, size_t len);
+void h1_tunnel_close(struct request *r);
+int h1_upgrade(struct request *r, const struct upgraded_ops *ops, void *st);
 
 #endif

@@ -222,7 +222,7 @@ pipeline_resume(struct request *r)
 	r->flags |= REQ_IN_MW; /* an answer now is a middleware's */
 	int rc = run_request(r, r->mw_ran);
 	if (rc == MW_NEXT)
-		h1_dispatch_resume(r);
+		r->xo->dispatch_resume(r);
 	else if (rc == MW_PAUSE)
 		r->flags &= ~REQ_IN_MW;
 }
@@ -347,7 +347,7 @@ cut(struct request *r)
 	r->mwx->failed = 1;
 	r->flags |= REQ_CLOSE;
 	r->flags &= ~REQ_CHUNKED_OUT;
-	h1_close_when_sent(r);
+	r->xo->close_when_sent(r);
 }
 
 static void

@@ -135,7 +135,7 @@ int http_log_field_next(const struct request *r, unsigned *it, const char **key,
 
 /* Runs the request phase of the route's chain: MW_NEXT, MW_ANSWERED when
  * a middleware answered (the exchange may be over then), or MW_PAUSE
- * (h1_dispatch_resume is called when it is taken up). */
+ * (the protocol's dispatch_resume is called when it is taken up). */
 int pipeline_request(struct request *r);
 /* Runs the response-head phase, last middleware first. */
 void pipeline_response_head(struct request *r);
