@@ -32,6 +32,9 @@ DEB_PKGS += libcrypt-dev apache2-utils whois
 LDLIBS  += -lcrypt
 # The rate limiter's table: 16-byte compare-and-swap (cmpxchg16b).
 LDLIBS  += -latomic
+# HTTP/2 (common/h2.c): libnghttp2; nghttp and h2load for the tests.
+PKGS     += libnghttp2
+DEB_PKGS += libnghttp2-dev nghttp2-client
 # Headless Chromium: the browser tests (t/lib/browser.py).
 DEB_PKGS += chromium
 # t/13install.t checks the logrotate example with logrotate --debug.

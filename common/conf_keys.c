@@ -38,6 +38,9 @@ const struct key_def conf_global_keys[] = {
 	{ "max_header_size", K_SIZE, G(max_header_size), "16k", 256, 1 << 20 },
 	{ "max_headers", K_COUNT, G(max_headers), "100", 1, 256 },
 	{ "max_body_size", K_SIZE, G(max_body_size), "1m", 0, 1ULL << 40 },
+	{ "h2_max_concurrent_streams", K_COUNT, G(h2_max_streams), "128", 1, 65535 },
+	{ "h2_window_size", K_SIZE, G(h2_window), "64k", 1024, 0x7fffffff },
+	{ "h2_connection_window_size", K_SIZE, G(h2_conn_window), "1m", 65535, 0x7fffffff },
 	{ "server_tokens", K_BOOL, G(server_tokens), "on", 0, 0 },
 	{ "underscores_in_headers", K_BOOL, G(underscores_in_headers), "off", 0, 0 },
 	{ "tls_ticket_rotate", K_DURATION, G(tls_ticket_rotate), "12h", 1, 0 },
@@ -60,6 +63,7 @@ const struct key_def conf_listen_keys[] = {
 	{ "hsts", K_STR, L(hsts), NULL, 0, 0 },
 	{ "tls_client_ca", K_STR, L(tls_client_ca), NULL, 0, 0 },
 	{ "tls_verify_client", K_STR, L(tls_verify_client), "off", 0, 0 },
+	{ "http2", K_BOOL, L(http2), NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 #undef L

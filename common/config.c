@@ -462,6 +462,10 @@ check_listens(struct loader *ld)
 		if (l->hsts != NULL && strncmp(l->hsts, "max-age=", 8) != 0)
 			conf_err(ld->ctx, seen_line(ld, sec, "hsts"), sec, "hsts",
 			    "expected \"max-age=SECONDS[; includeSubDomains][; preload]\"");
+		/* HTTP/2 is the default where browsers use it: over TLS, by ALPN.
+		 * On a plain listener it is prior-knowledge h2c, asked for. */
+		if (seen_line(ld, sec, "http2") == 0)
+			l->http2 = l->tls_cert.n > 0 || l->tls_key.n > 0;
 		if (l->tls_cert.n > 0 || l->tls_key.n > 0) {
 			struct key_lines kl = { ld, sec };
 			l->tls = tls_listener_new(ld->ctx, l, sec, c->global.tls_ticket_rotate,

@@ -52,6 +52,9 @@ struct conf_global {
 	uint64_t max_header_size;
 	uint64_t max_headers;
 	uint64_t max_body_size;
+	uint64_t h2_max_streams;      /* SETTINGS_MAX_CONCURRENT_STREAMS we send */
+	uint64_t h2_window;           /* a stream's receive window (request body bytes) */
+	uint64_t h2_conn_window;      /* the connection's */
 	int server_tokens;
 	int underscores_in_headers;   /* proxy: pass request header names with '_' */
 	int64_t tls_ticket_rotate;    /* session ticket keys are replaced this often */
@@ -84,6 +87,7 @@ struct conf_listen {
 	char *hsts;                   /* Strict-Transport-Security value on HTTPS answers */
 	char *tls_client_ca;          /* CA file client certificates are checked against */
 	char *tls_verify_client;      /* off, on, optional */
+	int http2;                    /* HTTPS: h2 by ALPN; plain: prior-knowledge h2c */
 	/* Built from the keys above; NULL: plain HTTP.  A reload builds a new
 	 * snapshot, certificates read again; this one stays as it is (so a
 	 * plain pointer: snapshots are published whole, see worker.c). */

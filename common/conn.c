@@ -389,6 +389,30 @@ fail:
 	return -1;
 }
 
+int
+conn_out_pread(struct conn *c, int fd, off_t off, size_t len)
+{
+	ssize_t n;
+
+	if (c->out_failed)
+		return -1;
+	if (obuf_reserve(c, len) < 0)
+		goto fail;
+	n = pread(fd, c->obuf + c->olen, len, off);
+	if (n != (ssize_t)len) {
+		if (n >= 0)
+			errno = EIO; /* the file shrank */
+		log_warn("conn %d: cannot read file body", c->fd);
+		goto fail;
+	}
+	c->olen += len;
+	return 0;
+fail:
+	c->out_failed = 1;
+	c->closing = 1;
+	return -1;
+}
+
 size_t
 conn_pending(const struct conn *c)
 {

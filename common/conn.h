@@ -155,6 +155,10 @@ void conn_out(struct conn *c, const void *p, size_t n);
 /* Queues file bytes; the connection owns fd from the first call of a
  * response until they are sent.  0, or -1 (the connection will close). */
 int conn_out_file(struct conn *c, int fd, off_t off, off_t len);
+/* Queues file bytes [off, off + len) by reading them into the output
+ * buffer now (a protocol that frames them: HTTP/2's DATA).  fd stays the
+ * caller's.  0, or -1 (the connection will close). */
+int conn_out_pread(struct conn *c, int fd, off_t off, size_t len);
 /* Output bytes queued and not yet sent (a file in flight counts as one). */
 size_t conn_pending(const struct conn *c);
 /* Output queued from outside the protocol's loop: have it flushed. */

@@ -7,6 +7,7 @@
 
 #include "common/accesslog.h"
 #include "common/clock.h"
+#include "common/h2.h"
 #include "common/handler.h"
 #include "common/log.h"
 #include "common/pipeline.h"
@@ -57,7 +58,32 @@ h1_start(struct conn *c)
 {
 	if (c->ssl != NULL) /* the handshake is done */
 		metrics_tls(c, METRICS_TLS_DONE);
+	if (c->ssl != NULL && tls_alpn_h2(c->ssl)) {
+		h2_start(c);
+		return;
+	}
 	conn_arm(c, EV_READ, c->w->tv_header);
+}
+
+/*
+ * A plain listener with http2 = on takes prior-knowledge h2c: the first
+ * bytes are the HTTP/2 preface.  1 when they are (the connection is
+ * HTTP/2's now) or may still be (waiting for more), 0 for HTTP/1.
+ */
+static int
+h2c_preface(struct h1 *h)
+{
+	struct conn *c = &h->c;
+	size_t n = c->rlen < H2_PREFACE_LEN ? c->rlen : H2_PREFACE_LEN;
+
+	if (h->nrequests > 0 || h->state != H1_IDLE || c->ssl != NULL ||
+	    !c->conf->listens[c->listen_idx].http2 || memcmp(c->rbuf, H2_PREFACE, n) != 0)
+		return 0;
+	if (c->rlen < H2_PREFACE_LEN)
+		conn_arm(c, EV_READ, c->w->tv_header);
+	else
+		h2_start(c);
+	return 1;
 }
 
 void
@@ -602,6 +628,8 @@ h1_input(struct conn *c, size_t n)
 		return;
 	}
 	c->rlen += n;
+	if (h->nrequests == 0 && h2c_preface(h))
+		return;
 	h1_process(c);
 }
 

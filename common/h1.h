@@ -96,5 +96,9 @@ void h1_tunnel_start(struct request *r);
 void h1_tunnel_write(struct request *r, const void *data, size_t len);
 void h1_tunnel_close(struct request *r);
 int h1_upgrade(struct request *r, const struct upgraded_ops *ops, void *st);
+/* Hands connection c, with no exchange in progress, to another protocol
+ * (HTTP/2): from now on the transport's callbacks go to ops with st, as
+ * after http_upgrade. */
+void h1_handover(struct conn *c, const struct upgraded_ops *ops, void *st);
 
 #endif

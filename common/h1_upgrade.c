@@ -141,14 +141,22 @@ h1_upgrade(struct request *r, const struct upgraded_ops *ops, void *st)
 	pipeline_end(r);
 	freelist_put(&w->heads, x);
 	h->x = NULL;
+	h1_handover(c, ops, st);
+	conn_kick(c);
+	return 0;
+}
+
+void
+h1_handover(struct conn *c, const struct upgraded_ops *ops, void *st)
+{
+	struct h1 *h = h1_of(c);
+
 	h->state = H1_UPGRADED;
 	h->up = ops;
 	h->up_state = st;
 	c->proto = &h1_upgraded_proto;
 	c->no_read = 0;
 	c->linger = 0;
-	conn_kick(c);
-	return 0;
 }
 
 void

@@ -304,22 +304,42 @@ on_servername(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* The protocols a listener offers by ALPN, in its order of preference:
+ * h2 first where it is on, HTTP/1.1, and HTTP/1.0 for a client that
+ * offers only that (the request line says which anyway). */
+struct alpn_list {
+	const unsigned char *wire;
+	unsigned len;
+};
+
+static const unsigned char alpn_h2[] = "\x02h2\x08http/1.1\x08http/1.0";
+static const unsigned char alpn_h1[] = "\x08http/1.1\x08http/1.0";
+static const struct alpn_list alpn_with_h2 = { alpn_h2, sizeof(alpn_h2) - 1 };
+static const struct alpn_list alpn_without_h2 = { alpn_h1, sizeof(alpn_h1) - 1 };
+
 static int
 on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
     unsigned int inlen, void *arg)
 {
-	/* Ours, in preference order: HTTP/1.1, and HTTP/1.0 for a client that
-	 * offers only that (the request line says which anyway). */
-	static const unsigned char h11[] = "\x08http/1.1\x08http/1.0";
+	const struct alpn_list *ours = arg;
 	unsigned char *sel;
 
 	(void)ssl;
-	(void)arg;
-	if (SSL_select_next_proto(&sel, outlen, h11, sizeof(h11) - 1, in, inlen) !=
+	if (SSL_select_next_proto(&sel, outlen, ours->wire, ours->len, in, inlen) !=
 	    OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_ALERT_FATAL; /* no protocol of ours offered: RFC 7301 */
 	*out = sel;
 	return SSL_TLSEXT_ERR_OK;
+}
+
+int
+tls_alpn_h2(const struct ssl_st *ssl)
+{
+	const unsigned char *p;
+	unsigned len;
+
+	SSL_get0_alpn_selected(ssl, &p, &len);
+	return len == 2 && p[0] == 'h' && p[1] == '2';
 }
 
 static int
@@ -591,7 +611,8 @@ make_ctx(struct conf_ctx *cctx, const struct conf_listen *l, const char *sec, si
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
 	SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
 	SSL_CTX_set_tlsext_servername_arg(ctx, t);
-	SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+	SSL_CTX_set_alpn_select_cb(ctx, on_alpn,
+	    (void *)(l->http2 ? &alpn_with_h2 : &alpn_without_h2));
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);

@@ -32,6 +32,9 @@ struct tls_listener *tls_listener_new(struct conf_ctx *ctx, const struct conf_li
     const char *section, int64_t session_ms, int (*line_of)(const void *arg, const char *key),
     const void *arg);
 void tls_listener_free(struct tls_listener *t);
+/* Whether the client and we agreed on h2 by ALPN. */
+struct ssl_st;
+int tls_alpn_h2(const struct ssl_st *ssl);
 /* A new server-side SSL for fd, or NULL. */
 struct ssl_st *tls_accept(struct tls_listener *t, int fd);
 /*

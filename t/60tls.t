@@ -368,8 +368,8 @@ def sni_order(srv, EC, OTHER, X):
 
 
 def alpn(srv):
-    c = tls(srv, alpn=["h2", "http/1.1"])
-    is_(c.sock.selected_alpn_protocol(), "http/1.1", "ALPN h2,http/1.1: http/1.1 selected")
+    c = tls(srv, alpn=["http/1.1", "h2"])
+    is_(c.sock.selected_alpn_protocol(), "h2", "ALPN http/1.1,h2: h2 selected (http2 is on by default, ours is the order)")
     c.close()
     c = tls(srv, alpn=["http/1.1"])
     is_(c.sock.selected_alpn_protocol(), "http/1.1", "ALPN http/1.1: selected")
@@ -381,8 +381,11 @@ def alpn(srv):
     c = tls(srv, alpn=["http/1.0"])
     is_(c.sock.selected_alpn_protocol(), "http/1.0", "ALPN http/1.0 only: selected")
     c.close()
-    err = handshake_error(srv, alpn=["h2"])
-    like(err, r"NO_APPLICATION_PROTOCOL|no application protocol", "ALPN h2 only: refused with no_application_protocol")
+    c = tls(srv, alpn=["h2"])
+    is_(c.sock.selected_alpn_protocol(), "h2", "ALPN h2 only: selected")
+    c.close()
+    err = handshake_error(srv, alpn=["spdy/3.1"])
+    like(err, r"NO_APPLICATION_PROTOCOL|no application protocol", "ALPN spdy/3.1 only: refused with no_application_protocol")
 
 
 def http(srv):

@@ -1047,9 +1047,10 @@ test_dump(void)
 	    "access_log_format = json\nshutdown_timeout = 1500ms\nshutdown_delay = 0s\nheader_timeout = 3s\n"
 	    "body_timeout = 4s\nkeepalive_timeout = 0s\nsend_timeout = 90s\nlinger_timeout = 1h\n"
 	    "linger_time = 30s\nkeepalive_requests = 7\nmax_request_line = 1k\nmax_header_size = 2k\nmax_headers = 9\n"
-	    "max_body_size = 0\nserver_tokens = off\nunderscores_in_headers = on\n"
+	    "max_body_size = 0\nh2_max_concurrent_streams = 128\nh2_window_size = 64k\n"
+	    "h2_connection_window_size = 1m\nserver_tokens = off\nunderscores_in_headers = on\n"
 	    "tls_ticket_rotate = 12h\ntls_handshake_timeout = 0s\n\n[listen:a]\naddress = :8080\nbacklog = 64\n"
-	    "\n[listen:b]\naddress = [::1]:81\nbacklog = 511\n"
+	    "http2 = off\n\n[listen:b]\naddress = [::1]:81\nbacklog = 511\nhttp2 = off\n"
 	    "\n[route:r]\nlisten = b\nhost = x.com\npath = /p\nreturn = 200 hi\n"
 	    "return_type = text/plain; charset=utf-8\n"
 	    "\n[route:s]\nlisten = a\nlisten = b\npath = /\nstatus = json\n") != NULL,
