@@ -158,6 +158,38 @@ stream_free(struct h2_stream *st)
  * The list is bounded by max_header_size and max_headers; past them the
  * rest is only counted and the stream is answered 431.
  */
+/*
+ * A HEADERS frame's header, before nghttp2 looks at it: a new stream id
+ * leaves the ones it skipped behind for good; a HEADERS on one of those
+ * is a connection error, which nghttp2 would ignore (it cannot tell a
+ * skipped id from a closed stream it forgot).
+ */
+static int
+on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *arg)
+{
+	struct h2c *h = arg;
+	int32_t id = hd->stream_id;
+
+	if (hd->type != NGHTTP2_HEADERS || id <= 0 || (id & 1) == 0)
+		return 0;
+	if (id > h->max_id) {
+		if (id > h->max_id + 2) {
+			h->gaps[h->ngaps % H2_GAPS].lo = h->max_id + 2;
+			h->gaps[h->ngaps % H2_GAPS].hi = id - 2;
+			h->ngaps++;
+		}
+		h->max_id = id;
+		return 0;
+	}
+	for (unsigned i = 0; i < H2_GAPS && i < h->ngaps; i++)
+		if (id >= h->gaps[i].lo && id <= h->gaps[i].hi) {
+			nghttp2_session_terminate_session2(s, h->max_id, NGHTTP2_PROTOCOL_ERROR);
+			h->goaway = 1;
+			break;
+		}
+	return 0;
+}
+
 static int
 on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 {
@@ -714,6 +746,7 @@ callbacks(void)
 		return NULL;
 	nghttp2_session_callbacks_set_send_callback(cb, h2_on_send);
 	nghttp2_session_callbacks_set_send_data_callback(cb, h2_on_send_data);
+	nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
@@ -744,6 +777,7 @@ h2_start(struct conn *c)
 	TAILQ_INIT(&h->streams);
 	h->glitches = H2_GLITCH_BURST;
 	h->glitch_ms = clock_ms();
+	h->max_id = -1;
 	if (nghttp2_session_server_new2(&h->s, cb, h, opt) != 0)
 		goto fail;
 	nghttp2_settings_entry iv[] = {

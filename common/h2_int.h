@@ -26,6 +26,8 @@
 /* Memory runs of a stream's output queue are allocated at least this big,
  * so a producer of small pieces does not make a chunk each. */
 #define H2_CHUNK_MIN 4096
+/* Runs of skipped stream ids remembered (clients number streams 1, 3, 5...). */
+#define H2_GAPS 16
 
 struct h2_chunk {
 	struct h2_chunk *next;
@@ -79,6 +81,12 @@ struct h2c {
 	uint64_t nreq;
 	int64_t glitch_ms;             /* when the budget was last topped up */
 	int64_t glitches;              /* tokens left */
+	/* Stream ids the client skipped, the latest H2_GAPS runs: a HEADERS
+	 * on one later is a connection error (RFC 9113 5.1.1), unlike a late
+	 * frame on a stream that was used (trailers racing a reset). */
+	int32_t max_id;
+	struct { int32_t lo, hi; } gaps[H2_GAPS];
+	unsigned ngaps;
 	unsigned flushing : 1;         /* in h2_pump's conn_flush */
 	unsigned again : 1;
 	unsigned goaway : 1;           /* GOAWAY submitted: no new streams */

@@ -15,11 +15,9 @@
 # h2c (prior knowledge) on a plain listener for most, TLS (ALPN h2) for
 # two.  The Node cases (t/lib/h2flood.js) are skipped without node.
 #
-# Tests marked "BUG:" fail against the current server; the comment at each
-# gives the frames sent, what RFC 9113 asks and what we get.  Where nghttp2
-# picks another outcome than the first one RFC 9113 names but one it
-# allows (a stream error made a connection error, 5.4.1), the comment says
-# so and either is accepted.
+# Where nghttp2 picks another outcome than the first one RFC 9113 names
+# but one it allows (a stream error made a connection error, 5.4.1), the
+# comment says so and either is accepted.
 import json
 import os
 import shutil
@@ -481,15 +479,13 @@ def test_stream_ids(srv):
         st = c.read_response(0x7FFFFFFF, 3.0)
         is_((st.status, st.body), (200, SMALL), "%s: answered 200" % what)
         # No stream id is larger: any new HEADERS goes backwards.
-        # BUG: RFC 9113 5.1.1: "An endpoint that receives an unexpected
+        # RFC 9113 5.1.1: "An endpoint that receives an unexpected
         # stream identifier MUST respond with a connection error of type
         # PROTOCOL_ERROR" (and a lower id than one already used is one:
         # 5.1.1, "MUST be numerically greater than all streams that the
-        # initiating endpoint has opened or reserved").  nghttp2
-        # (nghttp2_session_on_request_headers_received) ignores a HEADERS
-        # whose id is below last_recv_stream_id unless it still knows the
-        # stream as closed, so nothing is sent: the request is dropped
-        # and the connection stays open until keepalive_timeout.
+        # initiating endpoint has opened or reserved").  nghttp2 alone
+        # ignores such a HEADERS (it cannot tell a skipped id from a
+        # closed stream it forgot); h2.c remembers the skipped ids.
         c.send(headers_frame(1, c.encoder.encode(req_fields()), end_stream=True))
         got = goaway_code(c, 2.0)
         is_(c.streams.get(1) and c.streams[1].status, None, "%s, then HEADERS on stream 1: not served" % what)
@@ -499,7 +495,7 @@ def test_stream_ids(srv):
         st = c.read_response(5, 3.0)
         c.send(headers_frame(3, c.encoder.encode(req_fields()), end_stream=True))
         got = goaway_code(c, 2.0)
-        # BUG: as above (RFC 9113 5.1.1): stream 3 after stream 5 is ignored.
+        # As above (RFC 9113 5.1.1): stream 3 was skipped when 5 came.
         is_(code_name(got), "PROTOCOL_ERROR", "stream 5 then stream 3 (backwards): GOAWAY PROTOCOL_ERROR")
     healthy(srv, "stream ids")
 
