@@ -34,6 +34,8 @@
 #include "common/h2_int.h"
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +95,9 @@ h2_stream_log(struct h2_stream *st)
 	struct request *r = &st->x->req;
 	uint64_t us = usec_since(&r->start);
 
+	if (st->logged)
+		return; /* a tunnel's, when it opened */
+	st->logged = 1;
 	if (r->flags & (REQ_IN_MW | REQ_MW_PAUSED))
 		http_req_term(r, REQ_TERM_MIDDLEWARE);
 	if (r->mw_ran > 0)
@@ -246,6 +251,18 @@ stream_fail(struct h2_stream *st, int status, const char *why)
 	http_resp_error(r, status);
 }
 
+/* A Sec-WebSocket-Key for an extended CONNECT's HTTP/1.1 form: any
+ * 16 bytes will do (it proves nothing here), base64.  0 or -1. */
+static int
+ws_key(char out[25])
+{
+	unsigned char raw[16];
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return -1;
+	return EVP_EncodeBlock((unsigned char *)out, raw, sizeof(raw)) == 24 ? 0 : -1;
+}
+
 /* The request head is whole: the exchange begins, as h1's dispatch does. */
 static void
 stream_begin(struct h2_stream *st, int end_stream)
@@ -278,7 +295,11 @@ stream_begin(struct h2_stream *st, int end_stream)
 	resp_head_init(&x->req, x->resp_inline, sizeof(x->resp_inline));
 	st->x = x;
 	st->body_done = end_stream;
-	st->head = h2_head_text(&st->in, !end_stream, &len);
+	/* An extended CONNECT's data waits for the tunnel (h2_tunnel_start). */
+	st->body_paused = st->in.protocol != NULL;
+	char key[25];
+	st->ext = st->in.protocol != NULL;
+	st->head = h2_head_text(&st->in, !end_stream, ws_key(key) == 0 ? key : NULL, &len);
 	ssize_t n = st->head != NULL ? http_parse_request(&x->hr, st->head, len, &w->limits) : 0;
 	if (n <= 0) {
 		int refuse = st->in.refuse;
@@ -346,13 +367,16 @@ h2_stream_handler_start(struct h2_stream *st)
 {
 	struct request *r = &st->x->req;
 
-	if (!st->body_done && !(r->route != NULL && (r->route->handler->flags & HANDLER_WANTS_BODY)))
+	/* An extended CONNECT's data is a tunnel's, never a body to wait for. */
+	if (!st->body_done && !st->ext &&
+	    !(r->route != NULL && (r->route->handler->flags & HANDLER_WANTS_BODY)))
 		return; /* stream_body_end starts it */
 	st->handler_on = 1;
 	if (r->route != NULL) {
-		if (!st->body_done && (r->hr->flags & HTTP_F_EXPECT_100) &&
-		    http_resp_interim(r, 100, NULL, 0))
-			http_resp_interim_end(r);
+		/* 100 (Continue) for a client waiting for it (RFC 9110 10.1.1):
+		 * the handler takes the body now. */
+		if (!st->body_done && (r->hr->flags & HTTP_F_EXPECT_100))
+			h2_continue(st);
 		r->route->handler->start(r);
 	} else if (r->hr->meth == HTTP_M_CONNECT) {
 		http_resp_error(r, 501); /* we tunnel for no one */
@@ -433,7 +457,8 @@ on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data
 		return 0;
 	}
 	st->body_in += len;
-	if (st->x != NULL && st->body_in > h->c->conf->global.max_body_size && !st->body_drop) {
+	if (st->x != NULL && st->body_in > h->c->conf->global.max_body_size && !st->body_drop &&
+	    !st->ext) {
 		struct request *r = &st->x->req;
 		nghttp2_session_consume(s, id, len);
 		if (!(r->flags & REQ_STARTED)) {
@@ -474,8 +499,12 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 			(void)h2_glitch(h, 1);
 		break;
 	case NGHTTP2_PRIORITY:
-	case NGHTTP2_WINDOW_UPDATE:
 		(void)h2_glitch(h, 1);
+		break;
+	case NGHTTP2_WINDOW_UPDATE:
+		/* Progress while a response waits on the window; else noise. */
+		if (!h2_output_waiting(h))
+			(void)h2_glitch(h, 1);
 		break;
 	default:
 		break;
@@ -536,8 +565,8 @@ on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *arg)
  */
 
 /* Whether some stream's response waits on the client's window. */
-static int
-stalled(const struct h2c *h)
+int
+h2_output_waiting(const struct h2c *h)
 {
 	const struct h2_stream *st;
 
@@ -573,7 +602,7 @@ arm(struct h2c *h)
 	}
 	if (h->nstreams == 0)
 		conn_arm(c, EV_READ, w->tv_keepalive);
-	else if (stalled(h))
+	else if (h2_output_waiting(h))
 		conn_arm(c, EV_READ, w->tv_send);   /* a zero window times out as a slow reader */
 	else if (awaiting_body(h))
 		conn_arm(c, EV_READ, w->tv_body);
@@ -689,7 +718,7 @@ h2_timeout(void *arg, struct conn *c)
 		h2_pump(h);
 		return;
 	}
-	const char *why = stalled(h) ? "send timed out (the client's window stayed shut)" :
+	const char *why = h2_output_waiting(h) ? "send timed out (the client's window stayed shut)" :
 	    "request body timed out";
 	TAILQ_FOREACH(st, &h->streams, link)
 		stream_term(st, REQ_TERM_CLIENT_TIMEOUT);

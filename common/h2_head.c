@@ -47,8 +47,9 @@ h2_head_field(struct h2_head *hh, const uint8_t *name, size_t nlen, const uint8_
 	}
 	if (name[0] == ':') {
 		char **slot = is(name, nlen, ":method") ? &hh->method : is(name, nlen, ":path") ?
-		    &hh->path : is(name, nlen, ":authority") ? &hh->authority : NULL;
-		/* :scheme is the listener's to say; :protocol is not offered. */
+		    &hh->path : is(name, nlen, ":authority") ? &hh->authority :
+		    is(name, nlen, ":protocol") ? &hh->protocol : NULL;
+		/* :scheme is the listener's to say. */
 		return slot != NULL ? keep(slot, value, vlen) : 0;
 	}
 	if (is(name, nlen, "host")) {
@@ -66,6 +67,10 @@ h2_head_field(struct h2_head *hh, const uint8_t *name, size_t nlen, const uint8_
 	}
 	if (is(name, nlen, "content-length"))
 		hh->has_length = 1;
+	/* An HTTP/2 client sends none (RFC 8441 4); one that does would pick
+	 * the accept value: ours is made up, and the only one. */
+	if (is(name, nlen, "sec-websocket-key"))
+		return 0;
 	sbuf_add(&hh->fields, name, nlen);
 	sbuf_add(&hh->fields, ": ", 2);
 	sbuf_add(&hh->fields, value, vlen);
@@ -74,9 +79,10 @@ h2_head_field(struct h2_head *hh, const uint8_t *name, size_t nlen, const uint8_
 }
 
 char *
-h2_head_text(struct h2_head *hh, int has_body, size_t *len)
+h2_head_text(struct h2_head *hh, int has_body, const char *ws_key, size_t *len)
 {
 	const char *host = hh->authority != NULL ? hh->authority : hh->host;
+	int ext = hh->protocol != NULL;
 	struct sbuf b = { 0 };
 
 	if (hh->refuse == 0 && hh->authority != NULL && hh->host != NULL &&
@@ -84,7 +90,11 @@ h2_head_text(struct h2_head *hh, int has_body, size_t *len)
 		hh->refuse = 400;
 	if (hh->refuse != 0 || hh->method == NULL)
 		return NULL;
-	sbuf_str(&b, hh->method);
+	if (ext && (strcmp(hh->method, "CONNECT") != 0 || hh->path == NULL)) {
+		hh->refuse = 400; /* nghttp2 checks this first; never a text for it */
+		return NULL;
+	}
+	sbuf_str(&b, ext ? "GET" : hh->method);
 	sbuf_add(&b, " ", 1);
 	/* CONNECT has no :path; its target is the authority. */
 	sbuf_str(&b, hh->path != NULL ? hh->path : hh->authority != NULL ? hh->authority : "");
@@ -94,13 +104,23 @@ h2_head_text(struct h2_head *hh, int has_body, size_t *len)
 		sbuf_str(&b, host);
 		sbuf_str(&b, "\r\n");
 	}
+	if (ext) {
+		sbuf_str(&b, "upgrade: ");
+		sbuf_str(&b, hh->protocol);
+		sbuf_str(&b, "\r\nconnection: upgrade\r\n");
+		if (ws_key != NULL && strcasecmp(hh->protocol, "websocket") == 0) {
+			sbuf_str(&b, "sec-websocket-key: ");
+			sbuf_str(&b, ws_key);
+			sbuf_str(&b, "\r\n");
+		}
+	}
 	sbuf_add(&b, hh->fields.p, hh->fields.len);
 	if (hh->cookie.len > 0) {
 		sbuf_str(&b, "cookie: ");
 		sbuf_add(&b, hh->cookie.p, hh->cookie.len);
 		sbuf_str(&b, "\r\n");
 	}
-	if (has_body && !hh->has_length)
+	if (has_body && !hh->has_length && !ext)
 		sbuf_str(&b, "transfer-encoding: chunked\r\n");
 	sbuf_str(&b, "\r\n");
 	if (sbuf_failed(&b)) {
@@ -118,6 +138,7 @@ h2_head_free(struct h2_head *hh)
 	free(hh->path);
 	free(hh->authority);
 	free(hh->host);
+	free(hh->protocol);
 	sbuf_free(&hh->fields);
 	sbuf_free(&hh->cookie);
 	memset(hh, 0, sizeof(*hh));

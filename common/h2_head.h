@@ -14,6 +14,7 @@
 
 struct h2_head {
 	char *method, *path, *authority, *host;
+	char *protocol;                /* :protocol of an extended CONNECT (RFC 8441) */
 	struct sbuf fields;            /* "name: value\r\n" lines */
 	struct sbuf cookie;            /* the crumbs, joined with "; " */
 	size_t bytes;                  /* as RFC 9113 counts a header list */
@@ -39,10 +40,18 @@ int h2_head_field(struct h2_head *hh, const uint8_t *name, size_t nlen, const ui
  * the fields, the joined Cookie, and "transfer-encoding: chunked"
  * standing for a body (has_body) of no declared length, so that readers
  * of the head (the proxy) frame it as they would an HTTP/1.1 one.
+ *
+ * An extended CONNECT (RFC 8441: CONNECT with :protocol) becomes the
+ * HTTP/1.1 request it stands for: a GET of :path with "upgrade:
+ * PROTOCOL" and "connection: upgrade", and for WebSocket the
+ * Sec-WebSocket-Key an HTTP/2 client does not send (ws_key, 24 base64
+ * characters), so handlers and backends see an ordinary RFC 6455
+ * handshake; the stream's data is then the tunnel's.
+ *
  * Returns a malloc'd string of *len bytes, the caller's; NULL also when
  * out of memory or when refuse was already set.
  */
-char *h2_head_text(struct h2_head *hh, int has_body, size_t *len);
+char *h2_head_text(struct h2_head *hh, int has_body, const char *ws_key, size_t *len);
 void h2_head_free(struct h2_head *hh);
 
 #endif

@@ -57,6 +57,9 @@ struct h2_stream {
 	unsigned body_drop : 1;        /* the handler answered: drop the rest */
 	unsigned handler_on : 1;       /* the handler was started */
 	unsigned mw_paused : 1;
+	unsigned ext : 1;              /* an extended CONNECT (RFC 8441) */
+	unsigned tunnel : 1;           /* ... answered: its DATA is the tunnel's */
+	unsigned logged : 1;           /* the exchange's line is written */
 	/* The response. */
 	unsigned head_sent : 1;
 	unsigned has_data : 1;         /* a data provider runs (not HEAD, not 204) */
@@ -114,6 +117,8 @@ void h2_stream_release(struct h2_stream *st);
 void h2_stream_body(struct h2_stream *st, const uint8_t *data, size_t len);
 void h2_stream_body_end(struct h2_stream *st);
 void h2_stream_handler_start(struct h2_stream *st);
+/* Whether some stream's response has bytes queued (waiting on a window). */
+int h2_output_waiting(const struct h2c *h);
 
 /* h2_out.c */
 extern const struct exchange_ops h2_exchange_ops;
@@ -124,6 +129,8 @@ int h2_on_send_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *fra
     nghttp2_data_source *src, void *arg);
 /* Handlers that stopped above the mark go on (never inside nghttp2's calls). */
 void h2_notify_writable(struct h2c *h);
+/* Sends an interim 100 (Continue) on st. */
+void h2_continue(struct h2_stream *st);
 /* Frees st's queued output and closes its file. */
 void h2_stream_out_free(struct h2_stream *st);
 

@@ -518,3 +518,12 @@ h2_stream_out_free(struct h2_stream *st)
 		close(st->fd);
 	st->fd = -1;
 }
+
+void
+h2_continue(struct h2_stream *st)
+{
+	nghttp2_nv nv = NV(":status", "100", 3);
+
+	nghttp2_submit_headers(st->h->s, NGHTTP2_FLAG_NONE, st->id, NULL, &nv, 1, NULL);
+	conn_kick(st->h->c);
+}
