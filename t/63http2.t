@@ -387,6 +387,10 @@ def test_protocols(srv, p3, p4):
 def test_static(srv, p3):
     port = srv.port2
     # 20 files fetched at once on one connection, each compared with the file and with HTTP/1.1.
+    # BUG (sometimes): the same GOAWAY ENHANCE_YOUR_CALM as the 16 MiB test
+    # below: the small window increments h2.py gives back make the server send
+    # small DATA frames (1100, 4202 octets...), each answered by two
+    # WINDOW_UPDATEs, and some runs pass 1000 of them with only 2.3 MB sent.
     with h2c(port, timeout=20) as c:
         sids = [c.request("GET", "/f/s%d.bin" % n, "localhost") for n in SIZES]
         streams = wait_streams(c, sids, 30)
