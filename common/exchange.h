@@ -292,6 +292,10 @@ void http_tunnel_close(struct request *r);
  * while it holds nothing; conn_close ends the connection (ops->close runs).
  */
 struct upgraded_ops {
+	/* The connection the protocol now owns, before http_upgrade returns:
+	 * the client's over HTTP/1.1; over HTTP/2 one end of a socketpair
+	 * whose other end the stream relays (RFC 8441).  May be NULL. */
+	void (*attach)(void *st, struct conn *c);
 	void (*input)(void *st, struct conn *c, size_t n);
 	/* The client closed its side (err 0) or reading failed (errno). */
 	void (*eof)(void *st, struct conn *c, int err);

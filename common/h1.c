@@ -151,8 +151,10 @@ h1_conn_gone(struct conn *c)
 
 	TAILQ_REMOVE(&w->conns, c, link);
 	w->nconns--;
-	stats_add(&w->stats.connections_active, (uint64_t)-1);
-	metrics_conn(c, -1);
+	if (!h1_of(c)->inner) {
+		stats_add(&w->stats.connections_active, (uint64_t)-1);
+		metrics_conn(c, -1);
+	}
 	if (c->ssl != NULL && c->handshaking)
 		metrics_tls(c, METRICS_TLS_FAILED);
 	worker_snap_put(w, c->snap);

@@ -28,6 +28,8 @@ struct h1 {
 	enum h1_state state;
 	unsigned nrequests;
 	struct exchange *x;            /* the request in progress, NULL between requests */
+	unsigned inner : 1;            /* no client's: one end of an HTTP/2 stream's
+	                                * relay (h1_adopt), not counted as a connection */
 	const struct upgraded_ops *up; /* H1_UPGRADED: the protocol now in charge */
 	void *up_state;                /* ... and its state, handed to each call */
 };
@@ -100,5 +102,15 @@ int h1_upgrade(struct request *r, const struct upgraded_ops *ops, void *st);
  * (HTTP/2): from now on the transport's callbacks go to ops with st, as
  * after http_upgrade. */
 void h1_handover(struct conn *c, const struct upgraded_ops *ops, void *st);
+/*
+ * A connection of the worker's for fd, one end of a socketpair, handed to
+ * ops with st at once, as after http_upgrade: the way an HTTP/2 stream
+ * reaches a protocol written for a transport connection (the origin's
+ * WebSocket endpoints).  Its peer, snapshot and listener are outer's.  It
+ * is drained and stopped with the worker's others, but not counted as a
+ * client connection.  NULL when out of memory (fd is closed).
+ */
+struct conn *h1_adopt(struct worker *w, int fd, const struct conn *outer,
+    const struct upgraded_ops *ops, void *st);
 
 #endif

@@ -157,6 +157,8 @@ h1_handover(struct conn *c, const struct upgraded_ops *ops, void *st)
 	c->proto = &h1_upgraded_proto;
 	c->no_read = 0;
 	c->linger = 0;
+	if (ops->attach != NULL)
+		ops->attach(st, c);
 }
 
 void
@@ -177,3 +179,28 @@ h1_tunnel_close(struct request *r)
 	conn_kick(c);
 }
 
+
+struct conn *
+h1_adopt(struct worker *w, int fd, const struct conn *outer, const struct upgraded_ops *ops,
+    void *st)
+{
+	socklen_t salen = outer->peer.sin6_family == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6);
+	struct conn *c = conn_new(&w->cenv, &h1_upgraded_proto, sizeof(struct h1), fd,
+	    (const struct sockaddr *)&outer->peer, salen, NULL, 0);
+
+	if (c == NULL)
+		return NULL;
+	/* Given back by the transport's closed callback, as for any. */
+	atomic_fetch_add(&w->srv->nconns, 1);
+	c->w = w;
+	c->snap = outer->snap;
+	c->snap->users++;
+	c->conf = outer->conf;
+	c->listen_idx = outer->listen_idx;
+	TAILQ_INSERT_TAIL(&w->conns, c, link);
+	w->nconns++;
+	h1_of(c)->inner = 1;
+	h1_handover(c, ops, st);
+	return c;
+}

@@ -147,6 +147,7 @@ stream_free(struct h2_stream *st)
 {
 	struct h2c *h = st->h;
 
+	h2_relay_free(st);
 	h2_stream_out_free(st);
 	h2_head_free(&st->in);
 	free(st->head);
@@ -395,7 +396,11 @@ h2_stream_body(struct h2_stream *st, const uint8_t *data, size_t len)
 	struct h2c *h = st->h;
 	struct request *r = st->x != NULL ? &st->x->req : NULL;
 
-	if (r == NULL || st->body_drop || !st->handler_on) {
+	if (st->relay != NULL) {
+		h2_relay_input(st, data, len);
+		return;
+	}
+	if (r == NULL || st->body_drop || !st->handler_on || (r->flags & REQ_DONE)) {
 		nghttp2_session_consume(h->s, st->id, len);
 		return;
 	}
@@ -428,6 +433,10 @@ h2_stream_body_end(struct h2_stream *st)
 	struct request *r;
 
 	st->body_done = 1;
+	if (st->relay != NULL) {
+		h2_relay_end(st);
+		return;
+	}
 	if (st->x == NULL)
 		return;
 	r = &st->x->req;
@@ -813,6 +822,8 @@ h2_start(struct conn *c)
 		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)g->h2_max_streams },
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)g->h2_window },
 		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)g->max_header_size },
+		/* WebSocket over HTTP/2 (RFC 8441). */
+		{ NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 },
 	};
 	if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
 	    nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0,

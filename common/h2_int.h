@@ -38,6 +38,7 @@ struct h2_chunk {
 };
 
 struct h2c;
+struct h2_relay;
 
 struct h2_stream {
 	struct h2c *h;
@@ -60,6 +61,7 @@ struct h2_stream {
 	unsigned ext : 1;              /* an extended CONNECT (RFC 8441) */
 	unsigned tunnel : 1;           /* ... answered: its DATA is the tunnel's */
 	unsigned logged : 1;           /* the exchange's line is written */
+	struct h2_relay *relay;        /* after h2_upgrade: the tunnel's other end */
 	/* The response. */
 	unsigned head_sent : 1;
 	unsigned has_data : 1;         /* a data provider runs (not HEAD, not 204) */
@@ -129,9 +131,25 @@ int h2_on_send_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *fra
     nghttp2_data_source *src, void *arg);
 /* Handlers that stopped above the mark go on (never inside nghttp2's calls). */
 void h2_notify_writable(struct h2c *h);
+/* Queues body bytes (copied) for DATA frames.  0 or -1 (no memory). */
+int h2_queue(struct h2_stream *st, const void *data, size_t len);
+void h2_abort(struct request *r, const char *reason);
+void h2_resume(struct request *r);
 /* Sends an interim 100 (Continue) on st. */
 void h2_continue(struct h2_stream *st);
 /* Frees st's queued output and closes its file. */
 void h2_stream_out_free(struct h2_stream *st);
+
+/* h2_tunnel.c: an extended CONNECT after its 101 (RFC 8441). */
+void h2_tunnel_start(struct request *r);
+void h2_tunnel_write(struct request *r, const void *data, size_t len);
+void h2_tunnel_close(struct request *r);
+int h2_upgrade(struct request *r, const struct upgraded_ops *ops, void *st);
+/* The client's data and its END_STREAM for an upgraded stream's relay. */
+void h2_relay_input(struct h2_stream *st, const uint8_t *data, size_t len);
+void h2_relay_end(struct h2_stream *st);
+/* The stream's queue went below the mark: read from the relay again. */
+void h2_relay_writable(struct h2_stream *st);
+void h2_relay_free(struct h2_stream *st);
 
 #endif

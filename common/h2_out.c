@@ -114,7 +114,14 @@ h2_notify_writable(struct h2c *h)
 	h->notify = 0;
 	for (st = TAILQ_FIRST(&h->streams); st != NULL; st = next) {
 		next = TAILQ_NEXT(st, link);
-		if (!st->want_writable || st->queued >= HTTP_OUT_HIGH_WATER || st->x == NULL)
+		if (!st->want_writable || st->queued >= HTTP_OUT_HIGH_WATER)
+			continue;
+		if (st->relay != NULL) {
+			st->want_writable = 0;
+			h2_relay_writable(st);
+			continue;
+		}
+		if (st->x == NULL)
 			continue;
 		st->want_writable = 0;
 		struct request *r = &st->x->req;
@@ -168,6 +175,11 @@ h2_resp_head(struct request *r)
 		nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 		return;
 	}
+	/* An extended CONNECT that switched (RFC 8441 5): 200, and the
+	 * stream's data is the tunnel's from here. */
+	int tunnel = st->ext && r->status == 101;
+	if (tunnel)
+		r->status = 200;
 	snprintf(status, sizeof(status), "%d", r->status);
 	nva[n++] = NV(":status", status, strlen(status));
 	if (!(rh->hide & RESP_HIDE_SERVER))
@@ -207,12 +219,13 @@ h2_resp_head(struct request *r)
 		for (size_t i = 0; i < nl; i++)
 			if (p[i] >= 'A' && p[i] <= 'Z')
 				p[i] = (char)(p[i] + 32);
-		if (!connection_specific(p, nl))
+		if (!connection_specific(p, nl) &&
+		    !(tunnel && http_token_eq(p, nl, "sec-websocket-accept")))
 			nva[n++] = (nghttp2_nv){ (uint8_t *)p, (uint8_t *)v, nl, (size_t)(ve - v),
 				NGHTTP2_NV_FLAG_NONE };
 		p = next;
 	}
-	st->has_data = has_body && !(r->flags & REQ_HEAD_ONLY) && rh->clen != 0;
+	st->has_data = tunnel || (has_body && !(r->flags & REQ_HEAD_ONLY) && rh->clen != 0);
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = on_read_data };
 	int rv = nghttp2_submit_response(h->s, st->id, nva, n, st->has_data ? &prd : NULL);
 	free(nva);
@@ -318,7 +331,6 @@ static void
 h2_resp_data(struct request *r, const void *data, size_t len)
 {
 	struct h2_stream *st = h2_stream_of(r);
-	struct h2_chunk *k = st->qtail;
 
 	if (!st->has_data || st->cut)
 		return;
@@ -327,15 +339,25 @@ h2_resp_data(struct request *r, const void *data, size_t len)
 	if (r->resp_left >= 0)
 		r->resp_left -= (int64_t)len;
 	r->body_bytes += len;
+	if (h2_queue(st, data, len) < 0)
+		st->cut = 1;
+}
+
+int
+h2_queue(struct h2_stream *st, const void *data, size_t len)
+{
+	struct h2_chunk *k = st->qtail;
+
+	if (len == 0)
+		return 0;
 	if (k == NULL || k->file || k->cap - k->len < len)
 		k = queue_run(st, len > H2_CHUNK_MIN ? len : H2_CHUNK_MIN);
-	if (k == NULL) {
-		st->cut = 1;
-		return;
-	}
+	if (k == NULL)
+		return -1;
 	memcpy(k->data + k->len, data, len);
 	k->len += len;
 	stream_queued(st, len);
+	return 0;
 }
 
 static int
@@ -390,7 +412,7 @@ h2_pending(const struct request *r)
 	return h2_stream_of(r)->queued;
 }
 
-static void
+void
 h2_abort(struct request *r, const char *reason)
 {
 	struct h2_stream *st = h2_stream_of(r);
@@ -404,7 +426,7 @@ h2_abort(struct request *r, const char *reason)
 	conn_kick(st->h->c);
 }
 
-static void
+void
 h2_resume(struct request *r)
 {
 	struct h2_stream *st = h2_stream_of(r);
@@ -451,37 +473,6 @@ h2_dispatch_resume(struct request *r)
 	st->mw_paused = 0;
 	conn_kick(r->conn);
 	h2_stream_handler_start(st);
-}
-
-/* No 101 in HTTP/2: nothing reaches these (a handler tunnels only after
- * one); they end the stream rather than corrupt the connection. */
-static void
-h2_tunnel_start(struct request *r)
-{
-	h2_abort(r, "no tunnels over HTTP/2");
-}
-
-static void
-h2_tunnel_write(struct request *r, const void *data, size_t len)
-{
-	(void)r;
-	(void)data;
-	(void)len;
-}
-
-static void
-h2_tunnel_close(struct request *r)
-{
-	(void)r;
-}
-
-static int
-h2_upgrade(struct request *r, const struct upgraded_ops *ops, void *st)
-{
-	(void)r;
-	(void)ops;
-	(void)st;
-	return -1;
 }
 
 const struct exchange_ops h2_exchange_ops = {

@@ -375,8 +375,9 @@ handshake_check(struct request *r, const struct websocket_conf *wc, char accept[
 	unsigned it = 0;
 
 	*status = 400;
-	if (r->hr->meth != HTTP_M_GET || r->hr->version != 11)
-		return "not GET over HTTP/1.1";
+	/* HTTP/2's extended CONNECT (RFC 8441) arrives as this GET too. */
+	if (r->hr->meth != HTTP_M_GET || r->hr->version < 11)
+		return "not GET over HTTP/1.1 or HTTP/2";
 	if (!header_has_token(r, "connection", "upgrade"))
 		return "Connection without upgrade";
 	if (header_once(r, "sec-websocket-version", &ver) != 1)

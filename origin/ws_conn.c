@@ -538,7 +538,16 @@ up_close(void *st, struct conn *c, const char *reason)
 	free(wc);
 }
 
+static void
+up_attach(void *st, struct conn *c)
+{
+	struct ws_conn *wc = st;
+
+	wc->c = c;
+}
+
 static const struct upgraded_ops ws_upgraded_ops = {
+	.attach = up_attach,
 	.input = up_input,
 	.eof = up_eof,
 	.drained = up_drained,
