@@ -4,9 +4,9 @@
 # the page and every resource it pulls arrive with nextHopProtocol "h2";
 # the proxied /app/ answers over h2 too (round robin over the two origin
 # listeners); the dashboard draws from the status JSON; the echo page's
-# WebSocket still opens (Chromium takes it to an HTTP/1.1 connection of its
-# own while portico does not offer RFC 8441).  A screenshot of the page is
-# left in t/out/h2-demo.png.
+# WebSocket opens over h2 too (RFC 8441: the access log shows it as
+# "GET /ws/echo HTTP/2.0" 200).  A screenshot of the page is left in
+# t/out/h2-demo.png.
 import os
 import re
 import sys
@@ -28,8 +28,8 @@ def demo_conf():
     conf = conf.replace("127.0.0.1:8080", "127.0.0.1:{port}").replace("127.0.0.1:8443", "127.0.0.1:{port2}")
     for p in ("8081", "8082"):
         conf = conf.replace("127.0.0.1:" + p, "127.0.0.1:%d" % free_port())
-    # The access log goes to the harness's stderr file, not the terminal.
-    return re.sub(r"(?m)^access_log = stdout.*$", "access_log = off", conf)
+    # The access log goes to a file of the test's, not the terminal.
+    return re.sub(r"(?m)^access_log = stdout.*$", "access_log = {dir}/access.log", conf)
 
 
 def protocols(page):
@@ -87,6 +87,17 @@ def main():
                           " return t.includes('\\u2190 ') ? t : null; })()", 10)
         like(body or "", "\u2190 over h2 and back", "and the message comes back")
         is_([m for m in e.console if "rror" in str(m)], [], "no script errors")
+        log = os.path.join(srv.dir, "access.log")
+
+        def ws_line():
+            try:
+                with open(log) as f:
+                    return [l for l in f if '"GET /ws/echo HTTP/' in l]
+            except OSError:
+                return []
+        lines = wait_for(ws_line, 10) or []
+        like(lines[0] if lines else "", r'"GET /ws/echo HTTP/2\.0" 200 ',
+             "the WebSocket went over h2 (RFC 8441): the access log says so")
     except (JSError, RuntimeError) as ex:
         ok(False, "the browser run: %s" % ex)
     finally:
