@@ -357,6 +357,10 @@ conn_out_file(struct conn *c, int fd, off_t off, off_t len)
 			close(fd);
 		return -1;
 	}
+	if (c->fo != NULL && c->fo->fd != fd) {
+		close(fd); /* one file per response: a second one cannot be framed in */
+		goto fail;
+	}
 	if (c->fo == NULL) {
 		c->fo = malloc(sizeof(*c->fo));
 		if (c->fo == NULL) {

@@ -63,10 +63,15 @@ h2_glitch(struct h2c *h, int64_t cost)
 {
 	int64_t now = clock_ms();
 
-	h->glitches += (now - h->glitch_ms) * H2_GLITCH_RATE / 1000;
-	if (h->glitches > H2_GLITCH_BURST)
+	int64_t added = (now - h->glitch_ms) * H2_GLITCH_RATE / 1000;
+
+	/* Only the time turned into tokens is spent: frames closer together
+	 * than a token's worth still earn theirs. */
+	h->glitch_ms += added * 1000 / H2_GLITCH_RATE;
+	if ((h->glitches += added) >= H2_GLITCH_BURST) {
 		h->glitches = H2_GLITCH_BURST;
-	h->glitch_ms = now;
+		h->glitch_ms = now;
+	}
 	if ((h->glitches -= cost) >= 0)
 		return 0;
 	if (!h->calm) {
@@ -147,6 +152,11 @@ stream_free(struct h2_stream *st)
 {
 	struct h2c *h = st->h;
 
+	/* Bytes held unacknowledged go back to the connection's window, or
+	 * it would shrink with every stream that ended before taking them. */
+	size_t unread = st->held_len + h2_relay_unread(st);
+	if (unread > 0)
+		nghttp2_session_consume_connection(h->s, unread);
 	h2_relay_free(st);
 	h2_stream_out_free(st);
 	h2_head_free(&st->in);
@@ -158,12 +168,6 @@ stream_free(struct h2_stream *st)
 	free(st);
 }
 
-/*
- * The request head.  Pseudo-headers are kept apart, Cookie crumbs are
- * joined (RFC 9113 8.2.3), everything else becomes "name: value" lines.
- * The list is bounded by max_header_size and max_headers; past them the
- * rest is only counted and the stream is answered 431.
- */
 /*
  * A HEADERS frame's header, before nghttp2 looks at it: a new stream id
  * leaves the ones it skipped behind for good; a HEADERS on one of those
@@ -264,6 +268,78 @@ ws_key(char out[25])
 	return EVP_EncodeBlock((unsigned char *)out, raw, sizeof(raw)) == 24 ? 0 : -1;
 }
 
+/* Tells the client to take its next requests to a new connection: the
+ * streams up to the last one seen are served, later ones refused. */
+static void
+goaway(struct h2c *h)
+{
+	if (h->goaway)
+		return;
+	h->goaway = 1;
+	h->goaway_id = h->max_id;
+	nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE, h->goaway_id, NGHTTP2_NO_ERROR, NULL, 0);
+}
+
+/* The exchange of a stream whose head is whole, from the worker's pool;
+ * NULL when there is none. */
+static struct exchange *
+stream_exchange(struct h2_stream *st)
+{
+	struct exchange *x = freelist_get(&st->h->c->w->heads);
+
+	if (x == NULL)
+		return NULL;
+	http_request_reset(&x->hr);
+	memset(&x->req, 0, sizeof(x->req));
+	x->req.conn = st->h->c;
+	x->req.xo = &h2_exchange_ops;
+	x->req.xs = st;
+	x->req.hr = &x->hr;
+	x->req.start = st->start;
+	resp_head_init(&x->req, x->resp_inline, sizeof(x->resp_inline));
+	st->x = x;
+	return x;
+}
+
+/*
+ * Reads the head as the one parser reads an HTTP/1.1 one.  0, or -1 when
+ * the stream was answered instead (a 4xx).
+ */
+static int
+stream_parse(struct h2_stream *st, int end_stream)
+{
+	struct exchange *x = st->x;
+	char key[25];
+	size_t len = 0;
+
+	st->ext = st->in.protocol != NULL;
+	st->head = h2_head_text(&st->in, !end_stream,
+	    st->ext && ws_key(key) == 0 ? key : NULL, &len);
+	ssize_t n = st->head != NULL ?
+	    http_parse_request(&x->hr, st->head, len, &st->h->c->w->limits) : 0;
+	if (n > 0) {
+		/* The log shows the protocol the client spoke. */
+		x->hr.version = 20;
+		memcpy((char *)x->hr.line + x->hr.line_len - 8, "HTTP/2.0", 8);
+		return 0;
+	}
+	int refuse = st->in.refuse;
+	/* Something must be in the log line: the pseudo-headers as sent. */
+	x->hr.line = st->in.path != NULL ? st->in.path : "-";
+	x->hr.line_len = (uint32_t)strlen(x->hr.line);
+	x->hr.meth = st->in.method != NULL && strcmp(st->in.method, "HEAD") == 0 ?
+	    HTTP_M_HEAD : HTTP_M_OTHER;
+	if (x->hr.meth == HTTP_M_HEAD)
+		x->req.flags |= REQ_HEAD_ONLY;
+	stream_fail(st, refuse != 0 ? refuse : n < 0 ? (int)-n : 500,
+	    refuse == 431 ? "header list too large" : refuse == 400 ?
+	    "Host and :authority differ" : x->hr.error != NULL ? x->hr.error :
+	    "out of memory");
+	if (refuse == 431)
+		(void)h2_glitch(st->h, 10);
+	return -1;
+}
+
 /* The request head is whole: the exchange begins, as h1's dispatch does. */
 static void
 stream_begin(struct h2_stream *st, int end_stream)
@@ -271,58 +347,28 @@ stream_begin(struct h2_stream *st, int end_stream)
 	struct h2c *h = st->h;
 	struct conn *c = h->c;
 	struct worker *w = c->w;
-	struct exchange *x;
-	size_t len = 0;
 
+	/* Past a GOAWAY's last stream: not taken, so the client may retry it
+	 * elsewhere (RFC 9113 6.8). */
+	if (h->goaway && st->id > h->goaway_id) {
+		nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+		return;
+	}
 	/* After a reload, or past keepalive_requests, this one is served and
 	 * the client is told to take the next to a new connection. */
-	if (!h->goaway && (c->snap != w->snap || ++h->nreq >= c->conf->global.keepalive_requests ||
-	    w->draining)) {
-		nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR, NULL, 0);
-		h->goaway = 1;
-	}
-	x = freelist_get(&w->heads);
-	if (x == NULL) {
+	if (c->snap != w->snap || ++h->nreq >= c->conf->global.keepalive_requests || w->draining)
+		goaway(h);
+	if (stream_exchange(st) == NULL) {
 		nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 		return;
 	}
-	http_request_reset(&x->hr);
-	memset(&x->req, 0, sizeof(x->req));
-	x->req.conn = c;
-	x->req.xo = &h2_exchange_ops;
-	x->req.xs = st;
-	x->req.hr = &x->hr;
-	x->req.start = st->start;
-	resp_head_init(&x->req, x->resp_inline, sizeof(x->resp_inline));
-	st->x = x;
 	st->body_done = end_stream;
 	/* An extended CONNECT's data waits for the tunnel (h2_tunnel_start). */
 	st->body_paused = st->in.protocol != NULL;
-	char key[25];
-	st->ext = st->in.protocol != NULL;
-	st->head = h2_head_text(&st->in, !end_stream, ws_key(key) == 0 ? key : NULL, &len);
-	ssize_t n = st->head != NULL ? http_parse_request(&x->hr, st->head, len, &w->limits) : 0;
-	if (n <= 0) {
-		int refuse = st->in.refuse;
-		/* Something must be in the log line: the pseudo-headers as sent. */
-		x->hr.line = st->in.path != NULL ? st->in.path : "-";
-		x->hr.line_len = (uint32_t)strlen(x->hr.line);
-		x->hr.meth = st->in.method != NULL && strcmp(st->in.method, "HEAD") == 0 ?
-		    HTTP_M_HEAD : HTTP_M_OTHER;
-		if (x->hr.meth == HTTP_M_HEAD)
-			x->req.flags |= REQ_HEAD_ONLY;
-		stream_fail(st, refuse != 0 ? refuse : n < 0 ? (int)-n : 500,
-		    refuse == 431 ? "header list too large" : refuse == 400 ?
-		    "Host and :authority differ" : x->hr.error != NULL ? x->hr.error :
-		    "out of memory");
-		if (refuse == 431)
-			(void)h2_glitch(h, 10);
+	if (stream_parse(st, end_stream) < 0)
 		return;
-	}
-	/* The log shows the protocol the client spoke. */
-	x->hr.version = 20;
-	memcpy((char *)x->hr.line + x->hr.line_len - 8, "HTTP/2.0", 8);
 
+	struct exchange *x = st->x;
 	struct http_request *hr = &x->hr;
 	struct request *r = &x->req;
 	char *npath = (char *)(x + 1);
@@ -354,7 +400,9 @@ stream_begin(struct h2_stream *st, int end_stream)
 			return; /* the exchange may be over */
 		r->flags &= ~REQ_IN_MW;
 		if (rc == MW_PAUSE) {
+			/* Body bytes wait (unacknowledged) for the handler. */
 			st->mw_paused = 1;
+			st->body_paused = 1;
 			return;
 		}
 	}
@@ -368,16 +416,20 @@ h2_stream_handler_start(struct h2_stream *st)
 {
 	struct request *r = &st->x->req;
 
+	int takes_body = r->route != NULL && (r->route->handler->flags & HANDLER_WANTS_BODY) &&
+	    r->route->handler->body != NULL;
+
+	/* 100 (Continue) for a client waiting for it (RFC 9110 10.1.1): the
+	 * body is wanted now, by the handler or to be read and dropped. */
+	if (!st->body_done && !st->ext && !st->continued && (r->hr->flags & HTTP_F_EXPECT_100)) {
+		st->continued = 1;
+		h2_continue(st);
+	}
 	/* An extended CONNECT's data is a tunnel's, never a body to wait for. */
-	if (!st->body_done && !st->ext &&
-	    !(r->route != NULL && (r->route->handler->flags & HANDLER_WANTS_BODY)))
-		return; /* stream_body_end starts it */
+	if (!st->body_done && !st->ext && !takes_body)
+		return; /* h2_stream_body_end starts it */
 	st->handler_on = 1;
 	if (r->route != NULL) {
-		/* 100 (Continue) for a client waiting for it (RFC 9110 10.1.1):
-		 * the handler takes the body now. */
-		if (!st->body_done && (r->hr->flags & HTTP_F_EXPECT_100))
-			h2_continue(st);
 		r->route->handler->start(r);
 	} else if (r->hr->meth == HTTP_M_CONNECT) {
 		http_resp_error(r, 501); /* we tunnel for no one */
@@ -387,6 +439,56 @@ h2_stream_handler_start(struct h2_stream *st)
 	} else {
 		http_resp_error(r, 404);
 	}
+}
+
+void
+h2_resume(struct request *r)
+{
+	struct h2_stream *st = h2_stream_of(r);
+	struct h2c *h = st->h;
+
+	if (!st->body_paused)
+		return;
+	st->body_paused = 0;
+	if (st->held_len > 0) {
+		char *held = st->held;
+		size_t n = st->held_len;
+		st->held = NULL;
+		st->held_len = 0;
+		h2_stream_body(st, (const uint8_t *)held, n);
+		free(held);
+		if (st->x == NULL || st->body_paused)
+			goto out;
+	}
+	if (st->body_done)
+		h2_stream_body_end(st);
+out:
+	conn_kick(h->c);
+}
+
+/* A paused request phase went through.  The body the client sent
+ * meanwhile was held: it goes to a handler that takes it, else it is
+ * dropped (and acknowledged) as for any such handler. */
+void
+h2_dispatch_resume(struct request *r)
+{
+	struct h2_stream *st = h2_stream_of(r);
+	int takes_body = r->route != NULL && (r->route->handler->flags & HANDLER_WANTS_BODY) &&
+	    r->route->handler->body != NULL;
+
+	r->flags &= ~REQ_IN_MW;
+	st->mw_paused = 0;
+	conn_kick(r->conn);
+	if (!takes_body && !st->ext) {
+		nghttp2_session_consume(st->h->s, st->id, st->held_len);
+		free(st->held);
+		st->held = NULL;
+		st->held_len = st->held_cap = 0;
+		st->body_paused = 0;
+	}
+	h2_stream_handler_start(st);
+	if (st->x != NULL && st->handler_on && !st->ext)
+		h2_resume(r);
 }
 
 /* Body bytes: to the handler if it takes them, held while it paused. */
@@ -400,20 +502,27 @@ h2_stream_body(struct h2_stream *st, const uint8_t *data, size_t len)
 		h2_relay_input(st, data, len);
 		return;
 	}
-	if (r == NULL || st->body_drop || !st->handler_on || (r->flags & REQ_DONE)) {
-		nghttp2_session_consume(h->s, st->id, len);
+	if (r != NULL && st->body_paused && !st->body_drop && !(r->flags & REQ_DONE)) {
+		/* Held unacknowledged: the stream's window bounds it. */
+		if (st->held_len + len > st->held_cap) {
+			size_t cap = st->held_cap * 2 > st->held_len + len ? st->held_cap * 2 :
+			    st->held_len + len;
+			char *nb = realloc(st->held, cap);
+			if (nb == NULL) {
+				nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id,
+				    NGHTTP2_INTERNAL_ERROR);
+				return;
+			}
+			st->held = nb;
+			st->held_cap = cap;
+		}
+		memcpy(st->held + st->held_len, data, len);
+		st->held_len += len;
 		return;
 	}
-	if (st->body_paused) {
-		char *nb = realloc(st->held, st->held_len + len);
-		if (nb == NULL) {
-			nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id,
-			    NGHTTP2_INTERNAL_ERROR);
-			return;
-		}
-		memcpy(nb + st->held_len, data, len);
-		st->held = nb;
-		st->held_len += len;
+	if (r == NULL || st->body_drop || !st->handler_on || (r->flags & REQ_DONE) ||
+	    r->route == NULL || r->route->handler->body == NULL) {
+		nghttp2_session_consume(h->s, st->id, len);
 		return;
 	}
 	int rc = r->route->handler->body(r, (const char *)data, len);
@@ -447,7 +556,8 @@ h2_stream_body_end(struct h2_stream *st)
 			h2_stream_handler_start(st);
 		return;
 	}
-	if (st->body_drop || st->body_paused || st->held_len > 0 || st->body_end_told)
+	if (st->body_drop || st->body_paused || st->held_len > 0 || st->body_end_told ||
+	    r->route == NULL || r->route->handler->body == NULL)
 		return;
 	st->body_end_told = 1;
 	r->route->handler->body(r, NULL, 0);
@@ -511,14 +621,15 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 		(void)h2_glitch(h, 1);
 		break;
 	case NGHTTP2_WINDOW_UPDATE:
-		/* Progress while a response waits on the window; else noise. */
-		if (!h2_output_waiting(h))
+		/* Progress when it opens a window a response waits on; else noise. */
+		if (frame->hd.stream_id == 0 ? !h2_output_waiting(h) :
+		    st == NULL || st->queued == 0)
 			(void)h2_glitch(h, 1);
 		break;
 	default:
 		break;
 	}
-	if (end && st != NULL && st->x != NULL && !st->body_done)
+	if (end && st != NULL && (st->x != NULL || st->relay != NULL) && !st->body_done)
 		h2_stream_body_end(st);
 	return 0;
 }
@@ -591,8 +702,8 @@ awaiting_body(const struct h2c *h)
 	const struct h2_stream *st;
 
 	TAILQ_FOREACH(st, &h->streams, link)
-		if (!st->body_done && st->x != NULL && !st->body_paused)
-			return 1;
+		if (!st->body_done && st->x != NULL && !st->body_paused && !st->ext)
+			return 1; /* (a tunnel's idle time is its handler's to judge) */
 	return 0;
 }
 
@@ -691,6 +802,24 @@ h2_eof(void *arg, struct conn *c, int err)
 	conn_close(c, err == 0 ? "client closed" : strerror(err));
 }
 
+/*
+ * Filtered bodies whose pump gave the worker's other connections a turn
+ * (pipeline.c's slices: it kicks the connection to come back) go on,
+ * where their stream's queue has room; h1_drained does the same.
+ */
+static void
+filters_go(struct h2c *h)
+{
+	struct h2_stream *st;
+
+	TAILQ_FOREACH(st, &h->streams, link) {
+		struct request *r = st->x != NULL ? &st->x->req : NULL;
+		if (r != NULL && (r->flags & REQ_FILTERED) && st->queued < HTTP_OUT_HIGH_WATER &&
+		    pipeline_pending(r))
+			pipeline_writable(r); /* may end the exchange; never frees st */
+	}
+}
+
 static int
 h2_drained(void *arg, struct conn *c)
 {
@@ -703,6 +832,7 @@ h2_drained(void *arg, struct conn *c)
 			arm(h);
 		return 0;
 	}
+	filters_go(h);
 	if (nghttp2_session_want_write(h->s) || h->notify)
 		return h2_pump(h);
 	arm(h);
@@ -740,11 +870,7 @@ h2_drain(void *arg, struct conn *c)
 {
 	struct h2c *h = arg;
 
-	if (!h->goaway) {
-		nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE,
-		    nghttp2_session_get_last_proc_stream_id(h->s), NGHTTP2_NO_ERROR, NULL, 0);
-		h->goaway = 1;
-	}
+	goaway(h);
 	conn_kick(c);
 }
 
@@ -805,7 +931,7 @@ h2_start(struct conn *c)
 	int rv = -1;
 
 	if (h == NULL || cb == NULL || nghttp2_option_new(&opt) != 0)
-		goto fail;
+		goto out;
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_max_continuations(opt, H2_MAX_CONTINUATIONS);
 	nghttp2_option_set_max_outbound_ack(opt, H2_MAX_OUTBOUND_ACK);
@@ -817,7 +943,7 @@ h2_start(struct conn *c)
 	h->glitch_ms = clock_ms();
 	h->max_id = -1;
 	if (nghttp2_session_server_new2(&h->s, cb, h, opt) != 0)
-		goto fail;
+		goto out;
 	nghttp2_settings_entry iv[] = {
 		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)g->h2_max_streams },
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)g->h2_window },
@@ -828,9 +954,9 @@ h2_start(struct conn *c)
 	if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
 	    nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0,
 	    (int32_t)g->h2_conn_window) != 0)
-		goto fail;
+		goto out;
 	rv = 0;
-fail:
+out:
 	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cb);
 	if (rv < 0) {

@@ -51,13 +51,14 @@ struct h2_stream {
 	/* The request body. */
 	uint64_t body_in;
 	char *held;                    /* bytes a paused handler has not taken */
-	size_t held_len;
+	size_t held_len, held_cap;
 	unsigned body_done : 1;        /* END_STREAM came */
 	unsigned body_end_told : 1;    /* the handler got its (NULL, 0) */
 	unsigned body_paused : 1;
 	unsigned body_drop : 1;        /* the handler answered: drop the rest */
 	unsigned handler_on : 1;       /* the handler was started */
 	unsigned mw_paused : 1;
+	unsigned continued : 1;        /* 100 (Continue) sent */
 	unsigned ext : 1;              /* an extended CONNECT (RFC 8441) */
 	unsigned tunnel : 1;           /* ... answered: its DATA is the tunnel's */
 	unsigned logged : 1;           /* the exchange's line is written */
@@ -90,6 +91,7 @@ struct h2c {
 	 * on one later is a connection error (RFC 9113 5.1.1), unlike a late
 	 * frame on a stream that was used (trailers racing a reset). */
 	int32_t max_id;
+	int32_t goaway_id;             /* the last stream the GOAWAY sent takes */
 	struct { int32_t lo, hi; } gaps[H2_GAPS];
 	unsigned ngaps;
 	unsigned flushing : 1;         /* in h2_pump's conn_flush */
@@ -133,8 +135,11 @@ int h2_on_send_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *fra
 void h2_notify_writable(struct h2c *h);
 /* Queues body bytes (copied) for DATA frames.  0 or -1 (no memory). */
 int h2_queue(struct h2_stream *st, const void *data, size_t len);
+/* The exchange ops of http_resp_abort and http_req_resume (exchange.h);
+ * the third, for a paused request phase taken up. */
 void h2_abort(struct request *r, const char *reason);
 void h2_resume(struct request *r);
+void h2_dispatch_resume(struct request *r);
 /* Sends an interim 100 (Continue) on st. */
 void h2_continue(struct h2_stream *st);
 /* Frees st's queued output and closes its file. */
@@ -151,5 +156,7 @@ void h2_relay_end(struct h2_stream *st);
 /* The stream's queue went below the mark: read from the relay again. */
 void h2_relay_writable(struct h2_stream *st);
 void h2_relay_free(struct h2_stream *st);
+/* Client bytes the relay holds unacknowledged. */
+size_t h2_relay_unread(const struct h2_stream *st);
 
 #endif

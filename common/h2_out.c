@@ -177,9 +177,31 @@ h2_resp_head(struct request *r)
 	}
 	/* An extended CONNECT that switched (RFC 8441 5): 200, and the
 	 * stream's data is the tunnel's from here. */
+	if (rh->overflow) {
+		/* Cut, as HTTP/1 closes: never a head that lost fields. */
+		st->cut = 1;
+		nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+		conn_kick(c);
+		return;
+	}
 	int tunnel = st->ext && r->status == 101;
-	if (tunnel)
+	int refused = 0;
+	if (tunnel) {
 		r->status = 200;
+	} else if (r->status == 101 || (st->ext && r->status >= 200 && r->status < 300)) {
+		/* A 2xx to a CONNECT says the tunnel is open (RFC 9110 9.3.6):
+		 * a handler (or a backend) that did not switch must not say so;
+		 * and HTTP/2 has no 101 (RFC 9113 8.6).  What it sends is
+		 * dropped. */
+		refused = 1;
+		if (r->log.up_addr[0] != '\0') {
+			r->status = 502;
+			http_req_term(r, REQ_TERM_UP_BAD);
+		} else {
+			r->status = 501;
+		}
+		has_body = 0;
+	}
 	snprintf(status, sizeof(status), "%d", r->status);
 	nva[n++] = NV(":status", status, strlen(status));
 	if (!(rh->hide & RESP_HIDE_SERVER))
@@ -225,7 +247,7 @@ h2_resp_head(struct request *r)
 				NGHTTP2_NV_FLAG_NONE };
 		p = next;
 	}
-	st->has_data = tunnel || (has_body && !(r->flags & REQ_HEAD_ONLY) && rh->clen != 0);
+	st->has_data = tunnel || (!refused && has_body && !(r->flags & REQ_HEAD_ONLY) && rh->clen != 0);
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = on_read_data };
 	int rv = nghttp2_submit_response(h->s, st->id, nva, n, st->has_data ? &prd : NULL);
 	free(nva);
@@ -366,10 +388,13 @@ h2_resp_file(struct request *r, int fd, off_t off, off_t len)
 	struct h2_stream *st = h2_stream_of(r);
 	struct h2_chunk *k;
 
-	if (st->fd < 0)
+	if (st->fd < 0) {
 		st->fd = fd;
-	else if (st->fd != fd)
+	} else if (st->fd != fd) {
 		close(fd); /* one file per response, as for HTTP/1 */
+		st->cut = 1;
+		return -1;
+	}
 	if (len == 0 || !st->has_data || st->cut)
 		return st->cut ? -1 : 0;
 	if (r->resp_left >= 0)
@@ -426,31 +451,6 @@ h2_abort(struct request *r, const char *reason)
 	conn_kick(st->h->c);
 }
 
-void
-h2_resume(struct request *r)
-{
-	struct h2_stream *st = h2_stream_of(r);
-	struct h2c *h = st->h;
-
-	if (!st->body_paused)
-		return;
-	st->body_paused = 0;
-	if (st->held_len > 0) {
-		char *held = st->held;
-		size_t n = st->held_len;
-		st->held = NULL;
-		st->held_len = 0;
-		h2_stream_body(st, (const uint8_t *)held, n);
-		free(held);
-		if (st->x == NULL || st->body_paused)
-			goto out;
-	}
-	if (st->body_done)
-		h2_stream_body_end(st);
-out:
-	conn_kick(h->c);
-}
-
 static void
 h2_close_when_sent(struct request *r)
 {
@@ -462,17 +462,6 @@ h2_close_when_sent(struct request *r)
 		nghttp2_session_resume_data(st->h->s, st->id);
 	}
 	conn_kick(r->conn);
-}
-
-static void
-h2_dispatch_resume(struct request *r)
-{
-	struct h2_stream *st = h2_stream_of(r);
-
-	r->flags &= ~REQ_IN_MW;
-	st->mw_paused = 0;
-	conn_kick(r->conn);
-	h2_stream_handler_start(st);
 }
 
 const struct exchange_ops h2_exchange_ops = {

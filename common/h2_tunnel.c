@@ -46,6 +46,7 @@ struct h2_relay {
 	unsigned client_ended : 1;     /* shut our writing down once out is empty */
 	unsigned read_paused : 1;      /* the stream's queue is above the mark */
 	unsigned eof : 1;              /* the protocol closed its end */
+	unsigned wfailed : 1;          /* ... or writing to it failed: nothing more is */
 };
 
 void
@@ -53,6 +54,10 @@ h2_tunnel_start(struct request *r)
 {
 	struct h2_stream *st = h2_stream_of(r);
 
+	if (!st->ext) {
+		h2_abort(r, "a tunnel on a stream that is no extended CONNECT");
+		return;
+	}
 	http_resp_commit(r);
 	/* The line is written now, as for an HTTP/1.1 tunnel. */
 	h2_stream_log(st);
@@ -67,8 +72,13 @@ h2_tunnel_write(struct request *r, const void *data, size_t len)
 
 	if (!st->tunnel || st->out_end || st->cut)
 		return;
-	if (h2_queue(st, data, len) < 0)
-		h2_abort(r, "out of memory");
+	/* Out of memory: the stream is reset, and its close (not this call,
+	 * inside the handler's) tells the handler and frees the exchange. */
+	if (h2_queue(st, data, len) < 0) {
+		st->cut = 1;
+		nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+		conn_kick(st->h->c);
+	}
 }
 
 void
@@ -94,10 +104,18 @@ relay_flush(struct h2_relay *rl)
 	struct h2_stream *st = rl->st;
 	size_t done = 0;
 
-	while (done < rl->olen) {
+	while (done < rl->olen && !rl->wfailed) {
 		ssize_t n = send(rl->fd, rl->out + done, rl->olen - done, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			/* The protocol's end is gone: what it will never read is
+			 * dropped (and acknowledged), and so is the stream. */
+			rl->wfailed = 1;
+			done = rl->olen;
+			nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+			break;
+		}
 		if (n <= 0)
 			break;
 		done += (size_t)n;
@@ -108,7 +126,7 @@ relay_flush(struct h2_relay *rl)
 		nghttp2_session_consume(st->h->s, st->id, done);
 		conn_kick(st->h->c); /* the WINDOW_UPDATE */
 	}
-	if (rl->olen == 0 && rl->client_ended)
+	if (rl->olen == 0 && rl->client_ended && !rl->wfailed)
 		shutdown(rl->fd, SHUT_WR);
 }
 
@@ -116,6 +134,11 @@ void
 h2_relay_input(struct h2_stream *st, const uint8_t *data, size_t len)
 {
 	struct h2_relay *rl = st->relay;
+
+	if (rl->wfailed) {
+		nghttp2_session_consume(st->h->s, st->id, len);
+		return;
+	}
 	/* Unacknowledged, so the client's window bounds it. */
 	char *nb = realloc(rl->out, rl->olen + len);
 
@@ -193,7 +216,7 @@ relay_rearm(struct h2_relay *rl)
 {
 	short want = 0;
 
-	if (rl->olen > 0)
+	if (rl->olen > 0 && !rl->wfailed)
 		want |= EV_WRITE;
 	if (!rl->eof && !rl->read_paused)
 		want |= EV_READ;
@@ -281,4 +304,10 @@ h2_upgrade(struct request *r, const struct upgraded_ops *ops, void *pst)
 	conn_kick(inner); /* the protocol's first turn (its drained call) */
 	conn_kick(c);
 	return 0;
+}
+
+size_t
+h2_relay_unread(const struct h2_stream *st)
+{
+	return st->relay != NULL ? st->relay->olen : 0;
 }
