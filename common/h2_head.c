@@ -5,6 +5,7 @@
  */
 #include "common/h2_head.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,11 +16,20 @@ line_safe(const uint8_t *p, size_t n)
 	return memchr(p, '\r', n) == NULL && memchr(p, '\n', n) == NULL && memchr(p, '\0', n) == NULL;
 }
 
+/* A pseudo-header's value (or Host's), kept NUL-terminated: in the
+ * head's own buffer while it fits, so a request allocates none. */
 static int
-keep(char **slot, const uint8_t *v, size_t vlen)
+keep(struct h2_head *hh, char **slot, const uint8_t *v, size_t vlen)
 {
 	if (*slot != NULL)
 		return -1;
+	if (vlen < sizeof(hh->inl) - hh->inl_used) {
+		*slot = hh->inl + hh->inl_used;
+		memcpy(*slot, v, vlen);
+		(*slot)[vlen] = '\0';
+		hh->inl_used += vlen + 1;
+		return 0;
+	}
 	*slot = strndup((const char *)v, vlen);
 	return *slot == NULL ? -1 : 0;
 }
@@ -50,14 +60,14 @@ h2_head_field(struct h2_head *hh, const uint8_t *name, size_t nlen, const uint8_
 		    &hh->path : is(name, nlen, ":authority") ? &hh->authority :
 		    is(name, nlen, ":protocol") ? &hh->protocol : NULL;
 		/* :scheme is the listener's to say. */
-		return slot != NULL ? keep(slot, value, vlen) : 0;
+		return slot != NULL ? keep(hh, slot, value, vlen) : 0;
 	}
 	if (is(name, nlen, "host")) {
 		if (hh->host != NULL) {
 			hh->refuse = 400;
 			return 0;
 		}
-		return keep(&hh->host, value, vlen);
+		return keep(hh, &hh->host, value, vlen);
 	}
 	if (is(name, nlen, "cookie")) {
 		if (hh->cookie.len > 0)
@@ -78,12 +88,23 @@ h2_head_field(struct h2_head *hh, const uint8_t *name, size_t nlen, const uint8_
 	return sbuf_failed(&hh->fields) ? -1 : 0;
 }
 
+/* Appends n bytes at *p. */
+static void
+put(char **p, const char *s, size_t n)
+{
+	memcpy(*p, s, n);
+	*p += n;
+}
+
+#define PUT_LIT(p, s) put((p), (s), sizeof(s) - 1)
+
 char *
 h2_head_text(struct h2_head *hh, int has_body, const char *ws_key, size_t *len)
 {
 	const char *host = hh->authority != NULL ? hh->authority : hh->host;
 	int ext = hh->protocol != NULL;
-	struct sbuf b = { 0 };
+	int ws = ext && ws_key != NULL && strcasecmp(hh->protocol, "websocket") == 0;
+	int te = has_body && !hh->has_length && !ext;
 
 	if (hh->refuse == 0 && hh->authority != NULL && hh->host != NULL &&
 	    strcasecmp(hh->authority, hh->host) != 0)
@@ -94,51 +115,61 @@ h2_head_text(struct h2_head *hh, int has_body, const char *ws_key, size_t *len)
 		hh->refuse = 400; /* nghttp2 checks this first; never a text for it */
 		return NULL;
 	}
-	sbuf_str(&b, ext ? "GET" : hh->method);
-	sbuf_add(&b, " ", 1);
 	/* CONNECT has no :path; its target is the authority. */
-	sbuf_str(&b, hh->path != NULL ? hh->path : hh->authority != NULL ? hh->authority : "");
-	sbuf_str(&b, " HTTP/1.1\r\n");
+	const char *method = ext ? "GET" : hh->method;
+	const char *target = hh->path != NULL ? hh->path : hh->authority != NULL ? hh->authority : "";
+	/* Sized first, then written: one allocation. */
+	size_t n = strlen(method) + 1 + strlen(target) + sizeof(" HTTP/1.1\r\n") - 1 +
+	    (host != NULL ? sizeof("host: \r\n") - 1 + strlen(host) : 0) +
+	    (ext ? sizeof("upgrade: \r\nconnection: upgrade\r\n") - 1 + strlen(hh->protocol) : 0) +
+	    (ws ? sizeof("sec-websocket-key: \r\n") - 1 + strlen(ws_key) : 0) +
+	    hh->fields.len +
+	    (hh->cookie.len > 0 ? sizeof("cookie: \r\n") - 1 + hh->cookie.len : 0) +
+	    (te ? sizeof("transfer-encoding: chunked\r\n") - 1 : 0) + 2;
+	char *text = malloc(n), *p = text;
+	if (text == NULL)
+		return NULL;
+	put(&p, method, strlen(method));
+	PUT_LIT(&p, " ");
+	put(&p, target, strlen(target));
+	PUT_LIT(&p, " HTTP/1.1\r\n");
 	if (host != NULL) {
-		sbuf_str(&b, "host: ");
-		sbuf_str(&b, host);
-		sbuf_str(&b, "\r\n");
+		PUT_LIT(&p, "host: ");
+		put(&p, host, strlen(host));
+		PUT_LIT(&p, "\r\n");
 	}
 	if (ext) {
-		sbuf_str(&b, "upgrade: ");
-		sbuf_str(&b, hh->protocol);
-		sbuf_str(&b, "\r\nconnection: upgrade\r\n");
-		if (ws_key != NULL && strcasecmp(hh->protocol, "websocket") == 0) {
-			sbuf_str(&b, "sec-websocket-key: ");
-			sbuf_str(&b, ws_key);
-			sbuf_str(&b, "\r\n");
-		}
+		PUT_LIT(&p, "upgrade: ");
+		put(&p, hh->protocol, strlen(hh->protocol));
+		PUT_LIT(&p, "\r\nconnection: upgrade\r\n");
 	}
-	sbuf_add(&b, hh->fields.p, hh->fields.len);
+	if (ws) {
+		PUT_LIT(&p, "sec-websocket-key: ");
+		put(&p, ws_key, strlen(ws_key));
+		PUT_LIT(&p, "\r\n");
+	}
+	if (hh->fields.len > 0)
+		put(&p, hh->fields.p, hh->fields.len);
 	if (hh->cookie.len > 0) {
-		sbuf_str(&b, "cookie: ");
-		sbuf_add(&b, hh->cookie.p, hh->cookie.len);
-		sbuf_str(&b, "\r\n");
+		PUT_LIT(&p, "cookie: ");
+		put(&p, hh->cookie.p, hh->cookie.len);
+		PUT_LIT(&p, "\r\n");
 	}
-	if (has_body && !hh->has_length && !ext)
-		sbuf_str(&b, "transfer-encoding: chunked\r\n");
-	sbuf_str(&b, "\r\n");
-	if (sbuf_failed(&b)) {
-		sbuf_free(&b);
-		return NULL;
-	}
-	*len = b.len;
-	return b.p;
+	if (te)
+		PUT_LIT(&p, "transfer-encoding: chunked\r\n");
+	PUT_LIT(&p, "\r\n");
+	*len = n;
+	return text;
 }
 
 void
 h2_head_free(struct h2_head *hh)
 {
-	free(hh->method);
-	free(hh->path);
-	free(hh->authority);
-	free(hh->host);
-	free(hh->protocol);
+	char **slots[] = { &hh->method, &hh->path, &hh->authority, &hh->host, &hh->protocol };
+
+	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
+		if ((uintptr_t)*slots[i] - (uintptr_t)hh->inl >= sizeof(hh->inl))
+			free(*slots[i]); /* not in inl: strndup'd */
 	sbuf_free(&hh->fields);
 	sbuf_free(&hh->cookie);
 	memset(hh, 0, sizeof(*hh));

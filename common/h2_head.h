@@ -21,6 +21,8 @@ struct h2_head {
 	unsigned nfields;
 	unsigned has_length : 1;       /* a content-length field came */
 	int refuse;                    /* a status to answer with instead: 431, 400 */
+	size_t inl_used;
+	char inl[192];                 /* the pseudo-headers' values while they fit */
 };
 
 /*

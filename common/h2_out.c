@@ -150,9 +150,48 @@ connection_specific(const char *name, size_t nlen)
 #define NV(n, v, vl) ((nghttp2_nv){ (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), \
 	NGHTTP2_NV_FLAG_NO_COPY_NAME })
 
-/* The head as a HEADERS frame: :status, portico's own fields, then the
- * handler's lines with their names in lower case (RFC 9113 8.2.1) and
- * the connection-specific ones left out. */
+/* Nvs for the handler's "Name: value\r\n" lines (as exchange.c keeps
+ * them) in copy, a writable copy of them: names put in lower case (RFC
+ * 9113 8.2.1), connection-specific fields and, on a tunnel, the
+ * Sec-WebSocket-Accept of its 101 left out.  Returns how many. */
+static size_t
+lines_to_nva(char *copy, size_t len, int tunnel, nghttp2_nv *nva)
+{
+	size_t n = 0;
+
+	for (char *p = copy, *end = copy + len; p < end;) {
+		char *eol = memchr(p, '\n', (size_t)(end - p));
+		char *colon = memchr(p, ':', (size_t)((eol != NULL ? eol : end) - p));
+		char *next = eol != NULL ? eol + 1 : end;
+		if (colon == NULL) {
+			p = next;
+			continue;
+		}
+		char *v = colon + 1, *ve = eol != NULL ? eol : end;
+		while (v < ve && (*v == ' ' || *v == '\t'))
+			v++;
+		while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		size_t nl = (size_t)(colon - p);
+		for (size_t i = 0; i < nl; i++)
+			if (p[i] >= 'A' && p[i] <= 'Z')
+				p[i] = (char)(p[i] + 32);
+		if (!connection_specific(p, nl) &&
+		    !(tunnel && http_token_eq(p, nl, "sec-websocket-accept")))
+			nva[n++] = (nghttp2_nv){ (uint8_t *)p, (uint8_t *)v, nl, (size_t)(ve - v),
+				NGHTTP2_NV_FLAG_NONE };
+		p = next;
+	}
+	return n;
+}
+
+/*
+ * The head as a HEADERS frame: :status, portico's own fields, then the
+ * handler's.  An extended CONNECT that switched (RFC 8441 5) gets 200
+ * and its stream's data is the tunnel's from here; a 2xx that did not
+ * switch, or a 101 elsewhere, is refused (HTTP/2 has no 101: RFC 9113
+ * 8.6; a 2xx to CONNECT says the tunnel is open: RFC 9110 9.3.6).
+ */
 static void
 h2_resp_head(struct request *r)
 {
@@ -160,23 +199,13 @@ h2_resp_head(struct request *r)
 	struct h2c *h = st->h;
 	struct conn *c = h->c;
 	struct resp_head *rh = &r->resp;
-	size_t lines = 0, n = 0;
+	size_t lines = 0, n = 0, len = rh->len - rh->lines;
 	char status[8], clen[24];
 	int has_body = http_status_has_body(r->status);
+	/* Most heads fit on the stack. */
+	nghttp2_nv nva_stack[40];
+	char copy_stack[2048];
 
-	for (size_t i = rh->lines; i < rh->len; i++)
-		lines += rh->buf[i] == '\n';
-	nghttp2_nv *nva = malloc((lines + 8) * sizeof(*nva));
-	char *copy = malloc(rh->len - rh->lines + 1);
-	if (nva == NULL || copy == NULL) {
-		free(nva);
-		free(copy);
-		st->cut = 1;
-		nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
-		return;
-	}
-	/* An extended CONNECT that switched (RFC 8441 5): 200, and the
-	 * stream's data is the tunnel's from here. */
 	if (rh->overflow) {
 		/* Cut, as HTTP/1 closes: never a head that lost fields. */
 		st->cut = 1;
@@ -184,15 +213,25 @@ h2_resp_head(struct request *r)
 		conn_kick(c);
 		return;
 	}
+	for (size_t i = rh->lines; i < rh->len; i++)
+		lines += rh->buf[i] == '\n';
+	nghttp2_nv *nva = lines + 8 <= 40 ? nva_stack : malloc((lines + 8) * sizeof(*nva));
+	char *copy = len < sizeof(copy_stack) ? copy_stack : malloc(len + 1);
+	if (nva == NULL || copy == NULL) {
+		if (nva != nva_stack)
+			free(nva);
+		if (copy != copy_stack)
+			free(copy);
+		st->cut = 1;
+		nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
 	int tunnel = st->ext && r->status == 101;
 	int refused = 0;
 	if (tunnel) {
 		r->status = 200;
 	} else if (r->status == 101 || (st->ext && r->status >= 200 && r->status < 300)) {
-		/* A 2xx to a CONNECT says the tunnel is open (RFC 9110 9.3.6):
-		 * a handler (or a backend) that did not switch must not say so;
-		 * and HTTP/2 has no 101 (RFC 9113 8.6).  What it sends is
-		 * dropped. */
+		/* What the handler sends is dropped. */
 		refused = 1;
 		if (r->log.up_addr[0] != '\0') {
 			r->status = 502;
@@ -222,36 +261,15 @@ h2_resp_head(struct request *r)
 	    !(rh->hide & RESP_HIDE_HSTS))
 		nva[n++] = NV("strict-transport-security", c->conf->listens[c->listen_idx].hsts,
 		    strlen(c->conf->listens[c->listen_idx].hsts));
-	/* "Name: value\r\n" lines, as exchange.c keeps them. */
-	memcpy(copy, rh->buf + rh->lines, rh->len - rh->lines);
-	for (char *p = copy, *end = copy + (rh->len - rh->lines); p < end;) {
-		char *eol = memchr(p, '\n', (size_t)(end - p));
-		char *colon = memchr(p, ':', (size_t)((eol != NULL ? eol : end) - p));
-		char *next = eol != NULL ? eol + 1 : end;
-		if (colon == NULL) {
-			p = next;
-			continue;
-		}
-		char *v = colon + 1, *ve = eol != NULL ? eol : end;
-		while (v < ve && (*v == ' ' || *v == '\t'))
-			v++;
-		while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-			ve--;
-		size_t nl = (size_t)(colon - p);
-		for (size_t i = 0; i < nl; i++)
-			if (p[i] >= 'A' && p[i] <= 'Z')
-				p[i] = (char)(p[i] + 32);
-		if (!connection_specific(p, nl) &&
-		    !(tunnel && http_token_eq(p, nl, "sec-websocket-accept")))
-			nva[n++] = (nghttp2_nv){ (uint8_t *)p, (uint8_t *)v, nl, (size_t)(ve - v),
-				NGHTTP2_NV_FLAG_NONE };
-		p = next;
-	}
+	memcpy(copy, rh->buf + rh->lines, len);
+	n += lines_to_nva(copy, len, tunnel, nva + n);
 	st->has_data = tunnel || (!refused && has_body && !(r->flags & REQ_HEAD_ONLY) && rh->clen != 0);
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = on_read_data };
 	int rv = nghttp2_submit_response(h->s, st->id, nva, n, st->has_data ? &prd : NULL);
-	free(nva);
-	free(copy);
+	if (nva != nva_stack)
+		free(nva);
+	if (copy != copy_stack)
+		free(copy);
 	st->head_sent = 1;
 	if (rv != 0) {
 		log_warnx("conn %d: h2 stream %d: cannot send the response head: %s", c->fd, st->id,

@@ -10,7 +10,7 @@
 # max_body_size -> 413); GOAWAY at SIGTERM and at reload; portico -t on the
 # http2 and h2_* keys.
 #
-# Clients: curl and h2load (nghttp2) where a real client says it best,
+# Clients: curl, nghttp and h2load (nghttp2) where a real client says it best,
 # t/lib/h2.py for frame-level checks.  Certificates are made here with
 # `openssl req` in a temp dir.
 import hashlib
@@ -40,6 +40,7 @@ TMP = tempfile.mkdtemp(prefix="portico-t-h2-")
 OPENSSL = shutil.which("openssl")
 CURL = shutil.which("curl")
 H2LOAD = shutil.which("h2load")
+NGHTTP = shutil.which("nghttp")
 
 # Ports beyond {port}/{port2}: chosen here, put in the text before Server sees it.
 CONF = """\
@@ -676,6 +677,32 @@ def test_h2load(srv):
         like(out, r"(?m)^status codes: 2000 2xx, 0 3xx, 0 4xx, 0 5xx$", "h2load %s: 2000 2xx" % name)
 
 
+def test_nghttp(srv):
+    # nghttp (nghttp2-client): several files on one connection, each body
+    # as on disk; an upload through the proxy; and its view of the frames.
+    if not NGHTTP:
+        skip("no nghttp", 6)
+        return
+    base = "https://127.0.0.1:%d" % srv.port
+    for n in (0, 16385, 1048576):
+        rc, out, err = sh([NGHTTP, "-t", "20", "%s/f/s%d.bin" % (base, n)], timeout=30)
+        is_((rc, len(out), out == file_bytes(n)), (0, n, True), "nghttp GET /f/s%d.bin: the file, byte for byte" % n)
+    up = gen_bytes(300000, 3)
+    path = os.path.join(TMP, "nghttp-up.bin")
+    with open(path, "wb") as f:
+        f.write(up)
+    rc, out, err = sh([NGHTTP, "-t", "20", "-d", path, base + "/be/sha256"], timeout=30)
+    d = json.loads(out.decode()) if out.startswith(b"{") else {}
+    is_((rc, d.get("len"), d.get("sha256")), (0, len(up), hashlib.sha256(up).hexdigest()),
+        "nghttp -d: a 300000-byte upload through the proxy arrives whole")
+    rc, out, err = sh([NGHTTP, "-nv", "-t", "20", "-m", "3", base + "/f/s1.bin"], timeout=30)
+    text = out.decode("utf-8", "replace")
+    is_(len(re.findall(r"recv \(stream_id=\d+\) :status: 200", text)), 3,
+        "nghttp -m 3: three streams on one connection, each 200")
+    like(text, r"recv SETTINGS frame .*\n(?:.*\n)*?\s+\[SETTINGS_MAX_CONCURRENT_STREAMS\(0x03\):\d+\]",
+         "nghttp sees portico's SETTINGS")
+
+
 def test_log_status(srv, p3):
     port = srv.port2
     r = h1(p3, "GET", "/status")
@@ -864,7 +891,8 @@ def main():
                              ("static", lambda: test_static(srv, p3)),
                              ("proxy", lambda: test_proxy(srv, p3, b)),
                              ("log/status", lambda: test_log_status(srv, p3)),
-                             ("h2load", lambda: test_h2load(srv))):
+                             ("h2load", lambda: test_h2load(srv)),
+                             ("nghttp", lambda: test_nghttp(srv))):
                 section(name, fn)
         section("limits", lambda: test_limits(b))
         section("stop", lambda: test_stop(b))
