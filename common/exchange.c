@@ -20,6 +20,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/pipeline.h"
+#include "common/route.h"
 #include "common/sbuf.h"
 #include "common/server.h"
 
@@ -337,6 +338,31 @@ http_resp_finish(struct request *r)
 {
 	r->flags |= REQ_DONE;
 	r->xo->end(r);
+}
+
+int
+http_req_route(struct request *r, char *npath, const char **why)
+{
+	const struct http_request *hr = r->hr;
+	const struct conn *c = r->conn;
+
+	if (hr->meth == HTTP_M_HEAD)
+		r->flags |= REQ_HEAD_ONLY;
+	if (hr->meth == HTTP_M_CONNECT || (hr->path_len == 1 && hr->path[0] == '*')) {
+		r->npath = hr->path;
+		r->npath_len = hr->path_len;
+	} else {
+		long n = route_normalize_path(hr->path, hr->path_len, npath);
+		if (n < 0)
+			return *why = "bad path", 400;
+		r->npath = npath;
+		r->npath_len = (size_t)n;
+	}
+	r->route = route_match(c->conf, c->listen_idx, hr->host, hr->host_len, r->npath,
+	    r->npath_len);
+	if ((hr->flags & HTTP_F_HAS_CL) && (uint64_t)hr->content_length > c->conf->global.max_body_size)
+		return *why = "request body larger than max_body_size", 413;
+	return 0;
 }
 
 /* The calls that are the protocol's alone. */

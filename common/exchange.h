@@ -155,6 +155,15 @@ http_status_has_body(int status)
 	return !(status < 200 || status == 204 || status == 304);
 }
 
+/*
+ * A parsed head's route: the path normalized into npath (the exchange's
+ * buffer of max_request_line + 1 bytes), the route matched by listener,
+ * Host and path, and the declared body held to max_body_size; HEAD
+ * marked.  Returns 0, or the status to answer with (400 for a path that
+ * cannot be normalized, 413) and *why, for the log.
+ */
+int http_req_route(struct request *r, char *npath, const char **why);
+
 /* Records why r ends short of a whole answer, unless a cause already is. */
 static inline void
 http_req_term(struct request *r, const char *term)

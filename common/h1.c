@@ -357,32 +357,17 @@ handler_start(struct h1 *h)
 static void
 dispatch(struct h1 *h)
 {
-	struct conn *c = &h->c;
 	struct exchange *x = h->x;
 	struct http_request *hr = &x->hr;
 	struct request *r = &x->req;
 	char *npath = (char *)(x + 1);
+	const char *why;
+	int status;
 
-	if (hr->meth == HTTP_M_HEAD)
-		r->flags |= REQ_HEAD_ONLY;
 	if (!(hr->flags & HTTP_F_KEEPALIVE))
 		r->flags |= REQ_CLOSE;
-	if (hr->meth == HTTP_M_CONNECT || (hr->path_len == 1 && hr->path[0] == '*')) {
-		r->npath = hr->path;
-		r->npath_len = hr->path_len;
-	} else {
-		long n = route_normalize_path(hr->path, hr->path_len, npath);
-		if (n < 0) {
-			request_fail(h, 400, "bad path");
-			return;
-		}
-		r->npath = npath;
-		r->npath_len = (size_t)n;
-	}
-	r->route = route_match(c->conf, c->listen_idx, hr->host, hr->host_len, r->npath,
-	    r->npath_len);
-	if ((hr->flags & HTTP_F_HAS_CL) && (uint64_t)hr->content_length > c->conf->global.max_body_size) {
-		request_fail(h, 413, "request body larger than max_body_size");
+	if ((status = http_req_route(r, npath, &why)) != 0) {
+		request_fail(h, status, why);
 		return;
 	}
 	x->body_left = (hr->flags & HTTP_F_HAS_CL) ? hr->content_length : 0;

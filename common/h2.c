@@ -369,28 +369,11 @@ stream_begin(struct h2_stream *st, int end_stream)
 		return;
 
 	struct exchange *x = st->x;
-	struct http_request *hr = &x->hr;
 	struct request *r = &x->req;
-	char *npath = (char *)(x + 1);
-	if (hr->meth == HTTP_M_HEAD)
-		r->flags |= REQ_HEAD_ONLY;
-	if (hr->meth == HTTP_M_CONNECT || (hr->path_len == 1 && hr->path[0] == '*')) {
-		r->npath = hr->path;
-		r->npath_len = hr->path_len;
-	} else {
-		long np = route_normalize_path(hr->path, hr->path_len, npath);
-		if (np < 0) {
-			stream_fail(st, 400, "bad path");
-			return;
-		}
-		r->npath = npath;
-		r->npath_len = (size_t)np;
-	}
-	r->route = route_match(c->conf, c->listen_idx, hr->host, hr->host_len, r->npath,
-	    r->npath_len);
-	if ((hr->flags & HTTP_F_HAS_CL) &&
-	    (uint64_t)hr->content_length > c->conf->global.max_body_size) {
-		stream_fail(st, 413, "request body larger than max_body_size");
+	const char *why;
+	int status;
+	if ((status = http_req_route(r, (char *)(x + 1), &why)) != 0) {
+		stream_fail(st, status, why);
 		return;
 	}
 	if (r->route != NULL && r->route->nmw > 0) {
