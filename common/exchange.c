@@ -8,7 +8,7 @@
  * fields; the others are kept as the lines they will be on the wire, in
  * the order given, in a buffer of the exchange's own (inline, growing up
  * to RESP_HDR_MAX).  The wire form is the protocol's (r->xo): HTTP/1
- * bytes in h1_out.c, HTTP/2 frames in h2.c.
+ * bytes in h1_out.c, HTTP/2 frames in h2_out.c.
  */
 #include "common/exchange.h"
 

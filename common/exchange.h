@@ -75,7 +75,7 @@ struct upgraded_ops;
 
 /*
  * The protocol an exchange runs on (HTTP/1 in h1.c and h1_out.c, HTTP/2
- * in h2.c): what puts a response on the wire and ends the exchange.  The
+ * in h2_out.c): what puts a response on the wire and ends the exchange.  The
  * calls of this header that depend on the protocol go through it; the
  * rest (head building, overlays, claims) is the same for every protocol.
  */
@@ -99,6 +99,8 @@ struct exchange_ops {
 	/* The body is complete: end the stream, count and log the exchange,
 	 * free it (r is gone after). */
 	void (*end)(struct request *r);
+	/* http_resp_pending, http_resp_abort (REQ_DONE already set: the
+	 * handler is the one asking) and http_req_resume, as described there. */
 	size_t (*pending)(const struct request *r);
 	void (*abort)(struct request *r, const char *reason);
 	void (*resume)(struct request *r);
@@ -107,6 +109,8 @@ struct exchange_ops {
 	void (*close_when_sent)(struct request *r);
 	/* A paused request phase went through: the body, then the handler. */
 	void (*dispatch_resume)(struct request *r);
+	/* http_tunnel_start, _write, _close and http_upgrade, as described
+	 * there (HTTP/2: an extended CONNECT's, RFC 8441). */
 	void (*tunnel_start)(struct request *r);
 	void (*tunnel_write)(struct request *r, const void *data, size_t len);
 	void (*tunnel_close)(struct request *r);

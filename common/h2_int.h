@@ -1,6 +1,8 @@
 /*
- * h2_int: what h2.c (the session, the request side) and h2_out.c (the
- * response side, h2's exchange ops) share.  Not for other modules.
+ * h2_int: what the HTTP/2 files share: h2.c (the session, the request
+ * side), h2_out.c (the response side, h2's exchange ops), h2_tunnel.c
+ * (RFC 8441) and h2_flood.c (the frame budget, skipped stream ids).  Not
+ * for other modules.
  */
 #ifndef PORTICO_H2_INT_H
 #define PORTICO_H2_INT_H
@@ -108,10 +110,14 @@ h2_stream_of(const struct request *r)
 	return r->xs;
 }
 
-/* h2.c */
+/* h2_flood.c */
 /* Charges cost to the connection's budget of frames that do no work: 0,
  * or -1 once it is spent (the connection is then ended, h->calm). */
 int h2_glitch(struct h2c *h, int64_t cost);
+/* nghttp2's on_begin_frame callback: the stream ids a client skipped. */
+int h2_on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *arg);
+
+/* h2.c */
 /* The exchange of st is over: counted and logged; then its memory goes
  * back to the worker's pool (st->x is NULL after release). */
 void h2_stream_log(struct h2_stream *st);
