@@ -365,6 +365,8 @@ h2_stream_handler_start(struct h2_stream *st)
 	}
 }
 
+/* http_req_resume: the handler takes body bytes again; those held while
+ * it paused go first, then the client's END_STREAM if it came. */
 void
 h2_resume(struct request *r)
 {
