@@ -176,7 +176,7 @@ fuzz: deps
 # The peers and the load generator are for the benchmark only: installed
 # here (as root), never by deps.
 bench: all
-	@$(MAKE) --no-print-directory deps DEB_PKGS="wrk nginx haproxy nodejs npm"
+	@$(MAKE) --no-print-directory deps DEB_PKGS="wrk nginx haproxy h2o nodejs npm"
 	t/bench/run
 	t/bench/ws
 
