@@ -18,7 +18,9 @@
 #include <strings.h>
 
 #include "common/http.h"
+#include "common/accesslog.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pipeline.h"
 #include "common/route.h"
 #include "common/sbuf.h"
@@ -93,6 +95,27 @@ resp_head_release(struct request *r)
 		free(r->resp.buf);
 	r->resp.buf = r->resp.inl;
 	r->resp.len = 0;
+}
+
+void
+http_resp_log(struct request *r, uint64_t us)
+{
+	struct worker *w = r->conn->w;
+
+	if (r->mw_ran > 0)
+		pipeline_log(r);
+	stats_response(&w->stats, r->status, us);
+	metrics_response(r, us);
+	if (w->srv->access_log_fd >= 0)
+		access_log_write(w, r, us);
+}
+
+void
+http_req_release(struct request *r)
+{
+	resp_head_release(r);
+	req_overlay_free(r);
+	pipeline_end(r);
 }
 
 void

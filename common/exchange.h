@@ -178,6 +178,13 @@ http_req_term(struct request *r, const char *term)
 
 void resp_head_init(struct request *r, char *inl, size_t inl_cap);
 void resp_head_release(struct request *r);
+/* The end of r as every protocol records it, us after it began: the
+ * middleware's log phase (once), the counters, the metrics and the access
+ * log line.  A tunnel's is written when it opens. */
+void http_resp_log(struct request *r, uint64_t us);
+/* Lets go of what r holds besides its pool block (the response head's
+ * buffer, the header overlay, the middleware state). */
+void http_req_release(struct request *r);
 
 /*
  * The request headers, as every reader (handlers, the proxy, the log) must

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/accesslog.h"
 #include "common/clock.h"
 #include "common/h2.h"
 #include "common/handler.h"
@@ -183,18 +182,12 @@ h1_close(struct conn *c, const char *reason)
 	if (x != NULL && x->req.mw_ran > 0)
 		pipeline_log(&x->req);
 	if (x != NULL && (h->state == H1_HANDLER || h->state == H1_BODY)) {
-		uint64_t us = usec_since(&x->req.start);
 		if (!(x->req.flags & REQ_STARTED))
 			x->req.status = 499;
-		stats_response(&w->stats, x->req.status, us);
-		metrics_response(&x->req, us);
-		if (w->srv->access_log_fd >= 0)
-			access_log_write(w, &x->req, us);
+		http_resp_log(&x->req, usec_since(&x->req.start));
 	}
 	if (x != NULL) {
-		resp_head_release(&x->req);
-		req_overlay_free(&x->req);
-		pipeline_end(&x->req);
+		http_req_release(&x->req);
 		freelist_put(&w->heads, x);
 		h->x = NULL;
 	}
@@ -245,14 +238,8 @@ h1_request_done(struct request *r)
 	/* An answer from a paused middleware (its timer) is a middleware's too. */
 	if (r->flags & (REQ_IN_MW | REQ_MW_PAUSED))
 		http_req_term(r, REQ_TERM_MIDDLEWARE);
-	if (r->mw_ran > 0)
-		pipeline_log(r);
-	if (h->state != H1_TUNNEL) { /* a tunnel was counted when it opened */
-		stats_response(&w->stats, r->status, us);
-		metrics_response(r, us);
-		if (w->srv->access_log_fd >= 0)
-			access_log_write(w, r, us);
-	}
+	if (h->state != H1_TUNNEL) /* a tunnel was counted when it opened */
+		http_resp_log(r, us);
 	if (r->flags & REQ_CLOSE)
 		c->closing = 1;
 	if (h->state == H1_HEAD || h->state == H1_BODY ||
@@ -272,9 +259,7 @@ h1_request_done(struct request *r)
 		c->rlen = 0;
 	}
 	c->rpos = 0;
-	resp_head_release(r);
-	req_overlay_free(r);
-	pipeline_end(r);
+	http_req_release(r);
 	freelist_put(&w->heads, h->x);
 	h->x = NULL;
 	h->state = H1_IDLE;

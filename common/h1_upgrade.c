@@ -9,7 +9,6 @@
 
 #include <string.h>
 
-#include "common/accesslog.h"
 #include "common/clock.h"
 #include "common/handler.h"
 #include "common/pipeline.h"
@@ -20,15 +19,9 @@ h1_tunnel_start(struct request *r)
 {
 	struct conn *c = r->conn;
 	struct h1 *h = h1_of(c);
-	struct worker *w = c->w;
 
 	http_resp_commit(r);
-	stats_response(&w->stats, r->status, usec_since(&r->start));
-	metrics_response(r, usec_since(&r->start));
-	if (r->mw_ran > 0)
-		pipeline_log(r);
-	if (w->srv->access_log_fd >= 0)
-		access_log_write(w, r, usec_since(&r->start));
+	http_resp_log(r, usec_since(&r->start));
 	h->state = H1_TUNNEL;
 	h->x->body_done = 0;
 	h->x->body_paused = 0;
@@ -117,17 +110,11 @@ h1_upgrade(struct request *r, const struct upgraded_ops *ops, void *st)
 	struct h1 *h = h1_of(c);
 	struct worker *w = c->w;
 	struct exchange *x = h->x;
-	uint64_t us;
 
 	if (r->status != 101 || h->state != H1_HANDLER || x == NULL || &x->req != r)
 		return -1;
 	http_resp_commit(r);
-	us = usec_since(&r->start);
-	stats_response(&w->stats, r->status, us);
-	if (r->mw_ran > 0)
-		pipeline_log(r);
-	if (w->srv->access_log_fd >= 0)
-		access_log_write(w, r, us);
+	http_resp_log(r, usec_since(&r->start));
 	/* What the client sent after the head is the new protocol's already. */
 	if (c->rpos > 0) {
 		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
@@ -136,9 +123,7 @@ h1_upgrade(struct request *r, const struct upgraded_ops *ops, void *st)
 	}
 	/* The exchange goes back to the pool: an upgraded connection keeps
 	 * only its struct h1 and what the protocol allocates. */
-	resp_head_release(r);
-	req_overlay_free(r);
-	pipeline_end(r);
+	http_req_release(r);
 	freelist_put(&w->heads, x);
 	h->x = NULL;
 	h1_handover(c, ops, st);

@@ -43,7 +43,6 @@
 #include <sys/queue.h>
 #include <unistd.h>
 
-#include "common/accesslog.h"
 #include "common/clock.h"
 #include "common/h1.h"
 #include "common/handler.h"
@@ -69,7 +68,6 @@ stream_term(struct h2_stream *st, const char *term)
 void
 h2_stream_log(struct h2_stream *st)
 {
-	struct worker *w = st->h->c->w;
 	struct request *r = &st->x->req;
 	uint64_t us = usec_since(&r->start);
 
@@ -78,14 +76,9 @@ h2_stream_log(struct h2_stream *st)
 	st->logged = 1;
 	if (r->flags & (REQ_IN_MW | REQ_MW_PAUSED))
 		http_req_term(r, REQ_TERM_MIDDLEWARE);
-	if (r->mw_ran > 0)
-		pipeline_log(r);
 	if (!(r->flags & REQ_STARTED))
 		r->status = 499;
-	stats_response(&w->stats, r->status, us);
-	metrics_response(r, us);
-	if (w->srv->access_log_fd >= 0)
-		access_log_write(w, r, us);
+	http_resp_log(r, us);
 }
 
 void
@@ -95,9 +88,7 @@ h2_stream_release(struct h2_stream *st)
 
 	if (x == NULL)
 		return;
-	resp_head_release(&x->req);
-	req_overlay_free(&x->req);
-	pipeline_end(&x->req);
+	http_req_release(&x->req);
 	freelist_put(&st->h->c->w->heads, x);
 	st->x = NULL;
 }

@@ -146,6 +146,8 @@ int h2_queue(struct h2_stream *st, const void *data, size_t len);
 void h2_abort(struct request *r, const char *reason);
 void h2_resume(struct request *r);
 void h2_dispatch_resume(struct request *r);
+/* More for st's data provider (bytes, or the end): wake it if it waits. */
+void h2_provider_wake(struct h2_stream *st);
 /* Sends an interim 100 (Continue) on st. */
 void h2_continue(struct h2_stream *st);
 /* Frees st's queued output and closes its file. */

@@ -360,10 +360,7 @@ stream_queued(struct h2_stream *st, size_t len)
 	st->queued += len;
 	if (st->queued >= HTTP_OUT_HIGH_WATER)
 		st->want_writable = 1;
-	if (st->deferred) {
-		st->deferred = 0;
-		nghttp2_session_resume_data(st->h->s, st->id);
-	}
+	h2_provider_wake(st);
 	conn_kick(st->h->c);
 }
 
@@ -442,10 +439,7 @@ h2_resp_end(struct request *r)
 	st->out_end = 1;
 	h2_stream_log(st);
 	h2_stream_release(st);
-	if (st->deferred) {
-		st->deferred = 0;
-		nghttp2_session_resume_data(st->h->s, st->id);
-	}
+	h2_provider_wake(st);
 	conn_kick(st->h->c);
 }
 
@@ -475,10 +469,7 @@ h2_close_when_sent(struct request *r)
 	struct h2_stream *st = h2_stream_of(r);
 
 	st->cut = 1;
-	if (st->deferred) {
-		st->deferred = 0;
-		nghttp2_session_resume_data(st->h->s, st->id);
-	}
+	h2_provider_wake(st);
 	conn_kick(r->conn);
 }
 
@@ -524,4 +515,13 @@ h2_continue(struct h2_stream *st)
 
 	nghttp2_submit_headers(st->h->s, NGHTTP2_FLAG_NONE, st->id, NULL, &nv, 1, NULL);
 	conn_kick(st->h->c);
+}
+
+void
+h2_provider_wake(struct h2_stream *st)
+{
+	if (!st->deferred)
+		return;
+	st->deferred = 0;
+	nghttp2_session_resume_data(st->h->s, st->id);
 }

@@ -88,10 +88,7 @@ h2_tunnel_close(struct request *r)
 
 	r->flags |= REQ_DONE;
 	st->out_end = 1;
-	if (st->deferred) {
-		st->deferred = 0;
-		nghttp2_session_resume_data(st->h->s, st->id);
-	}
+	h2_provider_wake(st);
 	conn_kick(st->h->c);
 }
 
@@ -180,10 +177,7 @@ relay_read(struct h2_relay *rl)
 			/* The protocol closed: the stream ends after what is queued. */
 			rl->eof = 1;
 			st->out_end = 1;
-			if (st->deferred) {
-				st->deferred = 0;
-				nghttp2_session_resume_data(st->h->s, st->id);
-			}
+			h2_provider_wake(st);
 			conn_kick(st->h->c);
 			return;
 		}
