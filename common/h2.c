@@ -371,7 +371,7 @@ h2_resume(struct request *r)
 		char *held = st->held;
 		size_t n = st->held_len;
 		st->held = NULL;
-		st->held_len = 0;
+		st->held_len = st->held_cap = 0;
 		h2_stream_body(st, (const uint8_t *)held, n);
 		free(held);
 		if (st->x == NULL || st->body_paused)

@@ -289,7 +289,7 @@ h2_upgrade(struct request *r, const struct upgraded_ops *ops, void *pst)
 		h2_relay_input(st, (const uint8_t *)st->held, st->held_len);
 		free(st->held);
 		st->held = NULL;
-		st->held_len = 0;
+		st->held_len = st->held_cap = 0;
 	}
 	st->body_paused = 0;
 	if (st->body_done)
