@@ -289,7 +289,7 @@ rl_free_conf(void *p)
 	free(rc->name);
 	free(rc->kname);
 	free(rc->proxies);
-	free(rc->table.sets);
+	rl_table_free(&rc->table);
 	free(rc->inc);
 	rl_redis_clear(&rc->store);
 	free(rc);

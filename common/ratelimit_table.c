@@ -5,6 +5,7 @@
 #include "common/ratelimit_table.h"
 
 #include <arpa/inet.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -151,7 +152,21 @@ rl_table_init(struct rl_table *t, uint64_t max_keys)
 		return -1;
 	/* Untouched sets cost no memory until first used (calloc'd pages). */
 	t->sets = calloc(t->nsets, sizeof(*t->sets));
-	return t->sets != NULL ? 0 : -1;
+	t->adding = calloc(t->nsets, 1);
+	if (t->sets == NULL || t->adding == NULL) {
+		rl_table_free(t);
+		return -1;
+	}
+	return 0;
+}
+
+void
+rl_table_free(struct rl_table *t)
+{
+	free(t->sets);
+	free(t->adding);
+	t->sets = NULL;
+	t->adding = NULL;
 }
 
 void
@@ -216,11 +231,8 @@ tag_of(const uint64_t id[2])
  * An entry a new key may take, with what it held in *seen: a free or
  * spent one first (full bucket, nothing in progress: dropping it loses
  * nothing), else the one nearest to full.  One with requests in progress
- * never: NULL when every entry has some.  Workers scan in the same order,
- * so two adding the same new key at once mostly race for the same entry
- * and the loser finds the winner's; when they do not, the key is in two
- * entries, the first one found is charged, and the other ages out like
- * any unused entry.
+ * never: NULL when every entry has some.  Called with the set's adding
+ * flag held.
  */
 static struct rl_entry *
 set_victim(struct rl_set *s, int64_t now, rl_pair *seen)
@@ -252,26 +264,70 @@ set_find(struct rl_set *s, uint64_t tag)
 	return NULL;
 }
 
+/*
+ * The set's flag for adding a key: held for a scan of 8 entries and one
+ * swap, so a worker that finds it taken spins, and yields only if the
+ * holder seems descheduled.
+ */
+static void
+adding_lock(unsigned char *flag)
+{
+	for (unsigned spins = 0; __atomic_exchange_n(flag, 1, __ATOMIC_ACQUIRE) != 0;)
+		while (__atomic_load_n(flag, __ATOMIC_RELAXED) != 0)
+			if (++spins % 64 == 0)
+				sched_yield();
+}
+
+static void
+adding_unlock(unsigned char *flag)
+{
+	__atomic_store_n(flag, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * The entry of the key tag in s, added if it has none, with what it holds
+ * in *seen; NULL when the set has no entry it may take for it.
+ */
+static struct rl_entry *
+set_entry(struct rl_set *s, unsigned char *adding, uint64_t tag, int64_t now, rl_pair *seen)
+{
+	struct rl_entry *e = set_find(s, tag);
+
+	if (e != NULL) {
+		*seen = entry_peek(e);
+		return e;
+	}
+	adding_lock(adding);
+	e = set_find(s, tag); /* added by another worker since */
+	if (e != NULL)
+		*seen = entry_peek(e);
+	else {
+		/* Only an adder takes an entry over, and adders take turns:
+		 * the swap fails only when a charge or a release changed the
+		 * victim's words, and then it is chosen again. */
+		do
+			e = set_victim(s, now, seen);
+		while (e != NULL && !entry_swap(e, seen, pair(tag, 0)));
+		if (e != NULL)
+			*seen = pair(tag, 0);
+	}
+	adding_unlock(adding);
+	return e;
+}
+
 int
 rl_table_take(const struct rl_table *t, const uint64_t id[2], int64_t now, const struct gcra *g,
     uint64_t max_conns, struct gcra_verdict *v, struct rl_ref *ref)
 {
-	struct rl_set *s = &t->sets[id[0] % t->nsets];
+	size_t si = id[0] % t->nsets;
+	struct rl_set *s = &t->sets[si];
 	uint64_t tag = tag_of(id);
 
 	for (;;) {
 		rl_pair seen;
-		struct rl_entry *e = set_find(s, tag);
-		if (e != NULL)
-			seen = entry_peek(e);
-		else {
-			e = set_victim(s, now, &seen);
-			if (e == NULL)
-				return TAKE_FULL;
-			if (!entry_swap(e, &seen, pair(tag, 0)))
-				continue; /* it changed meanwhile: look again */
-			seen = pair(tag, 0);
-		}
+		struct rl_entry *e = set_entry(s, &t->adding[si], tag, now, &seen);
+		if (e == NULL)
+			return TAKE_FULL;
 		/* Decide on what the entry holds, and swap the outcome in only
 		 * if it still holds that (a refusal swaps in the same words: it
 		 * checks they belonged together). */

@@ -3,14 +3,18 @@
  * GCRA, the local table of buckets shared by the workers, and the keyed
  * hash and address networks its keys use.
  *
- * The table is set-associative, sets of RL_WAYS entries, and takes no
- * lock: an entry is two words (the key's tag with its requests in
- * progress, and its TAT) that change together by one 16-byte
+ * The table is set-associative, sets of RL_WAYS entries.  Charging a
+ * key takes no lock: an entry is two words (the key's tag with its
+ * requests in progress, and its TAT) that change together by one 16-byte
  * compare-and-swap, so a worker that found an entry charges it only if
  * it still belongs to the same key (an eviction between the lookup and
  * the swap makes the swap fail, and the lookup is done again).  An entry
  * with requests in progress is never taken over, so their release needs
- * no generation count.
+ * no generation count.  Adding a key to a set is the one step that takes
+ * a lock, the set's spin flag, held while the set is searched again and
+ * an entry taken: two workers adding the same key at once would
+ * otherwise take two entries (the second not seeing the first once that
+ * one holds a request in progress), each counting part of its requests.
  */
 #ifndef PORTICO_RATELIMIT_TABLE_H
 #define PORTICO_RATELIMIT_TABLE_H
@@ -43,6 +47,7 @@ struct rl_set {
 struct rl_table {
 	size_t nsets;
 	struct rl_set *sets;
+	unsigned char *adding;           /* per set: a key is being added */
 	uint64_t sipkey[2][2];           /* random: nobody outside can aim at a set */
 };
 
@@ -71,6 +76,7 @@ int rl_cidr_match(const struct cidr *c, const unsigned char a[16]);
 
 /* A table for max_keys keys.  0 or -1. */
 int rl_table_init(struct rl_table *t, uint64_t max_keys);
+void rl_table_free(struct rl_table *t);
 /* The keyed hash of a key: its identity in the table. */
 void rl_table_id(const struct rl_table *t, const void *key, size_t klen, uint64_t id[2]);
 /*

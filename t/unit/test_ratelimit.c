@@ -2,7 +2,7 @@
  * Unit tests for common/mw_ratelimit.c: GCRA (a burst, a rate per
  * minute, delay queueing, Retry-After's rounding), the rate and key
  * syntax, trusted proxy networks, and the key table's bound and
- * eviction.  The file is included to reach its statics; its exported
+ * eviction, and keys added by several threads at once.  The file is included to reach its statics; its exported
  * names are renamed so they do not clash with the library's copy.
  */
 #define ratelimit_mw_ops test_ratelimit_mw_ops
@@ -223,7 +223,7 @@ test_table(void)
 	}
 	ok(kept, "52 keys, 4 per set, in a table whose others are spent: each remembered");
 	is(used(&t, now + 120 * RL_NS), 52, "... and only they are in use");
-	free(t.sets);
+	rl_table_free(&t);
 
 	/* A set whose every entry has a request in progress takes no new key. */
 	ok(rl_table_init(&t, 8) == 0, "a table of one set");
@@ -241,11 +241,11 @@ test_table(void)
 	is(rc, TAKE_PASS, "one released: the ninth key takes its entry");
 	take(&t, 1003, now, NULL, 1, &refs[3], &rc);
 	is(rc, TAKE_FULL, "... and the key it replaced finds none");
-	free(t.sets);
+	rl_table_free(&t);
 }
 
 /* Several threads charging the same keys at one instant: the table counts
- * exactly, with no lock. */
+ * exactly (charging a known key takes no lock). */
 #define RACE_THREADS 4
 #define RACE_TRIES 2000
 
@@ -316,7 +316,82 @@ test_race(void)
 	take(&t, 99, 50 * RL_NS, NULL, 1, &ref, &rc1);
 	take(&t, 99, 50 * RL_NS, NULL, 1, &ref, &rc2);
 	ok(rc1 == TAKE_PASS && rc2 == TAKE_CONNS, "... and every count released (max_conns 1: one passes, then none)");
-	free(t.sets);
+	rl_table_free(&t);
+}
+
+/*
+ * Threads adding the same new key at one instant, over and over: the key
+ * must land in one entry, never two (two would each count part of its
+ * requests in progress, and max_conns would let through twice as many).
+ * Each round starts every thread on a barrier with a key nobody has yet;
+ * each holds one request of it while the first thread looks at the set,
+ * then all release, leaving spent entries for the next round's key.
+ */
+#define FRESH_THREADS 2
+#define FRESH_ROUNDS 20000
+
+struct fresh {
+	struct rl_table *t;
+	pthread_barrier_t *bar;
+	int first;
+	int split;                       /* rounds whose key was in two entries */
+	int lost;                        /* requests not counted */
+};
+
+static void *
+fresh_run(void *arg)
+{
+	struct fresh *fr = arg;
+	struct gcra_verdict v;
+	struct rl_ref ref;
+
+	for (int round = 0; round < FRESH_ROUNDS; round++) {
+		int key = 100000 + round, rc;
+		uint64_t id[2];
+		rl_table_id(fr->t, &key, sizeof(key), id);
+		pthread_barrier_wait(fr->bar);
+		rc = rl_table_take(fr->t, id, 50 * RL_NS, NULL, RL_CONNS_MAX, &v, &ref);
+		pthread_barrier_wait(fr->bar);
+		if (fr->first) {
+			uint64_t tag = id[1] << 16 | (uint64_t)1 << 16, n = 0, conns = 0;
+			for (int i = 0; i < RL_WAYS; i++) {
+				uint64_t w = __atomic_load_n(&fr->t->sets[0].e[i].key, __ATOMIC_ACQUIRE);
+				if ((w & ~(uint64_t)0xffff) == tag) {
+					n++;
+					conns += w & 0xffff;
+				}
+			}
+			fr->split += n > 1;
+			fr->lost += conns != FRESH_THREADS;
+		}
+		pthread_barrier_wait(fr->bar);
+		if (rc == TAKE_PASS)
+			rl_table_release(&ref);
+	}
+	return NULL;
+}
+
+static void
+test_fresh_key_race(void)
+{
+	struct rl_table t;
+	pthread_barrier_t bar;
+	struct fresh fr[FRESH_THREADS];
+	pthread_t th[FRESH_THREADS];
+
+	ok(rl_table_init(&t, RL_WAYS) == 0, "a table of one set");
+	pthread_barrier_init(&bar, NULL, FRESH_THREADS);
+	for (int i = 0; i < FRESH_THREADS; i++) {
+		fr[i] = (struct fresh){ &t, &bar, i == 0, 0, 0 };
+		pthread_create(&th[i], NULL, fresh_run, &fr[i]);
+	}
+	for (int i = 0; i < FRESH_THREADS; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+	is(fr[0].split, 0, "%d threads adding the same new key at once, %d times: never in two entries",
+	    FRESH_THREADS, FRESH_ROUNDS);
+	is(fr[0].lost, 0, "... and its one entry counts every request in progress");
+	rl_table_free(&t);
 }
 
 int
@@ -329,5 +404,6 @@ main(void)
 	test_cidr();
 	test_table();
 	test_race();
+	test_fresh_key_race();
 	return done_testing();
 }
