@@ -1,9 +1,10 @@
 /*
  * Unit tests for common/mw_ratelimit.c: GCRA (a burst, a rate per
  * minute, delay queueing, Retry-After's rounding), the rate and key
- * syntax, trusted proxy networks, and the key table's bound and
- * eviction, and keys added by several threads at once.  The file is included to reach its statics; its exported
- * names are renamed so they do not clash with the library's copy.
+ * syntax, trusted proxy networks, and the key table's bound, eviction
+ * and keys added by several threads at once.  The file is included to
+ * reach its statics; its exported names are renamed so they do not
+ * clash with the library's copy.
  */
 #define ratelimit_mw_ops test_ratelimit_mw_ops
 #include "common/mw_ratelimit.c"
