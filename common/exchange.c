@@ -70,14 +70,23 @@ hdr_append(struct request *r, const void *p, size_t n)
 static void
 hdr_line(struct request *r, const char *name, size_t nlen, const char *value, size_t vlen)
 {
+	char *p;
+
 	if (hdr_reserve(r, nlen + vlen + 4) < 0) {
 		r->resp.overflow = 1;
 		return;
 	}
-	hdr_append(r, name, nlen);
-	hdr_append(r, ": ", 2);
-	hdr_append(r, value, vlen);
-	hdr_append(r, "\r\n", 2);
+	p = r->resp.buf + r->resp.len;
+	memcpy(p, name, nlen);
+	p += nlen;
+	*p++ = ':';
+	*p++ = ' ';
+	if (vlen > 0) /* value may be NULL then */
+		memcpy(p, value, vlen);
+	p += vlen;
+	*p++ = '\r';
+	*p++ = '\n';
+	r->resp.len = (size_t)(p - r->resp.buf);
 }
 
 void

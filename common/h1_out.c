@@ -26,14 +26,9 @@ out_str(struct conn *c, const char *s)
 static void
 out_num(struct conn *c, uint64_t v)
 {
-	char b[24];
-	int i = sizeof(b);
+	char b[24], *p = http_dec(b + sizeof(b), v);
 
-	do {
-		b[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	conn_out(c, b + i, sizeof(b) - (size_t)i);
+	conn_out(c, p, (size_t)(b + sizeof(b) - p));
 }
 
 /* "HTTP/1.1 200 OK\r\n", with the caller's reason phrase or the standard one. */

@@ -139,12 +139,22 @@ h2_resp_start(struct request *r)
 	(void)r; /* nothing to decide: a stream ends alone */
 }
 
+/* name is in lower case.  By length first: it runs for every field. */
 static int
 connection_specific(const char *name, size_t nlen)
 {
-	return http_token_eq(name, nlen, "connection") || http_token_eq(name, nlen, "keep-alive") ||
-	    http_token_eq(name, nlen, "proxy-connection") ||
-	    http_token_eq(name, nlen, "transfer-encoding") || http_token_eq(name, nlen, "upgrade");
+	switch (nlen) {
+	case 7:
+		return memcmp(name, "upgrade", 7) == 0;
+	case 10:
+		return memcmp(name, "connection", 10) == 0 || memcmp(name, "keep-alive", 10) == 0;
+	case 16:
+		return memcmp(name, "proxy-connection", 16) == 0;
+	case 17:
+		return memcmp(name, "transfer-encoding", 17) == 0;
+	default:
+		return 0;
+	}
 }
 
 #define NV(n, v, vl) ((nghttp2_nv){ (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), \
@@ -200,7 +210,7 @@ h2_resp_head(struct request *r)
 	struct conn *c = h->c;
 	struct resp_head *rh = &r->resp;
 	size_t lines = 0, n = 0, len = rh->len - rh->lines;
-	char status[8], clen[24];
+	char status[4], clen[24], *cl;
 	int has_body = http_status_has_body(r->status);
 	/* Most heads fit on the stack. */
 	nghttp2_nv nva_stack[40];
@@ -213,8 +223,9 @@ h2_resp_head(struct request *r)
 		conn_kick(c);
 		return;
 	}
-	for (size_t i = rh->lines; i < rh->len; i++)
-		lines += rh->buf[i] == '\n';
+	for (const char *p = rh->buf + rh->lines, *end = rh->buf + rh->len;
+	    (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+		lines++;
 	nghttp2_nv *nva = lines + 8 <= 40 ? nva_stack : malloc((lines + 8) * sizeof(*nva));
 	char *copy = len < sizeof(copy_stack) ? copy_stack : malloc(len + 1);
 	if (nva == NULL || copy == NULL) {
@@ -241,8 +252,12 @@ h2_resp_head(struct request *r)
 		}
 		has_body = 0;
 	}
-	snprintf(status, sizeof(status), "%d", r->status);
-	nva[n++] = NV(":status", status, strlen(status));
+	/* Three digits: portico sends 100-599, and a backend's status line
+	 * is read as 1xx-5xx only (http_parse_response). */
+	status[0] = (char)('0' + r->status / 100);
+	status[1] = (char)('0' + r->status / 10 % 10);
+	status[2] = (char)('0' + r->status % 10);
+	nva[n++] = NV(":status", status, 3);
 	if (!(rh->hide & RESP_HIDE_SERVER))
 		nva[n++] = c->conf->global.server_tokens ?
 		    NV("server", "portico/" PORTICO_VERSION, sizeof("portico/" PORTICO_VERSION) - 1) :
@@ -253,8 +268,8 @@ h2_resp_head(struct request *r)
 		nva[n++] = NV("content-type", rh->buf + rh->reason_len, rh->ctype_len);
 	r->resp_left = -1;
 	if (has_body && rh->clen >= 0) {
-		snprintf(clen, sizeof(clen), "%lld", (long long)rh->clen);
-		nva[n++] = NV("content-length", clen, strlen(clen));
+		cl = http_dec(clen + sizeof(clen), (uint64_t)rh->clen);
+		nva[n++] = NV("content-length", cl, (size_t)(clen + sizeof(clen) - cl));
 		r->resp_left = rh->clen;
 	}
 	if (c->ssl != NULL && c->conf->listens[c->listen_idx].hsts != NULL &&

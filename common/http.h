@@ -5,6 +5,7 @@
 #define PORTICO_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #define PORTICO_VERSION "0.1.0"
@@ -20,5 +21,18 @@ void http_date(time_t t, char *buf, size_t len);
  * and stores the time, or -1 if s[0..len) is not such a date.
  */
 int http_parse_date(const char *s, size_t len, time_t *out);
+
+/* v in decimal, written to end at end (20 bytes before it are enough);
+ * returns where it starts.  A status or a length on every response:
+ * cheaper than snprintf. */
+static inline char *
+http_dec(char *end, uint64_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return end;
+}
 
 #endif
