@@ -407,7 +407,7 @@ conn_out_pread(struct conn *c, int fd, off_t off, size_t len)
 		if (n >= 0)
 			errno = EIO; /* the file shrank */
 		log_warn("conn %d: cannot read file body", c->fd);
-		goto fail;
+		return -1; /* nothing queued: the caller's frame is its to undo */
 	}
 	c->olen += len;
 	return 0;
@@ -415,6 +415,19 @@ fail:
 	c->out_failed = 1;
 	c->closing = 1;
 	return -1;
+}
+
+size_t
+conn_out_mark(const struct conn *c)
+{
+	return c->olen - c->osent; /* unmoved by obuf_reserve's compaction */
+}
+
+void
+conn_out_unwrite(struct conn *c, size_t mark)
+{
+	if (c->olen - c->osent > mark)
+		c->olen = c->osent + mark;
 }
 
 size_t

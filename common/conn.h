@@ -157,8 +157,15 @@ void conn_out(struct conn *c, const void *p, size_t n);
 int conn_out_file(struct conn *c, int fd, off_t off, off_t len);
 /* Queues file bytes [off, off + len) by reading them into the output
  * buffer now (a protocol that frames them: HTTP/2's DATA).  fd stays the
- * caller's.  0, or -1 (the connection will close). */
+ * caller's.  0, or -1: the file could not be read whole (nothing queued;
+ * the caller may undo its frame with conn_out_unwrite and go on) or the
+ * output is over its bound (the connection will close). */
 int conn_out_pread(struct conn *c, int fd, off_t off, size_t len);
+/* The output queued and not yet sent, as a mark for conn_out_unwrite. */
+size_t conn_out_mark(const struct conn *c);
+/* Drops what conn_out and conn_out_pread queued since mark was taken
+ * (nothing may have been sent, nor a file queued, since). */
+void conn_out_unwrite(struct conn *c, size_t mark);
 /* Output bytes queued and not yet sent (a file in flight counts as one). */
 size_t conn_pending(const struct conn *c);
 /* Output queued from outside the protocol's loop: have it flushed. */

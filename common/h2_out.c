@@ -80,14 +80,22 @@ h2_on_send_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd
 	(void)frame;
 	if (conn_pending(c) >= HTTP_OUT_HIGH_WATER)
 		return NGHTTP2_ERR_WOULDBLOCK;
+	size_t mark = conn_out_mark(c);
 	conn_out(c, framehd, 9);
 	while (len > 0) {
 		struct h2_chunk *k = st->q;
 		size_t take = k->len - k->sent < len ? k->len - k->sent : len;
 		if (!k->file)
 			conn_out(c, k->data + k->sent, take);
-		else if (conn_out_pread(c, st->fd, k->off + (off_t)k->sent, take) < 0)
-			return NGHTTP2_ERR_CALLBACK_FAILURE; /* the frame is cut: so is the connection */
+		else if (conn_out_pread(c, st->fd, k->off + (off_t)k->sent, take) < 0) {
+			/* The file shrank or failed: no part of this frame goes
+			 * out, and nghttp2 resets the stream alone (INTERNAL_ERROR). */
+			conn_out_unwrite(c, mark);
+			st->cut = 1;
+			if (st->x != NULL)
+				http_req_term(&st->x->req, REQ_TERM_INTERNAL);
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
 		k->sent += take;
 		len -= take;
 		st->queued -= take;

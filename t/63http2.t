@@ -438,6 +438,29 @@ def test_static(srv, p3):
         is_((r.state, r.status, r.body), ("complete", 200, file_bytes(16384)),
             "after RST_STREAM CANCEL on a 1 MiB download, the next stream on the connection is answered")
 
+    # A file that shrinks while it is sent: that stream is reset with
+    # INTERNAL_ERROR (no DATA past what the file had), and the connection
+    # and its next stream go on.
+    shrink = TMP + "/root/f/shrink.bin"
+    with open(shrink, "wb") as f:
+        f.write(file_bytes(1 << 20))
+    with h2c(port, window_updates=False) as c:
+        sid = c.request("GET", "/f/shrink.bin", "localhost")
+        c.wait_for(lambda f: False, 0.5)
+        os.truncate(shrink, 100000)
+        c.send(h2.window_update_frame(0, 1 << 20), h2.window_update_frame(sid, 1 << 20))
+        rst = c.wait_for(lambda f: f.type == h2.RST_STREAM and f.stream_id == sid, 5)
+        got = b"".join(f.data for f in data_frames(c, sid))
+        is_((rst and rst.error_code, len(got) <= 100000, got == file_bytes(1 << 20)[:len(got)]),
+            (h2.INTERNAL_ERROR, True, True),
+            "a file truncated while sent: RST_STREAM INTERNAL_ERROR, after its first %d bytes (exact)" % len(got))
+        sid2 = c.request("GET", "/f/s16384.bin", "localhost")
+        c.send(h2.window_update_frame(sid2, 1 << 20))
+        r = c.read_response(sid2, 5)
+        is_((r.state, r.status, r.body, [f for f in c.frames if f.type == h2.GOAWAY]),
+            ("complete", 200, file_bytes(16384), []),
+            "... the connection goes on: its next stream is answered, no GOAWAY")
+
     with h2c(port) as c:
         # POST to a static file: as HTTP/1.1 answers it
         r = get2(c, "/f/s1.bin", method="POST", headers=[("content-length", "3")], body=b"abc")
