@@ -317,6 +317,27 @@ static const unsigned char alpn_h1[] = "\x08http/1.1\x08http/1.0";
 static const struct alpn_list alpn_with_h2 = { alpn_h2, sizeof(alpn_h2) - 1 };
 static const struct alpn_list alpn_without_h2 = { alpn_h1, sizeof(alpn_h1) - 1 };
 
+/*
+ * RFC 9113 9.2.2 and appendix A: over TLS 1.2, HTTP/2 only with an
+ * ephemeral key exchange and an AEAD cipher, or the client may end it
+ * with INADEQUATE_SECURITY.  The suite is chosen before ALPN (OpenSSL
+ * calls this after negotiating it), so a suite h2 may not use gets
+ * HTTP/1.1 instead: only a tls_ciphers wider than the default has one.
+ */
+static int
+h2_suite_ok(const SSL *ssl)
+{
+	const SSL_CIPHER *c;
+	int kx;
+
+	if (SSL_version(ssl) >= TLS1_3_VERSION)
+		return 1;
+	if ((c = SSL_get_pending_cipher(ssl)) == NULL)
+		return 0;
+	kx = SSL_CIPHER_get_kx_nid(c);
+	return SSL_CIPHER_is_aead(c) && (kx == NID_kx_ecdhe || kx == NID_kx_dhe);
+}
+
 static int
 on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
     unsigned int inlen, void *arg)
@@ -324,7 +345,8 @@ on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsign
 	const struct alpn_list *ours = arg;
 	unsigned char *sel;
 
-	(void)ssl;
+	if (ours == &alpn_with_h2 && !h2_suite_ok(ssl))
+		ours = &alpn_without_h2;
 	if (SSL_select_next_proto(&sel, outlen, ours->wire, ours->len, in, inlen) !=
 	    OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_ALERT_FATAL; /* no protocol of ours offered: RFC 7301 */

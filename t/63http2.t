@@ -57,6 +57,8 @@ access_log = {dir}/access.log
 address = 127.0.0.1:{port}
 tls_cert = %(t)s/cert.pem
 tls_key = %(t)s/cert.key
+; the default, and CBC suites after it: HTTP/2 may not use those
+tls_ciphers = ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES
 
 [listen:h2c]
 address = 127.0.0.1:{port2}
@@ -369,6 +371,21 @@ def test_protocols(srv, p3, p4):
     is_(alpns, ["http/1.1", "h2"], "ALPN [h2, http/1.1]: http2 = off picks http/1.1, the default HTTPS listener h2")
     rc, out, err = curl(["-k", "--http2", "-w", "\n%{http_version}", "https://127.0.0.1:%d/ret" % p4])
     is_((rc, out), (0, "hello from return\n1.1"), "curl --http2 on the http2 = off listener: HTTP/1.1")
+
+    # RFC 9113 9.2.2: a TLS 1.2 suite HTTP/2 may not use (CBC) gets http/1.1.
+    alpns = []
+    for suite in ("ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES128-GCM-SHA256"):
+        ctx12 = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx12.check_hostname = False
+        ctx12.verify_mode = ssl.CERT_NONE
+        ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx12.set_ciphers(suite)
+        ctx12.set_alpn_protocols(["h2", "http/1.1"])
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw:
+            with ctx12.wrap_socket(raw, server_hostname="localhost") as s:
+                alpns.append((s.cipher()[0], s.selected_alpn_protocol()))
+    is_(alpns, [("ECDHE-ECDSA-AES128-SHA", "http/1.1"), ("ECDHE-ECDSA-AES128-GCM-SHA256", "h2")],
+        "TLS 1.2, ALPN [h2, http/1.1]: a CBC suite gets http/1.1 (RFC 9113 9.2.2), an AEAD one h2")
 
     # h2.py over both: the SETTINGS with the defaults
     for tls, port in ((True, srv.port), (False, srv.port2)):
