@@ -4,7 +4,10 @@
  * the route's middleware, their bodies framed and handed to the handler,
  * keep-alive, upgrades to a byte tunnel (http_tunnel_start) or to another
  * protocol that takes the connection over (http_upgrade), and the end of
- * each exchange (counting, logging, the next request).
+ * each exchange (counting, logging, the next request).  One module in
+ * three files, all of whose names start h1_: h1.c (the connection, the
+ * requests), h1_out.c (the response's wire form) and h1_upgrade.c
+ * (tunnels, upgrades, handing the connection to another protocol).
  */
 #ifndef PORTICO_H1_H
 #define PORTICO_H1_H

@@ -2,7 +2,9 @@
  * h2_int: what the HTTP/2 files share: h2.c (the session, the request
  * side), h2_out.c (the response side, h2's exchange ops), h2_tunnel.c
  * (RFC 8441) and h2_flood.c (the frame budget, skipped stream ids).  Not
- * for other modules.
+ * for other modules.  They are one module split by concern, so their
+ * names carry the module's prefix, h2_, and not each file's (STYLE.md's
+ * rule read at the module's grain, as for h1.c, h1_out.c, h1_upgrade.c).
  */
 #ifndef PORTICO_H2_INT_H
 #define PORTICO_H2_INT_H
