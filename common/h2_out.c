@@ -322,12 +322,17 @@ h2_resp_interim_header(struct request *r, const char *name, size_t nlen, const c
     size_t vlen)
 {
 	struct h2_stream *st = h2_stream_of(r);
+	size_t at = st->interim.len;
 
-	if (connection_specific(name, nlen))
-		return;
 	for (size_t i = 0; i < nlen; i++) {
 		char ch = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] + 32) : name[i];
 		sbuf_add(&st->interim, &ch, 1);
+	}
+	if (sbuf_failed(&st->interim))
+		return;
+	if (connection_specific(st->interim.p + at, nlen)) {
+		st->interim.len = at; /* left out, as from a final head */
+		return;
 	}
 	sbuf_add(&st->interim, "", 1);
 	sbuf_add(&st->interim, value, vlen);
@@ -338,19 +343,39 @@ static void
 h2_resp_interim_end(struct request *r)
 {
 	struct h2_stream *st = h2_stream_of(r);
-	nghttp2_nv nva[33];
-	char status[8];
-	size_t n = 0;
+	nghttp2_nv nva_stack[16], *nva = nva_stack;
+	char status[3];
+	size_t n = 0, fields = 0;
 
-	snprintf(status, sizeof(status), "%d", st->interim_status);
-	nva[n++] = NV(":status", status, strlen(status));
-	for (size_t at = 0; !sbuf_failed(&st->interim) && at < st->interim.len && n < 33;) {
+	/* "name\0value\0" per field (a value has no NUL: the parsers refuse
+	 * them), all of them, however many (a 103 may list many links). */
+	if (sbuf_failed(&st->interim)) {
+		sbuf_free(&st->interim);
+		return; /* an interim response is advisory: none rather than a cut one */
+	}
+	if (st->interim.len > 0)
+		for (const char *p = st->interim.p, *end = p + st->interim.len;
+		    (p = memchr(p, '\0', (size_t)(end - p))) != NULL; p++)
+			fields++;
+	fields /= 2;
+	if (fields + 1 > sizeof(nva_stack) / sizeof(nva_stack[0]) &&
+	    (nva = malloc((fields + 1) * sizeof(*nva))) == NULL) {
+		sbuf_free(&st->interim);
+		return;
+	}
+	status[0] = (char)('0' + st->interim_status / 100);
+	status[1] = (char)('0' + st->interim_status / 10 % 10);
+	status[2] = (char)('0' + st->interim_status % 10);
+	nva[n++] = NV(":status", status, 3);
+	for (size_t at = 0; at < st->interim.len;) {
 		const char *k = st->interim.p + at, *v = k + strlen(k) + 1;
 		nva[n++] = (nghttp2_nv){ (uint8_t *)k, (uint8_t *)v, strlen(k), strlen(v),
 			NGHTTP2_NV_FLAG_NONE };
 		at = (size_t)(v - st->interim.p) + strlen(v) + 1;
 	}
 	nghttp2_submit_headers(st->h->s, NGHTTP2_FLAG_NONE, st->id, NULL, nva, n, NULL);
+	if (nva != nva_stack)
+		free(nva);
 	sbuf_free(&st->interim);
 	conn_kick(st->h->c);
 }

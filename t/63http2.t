@@ -683,6 +683,21 @@ def test_proxy(srv, p3, b):
         d = json.loads(r.body) if r.status == 200 else {}
         is_((r.status, d.get("sha256")), (200, hashlib.sha256(b"hello").hexdigest()), "... then the final 200")
 
+    # 103 Early Hints from the backend with 40 Link fields (and a
+    # connection-specific field, in mixed case): all 40 reach the client,
+    # in order, names in lower case, the connection field left out.
+    links = b"".join(b"Link: </s%d.css>; rel=preload\r\n" % i for i in range(40))
+    b.on("/hints", lambda h, req: h.send(
+        b"HTTP/1.1 103 Early Hints\r\n" + links + b"Keep-Alive: timeout=5\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") or True)
+    with h2c(port) as c:
+        r = get2(c, "/be/hints")
+        info = c.stream(r.id).informational
+        first = info[0] if info else []
+        is_((r.status, r.body, first[:1], [v for k, v in first if k == "link"], [k for k, _ in first if k not in ("link", ":status")]),
+            (200, b"ok", [(":status", "103")], ["</s%d.css>; rel=preload" % i for i in range(40)], []),
+            "103 with 40 Link fields over h2: all of them, in order; Keep-Alive left out; then the 200")
+
     # 50 concurrent proxied streams on one connection
     with h2c(port, timeout=30) as c:
         sizes = [i * 1777 + (i % 3) * 16384 for i in range(50)]
