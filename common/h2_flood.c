@@ -50,6 +50,10 @@ h2_on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *arg)
 	struct h2c *h = arg;
 	int32_t id = hd->stream_id;
 
+	/* PRIORITY is counted here: with RFC 9218 on (SETTINGS_NO_RFC7540_
+	 * PRIORITIES), nghttp2 drops it without an on_frame_recv. */
+	if (hd->type == NGHTTP2_PRIORITY)
+		(void)h2_glitch(h, 1);
 	if (hd->type != NGHTTP2_HEADERS || id <= 0 || (id & 1) == 0)
 		return 0;
 	if (id > h->max_id) {
