@@ -54,7 +54,8 @@ struct req_log {
 	int64_t up_connect_us;         /* the last upstream attempt: connect and TLS */
 	int64_t up_header_us;          /* ... until the response head was in */
 	int64_t up_total_us;           /* ... until the response was whole; -1: not known */
-	char up_addr[56];              /* "127.0.0.1:8080", "[::1]:8080"; "": not proxied */
+	char up_addr[120];             /* "127.0.0.1:8080", "[::1]:8080", "unix:/run/app.sock";
+	                                * "": not proxied */
 	char id[REQ_ID_MAX + 1];       /* the X-Request-Id sent upstream; "": none */
 };
 

@@ -391,7 +391,7 @@ head_build(struct proxy_req *pr)
 	add_target(b, r, pc);
 	sbuf_str(b, " HTTP/1.1\r\nHost: ");
 	if (pc->host_backend || hr->host == NULL || hr->host_len == 0)
-		sbuf_str(b, pc->pool->servers[pr->u != NULL ? pr->u->idx : 0].name);
+		sbuf_str(b, backend_host(&pc->pool->servers[pr->u != NULL ? pr->u->idx : 0]));
 	else
 		sbuf_add(b, hr->host, hr->host_len);
 	sbuf_str(b, "\r\n");

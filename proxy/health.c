@@ -156,7 +156,7 @@ probe_start(struct probe *pb)
 	if (pb->req.len == 0) {
 		sbuf_printf(&pb->req, "%s %s HTTP/1.1\r\nHost: %s\r\n"
 		    "User-Agent: portico-health-check\r\nConnection: close\r\n\r\n", p->hc_method,
-		    p->hc_path, b->name);
+		    p->hc_path, backend_host(b));
 		if (sbuf_failed(&pb->req)) {
 			log_warnx("[pool:%s] server %s: health check skipped: out of memory", p->name,
 			    b->name);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include "common/clock.h"
@@ -397,9 +398,27 @@ backend_set_addr(struct backend *b, const struct sockaddr *sa, socklen_t len)
 	return 1;
 }
 
+/* unix:/PATH, an absolute path that fits a sockaddr_un. */
+static int
+parse_unix(const char *path, struct backend *b, const char **why)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+
+	if (path[0] != '/')
+		return *why = "expected unix:/ABSOLUTE/PATH", -1;
+	if (len >= sizeof(sun.sun_path))
+		return *why = "a Unix socket path has at most 107 bytes", -1;
+	memcpy(sun.sun_path, path, len + 1);
+	backend_set_addr(b, (const struct sockaddr *)&sun,
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1));
+	return 0;
+}
+
 /*
- * Splits HOST:PORT or [V6]:PORT.  A numeric address is set at once; a name
- * is kept for the main thread's resolver, so start-up never waits on DNS.
+ * Splits HOST:PORT or [V6]:PORT, or takes unix:/PATH.  A numeric address
+ * is set at once; a name is kept for the main thread's resolver, so
+ * start-up never waits on DNS.
  */
 static int
 parse_address(const char *hostport, struct backend *b, const char **why)
@@ -409,6 +428,8 @@ parse_address(const char *hostport, struct backend *b, const char **why)
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 		.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV }, *res = NULL;
 
+	if (strncmp(hostport, "unix:", 5) == 0)
+		return parse_unix(hostport + 5, b, why);
 	if (hostport[0] == '[') {
 		const char *rb = strchr(hostport, ']');
 		if (rb == NULL || rb[1] != ':' || (size_t)(rb - hostport - 1) >= sizeof(host))
@@ -439,6 +460,12 @@ parse_address(const char *hostport, struct backend *b, const char **why)
 	b->host = strdup(host);
 	b->port = strdup(port);
 	return 0;
+}
+
+const char *
+backend_host(const struct backend *b)
+{
+	return strncmp(b->name, "unix:", 5) == 0 ? "localhost" : b->name;
 }
 
 int
@@ -487,6 +514,11 @@ parse_server(struct conf_ctx *ctx, const struct conf_kv *kv, struct backend *b)
 			    tok);
 			rc = -1;
 		}
+	}
+	if (rc == 0 && b->tls && strncmp(b->name, "unix:", 5) == 0) {
+		conf_err(ctx, kv->line, ctx->section, "server",
+		    "tls: not to a Unix socket (it has no host name to verify)");
+		rc = -1;
 	}
 	free(copy);
 	return rc;

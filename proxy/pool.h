@@ -226,6 +226,9 @@ const char *backend_health(const struct backend *b, int64_t now);
  * with the reason in *why.  Looks nothing up (a name waits for the main
  * thread's resolver).
  */
+/* The server's host for a Host header: its name (HOST:PORT as written),
+ * or "localhost" for unix:/PATH, as nginx says. */
+const char *backend_host(const struct backend *b);
 int pool_check_address(const char *hostport, const char **why);
 /* 64-bit hash of bytes (for hash keys). */
 uint64_t pool_hash(const void *data, size_t len);

@@ -251,7 +251,8 @@ note_server(struct proxy_req *pr, int idx)
 	char host[INET6_ADDRSTRLEN] = "?";
 	int port = 0;
 
-	if (backend_addr(&pr->pw->pool->servers[idx], &ss) == 0) {
+	if (backend_addr(&pr->pw->pool->servers[idx], &ss) == 0 || ss.ss_family == AF_UNIX) {
+		/* Not resolved yet, or unix:/PATH: as written. */
 		snprintf(lg->up_addr, sizeof(lg->up_addr), "%s", pr->pw->pool->servers[idx].name);
 	} else if (ss.ss_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;

@@ -120,8 +120,11 @@ upstream_connect(struct event_base *base, const struct pool *p, unsigned idx,
 	event_assign(&u->ev, base, u->fd, EV_READ | EV_PERSIST, on_event, u);
 	event_assign(&u->wev, base, u->fd, EV_WRITE | EV_PERSIST, on_event, u);
 	/* Refused at once (loopback does that) or in progress: either way the
-	 * socket turns writable and on_event looks at the outcome. */
-	(void)connect(u->fd, (struct sockaddr *)&ss, alen);
+	 * socket turns writable and on_event looks at the outcome.  A Unix
+	 * socket fails in connect itself (no such file, refused, backlog
+	 * full), with nothing in SO_ERROR: its errno is kept for then. */
+	if (connect(u->fd, (struct sockaddr *)&ss, alen) < 0 && errno != EINPROGRESS)
+		u->connect_errno = errno;
 	u->state = UPSTREAM_CONNECTING;
 	return u;
 }
@@ -328,7 +331,8 @@ connected(struct upstream *u)
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+	if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0 ||
+	    (err = u->connect_errno) != 0) {
 		u->ops->error(u, UPSTREAM_CONNECT_FAILED, strerror(err ? err : errno));
 		return -1;
 	}

@@ -71,6 +71,7 @@ struct upstream_ops {
 
 struct upstream {
 	int fd;
+	int connect_errno;                 /* connect(2) failed at once (a Unix socket) */
 	enum upstream_state state;
 	unsigned rarmed : 1, warmed : 1;
 	unsigned hs_write : 1;       /* the handshake waits for writable */
