@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 import portico as _portico  # noqa: E402
 from portico import *  # noqa: E402,F403
 from h2 import *  # noqa: E402,F403
+from backend import Backend  # noqa: E402
 
 OPENSSL = shutil.which("openssl")
 SANITIZED = any(k in os.environ for k in ("ASAN_OPTIONS", "TSAN_OPTIONS")) or \
@@ -59,10 +60,24 @@ address = 127.0.0.1:{port2}
 tls_cert = {dir}/cert.pem
 tls_key = {dir}/key.pem
 
+[pool:be]
+server = {backend}
+
+[route:be]
+path = /be/
+pool = be
+strip_prefix = yes
+
 [route:files]
 path = /
 root = {dir}/root
 """
+
+# What the backend's /hop answers: every connection-specific field
+# (RFC 9113 8.2.2), which an HTTP/2 response must not carry.
+HOP_RESPONSE = (b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Conn-Named\r\nKeep-Alive: timeout=5\r\n"
+                b"Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\nX-Conn-Named: 1\r\nX-Kept: Yes\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
 
 # Cases portico fails, by id: the reason, shown as a TAP TODO.
 TODO = {
@@ -466,6 +481,13 @@ def _(srv):
                        (STREAM_CLOSED,))
 
 
+@case("5.1/6b", "half-closed (remote): the request's HEADERS again, at once (as h2spec): STREAM_CLOSED")
+def _(srv):
+    with client(srv) as c:
+        send(c, get(c), get(c))
+        return stream_error(c, 1, STREAM_CLOSED)
+
+
 @case("5.1/7", "half-closed (remote): CONTINUATION: STREAM_CLOSED or PROTOCOL_ERROR")
 def _(srv):
     return half_closed(srv, lambda c: [continuation_frame(1, c.encoder.encode([("x-trailer", "1")]))],
@@ -563,6 +585,24 @@ def _(srv):
             return a
         b = block(c, method="POST")
         c.send(*[headers_frame(2 * i + 1, b, end_stream=False) for i in range(limit + 1)])
+        last = 2 * limit + 1
+        good, why = stream_error(c, last, PROTOCOL_ERROR, REFUSED_STREAM)
+        early = [f for f in c.frames if f.type == RST_STREAM and f.stream_id != last]
+        if early:
+            good, why = False, "%s; other streams reset: %r" % (why, early[:5])
+        return good, "limit %d: %s" % (limit, why)
+
+
+@case("5.1.2/2", "past the limit with streams held open by a zero window (as h2spec): PROTOCOL_ERROR or "
+      "REFUSED_STREAM")
+def _(srv):
+    with client(srv) as c:
+        limit = c.server_settings.get(MAX_CONCURRENT_STREAMS)
+        if limit is None or limit > 1000:
+            return False, "no usable SETTINGS_MAX_CONCURRENT_STREAMS: %r" % limit
+        b = block(c)
+        c.send(settings_frame({INITIAL_WINDOW_SIZE: 0}),
+               *[headers_frame(2 * i + 1, b, end_stream=True) for i in range(limit + 1)])
         last = 2 * limit + 1
         good, why = stream_error(c, last, PROTOCOL_ERROR, REFUSED_STREAM)
         early = [f for f in c.frames if f.type == RST_STREAM and f.stream_id != last]
@@ -958,7 +998,10 @@ def _(srv):
     with client(srv) as c:
         send(c, get(c, path="/big.bin"))
         got = complete(c, 1)
-        return got == (200, BIG), "got %r" % ((got[0], len(got[1])) if got else None,)
+        # 4.2: no frame above our SETTINGS_MAX_FRAME_SIZE (16384, the default).
+        big = [f for f in c.frames if f.length > 16384]
+        return got == (200, BIG) and not big, "got %r, frames over 16384: %r" % (
+            (got[0], len(got[1])) if got else None, big[:3])
 
 
 @case("6.9.2/1", "INITIAL_WINDOW_SIZE raised after the HEADERS: the open stream's window grows")
@@ -1110,6 +1153,23 @@ def _(srv):
         head_data = [f for f in c.frames if f.type == DATA and f.stream_id == 3 and f.length]
         good = a == (200, SMALL) and b == (200, b"") and not head_data and p is not None
         return good, "GET %r, HEAD %r, POST %r" % (a, b, p and p[0])
+
+
+@case("8.1.2.2/4", "response fields: lower-case names, no connection-specific field (proxied response "
+      "that has them all)")
+def _(srv):
+    with client(srv) as c:
+        send(c, get(c, path="/be/hop"), get(c, sid=3))
+        a, b = complete(c, 1), complete(c, 3)
+        if a is None or b is None:
+            return False, "responses %r %r" % (a, b)
+        heads = c.streams[1].headers + c.streams[3].headers
+        upper = [n for n, _v in heads if n != n.lower()]
+        hop = [n for n, _v in heads if n in ("connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                                              "upgrade", "x-conn-named")]
+        good = a == (200, b"hello") and b[0] == 200 and not upper and not hop and \
+            ("x-kept", "Yes") in c.streams[1].headers
+        return good, "proxied %r %r; upper-case %r, connection-specific %r" % (a, c.streams[1].headers, upper, hop)
 
 
 def malformed(srv, hdrs, end_stream=True, then=()):
@@ -1493,8 +1553,10 @@ def make_files(d):
 
 
 def main():
-    conf = CONF if OPENSSL else CONF.split("[listen:tls]")[0] + "[route:files]" + CONF.split("[route:files]")[1]
-    srv = Server(conf, start=False)
+    conf = CONF if OPENSSL else CONF.split("[listen:tls]")[0] + "[pool:be]" + CONF.split("[pool:be]")[1]
+    be = Backend("h2conf")
+    be.on("/hop", lambda h, req: h.send(HOP_RESPONSE) or True)
+    srv = Server(conf.replace("{backend}", be.addr), start=False)
     make_files(srv.dir)
     srv.start()
     t0 = time.monotonic()
@@ -1523,6 +1585,7 @@ def main():
                 ok(False, "the server died in case %s" % cid)
                 break
         ok(srv.alive(), "the server is still running after every case")
+    be.stop()
     diag("%d cases: %d pass, %d fail; %.1f s" % (passed + failed, passed, failed, time.monotonic() - t0))
 
 
