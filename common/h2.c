@@ -851,11 +851,6 @@ h2_start(struct conn *c)
 	nghttp2_option_set_max_outbound_ack(opt, H2_MAX_OUTBOUND_ACK);
 	nghttp2_option_set_stream_reset_rate_limit(opt, H2_RESET_BURST, H2_RESET_RATE);
 	nghttp2_option_set_max_settings(opt, 32);
-	/* No closed streams kept for RFC 7540's priority tree: a client that
-	 * makes a new stream depend on a closed one gets the default
-	 * priority.  (SETTINGS_NO_RFC7540_PRIORITIES would drop the tree
-	 * too, but then nghttp2 no longer checks PRIORITY frames at all.) */
-	nghttp2_option_set_no_closed_streams(opt, 1);
 	h->c = c;
 	TAILQ_INIT(&h->streams);
 	h->glitches = H2_GLITCH_BURST;
