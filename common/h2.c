@@ -146,6 +146,7 @@ on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 	st->h = h;
 	st->id = frame->hd.stream_id;
 	st->fd = -1;
+	st->in.https = h->c->ssl != NULL; /* :scheme is the listener's */
 	clock_gettime(CLOCK_MONOTONIC, &st->start);
 	TAILQ_INSERT_TAIL(&h->streams, st, link);
 	h->nstreams++;
@@ -563,9 +564,19 @@ on_invalid_frame(nghttp2_session *s, const nghttp2_frame *frame, int err, void *
 static int
 on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 {
+	struct h2c *h = arg;
 	struct h2_stream *st;
 
-	(void)arg;
+	/* A window the client made overflow, or DATA past ours: nghttp2 resets
+	 * the stream, but a SETTINGS_INITIAL_WINDOW_SIZE that overflows a
+	 * window is a connection error (RFC 9113 6.9.2), and any flow-control
+	 * error is the client's, which 5.4.1 lets end the connection. */
+	if (frame->hd.type == NGHTTP2_RST_STREAM &&
+	    frame->rst_stream.error_code == NGHTTP2_FLOW_CONTROL_ERROR && !h->goaway) {
+		nghttp2_session_terminate_session(s, NGHTTP2_FLOW_CONTROL_ERROR);
+		h->goaway = 1;
+		return 0;
+	}
 	if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
 	    !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		return 0;

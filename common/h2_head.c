@@ -88,6 +88,39 @@ h2_head_field(struct h2_head *hh, const uint8_t *name, size_t nlen, const uint8_
 	return sbuf_failed(&hh->fields) ? -1 : 0;
 }
 
+/* host[:port] (or [v6][:port]): the host's length and the port ("" if
+ * none). */
+static size_t
+authority_split(const char *a, const char **port)
+{
+	const char *colon;
+
+	if (a[0] == '[') {
+		const char *rb = strchr(a, ']');
+		colon = rb != NULL && rb[1] == ':' ? rb + 1 : NULL;
+	} else {
+		colon = strrchr(a, ':');
+	}
+	*port = colon != NULL ? colon + 1 : "";
+	return colon != NULL ? (size_t)(colon - a) : strlen(a);
+}
+
+/* Whether two authorities are one once normalized by the scheme (RFC 3986
+ * 6.2.2.1, 6.2.3): the host in any case, an empty port or the scheme's
+ * default as no port. */
+static int
+same_authority(const char *a, const char *b, int https)
+{
+	const char *dport = https ? "443" : "80", *ap, *bp;
+	size_t al = authority_split(a, &ap), bl = authority_split(b, &bp);
+
+	if (strcmp(ap, dport) == 0)
+		ap = "";
+	if (strcmp(bp, dport) == 0)
+		bp = "";
+	return al == bl && strncasecmp(a, b, al) == 0 && strcmp(ap, bp) == 0;
+}
+
 /* Appends n bytes at *p. */
 static void
 put(char **p, const char *s, size_t n)
@@ -107,7 +140,7 @@ h2_head_text(struct h2_head *hh, int has_body, const char *ws_key, size_t *len)
 	int te = has_body && !hh->has_length && !ext;
 
 	if (hh->refuse == 0 && hh->authority != NULL && hh->host != NULL &&
-	    strcasecmp(hh->authority, hh->host) != 0)
+	    !same_authority(hh->authority, hh->host, hh->https))
 		hh->refuse = 400;
 	if (hh->refuse != 0 || hh->method == NULL)
 		return NULL;

@@ -20,6 +20,7 @@ struct h2_head {
 	size_t bytes;                  /* as RFC 9113 counts a header list */
 	unsigned nfields;
 	unsigned has_length : 1;       /* a content-length field came */
+	unsigned https : 1;            /* the scheme (the listener's): 443 is its default port */
 	int refuse;                    /* a status to answer with instead: 431, 400 */
 	size_t inl_used;
 	char inl[192];                 /* the pseudo-headers' values while they fit */
@@ -38,7 +39,9 @@ int h2_head_field(struct h2_head *hh, const uint8_t *name, size_t nlen, const ui
 /*
  * The whole head as HTTP/1.1 text: the request line, Host (from
  * :authority, which must name the same host as a Host field if both
- * came: RFC 9113 8.3.1, else refuse becomes 400 and NULL is returned),
+ * came, once both are normalized by their scheme: RFC 9113 8.3.1 and RFC
+ * 3986 6.2.3, host in any case, an empty or default port as none; else
+ * refuse becomes 400 and NULL is returned),
  * the fields, the joined Cookie, and "transfer-encoding: chunked"
  * standing for a body (has_body) of no declared length, so that readers
  * of the head (the proxy) frame it as they would an HTTP/1.1 one.

@@ -653,6 +653,11 @@ def test_proxy(srv, p3, b):
         is_(r.status, 400, ":authority and host disagree: 400")
         r = get2(c, "/be/echo", authority="a.test", headers=[("host", "a.test")])
         is_(r.status, 200, ":authority and host agree: 200")
+        got = [get2(c, "/be/echo", authority=a, headers=[("host", h)]).status
+               for a, h in (("a.test:8080", "a.test"), ("a.test", "a.test:443"), ("[::1]:80", "[::1]:"),
+                            ("a.test:80", "A.TEST"))]
+        is_(got, [400, 400, 200, 200], "... compared normalized (RFC 3986 6.2.3, http): another port 400, "
+            "https's default port 400; an empty port, :80 and case the same")
         r = get2(c, "/behd/echo")
         d = json.loads(r.body) if r.status == 200 else {"headers": []}
         is_(([v for k, v in d["headers"] if k.lower() == "x-added"], r.header("x-frame-options"),

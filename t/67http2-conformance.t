@@ -87,10 +87,6 @@ HOP_RESPONSE = (b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Conn-Named\r\nKee
 
 # Cases portico fails, by id: the reason, shown as a TAP TODO.
 TODO = {
-    "6.9.2/4": "nghttp2 resets the stream alone (RST_STREAM FLOW_CONTROL_ERROR) where 6.9.2 asks for a "
-               "connection error",
-    "8.3.1/1": "h2_head_text compares :authority and Host with strcasecmp, without scheme-based normalization "
-               "(default port, empty port): one origin spelt two ways is a 400",
 }
 
 CASES = []
