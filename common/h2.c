@@ -535,6 +535,11 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
 			(void)h2_glitch(h, 1);
 		break;
+	case NGHTTP2_GOAWAY:
+		/* The client is done: ours before the close (RFC 9113 6.8: an
+		 * endpoint SHOULD send one), its streams still served. */
+		goaway(h);
+		break;
 	case NGHTTP2_WINDOW_UPDATE:
 		/* Progress when it opens a window a response waits on; else noise. */
 		if (frame->hd.stream_id == 0 ? !h2_output_waiting(h) :

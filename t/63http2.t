@@ -455,6 +455,19 @@ def test_static(srv, p3):
         is_((r.state, r.status, r.body), ("complete", 200, file_bytes(16384)),
             "after RST_STREAM CANCEL on a 1 MiB download, the next stream on the connection is answered")
 
+    # The client's GOAWAY with a download in flight: the download is
+    # finished, then portico sends a GOAWAY of its own (NO_ERROR, the
+    # stream's id) and closes (RFC 9113 6.8).
+    with h2c(port) as c:
+        sid = c.request("GET", "/f/s200000.bin", "localhost")
+        c.send(h2.goaway_frame(0, h2.NO_ERROR))  # 0: the server opened no stream
+        r = c.read_response(sid, 5)
+        g = c.wait_for(lambda f: f.type == h2.GOAWAY, 3, past=True)
+        closed = c.wait_for(lambda f: False, 3) is None
+        is_((r.state, r.body == file_bytes(200000), g and (g.error_code, g.last_stream_id), closed),
+            ("complete", True, (h2.NO_ERROR, sid), True),
+            "client GOAWAY with a stream in flight: the stream completes, then GOAWAY NO_ERROR and a close")
+
     # A file that shrinks while it is sent: that stream is reset with
     # INTERNAL_ERROR (no DATA past what the file had), and the connection
     # and its next stream go on.
