@@ -243,7 +243,10 @@ def response(c, sid, want=None):
         if f in ("closed", "timeout"):
             return False, "%s with no response on stream %d; frames read: %r" % (f, sid, seen)
         seen.append(f)
-        if f.type == GOAWAY or (f.type == RST_STREAM and f.stream_id == sid):
+        # A graceful GOAWAY (NO_ERROR) that still counts sid in does not
+        # end it: the response may follow (6.8).
+        graceful = f.type == GOAWAY and f.error_code == NO_ERROR and f.last_stream_id >= sid
+        if (f.type == GOAWAY and not graceful) or (f.type == RST_STREAM and f.stream_id == sid):
             return False, "%s %s; frames read: %r" % (f.name, code_name(f.error_code), seen)
         status = _final_status(f, sid)
         if status is not None:
