@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "common/conf_read.h"
 #include "common/handler.h"
@@ -64,6 +65,7 @@ const struct key_def conf_listen_keys[] = {
 	{ "tls_client_ca", K_STR, L(tls_client_ca), NULL, 0, 0 },
 	{ "tls_verify_client", K_STR, L(tls_verify_client), "off", 0, 0 },
 	{ "http2", K_BOOL, L(http2), NULL, 0, 0 },
+	{ "unix_mode", K_STR, L(unix_mode), "0660", 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 #undef L
@@ -76,6 +78,17 @@ conf_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 	uint64_t port;
 
 	memset(ss, 0, sizeof(*ss));
+	if (strncmp(s, "unix:", 5) == 0) {
+		/* unix:/PATH: an absolute path that fits a sockaddr_un. */
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+		size_t n = strlen(s + 5);
+		if (s[5] != '/' || n >= sizeof(sun->sun_path))
+			return -1;
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, s + 5, n + 1);
+		*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+		return 0;
+	}
 	if (s[0] == '[') {
 		const char *rb = strchr(s, ']');
 		if (rb == NULL || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host))
@@ -376,14 +389,17 @@ dump_kv(FILE *out, const char *key, const char *value)
 }
 
 static void
-dump_table(const struct key_def *defs, const void *obj, FILE *out, int plain)
+dump_table(const struct key_def *defs, const void *obj, FILE *out, int plain, int inet)
 {
 	char buf[64];
 
 	for (const struct key_def *d = defs; d->name != NULL; d++) {
 		const char *field = (const char *)obj + d->off;
-		/* A plain listener shows no TLS keys: they would not load there. */
+		/* A plain listener shows no TLS keys, one on a host and port no
+		 * unix_mode: they would not load there. */
 		if (plain && (strncmp(d->name, "tls_", 4) == 0 || strcmp(d->name, "hsts") == 0))
+			continue;
+		if (inet && strcmp(d->name, "unix_mode") == 0)
 			continue;
 		switch (d->type) {
 		case K_STR:
@@ -479,10 +495,11 @@ void
 config_dump(const struct config *c, FILE *out)
 {
 	fprintf(out, "# effective configuration of %s\n[global]\n", c->file);
-	dump_table(conf_global_keys, &c->global, out, 0);
+	dump_table(conf_global_keys, &c->global, out, 0, 0);
 	for (size_t i = 0; i < c->nlistens; i++) {
 		fprintf(out, "\n[listen:%s]\n", c->listens[i].name);
-		dump_table(conf_listen_keys, &c->listens[i], out, c->listens[i].tls_cert.n == 0);
+		dump_table(conf_listen_keys, &c->listens[i], out, c->listens[i].tls_cert.n == 0,
+		    c->listens[i].addr.ss_family != AF_UNIX);
 	}
 	for (size_t i = 0; i < c->nsections; i++) {
 		const struct conf_section *sec = &c->sections[i];

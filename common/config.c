@@ -448,9 +448,20 @@ check_listens(struct loader *ld)
 		int line = seen_line(ld, sec, "address");
 		if (conf_parse_address(l->address, &l->addr, &l->addrlen) < 0) {
 			conf_err(ld->ctx, line, sec, "address",
-			    "expected HOST:PORT, [IPV6]:PORT or :PORT, not \"%s\"", l->address);
+			    strncmp(l->address, "unix:", 5) == 0 ?
+			    "expected unix:/ABSOLUTE/PATH of at most 107 bytes, not \"%s\"" :
+			    "expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH, not \"%s\"", l->address);
 			continue;
 		}
+		char *end = NULL;
+		unsigned long mode = strtoul(l->unix_mode, &end, 8);
+		if (l->addr.ss_family != AF_UNIX && seen_line(ld, sec, "unix_mode") > 0)
+			conf_err(ld->ctx, seen_line(ld, sec, "unix_mode"), sec, "unix_mode",
+			    "only for a unix:PATH address");
+		else if (end == l->unix_mode || *end != '\0' || mode > 0777)
+			conf_err(ld->ctx, seen_line(ld, sec, "unix_mode"), sec, "unix_mode",
+			    "expected an octal mode such as 0660, not \"%s\"", l->unix_mode);
+		l->mode = (unsigned)mode;
 		static const char *const https_only[] = { "hsts", "tls_client_ca", "tls_verify_client",
 			"tls_min_version", "tls_ciphers", "tls_ciphersuites", NULL };
 		for (size_t k = 0; l->tls_cert.n == 0 && l->tls_key.n == 0 && https_only[k] != NULL; k++) {
@@ -797,6 +808,7 @@ config_free(struct config *c)
 		free(l->tls_ciphers);
 		free(l->tls_ciphersuites);
 		free(l->hsts);
+		free(l->unix_mode);
 		free(l->tls_client_ca);
 		free(l->tls_verify_client);
 		tls_listener_free(l->tls);

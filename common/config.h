@@ -88,6 +88,8 @@ struct conf_listen {
 	char *tls_client_ca;          /* CA file client certificates are checked against */
 	char *tls_verify_client;      /* off, on, optional */
 	int http2;                    /* HTTPS: h2 by ALPN; plain: prior-knowledge h2c */
+	char *unix_mode;              /* unix:PATH: the socket file's mode, as written */
+	unsigned mode;                /* ... as a number (0660) */
 	/* Built from the keys above; NULL: plain HTTP.  A reload builds a new
 	 * snapshot, certificates read again; this one stays as it is (so a
 	 * plain pointer: snapshots are published whole, see worker.c). */

@@ -30,6 +30,8 @@ conn_peer(const struct conn *c, char *buf, size_t len)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)s6)->sin_addr, buf, (socklen_t)len);
 	else if (s6->sin6_family == AF_INET6)
 		inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+	else if (s6->sin6_family == AF_UNIX)
+		snprintf(buf, len, "unix:"); /* as nginx's $remote_addr */
 	else
 		snprintf(buf, len, "-");
 	return buf;
@@ -135,6 +137,8 @@ conn_new(const struct conn_env *env, const struct conn_proto *proto, size_t size
 	c->proto = proto;
 	if (salen <= sizeof(c->peer))
 		memcpy(&c->peer, sa, salen);
+	else if (sa->sa_family == AF_UNIX)
+		c->peer.sin6_family = AF_UNIX; /* a named client socket: its path is not kept */
 	/* Responses leave in one write; Nagle would only delay pipelined ones. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (tls != NULL) {

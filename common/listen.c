@@ -10,9 +10,106 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/log.h"
+
+static const char *
+unix_path(const struct conf_listen *l)
+{
+	return ((const struct sockaddr_un *)&l->addr)->sun_path;
+}
+
+/*
+ * A unix:PATH listener's file before it is bound: none, or a socket left
+ * by a process that is gone (no one accepts on it), which is removed.  A
+ * socket someone listens on, or a file of another kind, is refused: never
+ * a file removed that is not a dead socket.  0, or -1 (logged).
+ */
+static int
+unix_prepare(const struct conf_listen *l)
+{
+	const char *path = unix_path(l);
+	struct stat st;
+	int fd, live;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		log_warn("[listen:%s] cannot bind %s", l->name, l->address);
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		log_warnx("[listen:%s] cannot bind %s: the file exists and is not a socket", l->name,
+		    l->address);
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		log_warn("[listen:%s] socket", l->name);
+		return -1;
+	}
+	/* Accepted, or its backlog full: alive.  Refused: dead. */
+	live = connect(fd, (const struct sockaddr *)&l->addr, l->addrlen) == 0 || errno == EAGAIN;
+	close(fd);
+	if (live) {
+		log_warnx("[listen:%s] cannot bind %s: address already in use (another process "
+		    "listens there)", l->name, l->address);
+		return -1;
+	}
+	if (unlink(path) < 0) {
+		log_warn("[listen:%s] cannot remove the stale socket %s", l->name, path);
+		return -1;
+	}
+	log_info("[listen:%s] removed the stale socket %s", l->name, path);
+	return 0;
+}
+
+/* The socket of a unix:PATH listener, with the file's mode, for every
+ * worker (a Unix socket has no SO_REUSEPORT: they share it). */
+static int
+unix_socket(const struct conf_listen *l)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		log_warn("[listen:%s] socket", l->name);
+		return -1;
+	}
+	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0) {
+		log_warn("[listen:%s] cannot bind %s", l->name, l->address);
+		close(fd);
+		return -1;
+	}
+	/* Connecting takes write permission on the file: the mode says who. */
+	if (chmod(unix_path(l), l->mode) < 0 || listen(fd, (int)l->backlog) < 0) {
+		log_warn("[listen:%s] listen on %s", l->name, l->address);
+		close(fd);
+		unlink(unix_path(l));
+		return -1;
+	}
+	return fd;
+}
+
+void
+listen_unlink(const struct config *conf, const struct config *keep)
+{
+	for (size_t i = 0; i < conf->nlistens; i++) {
+		const struct conf_listen *l = &conf->listens[i];
+		int kept = 0;
+		if (l->addr.ss_family != AF_UNIX)
+			continue;
+		for (size_t j = 0; keep != NULL && j < keep->nlistens && !kept; j++)
+			kept = keep->listens[j].addrlen == l->addrlen &&
+			    memcmp(&keep->listens[j].addr, &l->addr, l->addrlen) == 0;
+		/* After the switch to another user this may fail: the next
+		 * start finds a dead socket and removes it then. */
+		if (!kept && unlink(unix_path(l)) < 0 && errno != ENOENT)
+			log_debug("[listen:%s] cannot remove %s: %s", l->name, unix_path(l),
+			    strerror(errno));
+	}
+}
 
 /* Creates one listening socket for l; port 0 takes *port_io once chosen. */
 static int
@@ -102,6 +199,8 @@ listen_port(const struct conf_listen *l)
 {
 	const struct sockaddr_storage *ss = &l->addr;
 
+	if (ss->ss_family == AF_UNIX)
+		return 0;
 	return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port :
 	    ((const struct sockaddr_in6 *)ss)->sin6_port);
 }
@@ -173,7 +272,8 @@ bind_listeners(struct server *srv, const struct config *conf, const struct confi
 			    conf->file, l->line, l->name, l->address, conf->global.user);
 			goto fail;
 		}
-		if (port != 0 && probe_address(l) < 0)
+		if (l->addr.ss_family == AF_UNIX ? unix_prepare(l) < 0 :
+		    port != 0 && probe_address(l) < 0)
 			goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -189,6 +289,13 @@ bind_listeners(struct server *srv, const struct config *conf, const struct confi
 			}
 			continue;
 		}
+		if (l->addr.ss_family == AF_UNIX) {
+			for (int k = 0; k < srv->nworkers; k++)
+				if ((fds[k][i] = k == 0 ? unix_socket(l) : dup(fds[0][i])) < 0)
+					goto fail;
+			log_info("[listen:%s] listening on %s (mode %04o)", l->name, l->address, l->mode);
+			continue;
+		}
 		for (int k = 0; k < srv->nworkers; k++)
 			if ((fds[k][i] = listen_socket(l, &port)) < 0)
 				goto fail;
@@ -198,10 +305,15 @@ bind_listeners(struct server *srv, const struct config *conf, const struct confi
 	free(taken);
 	return fds;
 fail:
-	for (size_t i = 0; i < n; i++)
-		for (int k = 0; k < srv->nworkers && from[i] < 0; k++)
+	for (size_t i = 0; i < n; i++) {
+		if (from[i] >= 0)
+			continue;
+		if (conf->listens[i].addr.ss_family == AF_UNIX && fds[0][i] >= 0)
+			unlink(unix_path(&conf->listens[i]));
+		for (int k = 0; k < srv->nworkers; k++)
 			if (fds[k][i] >= 0)
 				close(fds[k][i]);
+	}
 	fds_free(fds, srv->nworkers);
 	free(from);
 	free(taken);

@@ -204,6 +204,8 @@ server_reload_load(struct server *srv, const char *text, struct conf_ctx *ctx)
 			for (int k = 0; k < srv->nworkers && !kept; k++)
 				close(fds[k][i]);
 		}
+		if (fds != NULL)
+			listen_unlink(conf, run);
 		fds_free(fds, srv->nworkers);
 		goto out;
 	}
@@ -217,6 +219,9 @@ server_reload_load(struct server *srv, const char *text, struct conf_ctx *ctx)
 	}
 	routes_start(conf);
 	main_work_stop(srv);
+	/* The files of unix:PATH listeners that go: no new client finds them
+	 * (the workers close the sockets as they switch). */
+	listen_unlink(run, conf);
 	srv->conf = conf;
 	fds_free(srv->listen_fds, srv->nworkers);
 	srv->listen_fds = fds;

@@ -606,6 +606,10 @@ out:
 	gc_sweep(srv);
 	free(srv->retired);
 	srv->retired = NULL;
+	/* Only files this process made: a start that could not bind leaves
+	 * another process's socket alone. */
+	if (srv->listen_fds != NULL)
+		listen_unlink(srv->conf, NULL);
 	fds_free(srv->listen_fds, srv->nworkers);
 	srv->listen_fds = NULL;
 	pid_file_remove(srv);

@@ -25,6 +25,9 @@ void listener_arm(struct worker *w, struct listener *l);
  * kept, the others bound anew.  NULL after logging why. */
 int **bind_listeners(struct server *srv, const struct config *conf, const struct config *run);
 void fds_free(int **fds, int nworkers);
+/* Removes the files of conf's unix:PATH listeners that keep (NULL: none)
+ * does not listen on too. */
+void listen_unlink(const struct config *conf, const struct config *keep);
 
 /* reload.c */
 /* Reads the configuration file again and puts it in service if it is good. */

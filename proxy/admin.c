@@ -126,10 +126,13 @@ fail:
 	return -1;
 }
 
-/* Whether a listener's address is loopback (where an admin route belongs). */
+/* Whether a listener's address is loopback or a Unix socket, whose file's
+ * mode says who may connect (where an admin route belongs). */
 static int
 loopback(const struct conf_listen *l)
 {
+	if (l->addr.ss_family == AF_UNIX)
+		return 1;
 	if (l->addr.ss_family == AF_INET)
 		return (ntohl(((const struct sockaddr_in *)&l->addr)->sin_addr.s_addr) >> 24) == 127;
 	if (l->addr.ss_family == AF_INET6)

@@ -120,7 +120,7 @@ return = 200 x
         '%s:2: [global] workers: expected auto or a number from 1 to 256, not "many"' % multi,
         '%s:3: [global] keepalive_timout: unknown key (did you mean "keepalive_timeout"?)' % multi,
         '%s:4: [global] max_body_size: expected a size such as 512, 16k, 1m, not "1q"' % multi,
-        '%s:7: [listen:http] address: expected HOST:PORT, [IPV6]:PORT or :PORT, not "127.0.0.1:notaport"' % multi,
+        '%s:7: [listen:http] address: expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH, not "127.0.0.1:notaport"' % multi,
         '%s:10: [route:x] listen: no [listen:nowhere] section' % multi,
     ], "several errors: all five reported, in file order, with their lines")
     for l in lines:
@@ -151,7 +151,7 @@ retrun = 200
     rc, out, err = check(late)
     is_(rc, 1, "errors found late and early: -t exits 1")
     is_(errors(err, late), [
-        '%s:2: [listen:http] address: expected HOST:PORT, [IPV6]:PORT or :PORT, not "127.0.0.1:notaport"' % late,
+        '%s:2: [listen:http] address: expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH, not "127.0.0.1:notaport"' % late,
         '%s:6: [pool:app] balance: expected round_robin, least_conn, random, ip_hash or hash HEADER, not "fastest"' % late,
         '%s:9: [global] workers: expected auto or a number from 1 to 256, not "many"' % late,
         '%s:13: [route:x] upgrade: "h2c" is never passed on: upgrading to HTTP/2 is deprecated (RFC 9113 3.1)' % late,

@@ -188,7 +188,7 @@ address_bad(const char *addr)
 
 	snprintf(text, sizeof(text), "[listen:a]\naddress = %s\n" ROUTE, addr);
 	snprintf(want, sizeof(want),
-	    "F:2: [listen:a] address: expected HOST:PORT, [IPV6]:PORT or :PORT, not \"%s\"", addr);
+	    "F:2: [listen:a] address: expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH, not \"%s\"", addr);
 	errors_are(addr, text, want, NULL);
 }
 
@@ -402,12 +402,28 @@ test_addresses(void)
 	 * loads as 1.2.3.4 and "[]:80" as the wildcard address.
 	 */
 	errors_are("BUG: [1.2.3.4]:80 refused", "[listen:a]\naddress = [1.2.3.4]:80\n" ROUTE,
-	    "F:2: [listen:a] address: expected HOST:PORT, [IPV6]:PORT or :PORT, not \"[1.2.3.4]:80\"",
+	    "F:2: [listen:a] address: expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH, not \"[1.2.3.4]:80\"",
 	    NULL);
 	errors_are("BUG: []:80 refused", "[listen:a]\naddress = []:80\n" ROUTE,
-	    "F:2: [listen:a] address: expected HOST:PORT, [IPV6]:PORT or :PORT, not \"[]:80\"",
+	    "F:2: [listen:a] address: expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH, not \"[]:80\"",
 	    NULL);
 
+	errors_are("unix: with no path refused", "[listen:a]\naddress = unix:\n" ROUTE,
+	    "F:2: [listen:a] address: expected unix:/ABSOLUTE/PATH of at most 107 bytes, not \"unix:\"",
+	    NULL);
+	errors_are("a relative unix:PATH refused", "[listen:a]\naddress = unix:sock\n" ROUTE,
+	    "F:2: [listen:a] address: expected unix:/ABSOLUTE/PATH of at most 107 bytes, not "
+	    "\"unix:sock\"", NULL);
+	errors_are("a unix:PATH over 107 bytes refused", "[listen:a]\naddress = unix:/"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+	    ROUTE, "F:2: [listen:a] address: expected unix:/ABSOLUTE/PATH of at most 107 bytes, not "
+	    "\"unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+	    NULL);
+	errors_are("one unix:PATH twice",
+	    "[listen:a]\naddress = unix:/run/p.sock\n[listen:b]\naddress = unix:/run/p.sock\n" ROUTE,
+	    "F:4: [listen:b] address: same address as [listen:a]", NULL);
+	ok(load("[listen:a]\naddress = unix:/run/p.sock\nunix_mode = 600\n" ROUTE) != NULL,
+	    "unix:/run/p.sock with unix_mode 600 loads");
 	errors_are("same address twice",
 	    "[listen:a]\naddress = :8080\n[listen:b]\naddress = 0.0.0.0:8080\n" ROUTE,
 	    "F:4: [listen:b] address: same address as [listen:a]", NULL);
@@ -831,7 +847,7 @@ test_many_errors(void)
 	    "pool = p\n"                    /* 10 */
 	    "upgrade = h2c\n"               /* 11: checked after reading */
 	    "retrun = 1\n",                 /* 12: found while reading */
-	    "F:2: [listen:a] address: expected HOST:PORT, [IPV6]:PORT or :PORT, not \"nowhere\"",
+	    "F:2: [listen:a] address: expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH, not \"nowhere\"",
 	    "F:5: [pool:p] balance: expected round_robin, least_conn, random, ip_hash or hash HEADER, "
 	    "not \"fastest\"",
 	    "F:7: [global] workers: expected auto or a number from 1 to 256, not \"0\"",
