@@ -296,6 +296,7 @@ stream_begin(struct h2_stream *st, int end_stream)
 		return;
 	}
 	st->body_done = end_stream;
+	st->body_ms = clock_ms();
 	/* An extended CONNECT's data waits for the tunnel (h2_tunnel_start). */
 	st->body_paused = st->in.protocol != NULL;
 	if (stream_parse(st, end_stream) < 0)
@@ -368,6 +369,7 @@ h2_resume(struct request *r)
 	if (!st->body_paused)
 		return;
 	st->body_paused = 0;
+	st->body_ms = clock_ms(); /* its body_timeout starts again */
 	if (st->held_len > 0) {
 		char *held = st->held;
 		size_t n = st->held_len;
@@ -403,6 +405,7 @@ h2_dispatch_resume(struct request *r)
 		st->held = NULL;
 		st->held_len = st->held_cap = 0;
 		st->body_paused = 0;
+		st->body_ms = clock_ms();
 	}
 	h2_stream_handler_start(st);
 	if (st->x != NULL && st->handler_on && !st->ext)
@@ -416,6 +419,7 @@ h2_stream_body(struct h2_stream *st, const uint8_t *data, size_t len)
 	struct h2c *h = st->h;
 	struct request *r = st->x != NULL ? &st->x->req : NULL;
 
+	st->body_ms = clock_ms();
 	if (st->relay != NULL) {
 		h2_relay_input(st, data, len);
 		return;
@@ -626,15 +630,58 @@ h2_output_waiting(const struct h2c *h)
 	return 0;
 }
 
+/* Whether st waits on its client for body bytes (a tunnel's idle time is
+ * its handler's to judge; a paused handler's wait is its own). */
 static int
+stream_awaits_body(const struct h2_stream *st)
+{
+	return !st->body_done && st->x != NULL && !st->body_paused && !st->body_drop && !st->ext;
+}
+
+/* The oldest body_ms of the streams that wait on a body, or -1. */
+static int64_t
 awaiting_body(const struct h2c *h)
 {
 	const struct h2_stream *st;
+	int64_t oldest = -1;
 
 	TAILQ_FOREACH(st, &h->streams, link)
-		if (!st->body_done && st->x != NULL && !st->body_paused && !st->ext)
-			return 1; /* (a tunnel's idle time is its handler's to judge) */
-	return 0;
+		if (stream_awaits_body(st) && (oldest < 0 || st->body_ms < oldest))
+			oldest = st->body_ms;
+	return oldest;
+}
+
+/*
+ * body_timeout, per stream: a body that has not moved for that long is
+ * answered 408 (or, its response begun, reset), and the connection and
+ * its other streams go on; other frames (a PING now and then) do not
+ * keep it waiting.  Returns how many streams timed out.
+ */
+static int
+body_timeouts(struct h2c *h)
+{
+	struct h2_stream *st, *next;
+	int64_t now = clock_ms(), limit = h->c->conf->global.body_timeout;
+	int n = 0;
+
+	for (st = TAILQ_FIRST(&h->streams); st != NULL; st = next) {
+		next = TAILQ_NEXT(st, link);
+		if (!stream_awaits_body(st) || now - st->body_ms < limit)
+			continue;
+		struct request *r = &st->x->req;
+		n++;
+		http_req_term(r, REQ_TERM_CLIENT_TIMEOUT);
+		st->body_drop = 1;
+		if (!(r->flags & REQ_STARTED)) {
+			if (st->handler_on && r->route->handler->abort != NULL)
+				r->route->handler->abort(r);
+			st->handler_on = 0;
+			stream_fail(st, 408, "request body timed out");
+		} else {
+			nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+		}
+	}
+	return n;
 }
 
 /* Everything is sent: wait for the client, for as long as the state says. */
@@ -643,6 +690,7 @@ arm(struct h2c *h)
 {
 	struct conn *c = h->c;
 	struct worker *w = c->w;
+	int64_t oldest;
 
 	if (h->goaway && h->nstreams == 0 && !nghttp2_session_want_write(h->s)) {
 		c->closing = 1;
@@ -654,8 +702,10 @@ arm(struct h2c *h)
 		conn_arm(c, EV_READ, w->tv_keepalive);
 	else if (h2_output_waiting(h))
 		conn_arm(c, EV_READ, w->tv_send);   /* a zero window times out as a slow reader */
-	else if (awaiting_body(h))
-		conn_arm(c, EV_READ, w->tv_body);
+	else if ((oldest = awaiting_body(h)) >= 0) {
+		int64_t left = oldest + c->conf->global.body_timeout - clock_ms();
+		conn_arm_deadline(c, left > 0 ? (uint64_t)left : 0);
+	}
 	else
 		conn_arm(c, EV_READ, NULL);         /* the handlers' own timeouts run */
 }
@@ -785,6 +835,11 @@ h2_timeout(void *arg, struct conn *c)
 		h->goaway = 1;
 		c->closing = 1;
 		h2_pump(h);
+		return;
+	}
+	if (!h2_output_waiting(h) && body_timeouts(h) > 0) {
+		if (h2_pump(h) == 0)
+			arm(h);
 		return;
 	}
 	const char *why = h2_output_waiting(h) ? "send timed out (the client's window stayed shut)" :

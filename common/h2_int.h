@@ -54,6 +54,7 @@ struct h2_stream {
 	char *head;                    /* ... then as text: x->hr points into it */
 	/* The request body. */
 	uint64_t body_in;
+	int64_t body_ms;               /* when its body last moved (clock_ms): body_timeout */
 	char *held;                    /* bytes a paused handler has not taken */
 	size_t held_len, held_cap;
 	unsigned body_done : 1;        /* END_STREAM came */

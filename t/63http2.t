@@ -133,6 +133,7 @@ LIMITS = """\
 workers = 1
 keepalive_requests = %(kr)d
 keepalive_timeout = 1s
+body_timeout = 1s
 max_body_size = 1k
 max_header_size = 2k
 h2_max_concurrent_streams = 7
@@ -819,6 +820,27 @@ def test_limits(b):
         with h2c(srv.port) as c:
             r = get2(c, "/be/sha256", method="POST", body=b"x" * 3000)
             is_(r.status, 413, "max_body_size 1k, a 3000-byte body without content-length: 413")
+
+        # body_timeout 1s is per stream: a proxied upload that stalls gets
+        # 408 while the client keeps the connection busy with PINGs, and
+        # the connection and its next stream go on.
+        with h2c(srv.port) as c:
+            sid = c.request("POST", "/be/sha256", "localhost", headers=[("content-length", "10")],
+                            end_stream=False)
+            c.send_data(sid, b"abc")
+            t0 = time.monotonic()
+            pings = 0
+            while time.monotonic() - t0 < 6 and c.stream(sid).status is None:
+                c.send(h2.ping_frame(b"%08d" % pings))
+                pings += 1
+                c.wait_for(lambda f: f.stream_id == sid and f.type in (h2.HEADERS, h2.RST_STREAM), 0.25)
+            took = time.monotonic() - t0
+            is_((c.stream(sid).status, took >= 0.9), (408, True),
+                "a stalled upload, PINGs every 0.25s: 408 on its stream after body_timeout (%.1fs, %d PINGs)"
+                % (took, pings))
+            r = get2(c, "/")
+            is_((r.status, [f for f in c.frames if f.type == h2.GOAWAY]), (200, []),
+                "... the connection goes on: its next stream is answered, no GOAWAY")
 
         # h2_max_concurrent_streams = 7: 10 streams at once after the
         # SETTINGS were acknowledged.  RFC 9113 5.1.2 makes the excess a
