@@ -90,6 +90,10 @@ struct conf_listen {
 	int http2;                    /* HTTPS: h2 by ALPN; plain: prior-knowledge h2c */
 	char *unix_mode;              /* unix:PATH: the socket file's mode, as written */
 	unsigned mode;                /* ... as a number (0660) */
+	/* The socket file portico made (main thread): removed only while it
+	 * is still that file, not one another process put there since. */
+	dev_t unix_dev;
+	ino_t unix_ino;
 	/* Built from the keys above; NULL: plain HTTP.  A reload builds a new
 	 * snapshot, certificates read again; this one stays as it is (so a
 	 * plain pointer: snapshots are published whole, see worker.c). */

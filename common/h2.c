@@ -581,7 +581,8 @@ on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 	 * window is a connection error (RFC 9113 6.9.2), and any flow-control
 	 * error is the client's, which 5.4.1 lets end the connection. */
 	if (frame->hd.type == NGHTTP2_RST_STREAM &&
-	    frame->rst_stream.error_code == NGHTTP2_FLOW_CONTROL_ERROR && !h->goaway) {
+	    frame->rst_stream.error_code == NGHTTP2_FLOW_CONTROL_ERROR) {
+		/* After a graceful GOAWAY too; a second call does nothing. */
 		nghttp2_session_terminate_session(s, NGHTTP2_FLOW_CONTROL_ERROR);
 		h->goaway = 1;
 		return 0;
@@ -704,7 +705,7 @@ arm(struct h2c *h)
 		conn_arm(c, EV_READ, w->tv_send);   /* a zero window times out as a slow reader */
 	else if ((oldest = awaiting_body(h)) >= 0) {
 		int64_t left = oldest + c->conf->global.body_timeout - clock_ms();
-		conn_arm_deadline(c, left > 0 ? (uint64_t)left : 0);
+		conn_arm_deadline(c, left > 0 ? (uint64_t)left : 1);
 	}
 	else
 		conn_arm(c, EV_READ, NULL);         /* the handlers' own timeouts run */
@@ -837,8 +838,12 @@ h2_timeout(void *arg, struct conn *c)
 		h2_pump(h);
 		return;
 	}
-	if (!h2_output_waiting(h) && body_timeouts(h) > 0) {
-		if (h2_pump(h) == 0)
+	if (!h2_output_waiting(h) && awaiting_body(h) >= 0) {
+		/* The deadline of the stream whose body stalled longest; none
+		 * due (the timer fired a little early): the rest of the wait. */
+		if (body_timeouts(h) == 0)
+			arm(h);
+		else if (h2_pump(h) == 0)
 			arm(h);
 		return;
 	}

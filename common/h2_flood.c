@@ -50,8 +50,8 @@ h2_on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *arg)
 	struct h2c *h = arg;
 	int32_t id = hd->stream_id;
 
-	/* PRIORITY is counted here: with RFC 9218 on (SETTINGS_NO_RFC7540_
-	 * PRIORITIES), nghttp2 drops it without an on_frame_recv. */
+	/* PRIORITY is counted here, as its header arrives: before nghttp2
+	 * decides what it does with it (nothing, in most cases). */
 	if (hd->type == NGHTTP2_PRIORITY)
 		(void)h2_glitch(h, 1);
 	if (hd->type != NGHTTP2_HEADERS || id <= 0 || (id & 1) == 0)

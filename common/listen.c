@@ -33,7 +33,7 @@ unix_prepare(const struct conf_listen *l)
 {
 	const char *path = unix_path(l);
 	struct stat st;
-	int fd, live;
+	int fd, rc, err;
 
 	if (lstat(path, &st) < 0) {
 		if (errno == ENOENT)
@@ -50,12 +50,20 @@ unix_prepare(const struct conf_listen *l)
 		log_warn("[listen:%s] socket", l->name);
 		return -1;
 	}
-	/* Accepted, or its backlog full: alive.  Refused: dead. */
-	live = connect(fd, (const struct sockaddr *)&l->addr, l->addrlen) == 0 || errno == EAGAIN;
+	/* Only a refusal proves no one listens: accepted or a full backlog
+	 * (EAGAIN) is a live socket, and EACCES one we may not even try. */
+	rc = connect(fd, (const struct sockaddr *)&l->addr, l->addrlen);
+	err = rc == 0 ? 0 : errno;
 	close(fd);
-	if (live) {
-		log_warnx("[listen:%s] cannot bind %s: address already in use (another process "
-		    "listens there)", l->name, l->address);
+	if (err == ENOENT)
+		return 0; /* gone meanwhile */
+	if (err != ECONNREFUSED) {
+		if (err == 0 || err == EAGAIN)
+			log_warnx("[listen:%s] cannot bind %s: address already in use (another "
+			    "process listens there)", l->name, l->address);
+		else
+			log_warnx("[listen:%s] cannot bind %s: a socket is there and connecting to it "
+			    "fails (%s): not removed", l->name, l->address, strerror(err));
 		return -1;
 	}
 	if (unlink(path) < 0) {
@@ -69,27 +77,59 @@ unix_prepare(const struct conf_listen *l)
 /* The socket of a unix:PATH listener, with the file's mode, for every
  * worker (a Unix socket has no SO_REUSEPORT: they share it). */
 static int
-unix_socket(const struct conf_listen *l)
+unix_socket(struct conf_listen *l)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct stat st;
+	mode_t old;
+	int rc;
 
 	if (fd < 0) {
 		log_warn("[listen:%s] socket", l->name);
 		return -1;
 	}
-	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0) {
+	/* Connecting takes write permission on the file: the mode says who.
+	 * Made with it (the umask of this instant), never a chmod by path
+	 * after, which a symlink put there meanwhile would redirect.  Only
+	 * the main thread makes files while workers run. */
+	old = umask(~(mode_t)l->mode & 0777);
+	rc = bind(fd, (const struct sockaddr *)&l->addr, l->addrlen);
+	umask(old);
+	if (rc < 0) {
 		log_warn("[listen:%s] cannot bind %s", l->name, l->address);
 		close(fd);
 		return -1;
 	}
-	/* Connecting takes write permission on the file: the mode says who. */
-	if (chmod(unix_path(l), l->mode) < 0 || listen(fd, (int)l->backlog) < 0) {
+	if (lstat(unix_path(l), &st) < 0 || listen(fd, (int)l->backlog) < 0) {
 		log_warn("[listen:%s] listen on %s", l->name, l->address);
 		close(fd);
 		unlink(unix_path(l));
 		return -1;
 	}
+	l->unix_dev = st.st_dev;
+	l->unix_ino = st.st_ino;
 	return fd;
+}
+
+/* Whether the file at l's path is still the socket portico made. */
+static int
+unix_ours(const struct conf_listen *l)
+{
+	struct stat st;
+
+	return lstat(unix_path(l), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->unix_dev &&
+	    st.st_ino == l->unix_ino;
+}
+
+void
+listen_own(const struct config *conf, uid_t uid, gid_t gid)
+{
+	for (size_t i = 0; i < conf->nlistens; i++) {
+		const struct conf_listen *l = &conf->listens[i];
+		/* lchown: a symlink put there is changed itself, not its target. */
+		if (l->addr.ss_family == AF_UNIX && unix_ours(l) && lchown(unix_path(l), uid, gid) < 0)
+			log_warn("[listen:%s] cannot give %s to the run user", l->name, unix_path(l));
+	}
 }
 
 void
@@ -103,11 +143,19 @@ listen_unlink(const struct config *conf, const struct config *keep)
 		for (size_t j = 0; keep != NULL && j < keep->nlistens && !kept; j++)
 			kept = keep->listens[j].addrlen == l->addrlen &&
 			    memcmp(&keep->listens[j].addr, &l->addr, l->addrlen) == 0;
+		struct stat st;
+		if (kept || lstat(unix_path(l), &st) < 0)
+			continue; /* kept, or gone already */
+		if (!unix_ours(l)) {
+			log_warnx("[listen:%s] %s is no longer the socket portico made: left in place",
+			    l->name, unix_path(l));
+			continue;
+		}
 		/* After the switch to another user this may fail: the next
 		 * start finds a dead socket and removes it then. */
-		if (!kept && unlink(unix_path(l)) < 0 && errno != ENOENT)
-			log_debug("[listen:%s] cannot remove %s: %s", l->name, unix_path(l),
-			    strerror(errno));
+		if (unlink(unix_path(l)) < 0)
+			log_warn("[listen:%s] cannot remove %s (the next start replaces it)", l->name,
+			    unix_path(l));
 	}
 }
 
@@ -238,7 +286,7 @@ same_address(const struct config *run, const unsigned char *taken, const struct 
  * with nothing it bound left open.
  */
 int **
-bind_listeners(struct server *srv, const struct config *conf, const struct config *run)
+bind_listeners(struct server *srv, struct config *conf, const struct config *run)
 {
 	size_t n = conf->nlistens;
 	int **fds = calloc((size_t)srv->nworkers, sizeof(*fds));
@@ -280,7 +328,14 @@ bind_listeners(struct server *srv, const struct config *conf, const struct confi
 		const struct conf_listen *l = &conf->listens[i];
 		uint16_t port = 0;
 		if (from[i] >= 0) {
-			int backlog_changed = l->backlog != run->listens[from[i]].backlog;
+			const struct conf_listen *o = &run->listens[from[i]];
+			int backlog_changed = l->backlog != o->backlog;
+			conf->listens[i].unix_dev = o->unix_dev;
+			conf->listens[i].unix_ino = o->unix_ino;
+			if (l->addr.ss_family == AF_UNIX && l->mode != o->mode)
+				log_warnx("[listen:%s] unix_mode %04o takes effect at the next start "
+				    "(the socket is kept: its file stays %04o)", l->name, l->mode, o->mode);
+			conf->listens[i].mode = o->mode;
 			for (int k = 0; k < srv->nworkers; k++) {
 				fds[k][i] = srv->listen_fds[k][from[i]];
 				/* Linux takes a new backlog on a listening socket. */
@@ -291,7 +346,8 @@ bind_listeners(struct server *srv, const struct config *conf, const struct confi
 		}
 		if (l->addr.ss_family == AF_UNIX) {
 			for (int k = 0; k < srv->nworkers; k++)
-				if ((fds[k][i] = k == 0 ? unix_socket(l) : dup(fds[0][i])) < 0)
+				if ((fds[k][i] = k == 0 ? unix_socket(&conf->listens[i]) :
+				    dup(fds[0][i])) < 0)
 					goto fail;
 			log_info("[listen:%s] listening on %s (mode %04o)", l->name, l->address, l->mode);
 			continue;
@@ -308,7 +364,8 @@ fail:
 	for (size_t i = 0; i < n; i++) {
 		if (from[i] >= 0)
 			continue;
-		if (conf->listens[i].addr.ss_family == AF_UNIX && fds[0][i] >= 0)
+		if (conf->listens[i].addr.ss_family == AF_UNIX && fds[0][i] >= 0 &&
+		    unix_ours(&conf->listens[i]))
 			unlink(unix_path(&conf->listens[i]));
 		for (int k = 0; k < srv->nworkers; k++)
 			if (fds[k][i] >= 0)

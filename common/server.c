@@ -500,6 +500,10 @@ server_run(struct server *srv)
 		rc = EXIT_CONFIG;
 		goto out;
 	}
+	/* Unix sockets belong to the user the workers run as, so that the
+	 * mode's owner and group are that user's (a balancer in its group). */
+	if (srv->run_uid != (uid_t)-1)
+		listen_own(srv->conf, srv->run_uid, srv->run_gid);
 	if (log_set_owner(srv->run_uid, srv->run_gid) < 0) {
 		log_error("cannot give error_log %s to user %s: %s", log_path(), g->user,
 		    strerror(errno));

@@ -23,11 +23,14 @@ void listener_arm(struct worker *w, struct listener *l);
 /* Sockets for every listener of conf, per worker: those of run (the
  * configuration in service, or NULL at start) with the same address are
  * kept, the others bound anew.  NULL after logging why. */
-int **bind_listeners(struct server *srv, const struct config *conf, const struct config *run);
+int **bind_listeners(struct server *srv, struct config *conf, const struct config *run);
 void fds_free(int **fds, int nworkers);
 /* Removes the files of conf's unix:PATH listeners that keep (NULL: none)
  * does not listen on too. */
 void listen_unlink(const struct config *conf, const struct config *keep);
+/* Gives the files of conf's unix:PATH listeners to uid and gid (at start,
+ * before privileges go to user). */
+void listen_own(const struct config *conf, uid_t uid, gid_t gid);
 
 /* reload.c */
 /* Reads the configuration file again and puts it in service if it is good. */

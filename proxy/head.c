@@ -463,7 +463,7 @@ head_build(struct proxy_req *pr)
 		sbuf_str(b, "\r\n");
 	}
 	if (pc->forwarded) {
-		int v6 = strchr(peer, ':') != NULL;
+		int family = r->conn->peer.sin6_family, v6 = family == AF_INET6;
 		sbuf_str(b, "Forwarded: ");
 		/* RFC 7239 4: each proxy appends its element, about the request
 		 * it received (so proto and host are ours, not the X-Forwarded
@@ -475,8 +475,9 @@ head_build(struct proxy_req *pr)
 				sbuf_str(b, ", ");
 			}
 		}
-		sbuf_printf(b, "for=%s%s%s;proto=%s", v6 ? "\"[" : "", peer, v6 ? "]\"" : "",
-		    proto);
+		/* A Unix-socket client has no address: "unknown" (RFC 7239 6). */
+		sbuf_printf(b, "for=%s%s%s;proto=%s", v6 ? "\"[" : "",
+		    family == AF_INET || v6 ? peer : "unknown", v6 ? "]\"" : "", proto);
 		if (hr->host != NULL && hr->host_len > 0) {
 			sbuf_str(b, ";host=\"");
 			sbuf_add(b, hr->host, hr->host_len);

@@ -182,6 +182,74 @@ def stale_and_stop():
     os.rmdir(d)
 
 
+def ownership_and_theft():
+    """user = nobody: the file is nobody's.  A file that another process
+    put at the path while portico ran is not removed at stop."""
+    import pwd
+    d = tempfile.mkdtemp(prefix="ptu-", dir="/tmp")
+    os.chmod(d, 0o755)
+    sock = d + "/o.sock"
+    conf = BASE % {"unix": "[listen:u]\naddress = unix:%s\n" % sock, "answer": "own"}
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        srv = Server(conf.replace("[global]\n", "[global]\nuser = nobody\n", 1))
+        st = os.lstat(sock)
+        is_((st.st_uid, stat.S_IMODE(st.st_mode)), (nobody.pw_uid, 0o660),
+            "user = nobody: the socket file is nobody's, mode 0660")
+        is_(one(sock), (200, b"own"), "... and serves")
+        srv.stop()
+    else:
+        ok(True, "# SKIP not root: user = cannot be tried")
+        ok(True, "# SKIP not root")
+    srv = Server(conf)
+    os.unlink(sock)
+    squatter = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    squatter.bind(sock)
+    squatter.listen(1)
+    srv.proc.send_signal(signal.SIGTERM)
+    srv.wait(10)
+    ok(os.path.exists(sock), "a socket another process made at the path meanwhile: not removed at stop")
+    like(srv.stderr(), r"no longer the socket portico made: left in place", "... and the log says so")
+    srv.stop()
+    squatter.close()
+    os.unlink(sock)
+    os.rmdir(d)
+
+
+def forwarding():
+    """A proxied request from a Unix-socket client: X-Forwarded-For says
+    unix: (as nginx's $remote_addr), Forwarded says for=unknown (RFC 7239
+    6: the client has no address)."""
+    from backend import Backend
+    import json
+    b = Backend("f")
+    d = tempfile.mkdtemp(prefix="ptu-", dir="/tmp")
+    sock = d + "/f.sock"
+    srv = Server("""[global]
+workers = 1
+[listen:tcp]
+address = 127.0.0.1:{port}
+[listen:u]
+address = unix:%s
+[pool:be]
+server = %s
+[route:be]
+pool = be
+forwarded = on
+""" % (sock, b.addr))
+    c = UConn(sock)
+    c.sock.sendall(b"GET /echo HTTP/1.1\r\nHost: u\r\nConnection: close\r\n\r\n")
+    r = c.read_response()
+    c.close()
+    hs = json.loads(r[1])["headers"] if r and r[0] == 200 else []
+    got = {k.lower(): v for k, v in hs if k.lower() in ("x-forwarded-for", "forwarded")}
+    is_(got, {"x-forwarded-for": "unix:", "forwarded": 'for=unknown;proto=http;host="u"'},
+        "proxied from a Unix-socket client: X-Forwarded-For unix:, Forwarded for=unknown")
+    srv.stop()
+    b.stop()
+    os.rmdir(d)
+
+
 def config():
     d = tempfile.mkdtemp(prefix="ptu-", dir="/tmp")
     cases = [
@@ -226,6 +294,8 @@ def main():
     ok(not os.path.exists(path), "stopped: the socket file is removed")
     srv.stop()
     stale_and_stop()
+    ownership_and_theft()
+    forwarding()
     config()
 
 

@@ -464,7 +464,7 @@ def test_static(srv, p3):
         c.send(h2.goaway_frame(0, h2.NO_ERROR))  # 0: the server opened no stream
         r = c.read_response(sid, 5)
         g = c.wait_for(lambda f: f.type == h2.GOAWAY, 3, past=True)
-        closed = c.wait_for(lambda f: False, 3) is None
+        closed = c.closed_within(3)
         is_((r.state, r.body == file_bytes(200000), g and (g.error_code, g.last_stream_id), closed),
             ("complete", True, (h2.NO_ERROR, sid), True),
             "client GOAWAY with a stream in flight: the stream completes, then GOAWAY NO_ERROR and a close")
@@ -477,7 +477,9 @@ def test_static(srv, p3):
         f.write(file_bytes(1 << 20))
     with h2c(port, window_updates=False) as c:
         sid = c.request("GET", "/f/shrink.bin", "localhost")
-        c.wait_for(lambda f: False, 0.5)
+        # Its head sent (the size taken), its first window of DATA too.
+        c.wait_for(lambda f: f.type == h2.HEADERS and f.stream_id == sid, 5)
+        c.wait_for(lambda f: sum(len(x.data) for x in data_frames(c, sid)) >= 65535, 5, past=True)
         os.truncate(shrink, 100000)
         c.send(h2.window_update_frame(0, 1 << 20), h2.window_update_frame(sid, 1 << 20))
         rst = c.wait_for(lambda f: f.type == h2.RST_STREAM and f.stream_id == sid, 5)

@@ -260,13 +260,14 @@ def complete(c, sid):
     return (st.status, st.body) if st.state == "complete" else None
 
 
-def data_on(c, sid, quiet=0.3, deadline=None):
-    """The DATA octets that come on sid until quiet seconds pass with none
-    (or the stream ends): (octets, ended)."""
+def data_on(c, sid, want=0, quiet=0.3, deadline=None):
+    """The DATA octets that come on sid: up to T for the first want of
+    them (a slow server still gets there), then until quiet seconds pass
+    with none more (or the stream ends): (octets, ended)."""
     n, ended = 0, False
     end = time.monotonic() + (T if deadline is None else deadline)
     while time.monotonic() < end:
-        f = _read(c, min(end, time.monotonic() + quiet))
+        f = _read(c, end if n < want else min(end, time.monotonic() + quiet))
         if f in ("closed", "timeout"):
             break
         if f.type == DATA and f.stream_id == sid:
@@ -863,7 +864,7 @@ def _(srv):
 def _(srv):
     with client(srv, settings=[(INITIAL_WINDOW_SIZE, 100), (INITIAL_WINDOW_SIZE, 1)], window_updates=False) as c:
         send(c, get(c))
-        n, _ended = data_on(c, 1)
+        n, _ended = data_on(c, 1, want=1)
         return n == 1, "%d DATA octets with a window of 1" % n
 
 
@@ -977,7 +978,7 @@ def _(srv):
         if not r[0]:
             return r
         c.send(window_update_frame(1, 0x80000000 | 5))
-        n, _ended = data_on(c, 1)
+        n, _ended = data_on(c, 1, want=5)
         return n == 5, "%d DATA octets after an increment of 5 with the bit set" % n
 
 
@@ -1024,7 +1025,7 @@ def _(srv):
         if not r[0]:
             return r
         c.send(settings_frame({INITIAL_WINDOW_SIZE: 1}))
-        n, _ended = data_on(c, 1)
+        n, _ended = data_on(c, 1, want=1)
         return n == 1, "%d DATA octets once the window is 1" % n
 
 
@@ -1032,13 +1033,13 @@ def _(srv):
 def _(srv):
     with client(srv, settings={ENABLE_PUSH: 0, INITIAL_WINDOW_SIZE: 5}, window_updates=False) as c:
         send(c, get(c))
-        n1, _e = data_on(c, 1)
+        n1, _e = data_on(c, 1, want=5)
         c.send(settings_frame({INITIAL_WINDOW_SIZE: 2}))  # window 2 - 5 = -3
         n2, _e = data_on(c, 1)
         c.send(window_update_frame(1, 3))  # 0
         n3, _e = data_on(c, 1)
         c.send(window_update_frame(1, 2))  # 2
-        n4, _e = data_on(c, 1)
+        n4, _e = data_on(c, 1, want=2)
         got = (n1, n2, n3, n4)
         return got == (5, 0, 0, 2), "DATA octets: %r, want (5, 0, 0, 2)" % (got,)
 
