@@ -173,8 +173,8 @@ on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name, s
 }
 
 /* Answers st's request with an error, the handler never started. */
-static void
-stream_fail(struct h2_stream *st, int status, const char *why)
+void
+h2_stream_fail(struct h2_stream *st, int status, const char *why)
 {
 	struct conn *c = st->h->c;
 	struct request *r = &st->x->req;
@@ -264,7 +264,7 @@ stream_parse(struct h2_stream *st, int end_stream)
 	    HTTP_M_HEAD : HTTP_M_OTHER;
 	if (x->hr.meth == HTTP_M_HEAD)
 		x->req.flags |= REQ_HEAD_ONLY;
-	stream_fail(st, refuse != 0 ? refuse : n < 0 ? (int)-n : 500,
+	h2_stream_fail(st, refuse != 0 ? refuse : n < 0 ? (int)-n : 500,
 	    refuse == 431 ? "header list too large" : refuse == 400 ?
 	    "Host and :authority differ" : x->hr.error != NULL ? x->hr.error :
 	    "out of memory");
@@ -307,7 +307,7 @@ stream_begin(struct h2_stream *st, int end_stream)
 	const char *why;
 	int status;
 	if ((status = http_req_route(r, (char *)(x + 1), &why)) != 0) {
-		stream_fail(st, status, why);
+		h2_stream_fail(st, status, why);
 		return;
 	}
 	if (r->route != NULL && r->route->nmw > 0) {
@@ -358,133 +358,6 @@ h2_stream_handler_start(struct h2_stream *st)
 	}
 }
 
-/* http_req_resume: the handler takes body bytes again; those held while
- * it paused go first, then the client's END_STREAM if it came. */
-void
-h2_resume(struct request *r)
-{
-	struct h2_stream *st = h2_stream_of(r);
-	struct h2c *h = st->h;
-
-	if (!st->body_paused)
-		return;
-	st->body_paused = 0;
-	st->body_ms = clock_ms(); /* its body_timeout starts again */
-	if (st->held_len > 0) {
-		char *held = st->held;
-		size_t n = st->held_len;
-		st->held = NULL;
-		st->held_len = st->held_cap = 0;
-		h2_stream_body(st, (const uint8_t *)held, n);
-		free(held);
-		if (st->x == NULL || st->body_paused)
-			goto out;
-	}
-	if (st->body_done)
-		h2_stream_body_end(st);
-out:
-	conn_kick(h->c);
-}
-
-/* A paused request phase went through.  The body the client sent
- * meanwhile was held: it goes to a handler that takes it, else it is
- * dropped (and acknowledged) as for any such handler. */
-void
-h2_dispatch_resume(struct request *r)
-{
-	struct h2_stream *st = h2_stream_of(r);
-	int takes_body = r->route != NULL && (r->route->handler->flags & HANDLER_WANTS_BODY) &&
-	    r->route->handler->body != NULL;
-
-	r->flags &= ~REQ_IN_MW;
-	st->mw_paused = 0;
-	conn_kick(r->conn);
-	if (!takes_body && !st->ext) {
-		nghttp2_session_consume(st->h->s, st->id, st->held_len);
-		free(st->held);
-		st->held = NULL;
-		st->held_len = st->held_cap = 0;
-		st->body_paused = 0;
-		st->body_ms = clock_ms();
-	}
-	h2_stream_handler_start(st);
-	if (st->x != NULL && st->handler_on && !st->ext)
-		h2_resume(r);
-}
-
-/* Body bytes: to the handler if it takes them, held while it paused. */
-void
-h2_stream_body(struct h2_stream *st, const uint8_t *data, size_t len)
-{
-	struct h2c *h = st->h;
-	struct request *r = st->x != NULL ? &st->x->req : NULL;
-
-	st->body_ms = clock_ms();
-	if (st->relay != NULL) {
-		h2_relay_input(st, data, len);
-		return;
-	}
-	if (r != NULL && st->body_paused && !st->body_drop && !(r->flags & REQ_DONE)) {
-		/* Held unacknowledged: the stream's window bounds it. */
-		if (st->held_len + len > st->held_cap) {
-			size_t cap = st->held_cap * 2 > st->held_len + len ? st->held_cap * 2 :
-			    st->held_len + len;
-			char *nb = realloc(st->held, cap);
-			if (nb == NULL) {
-				nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id,
-				    NGHTTP2_INTERNAL_ERROR);
-				return;
-			}
-			st->held = nb;
-			st->held_cap = cap;
-		}
-		memcpy(st->held + st->held_len, data, len);
-		st->held_len += len;
-		return;
-	}
-	if (r == NULL || st->body_drop || !st->handler_on || (r->flags & REQ_DONE) ||
-	    r->route == NULL || r->route->handler->body == NULL) {
-		nghttp2_session_consume(h->s, st->id, len);
-		return;
-	}
-	int rc = r->route->handler->body(r, (const char *)data, len);
-	nghttp2_session_consume(h->s, st->id, len);
-	if (st->x == NULL)
-		return;
-	if (rc < 0)
-		st->body_drop = 1;
-	else if (rc == 1)
-		st->body_paused = 1;
-}
-
-/* The client's END_STREAM. */
-void
-h2_stream_body_end(struct h2_stream *st)
-{
-	struct request *r;
-
-	st->body_done = 1;
-	if (st->relay != NULL) {
-		h2_relay_end(st);
-		return;
-	}
-	if (st->x == NULL)
-		return;
-	r = &st->x->req;
-	if (st->mw_paused)
-		return; /* dispatch_resume goes on */
-	if (!st->handler_on) {
-		if (!st->body_drop)
-			h2_stream_handler_start(st);
-		return;
-	}
-	if (st->body_drop || st->body_paused || st->held_len > 0 || st->body_end_told ||
-	    r->route == NULL || r->route->handler->body == NULL)
-		return;
-	st->body_end_told = 1;
-	r->route->handler->body(r, NULL, 0);
-}
-
 static int
 on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
     void *arg)
@@ -506,7 +379,7 @@ on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data
 			if (st->handler_on && r->route->handler->abort != NULL)
 				r->route->handler->abort(r);
 			st->handler_on = 0;
-			stream_fail(st, 413, "request body larger than max_body_size");
+			h2_stream_fail(st, 413, "request body larger than max_body_size");
 		} else {
 			nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
 		}
@@ -631,60 +504,6 @@ h2_output_waiting(const struct h2c *h)
 	return 0;
 }
 
-/* Whether st waits on its client for body bytes (a tunnel's idle time is
- * its handler's to judge; a paused handler's wait is its own). */
-static int
-stream_awaits_body(const struct h2_stream *st)
-{
-	return !st->body_done && st->x != NULL && !st->body_paused && !st->body_drop && !st->ext;
-}
-
-/* The oldest body_ms of the streams that wait on a body, or -1. */
-static int64_t
-awaiting_body(const struct h2c *h)
-{
-	const struct h2_stream *st;
-	int64_t oldest = -1;
-
-	TAILQ_FOREACH(st, &h->streams, link)
-		if (stream_awaits_body(st) && (oldest < 0 || st->body_ms < oldest))
-			oldest = st->body_ms;
-	return oldest;
-}
-
-/*
- * body_timeout, per stream: a body that has not moved for that long is
- * answered 408 (or, its response begun, reset), and the connection and
- * its other streams go on; other frames (a PING now and then) do not
- * keep it waiting.  Returns how many streams timed out.
- */
-static int
-body_timeouts(struct h2c *h)
-{
-	struct h2_stream *st, *next;
-	int64_t now = clock_ms(), limit = h->c->conf->global.body_timeout;
-	int n = 0;
-
-	for (st = TAILQ_FIRST(&h->streams); st != NULL; st = next) {
-		next = TAILQ_NEXT(st, link);
-		if (!stream_awaits_body(st) || now - st->body_ms < limit)
-			continue;
-		struct request *r = &st->x->req;
-		n++;
-		http_req_term(r, REQ_TERM_CLIENT_TIMEOUT);
-		st->body_drop = 1;
-		if (!(r->flags & REQ_STARTED)) {
-			if (st->handler_on && r->route->handler->abort != NULL)
-				r->route->handler->abort(r);
-			st->handler_on = 0;
-			stream_fail(st, 408, "request body timed out");
-		} else {
-			nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
-		}
-	}
-	return n;
-}
-
 /* Everything is sent: wait for the client, for as long as the state says. */
 static void
 arm(struct h2c *h)
@@ -703,7 +522,7 @@ arm(struct h2c *h)
 		conn_arm(c, EV_READ, w->tv_keepalive);
 	else if (h2_output_waiting(h))
 		conn_arm(c, EV_READ, w->tv_send);   /* a zero window times out as a slow reader */
-	else if ((oldest = awaiting_body(h)) >= 0) {
+	else if ((oldest = h2_awaiting_body(h)) >= 0) {
 		int64_t left = oldest + c->conf->global.body_timeout - clock_ms();
 		conn_arm_deadline(c, left > 0 ? (uint64_t)left : 1);
 	}
@@ -838,10 +657,10 @@ h2_timeout(void *arg, struct conn *c)
 		h2_pump(h);
 		return;
 	}
-	if (!h2_output_waiting(h) && awaiting_body(h) >= 0) {
+	if (!h2_output_waiting(h) && h2_awaiting_body(h) >= 0) {
 		/* The deadline of the stream whose body stalled longest; none
 		 * due (the timer fired a little early): the rest of the wait. */
-		if (body_timeouts(h) == 0)
+		if (h2_body_timeouts(h) == 0)
 			arm(h);
 		else if (h2_pump(h) == 0)
 			arm(h);

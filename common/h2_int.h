@@ -1,6 +1,7 @@
 /*
  * h2_int: what the HTTP/2 files share: h2.c (the session, the request
- * side), h2_out.c (the response side, h2's exchange ops), h2_tunnel.c
+ * side), h2_body.c (request bodies, body_timeout per stream), h2_out.c
+ * (the response side, h2's exchange ops), h2_tunnel.c
  * (RFC 8441) and h2_flood.c (the frame budget, skipped stream ids).  Not
  * for other modules.  They are one module split by concern, so their
  * names carry the module's prefix, h2_, and not each file's (STYLE.md's
@@ -125,13 +126,28 @@ int h2_on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *arg)
  * back to the worker's pool (st->x is NULL after release). */
 void h2_stream_log(struct h2_stream *st);
 void h2_stream_release(struct h2_stream *st);
-/* Body bytes for the handler (held while it paused), the client's
- * END_STREAM, and the handler's start once the request phase went through. */
-void h2_stream_body(struct h2_stream *st, const uint8_t *data, size_t len);
-void h2_stream_body_end(struct h2_stream *st);
+/* The handler's start once the request phase went through. */
 void h2_stream_handler_start(struct h2_stream *st);
+/* Answers st with status before its handler did (logged at info, why). */
+void h2_stream_fail(struct h2_stream *st, int status, const char *why);
 /* Whether some stream's response has bytes queued (waiting on a window). */
 int h2_output_waiting(const struct h2c *h);
+
+/* h2_body.c */
+/* The exchange ops of http_req_resume (exchange.h) and, for a paused
+ * request phase taken up, dispatch_resume. */
+void h2_resume(struct request *r);
+void h2_dispatch_resume(struct request *r);
+/* Body bytes for the handler (held while it paused), the client's
+ * END_STREAM. */
+void h2_stream_body(struct h2_stream *st, const uint8_t *data, size_t len);
+void h2_stream_body_end(struct h2_stream *st);
+/* The oldest body_ms of the streams that wait on their client for body
+ * bytes, or -1 when none does. */
+int64_t h2_awaiting_body(const struct h2c *h);
+/* Answers (408) or resets the streams whose body has not moved for
+ * body_timeout; how many. */
+int h2_body_timeouts(struct h2c *h);
 
 /* h2_out.c */
 extern const struct exchange_ops h2_exchange_ops;
@@ -144,11 +160,8 @@ int h2_on_send_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *fra
 void h2_notify_writable(struct h2c *h);
 /* Queues body bytes (copied) for DATA frames.  0 or -1 (no memory). */
 int h2_queue(struct h2_stream *st, const void *data, size_t len);
-/* The exchange ops of http_resp_abort and http_req_resume (exchange.h);
- * the third, for a paused request phase taken up. */
+/* The exchange op of http_resp_abort (exchange.h). */
 void h2_abort(struct request *r, const char *reason);
-void h2_resume(struct request *r);
-void h2_dispatch_resume(struct request *r);
 /* More for st's data provider (bytes, or the end): wake it if it waits. */
 void h2_provider_wake(struct h2_stream *st);
 /* Sends an interim 100 (Continue) on st. */

@@ -221,14 +221,18 @@ const char *backend_state(const struct backend *b, int64_t now);
 /* Its health whatever its administrative state: "unresolved", "down"
  * (active checks), "failed" (passive, until down_until) or "up". */
 const char *backend_health(const struct backend *b, int64_t now);
-/*
- * Checks HOST:PORT or [V6]:PORT as a `server =` line's address: 0, or -1
- * with the reason in *why.  Looks nothing up (a name waits for the main
- * thread's resolver).
- */
+/* pool_addr.c */
 /* The server's host for a Host header: its name (HOST:PORT as written),
  * or "localhost" for unix:/PATH, as nginx says. */
 const char *backend_host(const struct backend *b);
+/*
+ * A `server =` line's address, HOST:PORT, [V6]:PORT or unix:/PATH, into
+ * b: a numeric address or a path set at once, a name kept (b->host,
+ * b->port) for the main thread's resolver.  0, or -1 with the reason in
+ * *why.
+ */
+int pool_parse_address(const char *hostport, struct backend *b, const char **why);
+/* The same check alone, b's strings freed: looks nothing up. */
 int pool_check_address(const char *hostport, const char **why);
 /* 64-bit hash of bytes (for hash keys). */
 uint64_t pool_hash(const void *data, size_t len);
