@@ -473,6 +473,8 @@ static const struct conf_key pool_key_table[] = {
 	{ "send_timeout", "30s", 0, NULL },
 	{ "read_timeout", "30s", 0, NULL },
 	{ "tls_ca", NULL, 0, NULL },                  /* none: the system's store */
+	{ "tls_cert", NULL, 0, NULL },                /* none: no client certificate */
+	{ "tls_key", NULL, 0, NULL },
 	{ "tls_verify", "on", 0, NULL },
 	{ "resolve", "30s", 0, NULL },
 	{ "tunnel_timeout", "1h", 0, NULL },
@@ -564,6 +566,26 @@ key_line(const struct conf_section *sec, const char *key)
 	return sec->line;
 }
 
+/*
+ * A session a server gave (a TLS 1.3 ticket, after the handshake; a 1.2
+ * session at its end) goes to the slot of its worker's state for that
+ * server, replacing the one before: the next connection resumes it, a
+ * short handshake without the certificate, as nginx's
+ * proxy_ssl_session_reuse.  Only the worker that owns the slot runs this.
+ */
+static int
+on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	SSL_SESSION **slot = SSL_get_app_data(ssl);
+
+	if (slot == NULL)
+		return 0; /* not kept: OpenSSL frees it */
+	if (*slot != NULL)
+		SSL_SESSION_free(*slot);
+	*slot = sess;
+	return 1; /* ours now */
+}
+
 /* The client context for servers marked tls: TLS 1.2+, the certificate and
  * its name checked against tls_ca (or the system store) unless tls_verify = off. */
 static int
@@ -583,6 +605,24 @@ pool_tls_setup(struct conf_ctx *ctx, const struct conf_section *sec, struct pool
 	SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	    SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_read_ahead(c, 1); /* as on listeners: one recv per read, not two */
+	/* Sessions are kept by the workers (on_new_session), not OpenSSL's
+	 * cache, which would lock.  A session of this context only: a reload
+	 * (tls_ca, tls_verify changed) makes new states with none. */
+	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(c, on_new_session);
+	/* A client certificate, for servers that ask for one (mutual TLS). */
+	if (p->tls_cert != NULL && p->tls_key != NULL &&
+	    (SSL_CTX_use_certificate_chain_file(c, p->tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(c, p->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(c) != 1)) {
+		char why[160];
+		ERR_error_string_n(ERR_get_error(), why, sizeof(why));
+		conf_err(ctx, key_line(sec, "tls_cert"), ctx->section, "tls_cert",
+		    "%s or %s: %s", p->tls_cert, p->tls_key, why);
+		ERR_clear_error();
+		SSL_CTX_free(c);
+		return -1;
+	}
 	if (p->tls_verify) {
 		int ok;
 		if (p->tls_ca != NULL) {
@@ -679,6 +719,16 @@ pool_configure(struct conf_ctx *ctx, struct conf_section *sec)
 	rc |= kv_duration(ctx, V("resolve"), &p->resolve);
 	if (V("tls_ca") != NULL)
 		p->tls_ca = strdup(V("tls_ca")->value);
+	if (V("tls_cert") != NULL)
+		p->tls_cert = strdup(V("tls_cert")->value);
+	if (V("tls_key") != NULL)
+		p->tls_key = strdup(V("tls_key")->value);
+	if ((p->tls_cert == NULL) != (p->tls_key == NULL)) {
+		const char *given = p->tls_cert != NULL ? "tls_cert" : "tls_key";
+		conf_err(ctx, key_line(sec, given), ctx->section, given,
+		    "give tls_cert and tls_key together (the client certificate and its key)");
+		rc = -1;
+	}
 	if (units_bool(V("tls_verify")->value, &p->tls_verify) < 0) {
 		conf_err(ctx, V("tls_verify")->line, ctx->section, "tls_verify", "expected on or off");
 		rc = -1;
@@ -723,7 +773,8 @@ pool_same_server(const struct pool *a, unsigned i, const struct pool *b, unsigne
 
 	if (strcmp(x->name, y->name) != 0 || x->tls != y->tls)
 		return 0;
-	return !x->tls || (a->tls_verify == b->tls_verify && str_same(a->tls_ca, b->tls_ca));
+	return !x->tls || (a->tls_verify == b->tls_verify && str_same(a->tls_ca, b->tls_ca) &&
+	    str_same(a->tls_cert, b->tls_cert) && str_same(a->tls_key, b->tls_key));
 }
 
 void
@@ -782,12 +833,14 @@ pool_free(void *arg)
 	free(p->hc_method);
 	free(p->hc_path);
 	free(p->tls_ca);
+	free(p->tls_cert);
+	free(p->tls_key);
 	SSL_CTX_free(p->tls_ctx);
 	free(p);
 }
 
 SSL *
-pool_tls_new(const struct pool *p, unsigned idx, int fd)
+pool_tls_new(const struct pool *p, unsigned idx, int fd, struct pool_worker *pw)
 {
 	const struct backend *b = &p->servers[idx];
 	SSL *ssl = SSL_new(p->tls_ctx);
@@ -797,6 +850,19 @@ pool_tls_new(const struct pool *p, unsigned idx, int fd)
 		return NULL;
 	}
 	SSL_set_connect_state(ssl);
+	if (pw != NULL && pw->pool == p) {
+		SSL_SESSION **slot = (SSL_SESSION **)&pw->tls_session[idx];
+		if (*slot != NULL) {
+			SSL_set_session(ssl, *slot);
+			/* A TLS 1.3 ticket is for one connection (RFC 8446 C.4):
+			 * the next waits for the ticket this one brings. */
+			if (SSL_SESSION_get_protocol_version(*slot) == TLS1_3_VERSION) {
+				SSL_SESSION_free(*slot);
+				*slot = NULL;
+			}
+		}
+		SSL_set_app_data(ssl, slot);
+	}
 	if (b->host != NULL) {
 		SSL_set_tlsext_host_name(ssl, b->host);
 		if (p->tls_verify)
@@ -810,4 +876,19 @@ pool_tls_new(const struct pool *p, unsigned idx, int fd)
 		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip);
 	}
 	return ssl;
+}
+
+void
+pool_tls_detach(SSL *ssl)
+{
+	SSL_set_app_data(ssl, NULL);
+}
+
+void
+pool_tls_sessions_free(struct pool_worker *pw)
+{
+	for (unsigned i = 0; i < POOL_MAX_SERVERS; i++) {
+		SSL_SESSION_free(pw->tls_session[i]);
+		pw->tls_session[i] = NULL;
+	}
 }

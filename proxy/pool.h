@@ -115,6 +115,7 @@ struct pool {
 	int64_t resolve;                    /* how often names are looked up again */
 	void *tls_ctx;                      /* SSL_CTX for servers marked tls, else NULL */
 	char *tls_ca;                       /* CA file; NULL: the system store */
+	char *tls_cert, *tls_key;           /* the client certificate sent, or NULL */
 	int tls_verify;                     /* check the certificate and its name (default on) */
 	unsigned retries;
 	unsigned max_fails;
@@ -147,6 +148,9 @@ struct pool_worker {
 	void *spare;                        /* recycled request states (relay.c) */
 	unsigned nspare;
 	struct backend_counters cnt[POOL_MAX_SERVERS];
+	/* The last TLS session each server gave this worker (SSL_SESSION),
+	 * resumed by its next connection; a new snapshot starts without. */
+	void *tls_session[POOL_MAX_SERVERS];
 	struct pool_worker *next;           /* in pool->shared->workers; set once */
 };
 
@@ -206,9 +210,15 @@ int backend_set_addr(struct backend *b, const struct sockaddr *sa, socklen_t len
 /*
  * A client-side SSL on connected socket fd for server i (marked tls): SNI
  * and the name check use its host name, or its IP address when it was
- * given as one.  NULL when out of memory.
+ * given as one.  With pw, it resumes pw's last session with that server
+ * and keeps the ones the server gives.  NULL when out of memory.
  */
-struct ssl_st *pool_tls_new(const struct pool *p, unsigned i, int fd);
+struct ssl_st *pool_tls_new(const struct pool *p, unsigned i, int fd, struct pool_worker *pw);
+/* A connection's new sessions no longer go to the state it was made for
+ * (it moves to another snapshot's: upstream_idle_move). */
+void pool_tls_detach(struct ssl_st *ssl);
+/* Frees pw's TLS sessions (its worker, as the pool state ends). */
+void pool_tls_sessions_free(struct pool_worker *pw);
 struct sbuf;
 /* Appends the pools' metric families (pool_metrics.c): their servers' state,
  * load, failures, health checks and response times. */

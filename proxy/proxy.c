@@ -180,6 +180,7 @@ pool_worker_end(struct pool_worker *pw)
 {
 	upstream_close_idle(pw);
 	relay_worker_free(pw);
+	pool_tls_sessions_free(pw);
 }
 
 static void

@@ -207,6 +207,9 @@ upstream_idle_move(struct pool_worker *from, unsigned i, struct pool_worker *to,
 		u->pool = to->pool;
 		u->idx = j;
 		u->pw = to;
+		/* Its sessions were for the old state's slot, freed with it. */
+		if (u->ssl != NULL)
+			pool_tls_detach(u->ssl);
 		u->tv = (struct upstream_timeouts){ to->tv_connect, to->tv_send, to->tv_read, to->tv_idle };
 		LIST_INSERT_HEAD(&to->idle[j], u, link);
 		to->nidle[j]++;
@@ -345,7 +348,7 @@ connected(struct upstream *u)
 	u->state = UPSTREAM_ACTIVE;
 	u->ready_us = clock_us();
 	if (u->pool->servers[u->idx].tls) {
-		if ((u->ssl = pool_tls_new(u->pool, u->idx, u->fd)) == NULL) {
+		if ((u->ssl = pool_tls_new(u->pool, u->idx, u->fd, u->pw)) == NULL) {
 			u->ops->error(u, UPSTREAM_CONNECT_FAILED, "cannot start TLS");
 			return -1;
 		}

@@ -233,6 +233,10 @@ class _TLSServer(backend_mod._Server):
             return
         with self.backend._lock:
             self.backend.handshakes += 1
+            self.backend.resumed += int(request.session_reused)
+            cert = request.getpeercert()
+            if cert:
+                self.backend.client_subjects.append(dict(x[0] for x in cert["subject"]).get("commonName"))
         super().finish_request(request, client_address)
 
 
@@ -241,6 +245,8 @@ class TLSBackend(Backend):
         self.snis = []
         self.hs_failed = []
         self.handshakes = 0
+        self.resumed = 0
+        self.client_subjects = []
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(T(cert + ".pem"), T(cert + ".key"))
 
@@ -305,6 +311,33 @@ server = %(plain)s
 server = localhost:%(b1)d tls
 tls_ca = %(t)s/ca.pem
 
+[pool:resume]
+server = localhost:%(b1)d tls
+tls_ca = %(t)s/ca.pem
+keepalive = 0
+
+[pool:mtls]
+server = localhost:%(b3)d tls
+tls_ca = %(t)s/ca.pem
+tls_cert = %(t)s/client.pem
+tls_key = %(t)s/client.key
+retries = 0
+
+[pool:nomtls]
+server = localhost:%(b3)d tls
+tls_ca = %(t)s/ca.pem
+retries = 0
+
+[route:mtls]
+path = /mtls/
+pool = mtls
+strip_prefix = yes
+
+[route:nomtls]
+path = /nomtls/
+pool = nomtls
+strip_prefix = yes
+
 [pool:wrongca]
 server = localhost:%(b1)d tls
 tls_ca = %(t)s/ca2.pem
@@ -342,6 +375,11 @@ strip_prefix = yes
 [route:good]
 path = /good/
 pool = good
+strip_prefix = yes
+
+[route:resume]
+path = /resume/
+pool = resume
 strip_prefix = yes
 
 [route:wrongca]
@@ -435,16 +473,20 @@ def main():
     plain = Backend("p")
     b1 = TLSBackend("b1")
     b2 = TLSBackend("b2")
+    b3 = TLSBackend("b3")  # asks for a client certificate of ca.pem
+    b3.ctx.verify_mode = ssl.CERT_REQUIRED
+    b3.ctx.load_verify_locations(T("ca.pem"))
     try:
         p3, p4 = free_port(), free_port()
         conf = MAIN % {"t": TMP, "p3": p3, "p4": p4, "hsts": HSTS, "plain": plain.addr,
-                       "b1": b1.port, "b2": b2.port}
+                       "b1": b1.port, "b2": b2.port, "b3": b3.port}
         with Server(conf) as srv:
             ok(wait_listening([p3, p4]), "main server: all four listeners accept")
             ok(wait_for(lambda: pool_state(srv, "good") == ["up"], 5), "pool good: localhost resolved, up")
             client_certs(srv, srv.port2, p3, p4, plain)
             resumption_across_listeners(srv, srv.port2, p4)
             backend_tls(srv, p4, b1)
+            backend_client_cert(srv, b3)
             hsts(srv, p4, p3, plain)
             return_vars(srv, p4)
             health(srv, b2)
@@ -453,7 +495,7 @@ def main():
         dual_pairs()
         config_errors()
     finally:
-        for b in (plain, b1, b2):
+        for b in (plain, b1, b2, b3):
             b.stop()
         if os.environ.get("PORTICO_LEAVE") == "1":
             diag("kept %s" % TMP)
@@ -573,6 +615,29 @@ def resumption_across_listeners(srv, on, off):
 
 # ---- 2. TLS to backends
 
+def backend_client_cert(srv, b3):
+    """tls_cert and tls_key in a pool: the client certificate a server that
+    asks for one gets; without them, its handshake fails: 502."""
+    r = srv.get("/mtls/echo")
+    is_((r.status if r else None, (echoed(r) or {}).get("backend"), b3.client_subjects[-1:]),
+        (200, "b3", ["client one"]),
+        "tls_cert, tls_key: a server that asks for a client certificate gets client.pem's: 200")
+    r = srv.get("/nomtls/echo")
+    is_(r.status if r else None, 502, "... and without them its handshake fails: 502")
+    for i, (keys, pat) in enumerate((
+            ("tls_cert = %s" % T("client.pem"), r"\[pool:p\] tls_cert: give tls_cert and tls_key together"),
+            ("tls_cert = %s\ntls_key = %s" % (T("client.pem"), T("client2.key")),
+             r"\[pool:p\] tls_cert: \S+client\.pem or \S+client2\.key: .*key values mismatch"))):
+        path = T("mtls-bad%d.ini" % i)
+        with open(path, "w") as f:
+            f.write("[listen:a]\naddress = 127.0.0.1:1\n[pool:p]\nserver = localhost:1 tls\n%s\n"
+                    "[route:r]\npool = p\n" % keys)
+        rc, out, err = portico(["-t", "-c", path])
+        ok(rc == 1 and re.search(re.escape(path) + r":\d+: " + pat, out + err),
+           "portico -t refuses a pool's %s (%r)" % ("lone tls_cert" if i == 0 else "key of another certificate",
+                                                     (out + err)[-160:]))
+
+
 def backend_tls(srv, off, b1):
     b1.reset_counters()
     with b1._lock:
@@ -591,6 +656,19 @@ def backend_tls(srv, off, b1):
     is_((b1.requests, b1.connections, b1.handshakes), (5, 1, 1),
         "keep-alive over TLS: 5 requests, 1 backend connection, 1 handshake")
     is_(b1.snis, ["localhost"], "the backend's handshake asked for SNI localhost")
+
+    # keepalive = 0: a TLS connection per request, each resuming the
+    # session the last one brought (one client connection: one worker).
+    with b1._lock:
+        b1.handshakes = b1.resumed = 0
+    c = srv.connect()
+    rs = []
+    for i in range(4):
+        c.send(get("/resume/echo?i=%d" % i, close=False))
+        rs.append(c.read_response(timeout=10))
+    c.close()
+    is_(([r.status if r else None for r in rs], b1.handshakes, b1.resumed), ([200] * 4, 4, 3),
+        "keepalive = 0, 4 requests: 4 TLS connections to the server, the last 3 resumed")
 
     r = srv.get("/wrongca/echo")
     is_(r.status if r else None, 502, "tls_ca of another CA: 502")
