@@ -52,7 +52,17 @@ def refused(port, timeout):
 def exit_within(srv, timeout):
     t0 = time.monotonic()
     rc = srv.wait(timeout)
-    return rc, time.monotonic() - t0
+    took = time.monotonic() - t0
+    if rc is None:
+        # Still running: its log says how far the stop got, and whether it
+        # ends later without another signal tells a slow stop from a lost
+        # one (a stop that takes 0.01 s did not end within 3 s once under
+        # make tsan; the harness's SIGTERM then ended it with exit 0).
+        diag("still running after %.2fs; its log so far:\n%s" % (took, srv.stderr()[-3000:]))
+        late = srv.wait(10)
+        diag("then, with no other signal: %s" % ("still running 10 s later" if late is None else
+                                                  "exit %d within %.2fs" % (late, time.monotonic() - t0)))
+    return rc, took
 
 
 def main():
@@ -150,10 +160,8 @@ def main():
         half = srv.connect()
         half.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Stalled: yes")
         ok(half.is_open_after(0.1), "shutdown_timeout: a stalled head too")
-        t0 = time.monotonic()
         srv.signal(signal.SIGTERM)
-        rc = srv.wait(4)
-        took = time.monotonic() - t0
+        rc, took = exit_within(srv, 4)
         is_(rc, 0, "shutdown_timeout = 1s: exit 0")
         ok(0.8 <= took <= 2.5, "shutdown_timeout = 1s: exits after %.2fs (expected about 1s)" % took)
         like(srv.stderr(), r"shutdown_timeout passed: closing 2 connections still open",
@@ -171,10 +179,8 @@ def main():
         c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
         r = c.read_response(timeout=3)
         is_(r and r.status, 100, "shutdown_timeout = 0: a stalled body")
-        t0 = time.monotonic()
         srv.signal(signal.SIGTERM)
-        rc = srv.wait(3)
-        took = time.monotonic() - t0
+        rc, took = exit_within(srv, 3)
         is_(rc, 0, "shutdown_timeout = 0: exit 0")
         ok(took < 0.8, "shutdown_timeout = 0: exits at once (%.2fs)" % took)
 
@@ -188,10 +194,8 @@ def main():
         ok(refused(srv.port, 3), "SIGTERM twice: listener closed after the first")
         srv.signal(signal.SIGTERM)
         is_(srv.wait(0.5), None, "SIGTERM twice: still waiting for the request in flight")
-        t0 = time.monotonic()
         srv.signal(signal.SIGINT)
-        rc = srv.wait(3)
-        took = time.monotonic() - t0
+        rc, took = exit_within(srv, 3)
         is_(rc, 0, "SIGINT during a graceful stop: exit 0")
         ok(took < 1.0, "SIGINT during a graceful stop: at once (%.2fs)" % took)
 

@@ -85,6 +85,11 @@ path = /
 return = 200 lo
 """
     with Server(two) as srv:
+        # The harness is content once 127.0.0.1:{port} accepts, which the
+        # wildcard listener (bound first) does alone: a connection made
+        # before the loopback one listens is the wildcard's.  The start line
+        # comes after every listener is up: wait for it.
+        wait_for(lambda: "started: " in srv.stderr(), 10)
         is_(bodies("127.0.0.1", srv.port, 4), ["lo"] * 4,
             "overlapping listeners of one process: both bound, 127.0.0.1 goes to the specific one")
 
