@@ -392,8 +392,10 @@ check(const struct basic_conf *bc, struct basic_worker *bw, const char *cred, si
 		free(cd);
 	if (u == NULL || !match)
 		return 0;
+	/* cache_ttl from now, after the check: a check slower than the
+	 * ttl (bcrypt at a high cost) must not store an expired entry. */
 	if (bc->ttl_ms > 0 && bw != NULL)
-		cache_add(bw, mac, u, now + bc->ttl_ms);
+		cache_add(bw, mac, u, now_ms() + bc->ttl_ms);
 	*out = u;
 	return 1;
 }
