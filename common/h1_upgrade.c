@@ -164,7 +164,6 @@ h1_tunnel_close(struct request *r)
 	conn_kick(c);
 }
 
-
 struct conn *
 h1_adopt(struct worker *w, int fd, const struct conn *outer, const struct upgraded_ops *ops,
     void *st)

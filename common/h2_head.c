@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/http.h"
+
 static int
 line_safe(const uint8_t *p, size_t n)
 {
@@ -88,31 +90,15 @@ h2_head_field(struct h2_head *hh, const uint8_t *name, size_t nlen, const uint8_
 	return sbuf_failed(&hh->fields) ? -1 : 0;
 }
 
-/* host[:port] (or [v6][:port]): the host's length and the port ("" if
- * none). */
-static size_t
-authority_split(const char *a, const char **port)
-{
-	const char *colon;
-
-	if (a[0] == '[') {
-		const char *rb = strchr(a, ']');
-		colon = rb != NULL && rb[1] == ':' ? rb + 1 : NULL;
-	} else {
-		colon = strrchr(a, ':');
-	}
-	*port = colon != NULL ? colon + 1 : "";
-	return colon != NULL ? (size_t)(colon - a) : strlen(a);
-}
-
 /* Whether two authorities are one once normalized by the scheme (RFC 3986
  * 6.2.2.1, 6.2.3): the host in any case, an empty port or the scheme's
  * default as no port. */
 static int
 same_authority(const char *a, const char *b, int https)
 {
-	const char *dport = https ? "443" : "80", *ap, *bp;
-	size_t al = authority_split(a, &ap), bl = authority_split(b, &bp);
+	const char *dport = https ? "443" : "80";
+	size_t al = http_host_len(a, strlen(a)), bl = http_host_len(b, strlen(b));
+	const char *ap = a[al] == ':' ? a + al + 1 : a + al, *bp = b[bl] == ':' ? b + bl + 1 : b + bl;
 
 	if (strcmp(ap, dport) == 0)
 		ap = "";

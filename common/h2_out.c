@@ -218,7 +218,7 @@ h2_resp_head(struct request *r)
 	struct conn *c = h->c;
 	struct resp_head *rh = &r->resp;
 	size_t lines = 0, n = 0, len = rh->len - rh->lines;
-	char status[4], clen[24], *cl;
+	char status[12], clen[24], *cl;
 	int has_body = http_status_has_body(r->status);
 	/* Most heads fit on the stack. */
 	nghttp2_nv nva_stack[40];
@@ -260,12 +260,8 @@ h2_resp_head(struct request *r)
 		}
 		has_body = 0;
 	}
-	/* Three digits: portico sends 100-599, and a backend's status line
-	 * is read as 1xx-5xx only (http_parse_response). */
-	status[0] = (char)('0' + r->status / 100);
-	status[1] = (char)('0' + r->status / 10 % 10);
-	status[2] = (char)('0' + r->status % 10);
-	nva[n++] = NV(":status", status, 3);
+	const char *sp = http_dec(status + sizeof(status), (uint64_t)r->status);
+	nva[n++] = NV(":status", sp, (size_t)(status + sizeof(status) - sp));
 	if (!(rh->hide & RESP_HIDE_SERVER))
 		nva[n++] = c->conf->global.server_tokens ?
 		    NV("server", "portico/" PORTICO_VERSION, sizeof("portico/" PORTICO_VERSION) - 1) :
@@ -344,7 +340,7 @@ h2_resp_interim_end(struct request *r)
 {
 	struct h2_stream *st = h2_stream_of(r);
 	nghttp2_nv nva_stack[16], *nva = nva_stack;
-	char status[3];
+	char status[12];
 	size_t n = 0, fields = 0;
 
 	/* "name\0value\0" per field (a value has no NUL: the parsers refuse
@@ -363,10 +359,8 @@ h2_resp_interim_end(struct request *r)
 		sbuf_free(&st->interim);
 		return;
 	}
-	status[0] = (char)('0' + st->interim_status / 100);
-	status[1] = (char)('0' + st->interim_status / 10 % 10);
-	status[2] = (char)('0' + st->interim_status % 10);
-	nva[n++] = NV(":status", status, 3);
+	const char *sp = http_dec(status + sizeof(status), (uint64_t)st->interim_status);
+	nva[n++] = NV(":status", sp, (size_t)(status + sizeof(status) - sp));
 	for (size_t at = 0; at < st->interim.len;) {
 		const char *k = st->interim.p + at, *v = k + strlen(k) + 1;
 		nva[n++] = (nghttp2_nv){ (uint8_t *)k, (uint8_t *)v, strlen(k), strlen(v),

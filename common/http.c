@@ -168,3 +168,16 @@ http_parse_date(const char *s, size_t len, time_t *out)
 	    h * 3600 + mi * 60 + sec);
 	return 0;
 }
+
+size_t
+http_host_len(const char *h, size_t n)
+{
+	const char *end;
+
+	if (n > 0 && h[0] == '[') {
+		end = memchr(h, ']', n);
+		return end != NULL ? (size_t)(end - h) + 1 : n;
+	}
+	end = memchr(h, ':', n);
+	return end != NULL ? (size_t)(end - h) : n;
+}

@@ -22,6 +22,11 @@ void http_date(time_t t, char *buf, size_t len);
  */
 int http_parse_date(const char *s, size_t len, time_t *out);
 
+/* The host part of an authority h[0..n) ("example.com:8080",
+ * "[::1]:443"): its length, brackets kept; the port, if any, follows
+ * its ':'. */
+size_t http_host_len(const char *h, size_t n);
+
 /* v in decimal, written to end at end (20 bytes before it are enough);
  * returns where it starts.  A status or a length on every response:
  * cheaper than snprintf. */

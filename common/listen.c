@@ -111,14 +111,26 @@ unix_socket(struct conf_listen *l)
 	return fd;
 }
 
-/* Whether the file at l's path is still the socket portico made. */
+/* What is at l's path now: nothing, the socket portico made, or another
+ * file (put there by someone else since). */
+enum { UNIX_GONE, UNIX_OURS, UNIX_OTHER };
+
 static int
-unix_ours(const struct conf_listen *l)
+unix_state(const struct conf_listen *l)
 {
 	struct stat st;
 
-	return lstat(unix_path(l), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->unix_dev &&
-	    st.st_ino == l->unix_ino;
+	if (lstat(unix_path(l), &st) < 0)
+		return UNIX_GONE;
+	return S_ISSOCK(st.st_mode) && st.st_dev == l->unix_dev && st.st_ino == l->unix_ino ?
+	    UNIX_OURS : UNIX_OTHER;
+}
+
+/* Whether two listeners are on one address (for a Unix socket: one path). */
+static int
+same_addr(const struct conf_listen *a, const struct conf_listen *b)
+{
+	return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
 }
 
 void
@@ -127,7 +139,8 @@ listen_own(const struct config *conf, uid_t uid, gid_t gid)
 	for (size_t i = 0; i < conf->nlistens; i++) {
 		const struct conf_listen *l = &conf->listens[i];
 		/* lchown: a symlink put there is changed itself, not its target. */
-		if (l->addr.ss_family == AF_UNIX && unix_ours(l) && lchown(unix_path(l), uid, gid) < 0)
+		if (l->addr.ss_family == AF_UNIX && unix_state(l) == UNIX_OURS &&
+		    lchown(unix_path(l), uid, gid) < 0)
 			log_warn("[listen:%s] cannot give %s to the run user", l->name, unix_path(l));
 	}
 }
@@ -137,16 +150,14 @@ listen_unlink(const struct config *conf, const struct config *keep)
 {
 	for (size_t i = 0; i < conf->nlistens; i++) {
 		const struct conf_listen *l = &conf->listens[i];
-		int kept = 0;
+		int kept = 0, state;
 		if (l->addr.ss_family != AF_UNIX)
 			continue;
 		for (size_t j = 0; keep != NULL && j < keep->nlistens && !kept; j++)
-			kept = keep->listens[j].addrlen == l->addrlen &&
-			    memcmp(&keep->listens[j].addr, &l->addr, l->addrlen) == 0;
-		struct stat st;
-		if (kept || lstat(unix_path(l), &st) < 0)
-			continue; /* kept, or gone already */
-		if (!unix_ours(l)) {
+			kept = same_addr(&keep->listens[j], l);
+		if (kept || (state = unix_state(l)) == UNIX_GONE)
+			continue;
+		if (state == UNIX_OTHER) {
 			log_warnx("[listen:%s] %s is no longer the socket portico made: left in place",
 			    l->name, unix_path(l));
 			continue;
@@ -268,8 +279,7 @@ static int
 same_address(const struct config *run, const unsigned char *taken, const struct conf_listen *l)
 {
 	for (size_t j = 0; j < run->nlistens; j++) {
-		const struct conf_listen *o = &run->listens[j];
-		if (!taken[j] && o->addrlen == l->addrlen && memcmp(&o->addr, &l->addr, l->addrlen) == 0)
+		if (!taken[j] && same_addr(&run->listens[j], l))
 			return (int)j;
 	}
 	return -1;
@@ -365,7 +375,7 @@ fail:
 		if (from[i] >= 0)
 			continue;
 		if (conf->listens[i].addr.ss_family == AF_UNIX && fds[0][i] >= 0 &&
-		    unix_ours(&conf->listens[i]))
+		    unix_state(&conf->listens[i]) == UNIX_OURS)
 			unlink(unix_path(&conf->listens[i]));
 		for (int k = 0; k < srv->nworkers; k++)
 			if (fds[k][i] >= 0)

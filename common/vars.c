@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/exchange.h"
+#include "common/http.h"
 #include "common/sbuf.h"
 
 /* The variables, like nginx's of the same names. */
@@ -43,13 +44,7 @@ add_host(struct sbuf *out, const struct request *r)
 
 	if (h == NULL || n == 0)
 		return;
-	if (h[0] == '[') {
-		const char *rb = memchr(h, ']', n);
-		n = rb != NULL ? (size_t)(rb - h) + 1 : n;
-	} else {
-		const char *colon = memchr(h, ':', n);
-		n = colon != NULL ? (size_t)(colon - h) : n;
-	}
+	n = http_host_len(h, n);
 	if (n > 0 && h[n - 1] == '.')
 		n--;
 	for (size_t i = 0; i < n; i++) {

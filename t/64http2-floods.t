@@ -174,12 +174,6 @@ def goaway_code(c, timeout=5.0):
     return None if g is None else g.error_code
 
 
-def code_name(code):
-    if code is None:
-        return None
-    return ERROR_NAMES[code] if code < len(ERROR_NAMES) else code
-
-
 def expect_goaway(c, code, what, close=True):
     got = goaway_code(c)
     is_(code_name(got), code_name(code), "%s: GOAWAY %s" % (what, code_name(code)))

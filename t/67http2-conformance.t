@@ -137,12 +137,6 @@ def post_open(c, sid=1, path="/small.txt", extra=()):
     return headers_frame(sid, block(c, path, method="POST", extra=extra), end_stream=False)
 
 
-def code_name(code):
-    if code is None:
-        return None
-    return ERROR_NAMES[code] if code < len(ERROR_NAMES) else "0x%x" % code
-
-
 def names(codes):
     return "/".join(code_name(x) for x in codes)
 

@@ -115,6 +115,13 @@ NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, SETTINGS_TIMEOUT, 
     ENHANCE_YOUR_CALM, INADEQUATE_SECURITY, HTTP_1_1_REQUIRED = range(14)
 
 
+def code_name(code):
+    """An error code's name ("0x..." for one RFC 9113 does not name); None for None."""
+    if code is None:
+        return None
+    return ERROR_NAMES[code] if code < len(ERROR_NAMES) else "0x%x" % code
+
+
 class HPACKError(Exception):
     pass
 
@@ -267,7 +274,7 @@ class Frame:
         extra = ""
         if self.error_code is not None:
             code = self.error_code
-            extra = " %s" % (ERROR_NAMES[code] if code < len(ERROR_NAMES) else code)
+            extra = " %s" % code_name(code)
         return "<Frame %s flags=0x%x stream=%d len=%d%s>" % (self.name, self.flags, self.stream_id,
                                                             self.length, extra)
 
